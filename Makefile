@@ -1,0 +1,62 @@
+# Vigil — build, test and benchmark. Every target does its own set-up on a
+# fresh Debian machine with Go: `make test` fetches the Go modules, ONNX
+# Runtime (through npm, once) and generates the demo models.
+
+GO        ?= go
+ORT_VER   := 1.24.3
+MODELS    := build/models
+MODEL_FILES := $(MODELS)/primary.onnx $(MODELS)/shadow.onnx $(MODELS)/degraded.onnx
+# Packages with goroutines of their own run under the race detector.
+RACE_PKGS := ./inference/... ./watchdog/...
+# Set by .ci/run: tests that would skip for a missing dependency fail instead.
+export VIGIL_REQUIRE_DEPS
+
+.PHONY: all build deps tools ort models test test-race vet fmt-check bench fuzz clean help
+
+all: build
+
+help:
+	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
+	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"
+	@echo "make bench    vigil-bench inference --quick"
+	@echo "make build    build the commands into build/bin"
+	@echo "make clean    remove build/ (fetched libraries stay in third_party/)"
+
+build:
+	$(GO) build -o build/bin/ ./cmd/...
+
+# tools: what a fresh Debian machine lacks for `make deps`. Installs npm from
+# Debian's packages when running as root; otherwise says what is missing.
+tools:
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "npm not found: installing it from Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	  fi; }
+
+ort: tools
+	scripts/fetch-onnxruntime.sh
+
+models: $(MODEL_FILES)
+
+$(MODEL_FILES) &: $(wildcard models/demo/*.go models/onnxgraph/*.go cmd/vigil-models/*.go)
+	$(GO) run ./cmd/vigil-models -out $(MODELS)
+
+deps: ort models
+	$(GO) mod download
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: deps fmt-check vet
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+bench: deps
+	$(GO) run ./cmd/vigil-bench inference --quick
+
+clean:
+	rm -rf build

@@ -1,0 +1,73 @@
+// Command vigil-bench runs Vigil's qualification benchmarks on a device. Each
+// suite measures Vigil against a bare baseline in the same process and the
+// same run, and prints ratios, because absolute figures on shared or noisy
+// machines mean little. The last line of a suite is machine-readable:
+//
+//	RESULT suite=<name> key=value ...
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type suite struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var suites = []suite{
+	{"inference", "the primary model through the inference package vs a bare onnxruntime_go session", runInference},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: vigil-bench <suite> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Qualification benchmarks: each suite compares Vigil with a bare baseline in")
+	fmt.Fprintln(w, "the same run and ends with a machine-readable RESULT line.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "suites:")
+	for _, s := range suites {
+		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "`vigil-bench <suite> --help` lists a suite's flags.")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return errors.New("no suite given")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return nil
+	}
+	for _, s := range suites {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown suite %q", args[0])
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigil-bench:", err)
+		os.Exit(1)
+	}
+}

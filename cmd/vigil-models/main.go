@@ -1,0 +1,80 @@
+// Command vigil-models writes Vigil's demo models (primary, shadow and
+// degraded) to a directory and prints each file's SHA-256 and size.
+//
+//	vigil-models [-out DIR]
+//
+// The models are generated deterministically (see package models/demo), so
+// the printed hashes are the same on every run and machine.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/vigil-av/vigil/models/demo"
+)
+
+const defaultOut = "build/models"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vigil-models:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil-models", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", defaultOut, "directory to write primary.onnx, shadow.onnx and degraded.onnx into (created if missing)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: vigil-models [-out DIR]
+
+Writes Vigil's three demo models to DIR, each atomically (temporary file,
+then rename), and prints each path with its SHA-256 and size:
+
+  primary.onnx   PilotNet-shaped CNN, float32 weights from a fixed seed
+  shadow.onnx    the primary with its weights rounded through float16
+  degraded.onnx  small average-pool MLP for a loaded CPU
+
+All take input %q float32 %v and give output %q float32 %v
+(steering, acceleration, braking). The bytes are the same on every run.
+
+Flags:
+`, demo.InputName, demo.InputShape, demo.OutputName, demo.OutputShape)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err // the flag package has already printed the problem and usage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (the output directory goes in -out)", fs.Arg(0))
+	}
+	if *out == "" {
+		return errors.New("-out: the output directory must not be empty")
+	}
+
+	paths, err := demo.WriteAll(*out)
+	if err != nil {
+		return fmt.Errorf("-out %s: %w", *out, err)
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("read back %s: %w", p, err)
+		}
+		sum := sha256.Sum256(data)
+		if _, err := fmt.Fprintf(stdout, "%s  sha256:%s  %d bytes\n", p, hex.EncodeToString(sum[:]), len(data)); err != nil {
+			return fmt.Errorf("write to stdout: %w", err)
+		}
+	}
+	return nil
+}

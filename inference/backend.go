@@ -1,0 +1,636 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Config describes one backend: a model on an execution provider.
+type Config struct {
+	// Name identifies the backend in errors and status ("primary", …).
+	Name string `yaml:"name" json:"name"`
+	// ModelPath is the .onnx file.
+	ModelPath string `yaml:"model" json:"model"`
+	// Provider is where the model runs; the zero value is the CPU.
+	Provider Provider        `yaml:"-" json:"-"`
+	Threads  ThreadOptions   `yaml:"threads" json:"threads"`
+	TensorRT TensorRTOptions `yaml:"tensorrt" json:"tensorrt"`
+	// Sessions is how many runs may be in flight at once; each is an ONNX
+	// Runtime session of its own with preallocated tensors. 0 means 1.
+	Sessions int `yaml:"sessions" json:"sessions"`
+	// WarmupRuns per session before the backend is offered. 0 means 3;
+	// negative means none.
+	WarmupRuns int `yaml:"warmup_runs" json:"warmup_runs"`
+	// InputShapes fixes the dynamic axes of inputs by name; axes left
+	// dynamic run with size 1.
+	InputShapes map[string][]int64 `yaml:"input_shapes" json:"input_shapes,omitempty"`
+}
+
+// Result describes one successful (or output-invalid) run.
+type Result struct {
+	// Wait is the time spent waiting for a free session.
+	Wait time.Duration
+	// Latency is the time the model took, as seen by the caller.
+	Latency time.Duration
+}
+
+// Info describes a loaded backend.
+type Info struct {
+	Name     string    `json:"name"`
+	Provider string    `json:"provider"`
+	Model    ModelInfo `json:"model"`
+	Sessions int       `json:"sessions"`
+	// Warmup is the total warm-up time of all sessions; FirstRun the time of
+	// the very first run (graph optimisation and allocation happen there).
+	Warmup   time.Duration `json:"warmup_ns"`
+	FirstRun time.Duration `json:"first_run_ns"`
+}
+
+// Backend runs one model. It is safe for concurrent use: up to Sessions runs
+// proceed at once, others wait for a free session until their deadline.
+// Steady-state runs allocate nothing on the Go heap.
+type Backend struct {
+	info  Info
+	pool  chan *slot
+	slots []*slot
+
+	closed    atomic.Bool
+	inFlight  atomic.Int32 // native runs not yet returned
+	abandoned atomic.Int64 // runs whose caller gave up at the deadline
+	workers   sync.WaitGroup
+	closeMu   sync.Mutex
+	held      int // slots taken out of the pool by Close
+	destroyed bool
+}
+
+// slot states
+const (
+	slotIdle int32 = iota
+	slotRunning
+	slotFinished
+	slotAbandoned
+)
+
+// slot is one ONNX Runtime session with its bound tensors, its run options
+// (for Terminate) and the goroutine that makes the native call, so that the
+// caller can stop waiting at the deadline while the call goes on.
+type slot struct {
+	b    *Backend
+	sess *ort.AdvancedSession
+	in   []*ort.CustomDataTensor
+	out  []*ort.CustomDataTensor
+	// inRaw and outRaw are the tensors' bytes; inF32 and outF32 view them
+	// as float32 where the dtype is float32.
+	inRaw, outRaw [][]byte
+	inF32, outF32 [][]float32
+	opts          *ort.RunOptions
+	start         chan struct{}
+	done          chan error
+	state         atomic.Int32
+	timer         *time.Timer
+}
+
+// Load reads the model, creates its sessions on the configured provider,
+// warms them up and returns a backend ready to serve. Init must have
+// succeeded. Errors wrap ErrBadModel or ErrProviderUnavailable where those
+// apply and always name the model file.
+func Load(cfg Config) (*Backend, error) {
+	if !initialized() {
+		return nil, ErrNotInitialized
+	}
+	if cfg.Name == "" {
+		cfg.Name = strings.TrimSuffix(baseName(cfg.ModelPath), ".onnx")
+	}
+	if cfg.Sessions <= 0 {
+		cfg.Sessions = 1
+	}
+	if cfg.WarmupRuns == 0 {
+		cfg.WarmupRuns = 3
+	}
+	data, err := readModel(cfg.ModelPath)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
+	}
+	model, err := describeModel(cfg.ModelPath, data, cfg.InputShapes)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
+	}
+	opts, err := NewSessionOptions(cfg.Provider, cfg.Threads, cfg.TensorRT)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s (model %s): %w", cfg.Name, cfg.ModelPath, err)
+	}
+	defer opts.Destroy()
+	if err := resolveOutputShapes(&model, data, opts); err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
+	}
+	if err := model.readRanges(); err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
+	}
+	b := &Backend{
+		info: Info{Name: cfg.Name, Provider: cfg.Provider.String(), Model: model, Sessions: cfg.Sessions},
+		pool: make(chan *slot, cfg.Sessions),
+	}
+	for range cfg.Sessions {
+		s, err := b.newSlot(data, opts)
+		if err != nil {
+			b.destroy()
+			return nil, fmt.Errorf("backend %s (model %s on %s): %w", cfg.Name, cfg.ModelPath, cfg.Provider, err)
+		}
+		b.slots = append(b.slots, s)
+	}
+	if err := b.warmUp(cfg.WarmupRuns); err != nil {
+		b.destroy()
+		return nil, fmt.Errorf("backend %s (model %s on %s): warm-up: %w", cfg.Name, cfg.ModelPath, cfg.Provider, err)
+	}
+	for _, s := range b.slots {
+		b.workers.Add(1)
+		go s.work()
+		b.pool <- s
+	}
+	return b, nil
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// resolveOutputShapes settles dynamic output axes by running the model once
+// on the fixed input shapes and reading what comes out.
+func resolveOutputShapes(m *ModelInfo, data []byte, opts *ort.SessionOptions) error {
+	dynamic := false
+	for _, o := range m.Outputs {
+		for _, d := range o.Shape {
+			dynamic = dynamic || d <= 0
+		}
+	}
+	if !dynamic {
+		for i := range m.Outputs {
+			m.Outputs[i].Size = int(ort.Shape(m.Outputs[i].Shape).FlattenedSize())
+		}
+		return nil
+	}
+	inNames, outNames := m.names()
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inNames, outNames, opts)
+	if err != nil {
+		return sessionError(m.Path, err)
+	}
+	defer sess.Destroy()
+	ins := make([]ort.Value, len(m.Inputs))
+	for i, in := range m.Inputs {
+		t, _, err := newTensor(in)
+		if err != nil {
+			return fmt.Errorf("model %s: input %q: %w", m.Path, in.Name, err)
+		}
+		defer t.Destroy()
+		ins[i] = t
+	}
+	outs := make([]ort.Value, len(m.Outputs))
+	if err := sess.Run(ins, outs); err != nil {
+		return fmt.Errorf("model %s: trial run to learn output shapes: %w", m.Path, err)
+	}
+	for i, v := range outs {
+		defer v.Destroy()
+		m.Outputs[i].Shape = []int64(v.GetShape().Clone())
+		m.Outputs[i].Size = int(v.GetShape().FlattenedSize())
+	}
+	return nil
+}
+
+func (m *ModelInfo) names() (in, out []string) {
+	for _, t := range m.Inputs {
+		in = append(in, t.Name)
+	}
+	for _, t := range m.Outputs {
+		out = append(out, t.Name)
+	}
+	return in, out
+}
+
+func sessionError(path string, err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "disable_cpu_ep_fallback") || strings.Contains(msg, "fallback") {
+		return fmt.Errorf("%w: model %s has nodes the GPU provider cannot run, and CPU fallback is off: %v", ErrProviderUnavailable, path, err)
+	}
+	return fmt.Errorf("%w: create session for model %s: %v", ErrBadModel, path, err)
+}
+
+func (b *Backend) newSlot(data []byte, opts *ort.SessionOptions) (*slot, error) {
+	s := &slot{b: b, start: make(chan struct{}, 1), done: make(chan error, 1)}
+	s.timer = time.NewTimer(time.Hour)
+	s.timer.Stop()
+	m := &b.info.Model
+	var ins, outs []ort.Value
+	for _, t := range m.Inputs {
+		x, raw, err := newTensor(t)
+		if err != nil {
+			s.destroy()
+			return nil, fmt.Errorf("allocate input %q %v: %w", t.Name, t.Shape, err)
+		}
+		s.in, s.inRaw, s.inF32 = append(s.in, x), append(s.inRaw, raw), append(s.inF32, f32View(t.DType, raw))
+		ins = append(ins, x)
+	}
+	for _, t := range m.Outputs {
+		x, raw, err := newTensor(t)
+		if err != nil {
+			s.destroy()
+			return nil, fmt.Errorf("allocate output %q %v: %w", t.Name, t.Shape, err)
+		}
+		s.out, s.outRaw, s.outF32 = append(s.out, x), append(s.outRaw, raw), append(s.outF32, f32View(t.DType, raw))
+		outs = append(outs, x)
+	}
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		s.destroy()
+		return nil, fmt.Errorf("create run options: %w", err)
+	}
+	s.opts = ro
+	inNames, outNames := m.names()
+	sess, err := ort.NewAdvancedSessionWithONNXData(data, inNames, outNames, ins, outs, opts)
+	if err != nil {
+		s.destroy()
+		return nil, sessionError(m.Path, err)
+	}
+	s.sess = sess
+	return s, nil
+}
+
+// newTensor allocates the bytes of a tensor on the Go heap (which does not
+// move them) and wraps them in an ONNX Runtime value.
+func newTensor(t TensorInfo) (*ort.CustomDataTensor, []byte, error) {
+	raw := make([]byte, max(t.Size*t.DType.Size(), 1))
+	x, err := ort.NewCustomDataTensor(ort.NewShape(t.Shape...), raw, ort.TensorElementDataType(t.DType))
+	return x, raw, err
+}
+
+func f32View(d DType, raw []byte) []float32 {
+	if d.normal() != Float32 || len(raw) < 4 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), len(raw)/4)
+}
+
+func (s *slot) destroy() {
+	if s.sess != nil {
+		s.sess.Destroy()
+	}
+	for _, t := range s.in {
+		t.Destroy()
+	}
+	for _, t := range s.out {
+		t.Destroy()
+	}
+	if s.opts != nil {
+		s.opts.Destroy()
+	}
+}
+
+func (b *Backend) warmUp(runs int) error {
+	start := time.Now()
+	for i, s := range b.slots {
+		for _, d := range s.inF32 {
+			fill(d, 0.5)
+		}
+		for r := 0; r < runs; r++ {
+			t0 := time.Now()
+			if err := s.sess.Run(); err != nil {
+				return fmt.Errorf("session %d run %d: %w", i, r, err)
+			}
+			if i == 0 && r == 0 {
+				b.info.FirstRun = time.Since(t0)
+			}
+		}
+	}
+	b.info.Warmup = time.Since(start)
+	return nil
+}
+
+func fill(d []float32, v float32) {
+	for i := range d {
+		d[i] = v
+	}
+}
+
+// work makes the native calls for one slot until the slot's start channel is
+// closed. When the caller has given up on a run (slotAbandoned), the slot is
+// returned to the pool here, once the native call is over, so a session is
+// never reused or destroyed while ONNX Runtime still runs on it.
+func (s *slot) work() {
+	defer s.b.workers.Done()
+	for range s.start {
+		err := s.sess.RunWithOptions(s.opts)
+		s.b.inFlight.Add(-1)
+		if s.state.CompareAndSwap(slotRunning, slotFinished) {
+			s.done <- err
+			continue
+		}
+		// Abandoned: the caller set Terminate before marking the slot, so
+		// clearing the flag now cannot race with it.
+		s.opts.UnsetTerminate()
+		s.state.Store(slotIdle)
+		s.b.pool <- s
+	}
+}
+
+// Info describes the backend.
+func (b *Backend) Info() Info { return b.info }
+
+// InFlight is the number of native runs not yet returned, including runs
+// whose callers have already had their deadline error.
+func (b *Backend) InFlight() int { return int(b.inFlight.Load()) }
+
+// Abandoned counts runs whose callers stopped waiting at the deadline.
+func (b *Backend) Abandoned() int64 { return b.abandoned.Load() }
+
+// NewOutputs allocates output tensors shaped for this backend, for callers
+// that reuse them across requests.
+func (b *Backend) NewOutputs() []Tensor {
+	outs := make([]Tensor, len(b.info.Model.Outputs))
+	for i, o := range b.info.Model.Outputs {
+		outs[i] = newBuffer(o)
+	}
+	return outs
+}
+
+func newBuffer(o TensorInfo) Tensor {
+	t := Tensor{Name: o.Name, DType: o.DType, Shape: o.Shape}
+	if o.DType == Float32 {
+		t.Data = make([]float32, o.Size)
+	} else {
+		t.Raw = make([]byte, o.Size*o.DType.Size())
+	}
+	return t
+}
+
+// NewInputs allocates zeroed input tensors shaped for this backend.
+func (b *Backend) NewInputs() []Tensor {
+	ins := make([]Tensor, len(b.info.Model.Inputs))
+	for i, o := range b.info.Model.Inputs {
+		ins[i] = newBuffer(o)
+	}
+	return ins
+}
+
+// Run runs the model on in and writes the outputs into out (whose Data is
+// reused when it has the right length, allocated otherwise), answering by
+// deadline at the latest. in must hold every model input, by name; see
+// InputError. Past the deadline (or when ctx ends) the native run is asked to
+// stop and Run returns a *DeadlineError (errors.Is ErrDeadline) or ctx's
+// error at once, even if ONNX Runtime is still busy; the session is reused
+// only after that native call returns.
+//
+// NaN, Inf or out-of-range outputs give an *InvalidOutputError with the
+// outputs still written to out.
+func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
+	var res Result
+	if err := b.checkInputs(in); err != nil {
+		return res, err
+	}
+	if len(out) != len(b.info.Model.Outputs) {
+		return res, &InputError{Expected: fmt.Sprintf("%d output tensors", len(b.info.Model.Outputs)), Got: fmt.Sprint(len(out))}
+	}
+	if b.closed.Load() {
+		return res, ErrClosed
+	}
+	t0 := time.Now()
+	if !t0.Before(deadline) {
+		return res, &DeadlineError{Backend: b.info.Name, Stage: "before start"}
+	}
+	s, err := b.acquire(ctx, deadline)
+	if err != nil {
+		return res, err
+	}
+	if b.closed.Load() {
+		b.pool <- s
+		return res, ErrClosed
+	}
+	for i := range in {
+		j := b.inputIndex(in[i].Name, i)
+		if s.inF32[j] != nil {
+			copy(s.inF32[j], in[i].Data)
+		} else {
+			copy(s.inRaw[j], in[i].Raw)
+		}
+	}
+	t1 := time.Now()
+	res.Wait = t1.Sub(t0)
+	s.state.Store(slotRunning)
+	b.inFlight.Add(1)
+	s.start <- struct{}{}
+	s.timer.Reset(deadline.Sub(t1))
+	select {
+	case err = <-s.done:
+		s.timer.Stop()
+	case <-s.timer.C:
+		if gaveUp := s.abandon(); gaveUp {
+			return res, &DeadlineError{Backend: b.info.Name, Stage: "running"}
+		}
+		err = <-s.done
+	case <-ctx.Done():
+		s.timer.Stop()
+		if gaveUp := s.abandon(); gaveUp {
+			return res, ctxError(ctx, b.info.Name)
+		}
+		err = <-s.done
+	}
+	res.Latency = time.Since(t1)
+	if err != nil {
+		s.release()
+		return res, fmt.Errorf("backend %s: run: %w", b.info.Name, err)
+	}
+	err = b.copyOutputs(s, out)
+	s.release()
+	return res, err
+}
+
+// abandon gives up on the slot's run: it asks ONNX Runtime to stop, then
+// tries to hand the slot to the worker. It reports false when the run
+// finished first, in which case the caller still owns the slot and must take
+// the result from done.
+func (s *slot) abandon() bool {
+	s.opts.Terminate()
+	if s.state.CompareAndSwap(slotRunning, slotAbandoned) {
+		s.b.abandoned.Add(1)
+		return true
+	}
+	s.opts.UnsetTerminate()
+	return false
+}
+
+func (s *slot) release() {
+	s.state.Store(slotIdle)
+	s.b.pool <- s
+}
+
+func ctxError(ctx context.Context, name string) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &DeadlineError{Backend: name, Stage: "running"}
+	}
+	return ctx.Err()
+}
+
+// acquire takes a free session, waiting for one until the deadline.
+func (b *Backend) acquire(ctx context.Context, deadline time.Time) (*slot, error) {
+	select {
+	case s := <-b.pool:
+		return s, nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case s := <-b.pool:
+		return s, nil
+	case <-t.C:
+		return nil, &DeadlineError{Backend: b.info.Name, Stage: "queued"}
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, &DeadlineError{Backend: b.info.Name, Stage: "queued"}
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// inputIndex maps a request tensor to the model input it feeds; requests
+// usually list inputs in model order, so position i is tried first.
+func (b *Backend) inputIndex(name string, i int) int {
+	ins := b.info.Model.Inputs
+	if i < len(ins) && ins[i].Name == name {
+		return i
+	}
+	for j := range ins {
+		if ins[j].Name == name {
+			return j
+		}
+	}
+	return -1
+}
+
+func (b *Backend) checkInputs(in []Tensor) error {
+	want := b.info.Model.Inputs
+	if len(in) != len(want) {
+		return &InputError{Expected: fmt.Sprintf("%d input tensors (%s)", len(want), tensorNames(want)), Got: fmt.Sprint(len(in))}
+	}
+	for i := range in {
+		t := &in[i]
+		j := b.inputIndex(t.Name, i)
+		if j < 0 {
+			return &InputError{Input: t.Name, Expected: "one of the model's inputs (" + tensorNames(want) + ")", Got: "an unknown name"}
+		}
+		for k := range i {
+			if in[k].Name == t.Name {
+				return &InputError{Input: t.Name, Expected: "each input once", Got: "it twice"}
+			}
+		}
+		w := &want[j]
+		if t.DType.normal() != w.DType {
+			return &InputError{Input: t.Name, Expected: "dtype " + w.DType.String(), Got: "dtype " + t.DType.String()}
+		}
+		if !sameShape(t.Shape, w.Shape) {
+			return &InputError{Input: t.Name, Expected: fmt.Sprintf("shape %v", w.Shape), Got: fmt.Sprintf("shape %v", t.Shape)}
+		}
+		if w.DType == Float32 {
+			if len(t.Data) != w.Size {
+				return &InputError{Input: t.Name, Expected: fmt.Sprintf("%d float32 values for shape %v", w.Size, w.Shape), Got: fmt.Sprint(len(t.Data))}
+			}
+		} else if len(t.Raw) != w.Size*w.DType.Size() {
+			return &InputError{Input: t.Name, Expected: fmt.Sprintf("%d bytes of %s for shape %v", w.Size*w.DType.Size(), w.DType, w.Shape), Got: fmt.Sprintf("%d bytes", len(t.Raw))}
+		}
+	}
+	return nil
+}
+
+func tensorNames(ts []TensorInfo) string {
+	var sb strings.Builder
+	for i, t := range ts {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s %v", t.Name, t.Shape)
+	}
+	return sb.String()
+}
+
+func sameShape(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Backend) copyOutputs(s *slot, out []Tensor) error {
+	var invalid error
+	for i, o := range b.info.Model.Outputs {
+		t := &out[i]
+		t.Name, t.DType, t.Shape = o.Name, o.DType, o.Shape
+		if s.outF32[i] == nil {
+			if len(t.Raw) != len(s.outRaw[i]) {
+				t.Raw = make([]byte, len(s.outRaw[i]))
+			}
+			copy(t.Raw, s.outRaw[i])
+			continue
+		}
+		if len(t.Data) != o.Size {
+			t.Data = make([]float32, o.Size)
+		}
+		copy(t.Data, s.outF32[i])
+		if invalid == nil {
+			invalid = checkValues(o.Name, t.Data, b.info.Model.Ranges[i])
+		}
+	}
+	if invalid != nil {
+		return fmt.Errorf("backend %s: %w", b.info.Name, invalid)
+	}
+	return nil
+}
+
+// Close stops taking runs, waits until no native run is in flight (or ctx
+// ends) and then destroys the sessions. A session is never destroyed while
+// ONNX Runtime runs on it: if ctx ends first, Close returns an error and
+// leaves the sessions alone (a hung run keeps its session for good).
+func (b *Backend) Close(ctx context.Context) error {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.destroyed {
+		return nil
+	}
+	b.closed.Store(true)
+	// Collect every slot; what was collected stays collected if ctx ends,
+	// so a later Close carries on where this one stopped.
+	for b.held < len(b.slots) {
+		select {
+		case <-b.pool:
+			b.held++
+		case <-ctx.Done():
+			return fmt.Errorf("backend %s: close: %d of %d sessions still running after %v; not destroyed", b.info.Name, len(b.slots)-b.held, len(b.slots), ctx.Err())
+		}
+	}
+	for _, s := range b.slots {
+		close(s.start)
+	}
+	b.workers.Wait()
+	b.destroy()
+	return nil
+}
+
+func (b *Backend) destroy() {
+	for _, s := range b.slots {
+		s.destroy()
+	}
+	b.destroyed = true
+}

@@ -1,0 +1,24 @@
+package inference_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/vigil-av/vigil/inference"
+)
+
+// TestMain lets this test binary stand in for a separate process that tries
+// to initialise ONNX Runtime from a given library (see runtime_test.go):
+// ONNX Runtime can be initialised once per process, so each bad library is
+// tried in a fresh one.
+func TestMain(m *testing.M) {
+	if lib, ok := os.LookupEnv(initChildEnv); ok {
+		if err := inference.Init(lib); err != nil {
+			os.Stdout.WriteString("INIT ERROR: " + err.Error() + "\n")
+			os.Exit(3)
+		}
+		os.Stdout.WriteString("INIT OK\n")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}

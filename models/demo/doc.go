@@ -1,0 +1,37 @@
+// Package demo generates Vigil's three demo driving models. They are not
+// trained: their weights are drawn from fixed seeds, so they stand in for real
+// models with the right shapes, costs and failure modes while anyone can
+// regenerate them byte for byte (the tests pin their SHA-256).
+//
+// All three share one contract, so the inference layer can fail over between
+// them without translating anything:
+//
+//	input  InputName  "frame"    float32 [1,3,66,200]  camera frame, values in [0,1]
+//	output OutputName "controls" float32 [1,3]         steering in [-1,1] (Tanh),
+//	                                                   acceleration in [0,1] (Sigmoid),
+//	                                                   braking in [0,1] (Sigmoid)
+//
+// The models, by role:
+//
+//   - primary ("pilotnet"): a PilotNet-shaped CNN — Conv 24@5×5/2, 36@5×5/2,
+//     48@5×5/2, 64@3×3, 64@3×3, each with ReLU; Flatten; Gemm 100, 50, 10 with
+//     ReLU; Gemm 3 — with He-uniform weights from PrimarySeed.
+//   - shadow ("pilotnet-fp16"): the primary with every weight rounded through
+//     IEEE float16 (RoundFloat16). On random frames its outputs differ from the
+//     primary's by under 1e-3 (the tests allow 5e-3) but not bit-exactly, as
+//     a reduced-precision build would.
+//   - degraded ("pooled-mlp"): AveragePool 11×20, Flatten, Gemm 32 with ReLU,
+//     Gemm 3, from DegradedSeed; cheap enough for a loaded CPU.
+//
+// Each ends in the same head: Split the three pre-activations, Tanh the
+// first, Sigmoid the other two, Concat.
+//
+// Each model's metadata_props carry MetaName, MetaVersion, MetaRole, MetaSeed
+// and MetaOutputRangePrefix+"controls" = "[[-1,1],[0,1],[0,1]]", the JSON list
+// of per-element [min,max] bounds that the inference layer checks outputs
+// against.
+//
+// Primary, Shadow and Degraded return the serialised models; WriteAll writes
+// all three to a directory atomically (cmd/vigil-models does this for
+// `make models`).
+package demo
