@@ -426,8 +426,10 @@ func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor)
 	res.Wait = t1.Sub(t0)
 	s.state.Store(slotRunning)
 	b.inFlight.Add(1)
-	s.start <- struct{}{}
+	// Arm the timer first so that the caller parks right after handing the
+	// run over: the worker then usually runs on this thread at once.
 	s.timer.Reset(deadline.Sub(t1))
+	s.start <- struct{}{}
 	select {
 	case err = <-s.done:
 		s.timer.Stop()

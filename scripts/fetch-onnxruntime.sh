@@ -10,6 +10,7 @@
 set -euo pipefail
 
 version="${ORT_VERSION:-1.24.3}"
+npm="${NPM:-npm}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pins="$root/third_party/onnxruntime/SHA256SUMS"
 dest="$root/third_party/onnxruntime/$version"
@@ -38,14 +39,14 @@ if [ "$all_ok" = 1 ]; then
   exit 0
 fi
 
-command -v npm >/dev/null || die "npm not found: it is needed once to fetch ONNX Runtime $version from the npm registry.
+command -v "$npm" >/dev/null || die "npm not found: it is needed once to fetch ONNX Runtime $version from the npm registry.
   Install Node.js and npm (Debian: apt-get install -y npm), or copy libonnxruntime.so.1 files
   matching $pins into $dest/linux-<arch>/ by hand."
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "onnxruntime $version: fetching onnxruntime-node@$version with npm pack"
-(cd "$tmp" && npm pack --silent --ignore-scripts "onnxruntime-node@$version" >/dev/null) \
+(cd "$tmp" && "$npm" pack --silent --ignore-scripts "onnxruntime-node@$version" >/dev/null) \
   || die "npm pack onnxruntime-node@$version failed (is the npm registry reachable?)"
 tarball="$(ls "$tmp"/onnxruntime-node-*.tgz 2>/dev/null | head -n1)"
 [ -n "$tarball" ] || die "npm pack produced no tarball"
