@@ -488,8 +488,12 @@ func (b *Backend) acquire(ctx context.Context, deadline time.Time) (*slot, error
 		return s, nil
 	default:
 	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
+	t := waitTimers.Get().(*time.Timer)
+	t.Reset(time.Until(deadline))
+	defer func() {
+		t.Stop()
+		waitTimers.Put(t)
+	}()
 	select {
 	case s := <-b.pool:
 		return s, nil
@@ -503,29 +507,43 @@ func (b *Backend) acquire(ctx context.Context, deadline time.Time) (*slot, error
 	}
 }
 
-// inputIndex maps a request tensor to the model input it feeds; requests
-// usually list inputs in model order, so position i is tried first.
+// waitTimers are reused by runs that wait for a free session.
+var waitTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// inputIndex maps a request tensor to the model input it feeds.
 func (b *Backend) inputIndex(name string, i int) int {
-	ins := b.info.Model.Inputs
-	if i < len(ins) && ins[i].Name == name {
+	return tensorIndex(b.info.Model.Inputs, name, i)
+}
+
+// tensorIndex finds name among want; requests usually list tensors in model
+// order, so position i is tried first.
+func tensorIndex(want []TensorInfo, name string, i int) int {
+	if i < len(want) && want[i].Name == name {
 		return i
 	}
-	for j := range ins {
-		if ins[j].Name == name {
+	for j := range want {
+		if want[j].Name == name {
 			return j
 		}
 	}
 	return -1
 }
 
-func (b *Backend) checkInputs(in []Tensor) error {
-	want := b.info.Model.Inputs
+func (b *Backend) checkInputs(in []Tensor) error { return checkTensors(b.info.Model.Inputs, in) }
+
+// checkTensors checks a request's tensors against a model's inputs: each
+// input once, by name, with its dtype, shape and length.
+func checkTensors(want []TensorInfo, in []Tensor) error {
 	if len(in) != len(want) {
 		return &InputError{Expected: fmt.Sprintf("%d input tensors (%s)", len(want), tensorNames(want)), Got: fmt.Sprint(len(in))}
 	}
 	for i := range in {
 		t := &in[i]
-		j := b.inputIndex(t.Name, i)
+		j := tensorIndex(want, t.Name, i)
 		if j < 0 {
 			return &InputError{Input: t.Name, Expected: "one of the model's inputs (" + tensorNames(want) + ")", Got: "an unknown name"}
 		}

@@ -1,0 +1,728 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-av/vigil/watchdog"
+)
+
+// Status of an answer.
+type Status uint8
+
+const (
+	// StatusOK: outputs from the backend named by Answer.ServedBy.
+	StatusOK Status = 1
+	// StatusNoResult: no acceptable answer by the deadline; Answer.Reason
+	// says why. The supervisor acts on it (minimal-risk manoeuvre).
+	StatusNoResult Status = 2
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusNoResult:
+		return "no_result"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Reason explains a NO_RESULT answer. The numbers are part of the socket
+// protocol.
+type Reason uint8
+
+const (
+	ReasonNone Reason = iota
+	// ReasonMRM: the watchdog has no usable backend left.
+	ReasonMRM
+	// ReasonDeadlinePassed: the deadline had passed when the request came.
+	ReasonDeadlinePassed
+	// ReasonAllFailed: every backend started failed (error or invalid
+	// output) before the deadline.
+	ReasonAllFailed
+	// ReasonDeadline: no acceptable answer came by the deadline.
+	ReasonDeadline
+	// ReasonOverloaded: too many requests in flight.
+	ReasonOverloaded
+	// ReasonCancelled: the caller's context ended first.
+	ReasonCancelled
+	// ReasonClosed: the router is shutting down.
+	ReasonClosed
+)
+
+var reasonNames = [...]string{"none", "mrm", "deadline_passed_on_arrival", "all_backends_failed", "deadline", "overloaded", "cancelled", "shutting_down"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// Outcome is what happened to one backend during one request.
+type Outcome uint8
+
+const (
+	// OutcomeNotPlanned: the plan did not include the backend.
+	OutcomeNotPlanned Outcome = iota
+	// OutcomeSkipped: planned, but an acceptable answer came before its
+	// start time.
+	OutcomeSkipped
+	// OutcomePending: started; still running when the answer went out.
+	OutcomePending
+	OutcomeOK
+	// OutcomeInvalid: answered with NaN, Inf or out-of-range outputs.
+	OutcomeInvalid
+	// OutcomeFailed: the backend returned an error.
+	OutcomeFailed
+	// OutcomeDeadline: the backend did not answer by the deadline.
+	OutcomeDeadline
+	// OutcomeBusy: every lane of the backend was taken by earlier runs.
+	OutcomeBusy
+)
+
+var outcomeNames = [...]string{"not_planned", "skipped", "pending", "ok", "invalid", "failed", "deadline", "busy"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// BackendReport is one backend's part in one request.
+type BackendReport struct {
+	Outcome Outcome
+	// StartedAfter is when the backend started, after the request came.
+	StartedAfter time.Duration
+	// Latency is the backend's own time, when it answered before the
+	// answer went out.
+	Latency time.Duration
+}
+
+// Answer is the router's answer to one request.
+type Answer struct {
+	Status Status
+	Reason Reason
+	// ServedBy is meaningful when Status is StatusOK.
+	ServedBy watchdog.Backend
+	// Detail explains an MRM answer (the plan's reason); it is shared, do
+	// not modify.
+	Detail  string
+	PlanSeq uint64
+	Policy  watchdog.Policy
+	// Active is the plan's preferred rung; an answer served by another one
+	// is a failover answer.
+	Active   watchdog.Backend
+	Backends [watchdog.NumBackends]BackendReport
+	// Latency from the request's arrival to the answer.
+	Latency time.Duration
+}
+
+// Reporter receives what the router learns, for the watchdog. Its methods
+// are called from the router's goroutines on the request path and must not
+// block.
+type Reporter interface {
+	ReportRun(watchdog.RunResult)
+	ReportComparison(watchdog.Comparison)
+	ReportVote(watchdog.Vote)
+}
+
+// RouterConfig sizes and tunes a router.
+type RouterConfig struct {
+	// Requests in flight at once; beyond, requests get ReasonOverloaded.
+	// 0 means 8.
+	Requests int `yaml:"requests" json:"requests"`
+	// Lanes are runs of one backend in flight at once (each lane is a
+	// goroutine); when all are busy the backend counts as OutcomeBusy. 0
+	// means 4.
+	Lanes int `yaml:"lanes" json:"lanes"`
+	// AnswerMargin: backends and the router work to the deadline less this
+	// margin, which is left for sending the answer. 0 means 2ms.
+	AnswerMargin time.Duration `yaml:"answer_margin" json:"answer_margin"`
+	// PreferWait: once a less preferred backend has answered well, the
+	// router waits at most this long for a more preferred one still
+	// running (never past the deadline). 0 means 5ms.
+	PreferWait time.Duration `yaml:"prefer_wait" json:"prefer_wait"`
+	// CompareTolerance: primary and shadow diverge when any output element
+	// differs by more. 0 means 0.05.
+	CompareTolerance float32 `yaml:"compare_tolerance" json:"compare_tolerance"`
+	// VoteTolerance: the degraded model agrees with a GPU backend when no
+	// output element differs by more. It is a different, smaller network,
+	// so this is loose. 0 means 0.5.
+	VoteTolerance float32 `yaml:"vote_tolerance" json:"vote_tolerance"`
+}
+
+func (c *RouterConfig) defaults() {
+	if c.Requests <= 0 {
+		c.Requests = 8
+	}
+	if c.Lanes <= 0 {
+		c.Lanes = 4
+	}
+	if c.AnswerMargin <= 0 {
+		c.AnswerMargin = 2 * time.Millisecond
+	}
+	if c.PreferWait <= 0 {
+		c.PreferWait = 5 * time.Millisecond
+	}
+	if c.CompareTolerance <= 0 {
+		c.CompareTolerance = 0.05
+	}
+	if c.VoteTolerance <= 0 {
+		c.VoteTolerance = 0.5
+	}
+}
+
+// Router answers requests with the backends the current watchdog plan names,
+// by the request's deadline, and reports every result to the watchdog. Runs
+// happen on lanes, goroutines owned by the router, so that the request path
+// allocates nothing and never waits for a backend past the deadline.
+type Router struct {
+	cfg      RouterConfig
+	backends [watchdog.NumBackends]Runner
+	lanes    [watchdog.NumBackends]chan *request
+	busy     [watchdog.NumBackends]atomic.Int32 // runs handed to each backend's lanes
+	rep      Reporter
+	plan     atomic.Pointer[watchdog.Plan]
+	inputs   []TensorInfo
+	outputs  []TensorInfo
+	pool     chan *request
+	canaries [watchdog.NumBackends]*request // one canary at a time per backend
+	canaryIn [watchdog.NumBackends]atomic.Bool
+
+	closing atomic.Bool
+	wg      sync.WaitGroup
+	stats   routerStats
+}
+
+// NewRouter builds a router over the three backends (nil where a backend
+// is not loaded, e.g. a GPU model on a machine without a GPU: it then fails
+// every run it is asked for). All loaded backends must share one input and
+// output contract. rep may be nil.
+func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Reporter) (*Router, error) {
+	cfg.defaults()
+	r := &Router{cfg: cfg, backends: backends, rep: rep}
+	var ref Runner
+	for b, be := range backends {
+		if be == nil {
+			continue
+		}
+		if ref == nil {
+			ref = be
+			m := be.Info().Model
+			r.inputs, r.outputs = m.Inputs, m.Outputs
+			continue
+		}
+		if err := sameContract(ref.Info(), be.Info()); err != nil {
+			return nil, fmt.Errorf("router: %s and %s: %w", watchdog.Backend(0), watchdog.Backend(b), err)
+		}
+	}
+	if ref == nil {
+		return nil, errors.New("router: no backend loaded")
+	}
+	if backends[watchdog.Degraded] == nil {
+		return nil, errors.New("router: the degraded backend must be loaded: it is the last rung")
+	}
+	r.pool = make(chan *request, cfg.Requests)
+	for range cfg.Requests {
+		r.pool <- r.newRequest()
+	}
+	for b := range r.canaries {
+		q := r.newRequest()
+		q.canary, q.canaryOf = true, watchdog.Backend(b)
+		fillPattern(q.in)
+		r.canaries[b] = q
+	}
+	for b := range r.lanes {
+		r.lanes[b] = make(chan *request, cfg.Lanes)
+		if backends[b] == nil {
+			continue
+		}
+		for range cfg.Lanes {
+			r.wg.Add(1)
+			go r.lane(watchdog.Backend(b))
+		}
+	}
+	// Until the watchdog publishes, serve from the degraded model alone.
+	p := watchdog.Plan{NumStarts: 1}
+	p.Starts[0] = watchdog.Start{Backend: watchdog.Degraded}
+	p.Prefer[0] = watchdog.Degraded
+	r.plan.Store(&p)
+	return r, nil
+}
+
+func sameContract(a, b Info) error {
+	if err := sameTensors("input", a.Model.Inputs, b.Model.Inputs); err != nil {
+		return err
+	}
+	return sameTensors("output", a.Model.Outputs, b.Model.Outputs)
+}
+
+func sameTensors(kind string, a, b []TensorInfo) error {
+	if len(a) != len(b) {
+		return fmt.Errorf("%d %ss vs %d", len(a), kind, len(b))
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].DType != b[i].DType || !sameShape(a[i].Shape, b[i].Shape) {
+			return fmt.Errorf("%s %d differs: %s %s %v vs %s %s %v", kind, i, a[i].Name, a[i].DType, a[i].Shape, b[i].Name, b[i].DType, b[i].Shape)
+		}
+	}
+	return nil
+}
+
+// fillPattern gives canary inputs a fixed, unremarkable pattern.
+func fillPattern(ts []Tensor) {
+	for _, t := range ts {
+		for i := range t.Data {
+			t.Data[i] = float32(i%97) / 97
+		}
+	}
+}
+
+// SetPlan publishes the plan the next requests follow.
+func (r *Router) SetPlan(p watchdog.Plan) { r.plan.Store(&p) }
+
+// Plan returns the plan in force.
+func (r *Router) Plan() watchdog.Plan { return *r.plan.Load() }
+
+// Inputs and Outputs describe the contract every backend shares.
+func (r *Router) Inputs() []TensorInfo  { return r.inputs }
+func (r *Router) Outputs() []TensorInfo { return r.outputs }
+
+// Backend returns backend b (nil if not loaded).
+func (r *Router) Backend(b watchdog.Backend) Runner { return r.backends[b] }
+
+// request is the state of one request, reused: its own copy of the inputs
+// (lanes may still read them after the answer went out), one set of outputs
+// per backend, and the channel lanes answer on.
+type request struct {
+	in   []Tensor
+	out  [watchdog.NumBackends][]Tensor
+	done chan watchdog.Backend // lanes send their backend when they finish
+	// Written by a lane before it sends on done; read by the router after
+	// receiving, and by finish after every lane is over.
+	result   [watchdog.NumBackends]laneResult
+	started  [watchdog.NumBackends]bool
+	seen     [watchdog.NumBackends]bool // the router has received the lane's answer
+	t0       time.Time
+	deadline time.Time
+	timer    *time.Timer
+	compare  bool
+	vote     bool
+	canary   bool
+	canaryOf watchdog.Backend
+	refs     atomic.Int32 // lanes running plus the router while it waits
+}
+
+type laneResult struct {
+	outcome Outcome
+	latency time.Duration
+}
+
+func (r *Router) newRequest() *request {
+	q := &request{done: make(chan watchdog.Backend, watchdog.NumBackends), timer: time.NewTimer(time.Hour)}
+	q.timer.Stop()
+	q.in = make([]Tensor, len(r.inputs))
+	for i, t := range r.inputs {
+		q.in[i] = newBuffer(t)
+	}
+	for b := range q.out {
+		q.out[b] = make([]Tensor, len(r.outputs))
+		for i, t := range r.outputs {
+			q.out[b][i] = newBuffer(t)
+		}
+	}
+	return q
+}
+
+// lane runs backend b for requests until the router closes.
+func (r *Router) lane(b watchdog.Backend) {
+	defer r.wg.Done()
+	be := r.backends[b]
+	for q := range r.lanes[b] {
+		res, err := be.Run(context.Background(), q.deadline, q.in, q.out[b])
+		lr := laneResult{outcome: OutcomeOK, latency: res.Latency}
+		rr := watchdog.RunResult{Backend: b, Latency: res.Latency, Canary: q.canary}
+		if err != nil {
+			lr.outcome, rr.Err, rr.Invalid = classify(err)
+			if rr.Err == watchdog.RunDeadline {
+				rr.Latency = q.deadline.Sub(q.t0)
+			}
+		}
+		q.result[b] = lr
+		if r.rep != nil {
+			r.rep.ReportRun(rr)
+		}
+		q.done <- b
+		r.busy[b].Add(-1)
+		r.release(q)
+	}
+}
+
+// classify turns a run's error into the router's outcome and the
+// watchdog's view of it.
+func classify(err error) (Outcome, watchdog.RunErr, watchdog.Validity) {
+	var invalid *InvalidOutputError
+	switch {
+	case errors.As(err, &invalid):
+		return OutcomeInvalid, watchdog.RunOK, validity(invalid.Reason)
+	case errors.Is(err, ErrDeadline):
+		return OutcomeDeadline, watchdog.RunDeadline, watchdog.Valid
+	}
+	return OutcomeFailed, watchdog.RunFailed, watchdog.Valid
+}
+
+func validity(reason string) watchdog.Validity {
+	switch reason {
+	case InvalidNaN:
+		return watchdog.InvalidNaN
+	case InvalidInf:
+		return watchdog.InvalidInf
+	}
+	return watchdog.InvalidRange
+}
+
+// release drops one reference to q; the last one compares the answers,
+// reports, and returns q for reuse.
+func (r *Router) release(q *request) {
+	if q.refs.Add(-1) != 0 {
+		return
+	}
+	r.finish(q)
+}
+
+// finish runs once every lane of q is over: it compares primary and shadow
+// when the plan asked for it and, when they diverged and the degraded model
+// answered too, lets it break the tie.
+func (r *Router) finish(q *request) {
+	for len(q.done) > 0 {
+		<-q.done
+	}
+	ok := func(b watchdog.Backend) bool { return q.started[b] && q.result[b].outcome == OutcomeOK }
+	if q.compare && r.rep != nil && ok(watchdog.Primary) && ok(watchdog.Shadow) {
+		d := distance(q.out[watchdog.Primary], q.out[watchdog.Shadow])
+		diverged := d > float64(r.cfg.CompareTolerance)
+		r.rep.ReportComparison(watchdog.Comparison{Diverged: diverged, Distance: d})
+		if diverged && q.vote && ok(watchdog.Degraded) {
+			tol := float64(r.cfg.VoteTolerance)
+			pd := distance(q.out[watchdog.Primary], q.out[watchdog.Degraded]) <= tol
+			sd := distance(q.out[watchdog.Shadow], q.out[watchdog.Degraded]) <= tol
+			r.rep.ReportVote(watchdog.VoteOf(false, pd, sd))
+		}
+	}
+	q.started = [watchdog.NumBackends]bool{}
+	q.seen = [watchdog.NumBackends]bool{}
+	if q.canary {
+		r.canaryIn[q.canaryOf].Store(false)
+		return
+	}
+	r.pool <- q
+}
+
+// distance is the largest absolute difference between two sets of float32
+// outputs of the same contract.
+func distance(a, b []Tensor) float64 {
+	var d float32
+	for i := range a {
+		for j, v := range a[i].Data {
+			w := b[i].Data[j]
+			diff := v - w
+			if diff < 0 {
+				diff = -diff
+			}
+			if diff > d || diff != diff {
+				d = diff
+			}
+		}
+	}
+	return float64(d)
+}
+
+// Infer answers one request: it checks the inputs against the contract,
+// then follows the plan in force until it has the answer to serve or the
+// deadline comes. The winning outputs are copied into out (see
+// Backend.NewOutputs for buffers to reuse). The only error is a bad
+// request (*InputError); everything else is told by ans.
+func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor, ans *Answer) error {
+	t0 := time.Now()
+	p := r.plan.Load()
+	*ans = Answer{PlanSeq: p.Seq, Policy: p.Policy}
+	if active, ok := p.Active(); ok {
+		ans.Active = active
+	}
+	defer func() {
+		ans.Latency = time.Since(t0)
+		r.stats.record(ans, deadline)
+	}()
+	if err := checkTensors(r.inputs, in); err != nil {
+		return err
+	}
+	if len(out) != len(r.outputs) {
+		return &InputError{Expected: fmt.Sprintf("%d output tensors", len(r.outputs)), Got: fmt.Sprint(len(out))}
+	}
+	switch {
+	case r.closing.Load():
+		ans.noResult(ReasonClosed)
+		return nil
+	case p.MRM:
+		ans.noResult(ReasonMRM)
+		ans.Detail = p.Reason
+		return nil
+	case !t0.Before(deadline.Add(-r.cfg.AnswerMargin)):
+		ans.noResult(ReasonDeadlinePassed)
+		return nil
+	}
+	var q *request
+	select {
+	case q = <-r.pool:
+	default:
+		ans.noResult(ReasonOverloaded)
+		return nil
+	}
+	for i := range in {
+		j := tensorIndex(r.inputs, in[i].Name, i)
+		copy(q.in[j].Data, in[i].Data)
+		copy(q.in[j].Raw, in[i].Raw)
+	}
+	// Backends and the router work to the deadline less the margin, so
+	// that the answer is out before the deadline itself.
+	q.t0, q.deadline = t0, deadline.Add(-r.cfg.AnswerMargin)
+	q.compare, q.vote = p.Compare, p.Vote
+	q.refs.Store(1)
+	served, ok := r.follow(ctx, p, q, ans)
+	if ok {
+		for i := range out {
+			copyTensor(&out[i], &q.out[served][i])
+		}
+	}
+	r.release(q)
+	return nil
+}
+
+func (a *Answer) noResult(reason Reason) {
+	a.Status, a.Reason = StatusNoResult, reason
+}
+
+func copyTensor(dst, src *Tensor) {
+	dst.Name, dst.DType, dst.Shape = src.Name, src.DType, src.Shape
+	if len(dst.Data) != len(src.Data) {
+		dst.Data = make([]float32, len(src.Data))
+	}
+	copy(dst.Data, src.Data)
+	if len(src.Raw) > 0 {
+		if len(dst.Raw) != len(src.Raw) {
+			dst.Raw = make([]byte, len(src.Raw))
+		}
+		copy(dst.Raw, src.Raw)
+	}
+}
+
+// follow runs the plan for q and fills ans. It returns the backend whose
+// outputs are served.
+func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *Answer) (watchdog.Backend, bool) {
+	starts, prefer := p.StartList(), p.PreferList()
+	for _, s := range starts {
+		ans.Backends[s.Backend].Outcome = OutcomeSkipped
+	}
+	next, running, failed, started := 0, 0, 0, 0
+	var graceEnd time.Time // set when a less preferred answer is at hand
+	for {
+		now := time.Now()
+		// Start what is due: by its delay, or at once when everything
+		// started so far has failed. Nothing more once an answer is at hand.
+		for next < len(starts) && !r.haveAcceptable(q, prefer) {
+			s := starts[next]
+			if now.Before(startAt(p, q, s)) && (started == 0 || failed < started) {
+				break
+			}
+			next++
+			started++
+			rep := &ans.Backends[s.Backend]
+			rep.StartedAfter = now.Sub(q.t0)
+			if r.dispatch(s.Backend, q) {
+				rep.Outcome = OutcomePending
+				running++
+				continue
+			}
+			rep.Outcome = r.notRun(s.Backend, q)
+			failed++
+		}
+		final := !now.Before(q.deadline)
+		if graceEnd.IsZero() && r.haveAcceptable(q, prefer) {
+			graceEnd = now.Add(r.cfg.PreferWait)
+		}
+		if b, ok := r.choose(q, prefer, final || (!graceEnd.IsZero() && !now.Before(graceEnd))); ok {
+			ans.Status, ans.ServedBy = StatusOK, b
+			return b, true
+		}
+		if running == 0 && next == len(starts) {
+			ans.noResult(ReasonAllFailed)
+			return 0, false
+		}
+		if final {
+			ans.noResult(ReasonDeadline)
+			return 0, false
+		}
+		wake := q.deadline
+		if !graceEnd.IsZero() && graceEnd.Before(wake) {
+			wake = graceEnd
+		}
+		if next < len(starts) {
+			if t := startAt(p, q, starts[next]); t.Before(wake) {
+				wake = t
+			}
+		}
+		q.timer.Reset(wake.Sub(now))
+		select {
+		case b := <-q.done:
+			q.timer.Stop()
+			q.seen[b] = true
+			running--
+			rep := &ans.Backends[b]
+			rep.Outcome, rep.Latency = q.result[b].outcome, q.result[b].latency
+			if rep.Outcome != OutcomeOK {
+				failed++
+			}
+		case <-q.timer.C:
+		case <-ctx.Done():
+			q.timer.Stop()
+			ans.noResult(ReasonCancelled)
+			return 0, false
+		}
+	}
+}
+
+// startAt is when a planned start is due. The plan's delays are worked out
+// for the watchdog's deadline; a backend started late in the budget (the
+// degraded model as last resort) keeps the slack the plan gave it before
+// this request's own deadline.
+func startAt(p *watchdog.Plan, q *request, s watchdog.Start) time.Time {
+	at := q.t0.Add(s.Delay)
+	if p.Deadline > s.Delay {
+		if latest := q.deadline.Add(s.Delay - p.Deadline); latest.Before(at) {
+			at = latest
+		}
+	}
+	return at
+}
+
+// dispatch hands q to a lane of backend b, unless all its lanes are taken.
+func (r *Router) dispatch(b watchdog.Backend, q *request) bool {
+	if r.backends[b] == nil {
+		return false
+	}
+	if r.busy[b].Add(1) > int32(r.cfg.Lanes) {
+		r.busy[b].Add(-1)
+		return false
+	}
+	q.refs.Add(1)
+	q.started[b] = true
+	r.lanes[b] <- q // buffered for every lane: never blocks
+	return true
+}
+
+// notRun reports a backend that could not be started: not loaded (a
+// failure) or every lane busy (it cannot answer in time).
+func (r *Router) notRun(b watchdog.Backend, q *request) Outcome {
+	if r.rep == nil {
+		// nothing to tell
+	} else if r.backends[b] == nil {
+		r.rep.ReportRun(watchdog.RunResult{Backend: b, Err: watchdog.RunFailed, Canary: q.canary})
+	} else {
+		r.rep.ReportRun(watchdog.RunResult{Backend: b, Err: watchdog.RunDeadline, Latency: q.deadline.Sub(q.t0), Canary: q.canary})
+	}
+	if r.backends[b] == nil {
+		return OutcomeFailed
+	}
+	return OutcomeBusy
+}
+
+// haveAcceptable reports whether any started backend has answered well.
+func (r *Router) haveAcceptable(q *request, prefer []watchdog.Backend) bool {
+	for _, b := range prefer {
+		// seen first: result is the lane's until the router has seen it.
+		if q.seen[b] && q.result[b].outcome == OutcomeOK {
+			return true
+		}
+	}
+	return false
+}
+
+// answered reports whether backend b's lane has finished for q, as seen by
+// the router (it has received b on done).
+func (q *request) answered(b watchdog.Backend) bool { return q.seen[b] }
+
+// choose picks the answer to serve: the most preferred acceptable answer,
+// once no more preferred backend is still running — or, when done waiting
+// (the deadline, or PreferWait after a good answer), the best one at hand.
+func (r *Router) choose(q *request, prefer []watchdog.Backend, final bool) (watchdog.Backend, bool) {
+	for _, b := range prefer {
+		switch {
+		case !q.started[b]:
+		case !q.answered(b):
+			if !final {
+				return 0, false
+			}
+		case q.result[b].outcome == OutcomeOK:
+			return b, true
+		}
+	}
+	return 0, false
+}
+
+// Canary runs one canary probe of backend b off the serving path, with the
+// given time budget and a fixed input; the result goes to the reporter with
+// Canary set. It returns false, and runs nothing, when a canary of b is still
+// running or the router is closing.
+func (r *Router) Canary(b watchdog.Backend, budget time.Duration) bool {
+	if !b.Valid() || r.closing.Load() || !r.canaryIn[b].CompareAndSwap(false, true) {
+		return false
+	}
+	q := r.canaries[b]
+	q.t0 = time.Now()
+	q.deadline = q.t0.Add(budget)
+	q.compare, q.vote = false, false
+	q.refs.Store(1)
+	if !r.dispatch(b, q) {
+		r.notRun(b, q)
+	}
+	r.release(q)
+	return true
+}
+
+// Close stops the lanes once the runs in flight are over (each ends by its
+// deadline), or reports how many are left when ctx ends first. Requests
+// after Close get ReasonClosed.
+func (r *Router) Close(ctx context.Context) error {
+	if r.closing.Swap(true) {
+		return nil
+	}
+	// Take back every request and canary so that no lane gets new work.
+	for got := 0; got < cap(r.pool); got++ {
+		select {
+		case <-r.pool:
+		case <-ctx.Done():
+			return fmt.Errorf("router: close: %d requests still in flight: %w", cap(r.pool)-got, ctx.Err())
+		}
+	}
+	for b := range r.canaryIn {
+		for !r.canaryIn[b].CompareAndSwap(false, true) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("router: close: canary of %s still in flight: %w", watchdog.Backend(b), ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	for b := range r.lanes {
+		close(r.lanes[b])
+	}
+	r.wg.Wait()
+	return nil
+}

@@ -1,0 +1,417 @@
+package inference_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/inference/inferencetest"
+	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/watchdog"
+	"github.com/vigil-av/vigil/watchdog/shell"
+)
+
+// ladder is the three demo backends behind fault injectors, a router, and a
+// watchdog machine run by its shell: the whole failover path with real
+// models.
+type ladder struct {
+	t      *testing.T
+	faults [watchdog.NumBackends]*inference.Faulty
+	router *inference.Router
+	shell  *shell.Shell
+	in     []inference.Tensor
+	out    []inference.Tensor
+	rng    *rand.Rand
+
+	mu          sync.Mutex
+	transitions []watchdog.Transition
+}
+
+// quickConfig is the default watchdog configuration with recovery sped up
+// so that fail-back fits in a test.
+func quickConfig(policy watchdog.Policy) watchdog.Config {
+	cfg := watchdog.DefaultConfig()
+	cfg.Policy = policy
+	cfg.CoolDown = 200 * time.Millisecond
+	cfg.CanaryInterval = 40 * time.Millisecond
+	cfg.CanaryCount = 3
+	cfg.CanaryMinSpan = 100 * time.Millisecond
+	cfg.ArbitrateFor = 500 * time.Millisecond
+	return cfg
+}
+
+func newLadder(t *testing.T, cfg watchdog.Config) *ladder {
+	t.Helper()
+	paths := inferencetest.DemoModels(t)
+	l := &ladder{t: t, rng: rand.New(rand.NewPCG(11, 12))}
+	var runners [watchdog.NumBackends]inference.Runner
+	for b, role := range []string{demo.RolePrimary, demo.RoleShadow, demo.RoleDegraded} {
+		be := load(t, inference.Config{Name: role, ModelPath: paths[role]})
+		l.faults[b] = inference.NewFaulty(be)
+		runners[b] = l.faults[b]
+	}
+	m, err := watchdog.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep reporterFunc
+	l.router, err = inference.NewRouter(inference.RouterConfig{}, runners, &rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.shell = shell.New(shell.Config{Tick: 5 * time.Millisecond, OnReady: func(_ time.Time, rd watchdog.Ready) {
+		l.mu.Lock()
+		l.transitions = append(l.transitions, rd.Transitions...)
+		l.mu.Unlock()
+	}}, m, l.router)
+	rep.s = l.shell
+	l.shell.Start()
+	t.Cleanup(func() {
+		for _, f := range l.faults {
+			f.Clear()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := l.router.Close(ctx); err != nil {
+			t.Errorf("router close: %v", err)
+		}
+		l.shell.Close()
+	})
+	l.in = l.router.Backend(watchdog.Degraded).(*inference.Faulty).Unwrap().(*inference.Backend).NewInputs()
+	l.out = l.router.Backend(watchdog.Degraded).(*inference.Faulty).Unwrap().(*inference.Backend).NewOutputs()
+	return l
+}
+
+// reporterFunc forwards to the shell once it exists.
+type reporterFunc struct{ s *shell.Shell }
+
+func (r *reporterFunc) ReportRun(x watchdog.RunResult)         { r.s.ReportRun(x) }
+func (r *reporterFunc) ReportComparison(x watchdog.Comparison) { r.s.ReportComparison(x) }
+func (r *reporterFunc) ReportVote(x watchdog.Vote)             { r.s.ReportVote(x) }
+
+// tally counts what a run of frames got.
+type tally struct {
+	frames, late, noResult int
+	served                 [watchdog.NumBackends]int
+	reasons                map[inference.Reason]int
+	maxLatency             time.Duration
+}
+
+// drive sends n frames at the given period with a 33 ms deadline and checks
+// that every answer came before its deadline.
+func (l *ladder) drive(n int, period time.Duration) tally {
+	l.t.Helper()
+	tl := tally{reasons: map[inference.Reason]int{}}
+	var ans inference.Answer
+	next := time.Now()
+	for range n {
+		randomFrame(l.rng, l.in[0].Data)
+		deadline := time.Now().Add(33 * time.Millisecond)
+		if err := l.router.Infer(context.Background(), deadline, l.in, l.out, &ans); err != nil {
+			l.t.Fatalf("Infer: %v", err)
+		}
+		if time.Now().After(deadline) {
+			tl.late++
+		}
+		tl.frames++
+		tl.maxLatency = max(tl.maxLatency, ans.Latency)
+		if ans.Status == inference.StatusOK {
+			tl.served[ans.ServedBy]++
+		} else {
+			tl.noResult++
+			tl.reasons[ans.Reason]++
+		}
+		next = next.Add(period)
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	if tl.late > 0 {
+		l.t.Errorf("%d of %d answers came after their deadline", tl.late, tl.frames)
+	}
+	return tl
+}
+
+// waitState drives frames until backend b is in state want.
+func (l *ladder) waitState(b watchdog.Backend, want watchdog.State, limit time.Duration) tally {
+	l.t.Helper()
+	total := tally{reasons: map[inference.Reason]int{}}
+	end := time.Now().Add(limit)
+	for l.shell.Status().Backends[b].State != want {
+		if time.Now().After(end) {
+			st := l.shell.Status()
+			l.t.Fatalf("%s still %s (%s) after %v, want %s", b, st.Backends[b].State, st.Backends[b].Reason, limit, want)
+		}
+		tl := l.drive(5, 5*time.Millisecond)
+		total.add(tl)
+	}
+	return total
+}
+
+func (t *tally) add(o tally) {
+	t.frames += o.frames
+	t.late += o.late
+	t.noResult += o.noResult
+	for b := range t.served {
+		t.served[b] += o.served[b]
+	}
+	for r, n := range o.reasons {
+		t.reasons[r] += n
+	}
+	t.maxLatency = max(t.maxLatency, o.maxLatency)
+}
+
+func (l *ladder) inject(b watchdog.Backend, f inference.Fault) {
+	l.t.Helper()
+	if err := l.faults[b].Inject(f); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *ladder) reason(b watchdog.Backend) string { return l.shell.Status().Backends[b].Reason }
+
+func TestRouterHealthyServesPrimary(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Hot))
+	tl := l.drive(40, 2*time.Millisecond)
+	if tl.noResult != 0 || tl.served[watchdog.Primary] != tl.frames {
+		t.Fatalf("healthy ladder: %+v", tl)
+	}
+	st := l.router.Stats()
+	if st.Requests != 40 || st.Served[watchdog.Primary] != 40 || st.Late != 0 || st.Availability != 1 || st.P50 <= 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestFailoverAndFailback: each fault of the primary moves service to the
+// shadow with no answer lost or late, the watchdog fails the primary, and
+// once the fault is cleared the primary comes back only through probation.
+func TestFailoverAndFailback(t *testing.T) {
+	faults := []struct {
+		name   string
+		fault  inference.Fault
+		reason string
+	}{
+		{"hang", inference.Fault{Kind: inference.FaultHang}, "deadline"},
+		{"stuck", inference.Fault{Kind: inference.FaultStuck}, "deadline"},
+		{"errors", inference.Fault{Kind: inference.FaultError}, "error"},
+		{"nan", inference.Fault{Kind: inference.FaultNaN}, "invalid"},
+		{"latency spikes", inference.Fault{Kind: inference.FaultLatency, Latency: 40 * time.Millisecond, Probability: 0.7}, ""},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			l := newLadder(t, quickConfig(watchdog.Hot))
+			l.drive(10, 2*time.Millisecond)
+			l.inject(watchdog.Primary, f.fault)
+			tl := l.waitState(watchdog.Primary, watchdog.Failed, 5*time.Second)
+			if tl.noResult != 0 {
+				t.Errorf("NO_RESULT while the shadow was healthy: %+v", tl)
+			}
+			if !strings.Contains(l.reason(watchdog.Primary), f.reason) {
+				t.Errorf("primary failed because %q, want it to mention %q", l.reason(watchdog.Primary), f.reason)
+			}
+			tl = l.drive(20, 2*time.Millisecond)
+			if tl.served[watchdog.Shadow] != tl.frames {
+				t.Errorf("after failover: %+v, want every frame served by the shadow", tl)
+			}
+			l.faults[watchdog.Primary].Clear()
+			l.waitState(watchdog.Primary, watchdog.Probation, 5*time.Second)
+			l.waitState(watchdog.Primary, watchdog.Healthy, 5*time.Second)
+			tl = l.drive(20, 2*time.Millisecond)
+			if tl.served[watchdog.Primary] != tl.frames {
+				t.Errorf("after fail-back: %+v, want every frame served by the primary", tl)
+			}
+			l.checkPath(watchdog.Primary, "healthy", "failed", "probation", "healthy")
+		})
+	}
+}
+
+// checkPath checks that backend b went through the given states in order
+// (other states may come between, e.g. suspect).
+func (l *ladder) checkPath(b watchdog.Backend, states ...string) {
+	l.t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := []string{"healthy"}
+	for _, tr := range l.transitions {
+		if tr.Backend == b {
+			seen = append(seen, tr.To.String())
+		}
+	}
+	i := 0
+	for _, s := range seen {
+		if i < len(states) && s == states[i] {
+			i++
+		}
+	}
+	if i < len(states) {
+		l.t.Errorf("%s went %v, want %v in that order", b, seen, states)
+	}
+	for k := 1; k < len(seen); k++ {
+		if seen[k] == "healthy" && seen[k-1] != "probation" && seen[k-1] != "suspect" {
+			l.t.Errorf("%s became healthy straight from %s: %v", b, seen[k-1], seen)
+		}
+	}
+}
+
+func TestDivergenceVotesOutPrimary(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Hot))
+	l.drive(10, 2*time.Millisecond)
+	l.inject(watchdog.Primary, inference.Fault{Kind: inference.FaultWrong, Offset: 0.8})
+	tl := l.waitState(watchdog.Primary, watchdog.Failed, 5*time.Second)
+	if tl.noResult != 0 {
+		t.Errorf("NO_RESULT during divergence: %+v", tl)
+	}
+	if r := l.reason(watchdog.Primary); !strings.Contains(r, "vote") && !strings.Contains(r, "outvoted") && !strings.Contains(r, "blame") {
+		t.Errorf("primary failed because %q, want the vote to blame it", r)
+	}
+	if st := l.shell.Status(); st.Backends[watchdog.Shadow].State == watchdog.Failed {
+		t.Errorf("the shadow was blamed too: %+v", st.Backends[watchdog.Shadow])
+	}
+	if tl := l.drive(10, 2*time.Millisecond); tl.served[watchdog.Shadow] != tl.frames {
+		t.Errorf("after the vote: %+v", tl)
+	}
+}
+
+func TestGPULostFailsBothGPUBackends(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Hot))
+	l.drive(10, 2*time.Millisecond)
+	l.shell.Health(watchdog.HealthSample{GPULost: true})
+	l.waitState(watchdog.Shadow, watchdog.Failed, 5*time.Second)
+	if s := l.shell.Status().Backends[watchdog.Primary].State; s != watchdog.Failed {
+		t.Errorf("primary %s after gpu lost", s)
+	}
+	tl := l.drive(20, 2*time.Millisecond)
+	if tl.served[watchdog.Degraded] != tl.frames || tl.noResult != 0 {
+		t.Errorf("with the GPU lost: %+v, want every frame from the degraded model", tl)
+	}
+}
+
+func TestShadowFailingTooLeavesDegraded(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Hot))
+	l.drive(10, 2*time.Millisecond)
+	l.inject(watchdog.Primary, inference.Fault{Kind: inference.FaultHang})
+	l.inject(watchdog.Shadow, inference.Fault{Kind: inference.FaultError})
+	tl := l.waitState(watchdog.Shadow, watchdog.Failed, 5*time.Second)
+	tl.add(l.waitState(watchdog.Primary, watchdog.Failed, 5*time.Second))
+	if tl.noResult != 0 {
+		t.Errorf("NO_RESULT while the degraded model was healthy: %+v", tl)
+	}
+	if tl := l.drive(20, 2*time.Millisecond); tl.served[watchdog.Degraded] != tl.frames {
+		t.Errorf("%+v, want every frame from the degraded model", tl)
+	}
+}
+
+// TestEverythingFailing: with every rung faulted the answer is NO_RESULT,
+// always before the deadline, then MRM; the ladder recovers when the faults
+// clear.
+func TestEverythingFailing(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Hot))
+	l.drive(5, 2*time.Millisecond)
+	l.inject(watchdog.Primary, inference.Fault{Kind: inference.FaultHang})
+	l.inject(watchdog.Shadow, inference.Fault{Kind: inference.FaultError})
+	l.inject(watchdog.Degraded, inference.Fault{Kind: inference.FaultNaN})
+	tl := l.waitState(watchdog.Degraded, watchdog.Failed, 5*time.Second)
+	for _, b := range []watchdog.Backend{watchdog.Primary, watchdog.Shadow} {
+		if s := l.shell.Status().Backends[b].State; s.Usable() {
+			tl.add(l.waitState(b, watchdog.Failed, 5*time.Second))
+		}
+	}
+	if tl.noResult == 0 {
+		t.Errorf("no NO_RESULT with every rung faulted: %+v", tl)
+	}
+	tl = l.drive(10, 2*time.Millisecond)
+	if tl.noResult != tl.frames || tl.reasons[inference.ReasonMRM] != tl.frames {
+		t.Errorf("%+v, want NO_RESULT (mrm) for every frame", tl)
+	}
+	if tl.maxLatency > 5*time.Millisecond {
+		t.Errorf("MRM answers took up to %v; they need no backend", tl.maxLatency)
+	}
+	for _, f := range l.faults {
+		f.Clear()
+	}
+	l.waitState(watchdog.Degraded, watchdog.Healthy, 10*time.Second)
+	if tl := l.drive(10, 2*time.Millisecond); tl.noResult != 0 {
+		t.Errorf("after recovery: %+v", tl)
+	}
+}
+
+func TestWarmPolicyHedges(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Warm))
+	tl := l.drive(30, 2*time.Millisecond)
+	if tl.served[watchdog.Primary] != tl.frames {
+		t.Fatalf("healthy warm ladder: %+v", tl)
+	}
+	p := l.router.Plan()
+	if s, ok := p.Lookup(watchdog.Shadow); !ok || s.Delay <= 0 {
+		t.Fatalf("warm plan %v: want the shadow hedged after a delay", p)
+	}
+	// A hanging primary: the hedge answers, in time.
+	l.inject(watchdog.Primary, inference.Fault{Kind: inference.FaultHang})
+	tl = l.waitState(watchdog.Primary, watchdog.Failed, 5*time.Second)
+	if tl.noResult != 0 {
+		t.Errorf("warm failover: %+v", tl)
+	}
+}
+
+func TestRouterRejectsBadRequests(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Hot))
+	var ans inference.Answer
+	bad := []inference.Tensor{{Name: "frame", Shape: []int64{1, 3, 66, 199}, Data: make([]float32, 3*66*199)}}
+	if err := l.router.Infer(context.Background(), time.Now().Add(time.Second), bad, l.out, &ans); err == nil || !strings.Contains(err.Error(), "shape [1 3 66 200]") {
+		t.Errorf("bad shape: %v", err)
+	}
+	if err := l.router.Infer(context.Background(), time.Now(), l.in, l.out, &ans); err != nil || ans.Status != inference.StatusNoResult || ans.Reason != inference.ReasonDeadlinePassed {
+		t.Errorf("deadline passed: %v %+v", err, ans)
+	}
+	if tl := l.drive(5, time.Millisecond); tl.served[watchdog.Primary] != 5 {
+		t.Errorf("after bad requests: %+v", tl)
+	}
+}
+
+// TestRouterDoesNotAllocate measures the request path alone: the watchdog's
+// shell (which boxes each result into an event, off the request path) is
+// replaced by a reporter that only counts.
+func TestRouterDoesNotAllocate(t *testing.T) {
+	paths := inferencetest.DemoModels(t)
+	var runners [watchdog.NumBackends]inference.Runner
+	for b, role := range []string{demo.RolePrimary, demo.RoleShadow, demo.RoleDegraded} {
+		runners[b] = load(t, inference.Config{Name: role, ModelPath: paths[role]})
+	}
+	var rep countingReporter
+	router, err := inference.NewRouter(inference.RouterConfig{}, runners, &rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Close(context.Background())
+	m, err := watchdog.New(watchdog.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.SetPlan(m.Plan())
+	be := runners[watchdog.Degraded].(*inference.Backend)
+	l := &ladder{router: router, in: be.NewInputs(), out: be.NewOutputs()}
+	var ans inference.Answer
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := l.router.Infer(ctx, time.Now().Add(time.Second), l.in, l.out, &ans); err != nil || ans.Status != inference.StatusOK {
+			t.Fatalf("%v %+v", err, ans)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Infer allocates %v times per request", allocs)
+	}
+	if rep.runs.Load() == 0 || rep.comparisons.Load() == 0 {
+		t.Errorf("the router reported %d runs and %d comparisons", rep.runs.Load(), rep.comparisons.Load())
+	}
+}
+
+type countingReporter struct{ runs, comparisons, votes atomic.Int64 }
+
+func (c *countingReporter) ReportRun(watchdog.RunResult)         { c.runs.Add(1) }
+func (c *countingReporter) ReportComparison(watchdog.Comparison) { c.comparisons.Add(1) }
+func (c *countingReporter) ReportVote(watchdog.Vote)             { c.votes.Add(1) }
