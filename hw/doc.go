@@ -1,7 +1,8 @@
-// Package hw will own hardware health probes: NVML for discrete GPUs, sysfs
-// for Jetson boards, procfs for CPU, memory and thermal zones, and a scripted
-// fake for tests and drills. Probes run off the hot path and feed health
-// samples to the watchdog.
+// Package hw owns hardware health: probes that read the GPU and the system
+// and turn readings into Samples the watchdog acts on.
 //
-// Not built yet; see the hw issue.
+// Today it holds the Sample type and Script, a scripted fake probe for tests
+// and drills (a timeline of readings). The real probes — NVML for discrete
+// GPUs, sysfs for Jetson boards, procfs for CPU, memory and thermal zones —
+// and auto-selection arrive with the hw issue.
 package hw

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/inference/inferencetest"
 	"github.com/vigil-av/vigil/models/demo"
@@ -277,11 +278,20 @@ func TestDivergenceVotesOutPrimary(t *testing.T) {
 	}
 }
 
+// TestGPULostFailsBothGPUBackends plays a scripted hardware fault through
+// the fake probe: a throttled GPU, then a lost one.
 func TestGPULostFailsBothGPUBackends(t *testing.T) {
 	l := newLadder(t, quickConfig(watchdog.Hot))
 	l.drive(10, 2*time.Millisecond)
-	l.shell.Health(watchdog.HealthSample{GPULost: true})
+	script := hw.Script{
+		{At: 0, Sample: hw.Sample{TemperatureC: 70, Throttled: true}},
+		{At: 20 * time.Millisecond, Sample: hw.Sample{GPULost: true}},
+	}
+	go script.Play(context.Background(), l.shell.Hardware)
 	l.waitState(watchdog.Shadow, watchdog.Failed, 5*time.Second)
+	if r := l.reason(watchdog.Shadow); !strings.Contains(r, "gpu lost") {
+		t.Errorf("shadow failed because %q, want gpu lost", r)
+	}
 	if s := l.shell.Status().Backends[watchdog.Primary].State; s != watchdog.Failed {
 		t.Errorf("primary %s after gpu lost", s)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/watchdog"
 )
 
@@ -132,6 +133,19 @@ func (s *Shell) ReportVote(v watchdog.Vote) { s.queue(report{kind: 3, vote: v}) 
 
 // Health queues a hardware health sample; it never blocks.
 func (s *Shell) Health(h watchdog.HealthSample) { s.queue(report{kind: 4, hs: h}) }
+
+// Hardware queues a reading of the hw package's probes (or its scripted
+// fake) as a health sample; it never blocks.
+func (s *Shell) Hardware(x hw.Sample) {
+	s.Health(watchdog.HealthSample{
+		GPULost:        x.GPULost,
+		Xid:            x.Xid,
+		XidFatal:       x.XidFatal,
+		ECCUncorrected: x.ECCUncorrected,
+		Throttled:      x.Throttled,
+		TemperatureC:   x.TemperatureC,
+	})
+}
 
 func (s *Shell) queue(r report) {
 	select {
