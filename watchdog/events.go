@@ -207,4 +207,7 @@ type Command struct {
 	Op      CommandOp
 	Backend Backend // for CmdForceOut and CmdClear
 	Policy  Policy  // for CmdSetPolicy
+	// Reason replaces "operator force-out" as the reason of a CmdForceOut,
+	// e.g. when the daemon keeps out a backend it could not load.
+	Reason string
 }

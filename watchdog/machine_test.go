@@ -305,3 +305,20 @@ func allowed(from, to State) bool {
 	}
 	return false
 }
+
+func TestForceOutWithReason(t *testing.T) {
+	m, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	m.Step(now, Command{Op: CmdForceOut, Backend: Primary, Reason: "not loaded: cuda:0 unavailable"})
+	if m.State(Primary) != Failed || m.Reason(Primary) != "not loaded: cuda:0 unavailable" {
+		t.Fatalf("primary %s (%s)", m.State(Primary), m.Reason(Primary))
+	}
+	// Forced out with a reason behaves like any force-out: no cool-down.
+	m.Step(now.Add(time.Hour), Tick{})
+	if m.State(Primary) != Failed {
+		t.Errorf("primary left failed on its own: %s", m.State(Primary))
+	}
+}

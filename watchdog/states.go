@@ -345,7 +345,11 @@ func (m *Machine) onCommand(now time.Time, c Command) {
 				m.alert(now, AlertOperator, fmt.Sprintf("%s forced out", c.Backend))
 			}
 			s.forced = true
-			m.fail(now, c.Backend, "operator force-out")
+			reason := "operator force-out"
+			if c.Reason != "" {
+				reason = c.Reason
+			}
+			m.fail(now, c.Backend, reason)
 			return
 		}
 		if s.state != Failed {
