@@ -7,15 +7,16 @@ ORT_VER   := 1.24.3
 MODELS    := build/models
 MODEL_FILES := $(MODELS)/primary.onnx $(MODELS)/shadow.onnx $(MODELS)/degraded.onnx
 # Packages with goroutines of their own run under the race detector.
-RACE_PKGS := ./inference/... ./watchdog/...
+RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/...
 # Set by .ci/run: tests that would skip for a missing dependency fail instead.
 export VIGIL_REQUIRE_DEPS
 
-.PHONY: all build deps tools ort models test test-race vet fmt-check bench fuzz clean help
+.PHONY: all build deps tools ort models test test-race vet fmt-check bench fuzz demo clean help
 
 all: build
 
 help:
+	@echo "make demo     start vigild with the demo models and drive it with vigil-sim for a minute"
 	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
 	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"
 	@echo "make bench    vigil-bench inference --quick"
@@ -24,6 +25,9 @@ help:
 
 build:
 	$(GO) build -o build/bin/ ./cmd/...
+
+demo: deps build
+	scripts/demo.sh
 
 # tools: what a fresh Debian machine lacks for `make deps`. Installs npm from
 # Debian's packages when running as root; otherwise says what is missing.
@@ -55,9 +59,15 @@ test: deps fmt-check vet
 	scripts/test-fetch-onnxruntime.sh
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./agent/wire/
 
 bench: deps
 	$(GO) run ./cmd/vigil-bench inference --quick
+	$(GO) run ./cmd/vigil-bench failover --quick
+	$(GO) run ./cmd/vigil-bench socket --quick
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./agent/wire/
 
 clean:
 	rm -rf build

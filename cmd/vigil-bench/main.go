@@ -25,6 +25,7 @@ type suite struct {
 var suites = []suite{
 	{"inference", "the primary model through the inference package vs a bare onnxruntime_go session", runInference},
 	{"failover", "the three models through the router and watchdog at a frame rate, with faults injected on a schedule", runFailover},
+	{"socket", "a frame through the socket protocol and a trivial handler vs a bare Unix-socket echo; request rate", runSocket},
 }
 
 func usage(w io.Writer) {

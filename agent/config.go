@@ -1,0 +1,399 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/watchdog"
+)
+
+// Config is vigild's configuration file. Start from DefaultConfig, read a
+// file with ParseConfig (which applies it over the defaults), and Validate;
+// every error names the field as it is spelt in the file.
+type Config struct {
+	// VehicleID names this vehicle in telemetry and fleet commands.
+	VehicleID string `yaml:"vehicle_id"`
+	// DataDir holds the telemetry buffer and local state.
+	DataDir string `yaml:"data_dir"`
+	// ORTLibrary is the ONNX Runtime shared library; empty means
+	// $VIGIL_ORT_LIBRARY or the one `make deps` fetched.
+	ORTLibrary string       `yaml:"ort_library"`
+	Models     ModelsConfig `yaml:"models"`
+	// Watchdog holds watchdog.Config fields by their snake_case names
+	// (policy, deadline, miss_threshold, cool_down, …); see docs/failover.md.
+	Watchdog watchdog.Config `yaml:"-"`
+	Router   RouterConfig    `yaml:"router"`
+	Socket   SocketConfig    `yaml:"socket"`
+	Drills   DrillsConfig    `yaml:"drills"`
+	Metrics  MetricsConfig   `yaml:"metrics"`
+	Log      LogConfig       `yaml:"log"`
+	Storage  ToggleConfig    `yaml:"storage"`
+	Sync     ToggleConfig    `yaml:"sync"`
+}
+
+// ModelsConfig places the three models.
+type ModelsConfig struct {
+	// Dir is where relative model paths are looked up.
+	Dir      string        `yaml:"dir"`
+	Primary  BackendConfig `yaml:"primary"`
+	Shadow   BackendConfig `yaml:"shadow"`
+	Degraded BackendConfig `yaml:"degraded"`
+}
+
+// BackendConfig is one model on one execution provider.
+type BackendConfig struct {
+	Path     string                    `yaml:"path"`
+	Provider string                    `yaml:"provider"`
+	Threads  inference.ThreadOptions   `yaml:"threads"`
+	TensorRT inference.TensorRTOptions `yaml:"tensorrt"`
+	Sessions int                       `yaml:"sessions"`
+	Warmup   int                       `yaml:"warmup_runs"`
+}
+
+// RouterConfig mirrors inference.RouterConfig.
+type RouterConfig struct {
+	Requests         int           `yaml:"requests"`
+	Lanes            int           `yaml:"lanes"`
+	AnswerMargin     time.Duration `yaml:"answer_margin"`
+	PreferWait       time.Duration `yaml:"prefer_wait"`
+	CompareTolerance float32       `yaml:"compare_tolerance"`
+	VoteTolerance    float32       `yaml:"vote_tolerance"`
+}
+
+// SocketConfig is the supervisors' socket; see ServerConfig and
+// docs/protocol.md.
+type SocketConfig struct {
+	Path           string        `yaml:"path"`
+	Mode           string        `yaml:"mode"`
+	Owner          string        `yaml:"owner"`
+	Group          string        `yaml:"group"`
+	AllowUIDs      []uint32      `yaml:"allow_uids"`
+	AllowGIDs      []uint32      `yaml:"allow_gids"`
+	MaxConnections int           `yaml:"max_connections"`
+	MaxInFlight    int           `yaml:"max_in_flight"`
+	MaxPayload     uint32        `yaml:"max_payload"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+}
+
+// DrillsConfig governs fault injection from the socket.
+type DrillsConfig struct {
+	// Allowed lets supervisors inject faults (only while the vehicle is
+	// parked). Off by default: a vehicle in service never runs drills.
+	Allowed bool `yaml:"allowed"`
+}
+
+// MetricsConfig is the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is a loopback host:port; empty turns the endpoint off.
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig sets the daemon's logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error; changeable at run time.
+	Level string `yaml:"level"`
+	// Format is json (for journald and shipping) or console.
+	Format string `yaml:"format"`
+}
+
+// ToggleConfig turns a part that has not landed yet on or off.
+type ToggleConfig struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// DefaultConfig returns the defaults: the demo models on CPU for the
+// degraded rung and CUDA device 0 for the GPU rungs, the hot policy with a
+// 33 ms deadline, the socket at /run/vigil/vigild.sock, drills off.
+func DefaultConfig() Config {
+	sock := DefaultServerConfig()
+	return Config{
+		VehicleID: "vehicle",
+		DataDir:   "/var/lib/vigil",
+		Models: ModelsConfig{
+			Dir:      "/usr/share/vigil/models",
+			Primary:  BackendConfig{Path: "primary.onnx", Provider: "cuda:0"},
+			Shadow:   BackendConfig{Path: "shadow.onnx", Provider: "cuda:0"},
+			Degraded: BackendConfig{Path: "degraded.onnx", Provider: "cpu"},
+		},
+		Watchdog: watchdog.DefaultConfig(),
+		Socket: SocketConfig{
+			Path:           sock.Path,
+			Mode:           "0660",
+			MaxConnections: sock.MaxConnections,
+			MaxInFlight:    sock.MaxInFlight,
+			MaxPayload:     sock.MaxPayload,
+			IdleTimeout:    sock.IdleTimeout,
+			WriteTimeout:   sock.WriteTimeout,
+		},
+		Log: LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// ParseConfig reads YAML over the defaults. Unknown fields and values of
+// the wrong type are errors that name the field and its line; nothing is
+// checked on disk (see Validate).
+func ParseConfig(r io.Reader) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return cfg, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return cfg, yamlError(err, nil)
+	}
+	var file struct {
+		Config   `yaml:",inline"`
+		Watchdog yaml.Node `yaml:"watchdog"`
+	}
+	file.Config = cfg
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, yamlError(err, &root)
+	}
+	cfg = file.Config
+	// The watchdog section is applied key by key through watchdog.Config.Set
+	// so that its names stay the watchdog's own.
+	if err := applyWatchdog(&cfg.Watchdog, &file.Watchdog); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+var unknownFieldRE = regexp.MustCompile("line ([0-9]+): field (\\S+) not found in type (.*)$")
+
+var typeErrorRE = regexp.MustCompile("line ([0-9]+): cannot unmarshal !!([a-z]+)(?: `([^`]*)`)? into")
+
+// yamlError rewrites the YAML package's errors so that type errors name the
+// field they are about.
+func yamlError(err error, root *yaml.Node) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var te *yaml.TypeError
+	if root == nil || !errors.As(err, &te) {
+		return fmt.Errorf("config: %s", msg)
+	}
+	var parts []string
+	for _, e := range te.Errors {
+		if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
+			where := strings.TrimPrefix(m[3], "agent.")
+			if strings.HasPrefix(where, "struct {") {
+				where = "the top level"
+			}
+			parts = append(parts, fmt.Sprintf("line %s: unknown field %q in %s", m[1], m[2], where))
+			continue
+		}
+		m := typeErrorRE.FindStringSubmatch(e)
+		if m == nil {
+			parts = append(parts, e)
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		if field := fieldAt(root, "", line, m[2], m[3]); field != "" {
+			e = field + ": " + e
+		}
+		parts = append(parts, e)
+	}
+	return fmt.Errorf("config: %s", strings.Join(parts, "; "))
+}
+
+// fieldAt finds the dotted name of the field whose value sits on line with
+// the given tag (and scalar value, when known).
+func fieldAt(n *yaml.Node, prefix string, line int, tag, value string) string {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			if f := fieldAt(c, prefix, line, tag, value); f != "" {
+				return f
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			name := k.Value
+			if prefix != "" {
+				name = prefix + "." + k.Value
+			}
+			if v.Line == line && strings.TrimPrefix(v.ShortTag(), "!!") == tag && (value == "" || v.Value == value) {
+				return name
+			}
+			if f := fieldAt(v, name, line, tag, value); f != "" {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+func applyWatchdog(c *watchdog.Config, n *yaml.Node) error {
+	if n.Kind == 0 {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("config: watchdog (line %d): want a mapping of settings", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("config: watchdog.%s (line %d): want a single value", k.Value, v.Line)
+		}
+		if err := c.Set(k.Value, v.Value); err != nil {
+			return fmt.Errorf("config: watchdog.%s (line %d): %w", k.Value, v.Line, err)
+		}
+	}
+	return nil
+}
+
+// LoadConfig reads and validates a configuration file.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	defer f.Close()
+	cfg, err := ParseConfig(f)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every field and returns the first problem, naming the
+// field as it is spelt in the file.
+func (c *Config) Validate() error {
+	if c.VehicleID == "" || strings.ContainsAny(c.VehicleID, "/+# ") {
+		return fmt.Errorf("vehicle_id %q: want a non-empty name without '/', '+', '#' or spaces", c.VehicleID)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: empty")
+	}
+	for _, m := range []struct {
+		name string
+		b    *BackendConfig
+	}{{"primary", &c.Models.Primary}, {"shadow", &c.Models.Shadow}, {"degraded", &c.Models.Degraded}} {
+		field := "models." + m.name
+		if m.b.Path == "" {
+			return fmt.Errorf("%s.path: empty", field)
+		}
+		p, err := inference.ParseProvider(m.b.Provider)
+		if err != nil {
+			return fmt.Errorf("%s.provider: %w", field, err)
+		}
+		if m.name == "degraded" && p.GPU() {
+			return fmt.Errorf("%s.provider %q: the degraded rung runs on the CPU, so that it survives the GPU", field, m.b.Provider)
+		}
+		if m.b.Sessions < 0 || m.b.Sessions > 64 {
+			return fmt.Errorf("%s.sessions %d: want 0 (one) to 64", field, m.b.Sessions)
+		}
+		if m.b.Threads.IntraOp < 0 || m.b.Threads.InterOp < 0 {
+			return fmt.Errorf("%s.threads: thread counts must not be negative", field)
+		}
+	}
+	if err := c.Watchdog.Validate(); err != nil {
+		return fmt.Errorf("watchdog: %w", err)
+	}
+	r := c.Router
+	switch {
+	case r.Requests < 0 || r.Requests > 1024:
+		return fmt.Errorf("router.requests %d: want 0 (default) to 1024", r.Requests)
+	case r.Lanes < 0 || r.Lanes > 64:
+		return fmt.Errorf("router.lanes %d: want 0 (default) to 64", r.Lanes)
+	case r.AnswerMargin < 0 || r.AnswerMargin >= c.Watchdog.Deadline:
+		return fmt.Errorf("router.answer_margin %v: want 0 (default) up to the deadline %v", r.AnswerMargin, c.Watchdog.Deadline)
+	case r.PreferWait < 0:
+		return fmt.Errorf("router.prefer_wait %v: must not be negative", r.PreferWait)
+	case r.CompareTolerance < 0 || r.VoteTolerance < 0:
+		return errors.New("router: tolerances must not be negative")
+	}
+	if _, err := c.ServerConfig(); err != nil {
+		return err
+	}
+	if c.Metrics.Listen != "" {
+		host, port, err := net.SplitHostPort(c.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("metrics.listen %q: must be a loopback address (127.0.0.1, [::1] or localhost); metrics are not for the network", c.Metrics.Listen)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("metrics.listen %q: bad port", c.Metrics.Listen)
+		}
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		return fmt.Errorf("log.format %q: want json or console", c.Log.Format)
+	}
+	if c.Storage.Enabled {
+		return errors.New("storage.enabled: the telemetry buffer is not part of this build yet; leave it false")
+	}
+	if c.Sync.Enabled {
+		return errors.New("sync.enabled: the cloud sync is not part of this build yet; leave it false")
+	}
+	return nil
+}
+
+// ModelPath resolves a model path against models.dir.
+func (c *Config) ModelPath(p string) string {
+	if filepath.IsAbs(p) || c.Models.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Models.Dir, p)
+}
+
+// ServerConfig turns the socket section into the server's configuration.
+func (c *Config) ServerConfig() (ServerConfig, error) {
+	s := c.Socket
+	mode, err := strconv.ParseUint(strings.TrimPrefix(s.Mode, "0o"), 8, 32)
+	if err != nil {
+		return ServerConfig{}, fmt.Errorf("socket.mode %q: want octal permission bits such as \"0660\"", s.Mode)
+	}
+	sc := ServerConfig{
+		Path:           s.Path,
+		Mode:           os.FileMode(mode),
+		Owner:          s.Owner,
+		Group:          s.Group,
+		AllowUIDs:      s.AllowUIDs,
+		AllowGIDs:      s.AllowGIDs,
+		MaxConnections: s.MaxConnections,
+		MaxInFlight:    s.MaxInFlight,
+		MaxPayload:     s.MaxPayload,
+		IdleTimeout:    s.IdleTimeout,
+		WriteTimeout:   s.WriteTimeout,
+	}
+	if err := sc.Validate(); err != nil {
+		return sc, err
+	}
+	return sc, nil
+}
+
+// InferenceRouterConfig turns the router section into the router's.
+func (c *Config) InferenceRouterConfig() inference.RouterConfig {
+	r := c.Router
+	return inference.RouterConfig{
+		Requests:         r.Requests,
+		Lanes:            r.Lanes,
+		AnswerMargin:     r.AnswerMargin,
+		PreferWait:       r.PreferWait,
+		CompareTolerance: r.CompareTolerance,
+		VoteTolerance:    r.VoteTolerance,
+	}
+}

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-av/vigil/watchdog"
+)
+
+func parse(t *testing.T, y string) (Config, error) {
+	t.Helper()
+	cfg, err := ParseConfig(strings.NewReader(y))
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func TestConfigDefaultsAreValid(t *testing.T) {
+	cfg, err := parse(t, "")
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if cfg.Watchdog.Policy != watchdog.Hot || cfg.Watchdog.Deadline != 33*time.Millisecond || cfg.Drills.Allowed {
+		t.Errorf("defaults %+v", cfg)
+	}
+	sc, err := cfg.ServerConfig()
+	if err != nil || sc.Mode != 0o660 {
+		t.Errorf("socket %+v %v", sc, err)
+	}
+}
+
+func TestConfigReadsEverySection(t *testing.T) {
+	cfg, err := parse(t, `
+vehicle_id: demo-7
+data_dir: /tmp/vigil
+ort_library: /opt/ort/libonnxruntime.so.1
+models:
+  dir: /opt/models
+  primary: {path: p.onnx, provider: tensorrt:0, tensorrt: {fp16: true, engine_cache_dir: /var/cache/trt}}
+  shadow: {path: /abs/s.onnx, provider: cuda:1, sessions: 2}
+  degraded: {path: d.onnx, provider: cpu, threads: {intra_op: 2}}
+watchdog:
+  policy: warm
+  deadline: 50ms
+  miss_threshold: 4
+router: {prefer_wait: 3ms, vote_tolerance: 0.4}
+socket: {path: /tmp/v.sock, mode: "0600", allow_gids: [1000], idle_timeout: 5s}
+drills: {allowed: true}
+metrics: {listen: "127.0.0.1:9477"}
+log: {level: debug, format: console}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.VehicleID != "demo-7" || cfg.Watchdog.Policy != watchdog.Warm || cfg.Watchdog.Deadline != 50*time.Millisecond || cfg.Watchdog.MissThreshold != 4 {
+		t.Errorf("top and watchdog: %+v", cfg)
+	}
+	if !cfg.Models.Primary.TensorRT.FP16 || cfg.Models.Shadow.Sessions != 2 || cfg.Models.Degraded.Threads.IntraOp != 2 {
+		t.Errorf("models: %+v", cfg.Models)
+	}
+	if cfg.ModelPath(cfg.Models.Primary.Path) != "/opt/models/p.onnx" || cfg.ModelPath(cfg.Models.Shadow.Path) != "/abs/s.onnx" {
+		t.Errorf("model paths: %s %s", cfg.ModelPath(cfg.Models.Primary.Path), cfg.ModelPath(cfg.Models.Shadow.Path))
+	}
+	if rc := cfg.InferenceRouterConfig(); rc.PreferWait != 3*time.Millisecond || rc.VoteTolerance != 0.4 {
+		t.Errorf("router: %+v", rc)
+	}
+	sc, _ := cfg.ServerConfig()
+	if sc.Mode != 0o600 || sc.IdleTimeout != 5*time.Second || len(sc.AllowGIDs) != 1 {
+		t.Errorf("socket: %+v", sc)
+	}
+	if !cfg.Drills.Allowed || cfg.Metrics.Listen != "127.0.0.1:9477" || cfg.Log.Level != "debug" {
+		t.Errorf("drills, metrics, log: %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cases := map[string]string{
+		"vehicel_id: x": "vehicel_id",
+		"models: {primary: {path: p.onnx, provder: cpu}}": "provder",
+		"models: {primary: {provider: gpu}}":              "models.primary.provider",
+		"models: {degraded: {provider: cuda:0}}":          "models.degraded.provider",
+		"models: {shadow: {path: \"\"}}":                  "models.shadow.path",
+		"watchdog: {miss_threshold: lots}":                "watchdog.miss_threshold",
+		"watchdog: {no_such_knob: 1}":                     "watchdog.no_such_knob",
+		"watchdog: {deadline: 0s}":                        "Deadline",
+		"router: {answer_margin: 40ms}":                   "router.answer_margin",
+		"socket: {mode: rw-rw----}":                       "socket.mode",
+		"socket: {path: \"\"}":                            "socket.path",
+		"metrics: {listen: \"0.0.0.0:9477\"}":             "metrics.listen",
+		"log: {level: loud}":                              "log.level",
+		"log: {format: xml}":                              "log.format",
+		"storage: {enabled: true}":                        "storage.enabled",
+		"vehicle_id: \"a/b\"":                             "vehicle_id",
+		"models: [1, 2]":                                  "models",
+		"socket: {idle_timeout: soon}":                    "idle_timeout",
+	}
+	for y, field := range cases {
+		_, err := parse(t, y)
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v, want an error naming %s", y, err, field)
+		}
+	}
+}

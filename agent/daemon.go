@@ -1,0 +1,349 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/agent/wire"
+	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/watchdog"
+	"github.com/vigil-av/vigil/watchdog/shell"
+)
+
+// Version is the daemon's version, reported in status.
+const Version = "0.1.0-dev"
+
+// Daemon is one vehicle's running Vigil: the models, the router, the
+// watchdog, the socket and, later, storage and sync.
+type Daemon struct {
+	cfg   Config
+	log   *zap.Logger
+	level zap.AtomicLevel
+
+	backends [watchdog.NumBackends]*inference.Backend
+	faults   [watchdog.NumBackends]*inference.Faulty
+	router   *inference.Router
+	shell    *shell.Shell
+	server   *Server
+	metrics  *http.Server
+
+	vehicle  atomic.Uint32 // wire.VehicleState reported by the supervisor
+	started  time.Time
+	warnings []string
+	// notLoaded says why a backend is missing, "" when it is loaded.
+	notLoaded [watchdog.NumBackends]string
+	runtime   inference.RuntimeInfo
+
+	serving   atomic.Bool
+	notify    *notifier
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	serveErr  chan error
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start brings the daemon up in order — storage (not in this build), the
+// models, warmed backends, the watchdog, the socket, sync (not in this build)
+// — so that it accepts requests only when it can answer them. A GPU model
+// that cannot be loaded (no GPU, no provider) is kept out and reported: the
+// daemon starts degraded rather than not at all. The degraded CPU model is
+// required.
+func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, level: level, started: time.Now(), notify: newNotifier(), stop: make(chan struct{}), serveErr: make(chan error, 1)}
+	d.vehicle.Store(uint32(wire.Driving)) // until the supervisor says otherwise
+	d.status("loading models")
+	log.Info("starting", zap.String("vehicle_id", cfg.VehicleID), zap.String("version", Version))
+	log.Info("storage off in this build; telemetry is not buffered")
+
+	if err := inference.Init(cfg.ORTLibrary); err != nil {
+		return nil, err
+	}
+	d.runtime, _ = inference.Runtime()
+	log.Info("onnxruntime", zap.String("library", d.runtime.LibraryPath), zap.String("version", d.runtime.Version))
+	if err := d.loadModels(); err != nil {
+		d.closeBackends()
+		return nil, err
+	}
+
+	d.status("starting watchdog")
+	var runners [watchdog.NumBackends]inference.Runner
+	for b, be := range d.backends {
+		if be == nil {
+			continue
+		}
+		if cfg.Drills.Allowed {
+			d.faults[b] = inference.NewFaulty(be)
+			runners[b] = d.faults[b]
+		} else {
+			runners[b] = be
+		}
+	}
+	m, err := watchdog.New(cfg.Watchdog)
+	if err != nil {
+		d.closeBackends()
+		return nil, fmt.Errorf("watchdog: %w", err)
+	}
+	rep := &lateReporter{}
+	d.router, err = inference.NewRouter(cfg.InferenceRouterConfig(), runners, rep)
+	if err != nil {
+		d.closeBackends()
+		return nil, err
+	}
+	d.shell = shell.New(shell.Config{OnReady: d.onReady}, m, d.router)
+	rep.set(d.shell)
+	d.shell.Start()
+	for b, why := range d.notLoaded {
+		if why == "" {
+			continue
+		}
+		cmd := watchdog.Command{Op: watchdog.CmdForceOut, Backend: watchdog.Backend(b), Reason: "not loaded: " + why}
+		if err := d.shell.Command(context.Background(), cmd); err != nil {
+			d.shutdownCore()
+			return nil, fmt.Errorf("keep %s out: %w", watchdog.Backend(b), err)
+		}
+	}
+
+	d.status("opening socket")
+	sc, err := cfg.ServerConfig()
+	if err != nil {
+		d.shutdownCore()
+		return nil, err
+	}
+	d.server, err = Listen(sc, &service{d: d}, log.Named("socket"))
+	if err != nil {
+		d.shutdownCore()
+		return nil, err
+	}
+	d.serving.Store(true)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		err := d.server.Serve()
+		d.serving.Store(false)
+		d.serveErr <- err
+	}()
+	if cfg.Metrics.Listen != "" {
+		if err := d.startMetrics(cfg.Metrics.Listen); err != nil {
+			d.Close(context.Background())
+			return nil, err
+		}
+	}
+	log.Info("sync off in this build; nothing goes to the cloud")
+
+	d.wg.Add(1)
+	go d.keepAlive()
+	msg := "serving"
+	if len(d.warnings) > 0 {
+		msg = "serving degraded: " + d.warnings[0]
+	}
+	if err := d.notify.notify("READY=1\nSTATUS=" + msg); err != nil {
+		log.Warn("systemd notify", zap.Error(err))
+	}
+	log.Info("ready", zap.String("socket", sc.Path), zap.Strings("warnings", d.warnings))
+	return d, nil
+}
+
+func (d *Daemon) status(s string) {
+	if err := d.notify.notify("STATUS=" + s); err != nil {
+		d.log.Debug("systemd notify", zap.Error(err))
+	}
+}
+
+// loadModels loads and warms the three backends.
+func (d *Daemon) loadModels() error {
+	m := d.cfg.Models
+	for b, bc := range []BackendConfig{m.Primary, m.Shadow, m.Degraded} {
+		name := watchdog.Backend(b).String()
+		prov, _ := inference.ParseProvider(bc.Provider) // checked by Validate
+		cfg := inference.Config{
+			Name:       name,
+			ModelPath:  d.cfg.ModelPath(bc.Path),
+			Provider:   prov,
+			Threads:    bc.Threads,
+			TensorRT:   bc.TensorRT,
+			Sessions:   bc.Sessions,
+			WarmupRuns: bc.Warmup,
+		}
+		be, err := inference.Load(cfg)
+		if err != nil {
+			if watchdog.Backend(b) == watchdog.Degraded {
+				return fmt.Errorf("models.degraded: %w", err)
+			}
+			d.notLoaded[b] = err.Error()
+			w := fmt.Sprintf("%s not loaded: %v", name, err)
+			if errors.Is(err, inference.ErrProviderUnavailable) {
+				d.notLoaded[b] = prov.String() + " is not available"
+				w = fmt.Sprintf("%s not loaded: %s is not available here; serving without it", name, prov)
+			}
+			d.warnings = append(d.warnings, w)
+			d.log.Warn("model not loaded; starting without it", zap.String("backend", name), zap.Error(err))
+			continue
+		}
+		info := be.Info()
+		d.log.Info("model loaded", zap.String("backend", name), zap.String("model", info.Model.Name),
+			zap.String("version", info.Model.Version), zap.String("provider", info.Provider),
+			zap.Duration("warmup", info.Warmup), zap.Duration("first_run", info.FirstRun))
+		d.backends[b] = be
+	}
+	return nil
+}
+
+// onReady runs on the watchdog's goroutine for every change: it logs
+// transitions and alerts. (Telemetry goes to storage once it lands.)
+func (d *Daemon) onReady(now time.Time, rd watchdog.Ready) {
+	for _, t := range rd.Transitions {
+		d.log.Warn("backend state", zap.Stringer("backend", t.Backend), zap.Stringer("from", t.From),
+			zap.Stringer("to", t.To), zap.String("reason", t.Reason))
+	}
+	for _, a := range rd.Alerts {
+		d.log.Warn("watchdog alert", zap.Stringer("kind", a.Kind), zap.String("message", a.Message))
+	}
+	if rd.PlanChanged {
+		d.log.Info("plan", zap.Stringer("plan", rd.Plan))
+	}
+}
+
+// keepAlive sends systemd watchdog pings while the watchdog loop and the
+// socket server are alive, and only then.
+func (d *Daemon) keepAlive() {
+	defer d.wg.Done()
+	every, err := watchdogInterval()
+	if err != nil {
+		d.log.Warn("systemd watchdog", zap.Error(err))
+	}
+	if every <= 0 || !d.notify.enabled() {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			if d.shell.Alive(every) && d.serving.Load() {
+				d.notify.notify("WATCHDOG=1")
+			} else {
+				d.log.Error("an internal loop is stuck: withholding the systemd watchdog ping")
+			}
+		}
+	}
+}
+
+// Done is closed when the socket server stops on its own (an error).
+func (d *Daemon) Done() <-chan error { return d.serveErr }
+
+// Close shuts down in reverse order: stop accepting and finish the requests
+// in flight, stop the router and the watchdog, release the models.
+func (d *Daemon) Close(ctx context.Context) error {
+	d.closeOnce.Do(func() {
+		d.notify.notify("STOPPING=1\nSTATUS=shutting down")
+		close(d.stop)
+		var errs []error
+		if d.metrics != nil {
+			errs = append(errs, d.metrics.Shutdown(ctx))
+		}
+		if d.server != nil {
+			errs = append(errs, d.server.Close(ctx))
+		}
+		errs = append(errs, d.shutdownCore())
+		d.wg.Wait()
+		d.closeErr = errors.Join(errs...)
+		d.log.Info("stopped", zap.Error(d.closeErr))
+		d.log.Sync()
+	})
+	return d.closeErr
+}
+
+func (d *Daemon) shutdownCore() error {
+	var errs []error
+	if d.router != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, d.router.Close(ctx))
+		cancel()
+	}
+	if d.shell != nil {
+		d.shell.Close()
+	}
+	errs = append(errs, d.closeBackends())
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) closeBackends() error {
+	var errs []error
+	for _, be := range d.backends {
+		if be == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, be.Close(ctx))
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// SocketPath is where the daemon listens.
+func (d *Daemon) SocketPath() string { return d.server.Addr() }
+
+// MetricsAddr is the metrics endpoint's address, empty when off.
+func (d *Daemon) MetricsAddr() string {
+	if d.metrics == nil {
+		return ""
+	}
+	return d.metrics.Addr
+}
+
+func (d *Daemon) startMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", d.serveMetrics)
+	d.metrics = &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics endpoint", zap.Error(err))
+		}
+	}()
+	d.log.Info("metrics", zap.String("listen", d.metrics.Addr))
+	return nil
+}
+
+// lateReporter forwards the router's reports to the shell, which is made
+// after the router.
+type lateReporter struct{ s atomic.Pointer[shell.Shell] }
+
+func (r *lateReporter) set(s *shell.Shell) { r.s.Store(s) }
+
+func (r *lateReporter) ReportRun(x watchdog.RunResult) {
+	if s := r.s.Load(); s != nil {
+		s.ReportRun(x)
+	}
+}
+
+func (r *lateReporter) ReportComparison(x watchdog.Comparison) {
+	if s := r.s.Load(); s != nil {
+		s.ReportComparison(x)
+	}
+}
+
+func (r *lateReporter) ReportVote(x watchdog.Vote) {
+	if s := r.s.Load(); s != nil {
+		s.ReportVote(x)
+	}
+}

@@ -1,0 +1,292 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/inference/inferencetest"
+)
+
+// daemonConfig is a configuration for the demo models on the CPU with the
+// socket in a short temporary directory.
+func daemonConfig(t *testing.T) Config {
+	t.Helper()
+	inferencetest.Init(t)
+	paths := inferencetest.DemoModels(t)
+	dir, err := os.MkdirTemp("", "vgd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg := DefaultConfig()
+	cfg.VehicleID = "test"
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Models.Dir = filepath.Dir(paths["primary"])
+	cfg.Models.Primary.Provider = "cpu"
+	cfg.Models.Shadow.Provider = "cpu"
+	cfg.Socket.Path = filepath.Join(dir, "v.sock")
+	cfg.Log.Level = "warn"
+	return cfg
+}
+
+func startDaemon(t *testing.T, cfg Config) (*Daemon, *client.Client) {
+	t.Helper()
+	log, level, err := NewLogger(cfg.Log, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Start(cfg, log, level)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	c, err := client.Dial(cfg.Socket.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return d, c
+}
+
+func randomFrame() []client.Tensor {
+	data := make([]float32, 3*66*200)
+	for i := range data {
+		data[i] = rand.Float32()
+	}
+	return []client.Tensor{{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: data}}
+}
+
+func infer(t *testing.T, c *client.Client, budget time.Duration) *client.InferResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), budget+5*time.Second)
+	defer cancel()
+	resp, err := c.Infer(ctx, &client.InferRequest{Budget: budget, Inputs: randomFrame()})
+	if err != nil {
+		t.Fatalf("Infer: %v", err)
+	}
+	return resp
+}
+
+func control(t *testing.T, c *client.Client, req client.ControlRequest) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Control(ctx, req)
+}
+
+func status(t *testing.T, c *client.Client) Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatalf("status document: %v\n%s", err, raw)
+	}
+	return st
+}
+
+func TestDaemonServesFailsOverAndReports(t *testing.T) {
+	cfg := daemonConfig(t)
+	cfg.Drills.Allowed = true
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	d, c := startDaemon(t, cfg)
+
+	resp := infer(t, c, 33*time.Millisecond)
+	if !resp.OK() || resp.ServedBy != client.Primary || resp.Model != "pilotnet" || len(resp.Outputs) != 1 || len(resp.Outputs[0].Float32) != 3 {
+		t.Fatalf("first answer: %+v", resp)
+	}
+	if resp.Backends[0].Outcome != client.Outcome(3) { // OK
+		t.Errorf("primary report %+v", resp.Backends[0])
+	}
+
+	// Drills need the vehicle parked; the daemon starts assuming driving.
+	hang := client.ControlRequest{Op: client.OpDrillFault, Backend: client.Primary, FaultKind: "hang"}
+	var ce *client.ControlError
+	if err := control(t, c, hang); !errors.As(err, &ce) || !strings.Contains(ce.Error(), "NOT_PARKED") {
+		t.Fatalf("drill while driving: %v, want NOT_PARKED", err)
+	}
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := control(t, c, hang); err != nil {
+		t.Fatalf("drill while parked: %v", err)
+	}
+	for range 20 {
+		resp := infer(t, c, 33*time.Millisecond)
+		if !resp.OK() {
+			t.Fatalf("NO_RESULT with the shadow healthy: %+v", resp)
+		}
+	}
+	st := status(t, c)
+	if st.Backends[0].State != "failed" || st.ActiveRung != "shadow" || st.Backends[0].Fault != "hang" || st.VehicleState != "parked" {
+		t.Errorf("status after the hang: active %s, primary %+v", st.ActiveRung, st.Backends[0])
+	}
+	if st.Counters.Requests != 21 || st.Counters.DeadlineMisses != 0 || st.Counters.Failovers != 1 || st.Failover.LastReason == "" {
+		t.Errorf("counters %+v, failover %+v", st.Counters, st.Failover)
+	}
+
+	// Operator commands.
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetPolicy, Value: client.Cold}); err != nil {
+		t.Fatal(err)
+	}
+	if err := control(t, c, client.ControlRequest{Op: client.OpForceOut, Backend: client.Shadow}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := infer(t, c, 33*time.Millisecond); !resp.OK() || resp.ServedBy != client.Degraded {
+		t.Errorf("with primary and shadow out: %+v", resp)
+	}
+	if err := control(t, c, client.ControlRequest{Op: client.OpClear, Backend: client.Degraded}); err == nil {
+		t.Error("clear of a healthy backend accepted")
+	}
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetLogLevel, Value: client.LogDebug}); err != nil || d.level.Level() != zap.DebugLevel {
+		t.Errorf("log level: %v, now %s", err, d.level.Level())
+	}
+	if st := status(t, c); st.Policy != "cold" || !st.Backends[1].Forced {
+		t.Errorf("status after commands: policy %s shadow %+v", st.Policy, st.Backends[1])
+	}
+
+	// Metrics on loopback.
+	r, err := http.Get("http://" + d.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	for _, want := range []string{"vigil_requests_total 22", `vigil_served_total{backend="degraded"} 1`, `vigil_backend_state{backend="primary",state="failed"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestDaemonStartsDegradedWithoutGPU(t *testing.T) {
+	cfg := daemonConfig(t)
+	cfg.Models.Primary.Provider = "cuda:0" // the fetched library is a CPU build
+	_, c := startDaemon(t, cfg)
+	st := status(t, c)
+	p := st.Backends[0]
+	if p.Loaded || p.State != "failed" || !strings.Contains(p.Reason, "cuda:0 is not available") || len(st.Warnings) != 1 {
+		t.Fatalf("primary %+v, warnings %v", p, st.Warnings)
+	}
+	if resp := infer(t, c, 33*time.Millisecond); !resp.OK() || resp.ServedBy != client.Shadow {
+		t.Errorf("answer without the primary: %+v", resp)
+	}
+	// It stays out: a clear sends it to probation, where canaries fail.
+	if st := status(t, c); st.Backends[0].State != "failed" {
+		t.Errorf("primary %s", st.Backends[0].State)
+	}
+}
+
+func TestDaemonRefusesDrillsUnlessConfigured(t *testing.T) {
+	cfg := daemonConfig(t)
+	_, c := startDaemon(t, cfg)
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked}); err != nil {
+		t.Fatal(err)
+	}
+	err := control(t, c, client.ControlRequest{Op: client.OpDrillFault, Backend: client.Primary, FaultKind: "hang"})
+	if err == nil || !strings.Contains(err.Error(), "DRILLS_DISABLED") {
+		t.Fatalf("drill with drills off: %v", err)
+	}
+	if resp := infer(t, c, 33*time.Millisecond); !resp.OK() || resp.ServedBy != client.Primary {
+		t.Errorf("a refused drill changed service: %+v", resp)
+	}
+}
+
+func TestDaemonBadInputChangesNothing(t *testing.T) {
+	cfg := daemonConfig(t)
+	_, c := startDaemon(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bad := []client.Tensor{{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 200, 66}, Float32: make([]float32, 3*66*200)}}
+	resp, err := c.Infer(ctx, &client.InferRequest{Budget: 33 * time.Millisecond, Inputs: bad})
+	if err != nil || resp.OK() || !strings.Contains(resp.Detail, "shape [1 3 66 200]") {
+		t.Fatalf("wrong shape: %v %+v", err, resp)
+	}
+	if resp := infer(t, c, 33*time.Millisecond); !resp.OK() || resp.ServedBy != client.Primary {
+		t.Errorf("after a bad request: %+v", resp)
+	}
+	if st := status(t, c); st.Backends[0].State != "healthy" {
+		t.Errorf("a bad request changed the primary's state: %+v", st.Backends[0])
+	}
+}
+
+// TestDaemonGracefulStop: Close lets requests in flight finish, then the
+// socket is gone.
+func TestDaemonGracefulStop(t *testing.T) {
+	cfg := daemonConfig(t)
+	cfg.Drills.Allowed = true
+	log, level, _ := NewLogger(cfg.Log, io.Discard)
+	d, err := Start(cfg, log, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(cfg.Socket.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked})
+	for _, b := range []client.Backend{client.Primary, client.Shadow, client.Degraded} {
+		if err := control(t, c, client.ControlRequest{Op: client.OpDrillFault, Backend: b, FaultKind: "latency", Latency: 300 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var resp *client.InferResponse
+	go func() {
+		defer wg.Done()
+		resp = infer(t, c, 2*time.Second)
+	}()
+	for d.router.Stats().Requests == 0 && d.server.Stats().Requests < 5 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the request is in the router now
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	if resp == nil || !resp.OK() {
+		t.Errorf("the request in flight during Close: %+v", resp)
+	}
+	if _, err := os.Stat(cfg.Socket.Path); !os.IsNotExist(err) {
+		t.Errorf("socket still there after Close: %v", err)
+	}
+}
+
+func TestDaemonNeedsTheDegradedModel(t *testing.T) {
+	cfg := daemonConfig(t)
+	cfg.Models.Degraded.Path = "missing.onnx"
+	log, level, _ := NewLogger(cfg.Log, io.Discard)
+	if _, err := Start(cfg, log, level); err == nil || !strings.Contains(err.Error(), "models.degraded") {
+		t.Fatalf("Start without the degraded model: %v", err)
+	}
+	if _, err := os.Stat(cfg.Socket.Path); !os.IsNotExist(err) {
+		t.Errorf("a daemon that failed to start left its socket: %v", err)
+	}
+}

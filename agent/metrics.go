@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+)
+
+// serveMetrics writes the daemon's counters in the Prometheus text format.
+func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	st := d.Status()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	b := bufio.NewWriter(w)
+	defer b.Flush()
+	metric := func(name, kind, help string) {
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
+	}
+	metric("vigil_requests_total", "counter", "Inference requests answered.")
+	fmt.Fprintf(b, "vigil_requests_total %d\n", st.Counters.Requests)
+	metric("vigil_served_total", "counter", "Answers served, by backend.")
+	for _, be := range st.Backends {
+		fmt.Fprintf(b, "vigil_served_total{backend=%q} %d\n", be.Name, be.Served)
+	}
+	metric("vigil_no_result_total", "counter", "NO_RESULT answers, by reason.")
+	for reason, n := range st.Counters.NoResult {
+		fmt.Fprintf(b, "vigil_no_result_total{reason=%q} %d\n", reason, n)
+	}
+	metric("vigil_deadline_misses_total", "counter", "Answers that went out after their deadline.")
+	fmt.Fprintf(b, "vigil_deadline_misses_total %d\n", st.Counters.DeadlineMisses)
+	metric("vigil_failovers_total", "counter", "Moves of the serving rung down the ladder.")
+	fmt.Fprintf(b, "vigil_failovers_total %d\n", st.Counters.Failovers)
+	metric("vigil_failbacks_total", "counter", "Moves of the serving rung up the ladder.")
+	fmt.Fprintf(b, "vigil_failbacks_total %d\n", st.Counters.Failbacks)
+	metric("vigil_backend_state", "gauge", "1 for the state each backend is in.")
+	for _, be := range st.Backends {
+		for _, s := range []string{"healthy", "suspect", "failed", "probation"} {
+			v := 0
+			if be.State == s {
+				v = 1
+			}
+			fmt.Fprintf(b, "vigil_backend_state{backend=%q,state=%q} %d\n", be.Name, s, v)
+		}
+	}
+	metric("vigil_mrm", "gauge", "1 while no rung is usable.")
+	mrm := 0
+	if st.MRM {
+		mrm = 1
+	}
+	fmt.Fprintf(b, "vigil_mrm %d\n", mrm)
+	metric("vigil_latency_ms", "gauge", "Answer latency percentiles since start.")
+	fmt.Fprintf(b, "vigil_latency_ms{quantile=\"0.5\"} %g\nvigil_latency_ms{quantile=\"0.9\"} %g\nvigil_latency_ms{quantile=\"0.99\"} %g\n", st.Latency.P50, st.Latency.P90, st.Latency.P99)
+	metric("vigil_failover_max_ms", "gauge", "Longest time from a request to an answer from a lower rung.")
+	fmt.Fprintf(b, "vigil_failover_max_ms %g\n", st.Failover.MaxMs)
+	metric("vigil_availability", "gauge", "Share of requests answered OK by their deadline.")
+	fmt.Fprintf(b, "vigil_availability %g\n", st.Availability)
+	metric("vigil_socket_connections", "gauge", "Supervisor connections open.")
+	fmt.Fprintf(b, "vigil_socket_connections %d\n", st.Socket.Connections)
+}

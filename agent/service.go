@@ -1,0 +1,209 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/agent/wire"
+	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/watchdog"
+)
+
+// service is the socket's Handler: it answers inference requests through the
+// router, status from the watchdog and the router, and control commands
+// through the watchdog's shell.
+type service struct {
+	d       *Daemon
+	scratch sync.Pool // *inferScratch
+}
+
+// inferScratch is what one request needs besides the wire structs, reused.
+type inferScratch struct {
+	in  []inference.Tensor
+	out []inference.Tensor
+	ans inference.Answer
+}
+
+func (s *service) getScratch() *inferScratch {
+	if x, ok := s.scratch.Get().(*inferScratch); ok {
+		return x
+	}
+	return &inferScratch{out: s.d.newOutputs()}
+}
+
+// Infer answers one request through the router.
+func (s *service) Infer(ctx context.Context, deadline time.Time, req *wire.InferRequest, resp *wire.InferResponse) {
+	x := s.getScratch()
+	defer s.scratch.Put(x)
+	x.in = x.in[:0]
+	for i := range req.Tensors {
+		t := &req.Tensors[i]
+		it := inference.Tensor{Name: t.Name, DType: inference.DType(t.DType), Shape: t.Shape}
+		if t.DType == wire.Float32 {
+			it.Data = t.Float32s()
+		} else {
+			it.Raw = t.Data
+		}
+		x.in = append(x.in, it)
+	}
+	err := s.d.router.Infer(ctx, deadline, x.in, x.out, &x.ans)
+	ans := &x.ans
+	var name, version string
+	switch {
+	case err != nil:
+		resp.SetNoResult(wire.ReasonInvalidInput, err.Error())
+	case ans.Status == inference.StatusOK:
+		resp.SetOK(toWireBackend(ans.ServedBy))
+		for i := range x.out {
+			o := &x.out[i]
+			w := resp.AddOutput()
+			if o.DType == inference.Float32 || o.DType == inference.DTypeUnset {
+				w.SetFloat32(o.Name, o.Shape, o.Data)
+			} else {
+				w.SetRaw(o.Name, wire.DType(o.DType), o.Shape, o.Raw)
+			}
+		}
+		name, version = s.d.modelOf(ans.ServedBy)
+	default:
+		resp.SetNoResult(wire.Reason(ans.Reason), ans.Detail)
+	}
+	if name == "" {
+		name, version = s.d.modelOf(watchdog.Primary)
+	}
+	resp.ModelName, resp.ModelVersion = name, version
+	for b := range ans.Backends {
+		r := &ans.Backends[b]
+		w := resp.Report(toWireBackend(watchdog.Backend(b)))
+		if w == nil {
+			continue
+		}
+		w.Outcome = wire.Outcome(r.Outcome)
+		w.Started = r.Outcome >= inference.OutcomePending && r.Outcome != inference.OutcomeBusy
+		w.Finished = r.Outcome >= inference.OutcomeOK && r.Outcome != inference.OutcomeBusy
+		w.StartMicros = uint32(r.StartedAfter / time.Microsecond)
+		w.LatencyMicros = uint32(r.Latency / time.Microsecond)
+	}
+}
+
+func toWireBackend(b watchdog.Backend) wire.Backend { return wire.Backend(b + 1) }
+
+func fromWireBackend(b wire.Backend) (watchdog.Backend, bool) {
+	if b < wire.Primary || b > wire.Degraded {
+		return 0, false
+	}
+	return watchdog.Backend(b - 1), true
+}
+
+// Status returns the JSON document `vigilctl status --json` prints.
+func (s *service) Status(ctx context.Context) ([]byte, error) {
+	return json.Marshal(s.d.Status())
+}
+
+// Control carries out an operator command from a supervisor.
+func (s *service) Control(ctx context.Context, peer Peer, req *wire.ControlRequest) error {
+	d := s.d
+	log := d.log.With(zap.String("op", req.Op.String()), zap.Stringer("peer", peer))
+	switch req.Op {
+	case wire.OpSetVehicleState:
+		d.vehicle.Store(uint32(req.VehicleState))
+		log.Info("vehicle state", zap.Stringer("state", req.VehicleState))
+		return nil
+	case wire.OpForceOut, wire.OpClear:
+		b, ok := fromWireBackend(req.Backend)
+		if !ok {
+			return RefuseControl(wire.ControlInvalidArgument, "unknown backend %d", req.Backend)
+		}
+		op := watchdog.CmdClear
+		if req.Op == wire.OpForceOut {
+			op = watchdog.CmdForceOut
+		}
+		if err := d.shell.Command(ctx, watchdog.Command{Op: op, Backend: b}); err != nil {
+			return RefuseControl(wire.ControlFailed, "%v", err)
+		}
+		log.Info("operator command", zap.Stringer("backend", b))
+		return nil
+	case wire.OpSetPolicy:
+		p, err := watchdog.ParsePolicy(req.Policy.String())
+		if err != nil {
+			return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+		}
+		if err := d.shell.Command(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p}); err != nil {
+			return RefuseControl(wire.ControlFailed, "%v", err)
+		}
+		log.Info("policy", zap.Stringer("policy", p))
+		return nil
+	case wire.OpSetLogLevel:
+		lvl, err := parseLevel(req.LogLevel.String())
+		if err != nil {
+			return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+		}
+		d.level.SetLevel(lvl)
+		log.Info("log level", zap.Stringer("level", lvl))
+		return nil
+	case wire.OpDrillFault:
+		return s.drill(log, req)
+	}
+	return RefuseControl(wire.ControlUnknownOp, "unknown operation %d", req.Op)
+}
+
+// drill injects a fault, which only a daemon configured for drills accepts,
+// and only while the supervisor reports the vehicle parked.
+func (s *service) drill(log *zap.Logger, req *wire.ControlRequest) error {
+	d := s.d
+	if !d.cfg.Drills.Allowed {
+		return RefuseControl(wire.ControlDrillsDisabled, "drills are off in this daemon's configuration (drills.allowed)")
+	}
+	if wire.VehicleState(d.vehicle.Load()) != wire.Parked {
+		return RefuseControl(wire.ControlNotParked, "drills need the vehicle parked; the supervisor reports it %s", wire.VehicleState(d.vehicle.Load()))
+	}
+	b, ok := fromWireBackend(req.Backend)
+	if !ok || d.faults[b] == nil {
+		return RefuseControl(wire.ControlInvalidArgument, "backend %s is not loaded", req.Backend)
+	}
+	kind, err := inference.ParseFaultKind(req.Fault.Kind)
+	if err != nil {
+		return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+	}
+	f := inference.Fault{
+		Kind:        kind,
+		Probability: req.Fault.Probability,
+		Latency:     time.Duration(req.Fault.LatencyMicros) * time.Microsecond,
+		Jitter:      time.Duration(req.Fault.JitterMicros) * time.Microsecond,
+		Offset:      req.Fault.Offset,
+	}
+	if err := d.faults[b].Inject(f); err != nil {
+		return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+	}
+	if kind == inference.FaultNone {
+		log.Warn("drill fault cleared", zap.Stringer("backend", b))
+	} else {
+		log.Warn("drill fault injected", zap.Stringer("backend", b), zap.String("fault", string(kind)))
+	}
+	return nil
+}
+
+// modelOf names the model of backend b, for responses.
+func (d *Daemon) modelOf(b watchdog.Backend) (string, string) {
+	if be := d.backends[b]; be != nil {
+		m := be.Info().Model
+		return m.Name, m.Version
+	}
+	return "", ""
+}
+
+func (d *Daemon) newOutputs() []inference.Tensor {
+	outs := make([]inference.Tensor, len(d.router.Outputs()))
+	for i, o := range d.router.Outputs() {
+		outs[i] = inference.Tensor{Name: o.Name, DType: o.DType, Shape: o.Shape}
+		if o.DType == inference.Float32 {
+			outs[i].Data = make([]float32, o.Size)
+		} else {
+			outs[i].Raw = make([]byte, o.Size*o.DType.Size())
+		}
+	}
+	return outs
+}

@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// notifier speaks systemd's notify protocol (sd_notify): datagrams such as
+// "READY=1" to the socket named by $NOTIFY_SOCKET. Outside systemd it does
+// nothing.
+type notifier struct {
+	addr *net.UnixAddr
+}
+
+func newNotifier() *notifier {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return &notifier{}
+	}
+	if path[0] == '@' { // abstract socket
+		path = "\x00" + path[1:]
+	}
+	return &notifier{addr: &net.UnixAddr{Name: path, Net: "unixgram"}}
+}
+
+// enabled reports whether the daemon runs under systemd with notify.
+func (n *notifier) enabled() bool { return n.addr != nil }
+
+// notify sends one state string, e.g. "READY=1\nSTATUS=serving".
+func (n *notifier) notify(state string) error {
+	if n.addr == nil {
+		return nil
+	}
+	c, err := net.DialUnix("unixgram", nil, n.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte(state))
+	return err
+}
+
+// watchdogInterval is how often to send WATCHDOG=1: half of
+// $WATCHDOG_USEC, when systemd's watchdog is on for this process.
+func watchdogInterval() (time.Duration, error) {
+	s := os.Getenv("WATCHDOG_USEC")
+	if s == "" {
+		return 0, nil
+	}
+	if pid := os.Getenv("WATCHDOG_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
+		return 0, nil
+	}
+	us, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || us <= 0 {
+		return 0, errors.New("WATCHDOG_USEC is not a positive number of microseconds")
+	}
+	return time.Duration(us) * time.Microsecond / 2, nil
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A minimal Vigil socket client written from docs/protocol.md alone.
+
+usage: pyclient.py SOCKET
+
+Sends a PING, an INFER_REQUEST with one float32 tensor "frame" [1,3,66,200]
+of 0.5s, a STATUS_REQUEST and a CONTROL_REQUEST (DRILL_FAULT), pipelined,
+and prints what came back as one JSON object.
+"""
+import json
+import socket
+import struct
+import sys
+
+HEADER = struct.Struct("<4sBBHQII")
+
+
+def pad(n):
+    return (n + 7) // 8 * 8
+
+
+def padded(b):
+    return b + b"\0" * (pad(len(b)) - len(b))
+
+
+def frame(typ, rid, payload):
+    return HEADER.pack(b"VGIL", 1, typ, 0, rid, len(payload), 0) + payload
+
+
+def tensor_block(name, dtype, shape, data):
+    name = name.encode()
+    head = struct.pack("<HBBI", len(name), dtype, len(shape), len(data))
+    return head + padded(name) + b"".join(struct.pack("<q", d) for d in shape) + padded(data)
+
+
+def read_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed")
+        buf += chunk
+    return buf
+
+
+def read_frame(sock):
+    magic, version, typ, _flags, rid, length, reserved = HEADER.unpack(read_exact(sock, 24))
+    assert magic == b"VGIL" and version == 1 and reserved == 0
+    return typ, rid, read_exact(sock, length)
+
+
+def text(p, off, n):
+    return p[off:off + n].decode(), off + pad(n)
+
+
+def infer_response(p):
+    status, served_by, reason, total_us, frame_seq = struct.unpack_from("<BBHIQ", p, 0)
+    backends = []
+    for i in range(3):
+        flags, outcome, _, start_us, latency_us, _ = struct.unpack_from("<BBHIII", p, 16 + 16 * i)
+        backends.append({"started": bool(flags & 1), "finished": bool(flags & 2), "outcome": outcome,
+                         "latency_us": latency_us})
+    model_len, version_len, detail_len, count = struct.unpack_from("<HHHH", p, 64)
+    off = 72
+    model, off = text(p, off, model_len)
+    version, off = text(p, off, version_len)
+    detail, off = text(p, off, detail_len)
+    outputs = {}
+    for _ in range(count):
+        name_len, dtype, rank, data_len = struct.unpack_from("<HBBI", p, off)
+        off += 8
+        name, off = text(p, off, name_len)
+        shape = list(struct.unpack_from("<%dq" % rank, p, off))
+        off += 8 * rank
+        data = p[off:off + data_len]
+        off += pad(data_len)
+        if dtype == 1:
+            outputs[name] = {"shape": shape, "values": list(struct.unpack("<%df" % (data_len // 4), data))}
+    assert off == len(p), "trailing bytes"
+    return {"status": status, "served_by": served_by, "reason": reason, "frame_seq": frame_seq,
+            "model": model, "version": version, "detail": detail, "backends": backends, "outputs": outputs}
+
+
+def code_text(p):
+    code, flags, _, n, _ = struct.unpack_from("<HBBHH", p, 0)
+    return code, flags, p[8:8 + n].decode()
+
+
+def main():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(sys.argv[1])
+    shape = [1, 3, 66, 200]
+    data = struct.pack("<f", 0.5) * (3 * 66 * 200)
+    infer = struct.pack("<QQIHH", 99, 0, 1_000_000, 1, 0) + tensor_block("frame", 1, shape, data)
+    kind = b"latency"
+    control = struct.pack("<BBBBIIfd", 5, 1, 0, len(kind), 5000, 1000, 0.0, 0.5) + padded(kind)
+    sock.sendall(frame(7, 1, b"") + frame(1, 2, infer) + frame(3, 3, b"") + frame(5, 4, control))
+    out = {}
+    while len(out) < 4:
+        typ, rid, p = read_frame(sock)
+        if typ == 8:
+            out["pong"] = rid
+        elif typ == 2:
+            out["infer"] = dict(infer_response(p), id=rid)
+        elif typ == 4:
+            out["status"] = json.loads(p)
+        elif typ == 6:
+            code, _, msg = code_text(p)
+            out["control"] = {"id": rid, "code": code, "message": msg}
+        elif typ == 127:
+            code, flags, msg = code_text(p)
+            raise SystemExit("ERROR %d (flags %d): %s" % (code, flags, msg))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

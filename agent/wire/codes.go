@@ -1,0 +1,275 @@
+package wire
+
+import "fmt"
+
+// Backend names a rung of the ladder on the wire. Unlike watchdog.Backend,
+// 0 means none (used by served_by).
+type Backend uint8
+
+// Backends.
+const (
+	BackendNone Backend = 0
+	Primary     Backend = 1
+	Shadow      Backend = 2
+	Degraded    Backend = 3
+)
+
+// NumBackends is the number of backend reports in a response.
+const NumBackends = 3
+
+func (b Backend) String() string {
+	switch b {
+	case BackendNone:
+		return "none"
+	case Primary:
+		return "primary"
+	case Shadow:
+		return "shadow"
+	case Degraded:
+		return "degraded"
+	}
+	return fmt.Sprintf("backend(%d)", uint8(b))
+}
+
+// Index is the backend's position in InferResponse.Backends (0 for
+// Primary); -1 for none or an unknown value.
+func (b Backend) Index() int {
+	if b >= Primary && b <= Degraded {
+		return int(b) - 1
+	}
+	return -1
+}
+
+// Status is the outcome of an inference request. Zero is not a status, so
+// that a zeroed response never reads as OK. The numbers are those of
+// inference.Status.
+type Status uint8
+
+// Statuses.
+const (
+	StatusOK       Status = 1
+	StatusNoResult Status = 2
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "OK"
+	case StatusNoResult:
+		return "NO_RESULT"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Reason says why a response has no result. Reasons 0 to 7 are numbered as
+// inference.Reason.
+type Reason uint16
+
+// Reasons.
+const (
+	ReasonNone                    Reason = 0
+	ReasonMRM                     Reason = 1
+	ReasonDeadlinePassedOnArrival Reason = 2
+	ReasonAllBackendsFailed       Reason = 3
+	ReasonDeadlineExceeded        Reason = 4
+	ReasonOverloaded              Reason = 5
+	ReasonCancelled               Reason = 6
+	ReasonShuttingDown            Reason = 7
+	ReasonInvalidInput            Reason = 8
+	ReasonInternal                Reason = 9
+)
+
+var reasonNames = [...]string{
+	"NONE", "MRM", "DEADLINE_PASSED_ON_ARRIVAL", "ALL_BACKENDS_FAILED", "DEADLINE_EXCEEDED",
+	"OVERLOADED", "CANCELLED", "SHUTTING_DOWN", "INVALID_INPUT", "INTERNAL",
+}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint16(r))
+}
+
+// Outcome is what one backend did for a request, numbered as
+// inference.Outcome.
+type Outcome uint8
+
+// Outcomes.
+const (
+	OutcomeNotPlanned    Outcome = 0
+	OutcomeSkipped       Outcome = 1
+	OutcomeRunning       Outcome = 2
+	OutcomeOK            Outcome = 3
+	OutcomeInvalidOutput Outcome = 4
+	OutcomeError         Outcome = 5
+	OutcomeDeadline      Outcome = 6
+	OutcomeBusy          Outcome = 7
+)
+
+var outcomeNames = [...]string{"NOT_PLANNED", "SKIPPED", "RUNNING", "OK", "INVALID_OUTPUT", "ERROR", "DEADLINE", "BUSY"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// ErrorCode is the code of an ERROR frame.
+type ErrorCode uint16
+
+// Error codes.
+const (
+	CodeBadMagic           ErrorCode = 1
+	CodeUnsupportedVersion ErrorCode = 2
+	CodeFrameTooLarge      ErrorCode = 3
+	CodeMalformedHeader    ErrorCode = 4
+	CodeTruncated          ErrorCode = 5
+	CodeUnsupportedType    ErrorCode = 6
+	CodeInvalidRequest     ErrorCode = 7
+	CodeTooManyInFlight    ErrorCode = 8
+	CodeNotPermitted       ErrorCode = 9
+	CodeTooManyConnections ErrorCode = 10
+	CodeIdleTimeout        ErrorCode = 11
+	CodeShuttingDown       ErrorCode = 12
+	CodeInternal           ErrorCode = 13
+)
+
+var errorCodeNames = [...]string{
+	"", "BAD_MAGIC", "UNSUPPORTED_VERSION", "FRAME_TOO_LARGE", "MALFORMED_HEADER",
+	"TRUNCATED", "UNSUPPORTED_TYPE", "INVALID_REQUEST", "TOO_MANY_IN_FLIGHT",
+	"NOT_PERMITTED", "TOO_MANY_CONNECTIONS", "IDLE_TIMEOUT", "SHUTTING_DOWN", "INTERNAL",
+}
+
+func (c ErrorCode) String() string {
+	if int(c) < len(errorCodeNames) && errorCodeNames[c] != "" {
+		return errorCodeNames[c]
+	}
+	return fmt.Sprintf("error(%d)", uint16(c))
+}
+
+// Closes reports whether the protocol closes the connection after an ERROR
+// with this code.
+func (c ErrorCode) Closes() bool {
+	switch c {
+	case CodeUnsupportedType, CodeInvalidRequest, CodeTooManyInFlight, CodeInternal:
+		return false
+	}
+	return true
+}
+
+// ControlOp is the operation of a CONTROL_REQUEST.
+type ControlOp uint8
+
+// Control operations.
+const (
+	OpSetVehicleState ControlOp = 1
+	OpForceOut        ControlOp = 2
+	OpClear           ControlOp = 3
+	OpSetPolicy       ControlOp = 4
+	OpDrillFault      ControlOp = 5
+	OpSetLogLevel     ControlOp = 6
+)
+
+var opNames = [...]string{"", "SET_VEHICLE_STATE", "FORCE_OUT", "CLEAR", "SET_POLICY", "DRILL_FAULT", "SET_LOG_LEVEL"}
+
+func (o ControlOp) String() string {
+	if int(o) < len(opNames) && opNames[o] != "" {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// ControlCode is the result of a CONTROL_REQUEST.
+type ControlCode uint16
+
+// Control result codes.
+const (
+	ControlOK              ControlCode = 0
+	ControlUnknownOp       ControlCode = 1
+	ControlInvalidArgument ControlCode = 2
+	ControlNotPermitted    ControlCode = 3
+	ControlDrillsDisabled  ControlCode = 4
+	ControlNotParked       ControlCode = 5
+	ControlFailed          ControlCode = 6
+)
+
+var controlCodeNames = [...]string{"OK", "UNKNOWN_OP", "INVALID_ARGUMENT", "NOT_PERMITTED", "DRILLS_DISABLED", "NOT_PARKED", "FAILED"}
+
+func (c ControlCode) String() string {
+	if int(c) < len(controlCodeNames) {
+		return controlCodeNames[c]
+	}
+	return fmt.Sprintf("control(%d)", uint16(c))
+}
+
+// VehicleState is the argument of OpSetVehicleState.
+type VehicleState uint8
+
+// Vehicle states.
+const (
+	Parked  VehicleState = 1
+	Driving VehicleState = 2
+)
+
+func (v VehicleState) String() string {
+	switch v {
+	case Parked:
+		return "parked"
+	case Driving:
+		return "driving"
+	}
+	return fmt.Sprintf("vehicle_state(%d)", uint8(v))
+}
+
+// Policy is the argument of OpSetPolicy. Unlike watchdog.Policy, 0 is not a
+// policy.
+type Policy uint8
+
+// Policies.
+const (
+	Hot  Policy = 1
+	Warm Policy = 2
+	Cold Policy = 3
+)
+
+func (p Policy) String() string {
+	switch p {
+	case Hot:
+		return "hot"
+	case Warm:
+		return "warm"
+	case Cold:
+		return "cold"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// LogLevel is the argument of OpSetLogLevel.
+type LogLevel uint8
+
+// Log levels.
+const (
+	LogDebug LogLevel = 1
+	LogInfo  LogLevel = 2
+	LogWarn  LogLevel = 3
+	LogError LogLevel = 4
+)
+
+func (l LogLevel) String() string {
+	switch l {
+	case LogDebug:
+		return "debug"
+	case LogInfo:
+		return "info"
+	case LogWarn:
+		return "warn"
+	case LogError:
+		return "error"
+	}
+	return fmt.Sprintf("log_level(%d)", uint8(l))
+}
+
+// FaultKinds are the fault kinds OpDrillFault accepts; "none" clears.
+var FaultKinds = []string{"hang", "stuck", "latency", "error", "nan", "wrong", "none"}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-av/vigil/agent"
+	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/agent/wire"
+)
+
+type socketFlags struct {
+	runs, warmup   int
+	conns, callers int
+	duration       time.Duration
+	quick          bool
+}
+
+func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f socketFlags
+	fs := flag.NewFlagSet("vigil-bench socket", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&f.runs, "runs", 5000, "timed round trips of each side")
+	fs.IntVar(&f.warmup, "warmup", 200, "untimed round trips of each side first")
+	fs.IntVar(&f.conns, "conns", 4, "client connections for the request rate")
+	fs.IntVar(&f.callers, "callers", 4, "concurrent callers pipelining on each connection")
+	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long to measure the request rate")
+	fs.BoolVar(&f.quick, "quick", false, "a short run (1000 round trips of each side, 1 s of rate; a few seconds in all)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: vigil-bench socket [flags]")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Sends a 1×3×66×200 float32 frame through the socket protocol (agent/client")
+		fmt.Fprintln(stderr, "→ agent server → a trivial handler answering 3 floats) and, alternating,")
+		fmt.Fprintln(stderr, "through a bare length-prefixed Unix-socket echo of the same bytes; reports")
+		fmt.Fprintln(stderr, "both round-trip distributions and their ratio, then the request rate of")
+		fmt.Fprintln(stderr, "several pipelining clients through the socket path.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("socket: unexpected argument %q", fs.Arg(0))
+	}
+	if f.quick {
+		f.runs, f.warmup, f.duration = 1000, 100, time.Second
+	}
+	switch {
+	case f.runs < 10:
+		return fmt.Errorf("--runs %d: need at least 10", f.runs)
+	case f.conns < 1 || f.callers < 1:
+		return fmt.Errorf("--conns %d and --callers %d: need at least 1 each", f.conns, f.callers)
+	case f.duration <= 0:
+		return fmt.Errorf("--duration %v: want a positive duration", f.duration)
+	}
+
+	dir, err := os.MkdirTemp("", "vgb")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	cfg := agent.DefaultServerConfig()
+	cfg.Path = filepath.Join(dir, "vigild.sock")
+	srv, err := agent.Listen(cfg, benchHandler{}, nil)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	defer func() {
+		srv.Close(context.Background())
+		<-served
+	}()
+	echo, err := startEcho(filepath.Join(dir, "echo.sock"))
+	if err != nil {
+		return err
+	}
+	defer echo.close()
+
+	pixels := make([]float32, 3*66*200)
+	for i := range pixels {
+		pixels[i] = float32(i%251) / 251
+	}
+	req := &client.InferRequest{Budget: time.Second, Inputs: []client.Tensor{
+		{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: pixels}}}
+	// The echo carries the bytes of the same frame the client sends.
+	frameBytes, err := wire.AppendFrame(nil, 1, &wire.InferRequest{BudgetMicros: 1e6, Tensors: []wire.Tensor{floatTensor(pixels)}})
+	if err != nil {
+		return err
+	}
+
+	c, err := client.Dial(cfg.Path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ec, err := dialEcho(echo.path, frameBytes)
+	if err != nil {
+		return err
+	}
+	defer ec.close()
+
+	var resp client.InferResponse
+	viaSocket := func() (time.Duration, error) {
+		req.FrameSeq++
+		t0 := time.Now()
+		err := c.InferInto(ctx, req, &resp)
+		d := time.Since(t0)
+		if err == nil && !resp.OK() {
+			err = fmt.Errorf("socket answer %s/%s: %s", resp.Status, resp.Reason, resp.Detail)
+		}
+		return d, err
+	}
+	viaEcho := func() (time.Duration, error) {
+		t0 := time.Now()
+		err := ec.roundTrip()
+		return time.Since(t0), err
+	}
+
+	fmt.Fprintf(stdout, "suite socket: %d-byte frame (1×3×66×200 float32), answer 3 floats; echo of %d bytes\n", len(frameBytes), len(frameBytes))
+	for range f.warmup {
+		if _, err := viaSocket(); err != nil {
+			return err
+		}
+		if _, err := viaEcho(); err != nil {
+			return err
+		}
+	}
+	sock := make([]time.Duration, 0, f.runs)
+	bare := make([]time.Duration, 0, f.runs)
+	for i := range f.runs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Alternate which side goes first.
+		first, second := viaSocket, viaEcho
+		if i%2 == 1 {
+			first, second = viaEcho, viaSocket
+		}
+		d1, err := first()
+		if err != nil {
+			return err
+		}
+		d2, err := second()
+		if err != nil {
+			return err
+		}
+		if i%2 == 1 {
+			d1, d2 = d2, d1
+		}
+		sock, bare = append(sock, d1), append(bare, d2)
+	}
+	sp50, sp99 := percentile(sock, 0.50), percentile(sock, 0.99)
+	ep50, ep99 := percentile(bare, 0.50), percentile(bare, 0.99)
+	fmt.Fprintf(stdout, "%d timed round trips each, alternating\n", f.runs)
+	fmt.Fprintf(stdout, "%-8s %12s %12s\n", "", "p50", "p99")
+	fmt.Fprintf(stdout, "%-8s %12v %12v\n", "echo", ep50.Round(time.Microsecond), ep99.Round(time.Microsecond))
+	fmt.Fprintf(stdout, "%-8s %12v %12v\n", "socket", sp50.Round(time.Microsecond), sp99.Round(time.Microsecond))
+	fmt.Fprintf(stdout, "%-8s %12.3f %12.3f\n", "ratio", float64(sp50)/float64(ep50), float64(sp99)/float64(ep99))
+
+	n, elapsed, err := measureRate(ctx, cfg.Path, req, f)
+	if err != nil {
+		return err
+	}
+	rps := float64(n) / elapsed.Seconds()
+	fmt.Fprintf(stdout, "request rate: %d answers in %v over %d connections × %d pipelining callers: %.0f requests/s\n",
+		n, elapsed.Round(time.Millisecond), f.conns, f.callers, rps)
+	if st := srv.Stats(); st.ErrorFrames > 0 || st.LateAnswers > 0 {
+		fmt.Fprintf(stdout, "server: %d error frames, %d late answers\n", st.ErrorFrames, st.LateAnswers)
+	}
+	fmt.Fprintf(stdout, "RESULT suite=socket rtt_ratio_p50=%.3f rtt_p50_us=%.0f echo_p50_us=%.0f rps=%.0f\n",
+		float64(sp50)/float64(ep50), micros(sp50), micros(ep50), rps)
+	return nil
+}
+
+// measureRate runs f.conns clients with f.callers goroutines each, sending
+// frames back to back for f.duration, and counts the answers.
+func measureRate(ctx context.Context, path string, req *client.InferRequest, f socketFlags) (int64, time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	clients := make([]*client.Client, f.conns)
+	for i := range clients {
+		c, err := client.Dial(path)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	var (
+		count    atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	stop := time.Now().Add(f.duration)
+	t0 := time.Now()
+	for _, c := range clients {
+		for range f.callers {
+			wg.Go(func() {
+				r := *req // each caller its own request and response
+				var resp client.InferResponse
+				for time.Now().Before(stop) && ctx.Err() == nil {
+					r.FrameSeq++
+					err := c.InferInto(ctx, &r, &resp)
+					if err == nil && !resp.OK() {
+						err = fmt.Errorf("socket answer %s/%s: %s", resp.Status, resp.Reason, resp.Detail)
+					}
+					if err != nil {
+						errOnce.Do(func() { firstErr = err; cancel() })
+						return
+					}
+					count.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	if firstErr != nil && !errors.Is(firstErr, context.Canceled) {
+		return 0, 0, firstErr
+	}
+	return count.Load(), elapsed, ctx.Err()
+}
+
+func floatTensor(v []float32) wire.Tensor {
+	var t wire.Tensor
+	t.SetFloat32("frame", []int64{1, 3, 66, 200}, v)
+	return t
+}
+
+// benchHandler is the trivial handler: it looks at the frame and answers 3
+// floats, as the demo models' "controls" output.
+type benchHandler struct{}
+
+func (benchHandler) Infer(_ context.Context, _ time.Time, req *wire.InferRequest, resp *wire.InferResponse) {
+	in := req.Tensor("frame")
+	if in == nil || in.DType != wire.Float32 {
+		resp.SetNoResult(wire.ReasonInvalidInput, `expected a float32 input "frame"`)
+		return
+	}
+	px := in.Float32s()
+	resp.SetOK(wire.Primary)
+	resp.ModelName, resp.ModelVersion = "bench", "1"
+	resp.Backends[0] = wire.BackendReport{Started: true, Finished: true, Outcome: wire.OutcomeOK}
+	var controls [3]float32
+	controls[0], controls[1] = px[0], px[len(px)-1]
+	resp.AddOutput().SetFloat32("controls", []int64{1, 3}, controls[:])
+}
+
+func (benchHandler) Status(context.Context) ([]byte, error) { return []byte(`{}`), nil }
+
+func (benchHandler) Control(context.Context, agent.Peer, *wire.ControlRequest) error {
+	return errors.New("the bench takes no commands")
+}
+
+// echoServer is the baseline: a length-prefixed echo over a Unix socket,
+// written plainly — read a u32 length and that many bytes, write both back
+// in one write.
+type echoServer struct {
+	path string
+	ln   net.Listener
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	nc   []net.Conn
+}
+
+func startEcho(path string) (*echoServer, error) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	e := &echoServer{path: path, ln: ln}
+	e.wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			e.mu.Lock()
+			e.nc = append(e.nc, nc)
+			e.mu.Unlock()
+			e.wg.Go(func() { echoConn(nc) })
+		}
+	})
+	return e, nil
+}
+
+func echoConn(nc net.Conn) {
+	defer nc.Close()
+	buf := make([]byte, 4+wire.MaxPayload)
+	for {
+		if _, err := io.ReadFull(nc, buf[:4]); err != nil {
+			return
+		}
+		n := int(binary.LittleEndian.Uint32(buf))
+		if n > wire.MaxPayload {
+			return
+		}
+		if _, err := io.ReadFull(nc, buf[4:4+n]); err != nil {
+			return
+		}
+		if _, err := nc.Write(buf[:4+n]); err != nil {
+			return
+		}
+	}
+}
+
+func (e *echoServer) close() {
+	e.ln.Close()
+	e.mu.Lock()
+	for _, nc := range e.nc {
+		nc.Close()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+type echoClient struct {
+	nc  net.Conn
+	out []byte // length prefix and the frame's bytes
+	in  []byte
+}
+
+func dialEcho(path string, payload []byte) (*echoClient, error) {
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	out := binary.LittleEndian.AppendUint32(nil, uint32(len(payload)))
+	return &echoClient{nc: nc, out: append(out, payload...), in: make([]byte, 4+len(payload))}, nil
+}
+
+func (e *echoClient) roundTrip() error {
+	if _, err := e.nc.Write(e.out); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(e.nc, e.in[:4]); err != nil {
+		return err
+	}
+	n := int(binary.LittleEndian.Uint32(e.in))
+	if n != len(e.in)-4 {
+		return fmt.Errorf("echo: %d bytes back, sent %d", n, len(e.in)-4)
+	}
+	_, err := io.ReadFull(e.nc, e.in[4:])
+	return err
+}
+
+func (e *echoClient) close() { e.nc.Close() }

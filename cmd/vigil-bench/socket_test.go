@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestSocketSuite(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"socket", "--runs", "20", "--warmup", "2", "--duration", "100ms", "--conns", "2", "--callers", "2"}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	re := regexp.MustCompile(`^RESULT suite=socket rtt_ratio_p50=[0-9]+\.[0-9]{3} rtt_p50_us=[0-9]+ echo_p50_us=[0-9]+ rps=[0-9]+$`)
+	if !re.MatchString(last) {
+		t.Errorf("last line %q does not match %s", last, re)
+	}
+}
+
+func TestSocketFlagErrors(t *testing.T) {
+	cases := map[string][]string{
+		"need at least 10":    {"socket", "--runs", "3"},
+		"--conns":             {"socket", "--conns", "0"},
+		"--duration":          {"socket", "--duration", "0s"},
+		"unexpected argument": {"socket", "extra"},
+	}
+	for want, args := range cases {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), args, &out, &errb); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want an error mentioning %q", args, err, want)
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigil-av/vigil/agent"
+)
+
+func cmdStatus(ctx context.Context, g *globals, args []string) error {
+	fs := g.subFlags("status", "[--json]", "Print the daemon's state: backends with state and reason, active rung, policy, counters, latency, failover times, availability.")
+	asJSON := fs.Bool("json", false, "print the daemon's JSON document as it comes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	raw, err := fetchStatus(ctx, g)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := fmt.Fprintf(g.stdout, "%s\n", raw)
+		return err
+	}
+	var st agent.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("status: the daemon's answer is not a status document: %w", err)
+	}
+	return printStatus(g.stdout, &st)
+}
+
+func fetchStatus(ctx context.Context, g *globals) ([]byte, error) {
+	c, err := g.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	return c.Status(ctx)
+}
+
+func cmdWatch(ctx context.Context, g *globals, args []string) error {
+	fs := g.subFlags("watch", "[--interval 1s]", "Print the status again every interval until interrupted.")
+	every := fs.Duration("interval", time.Second, "refresh interval")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *every < 100*time.Millisecond {
+		return fmt.Errorf("--interval %v: at least 100ms", *every)
+	}
+	c, err := g.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	t := time.NewTicker(*every)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, g.timeout)
+		raw, err := c.Status(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		var st agent.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return err
+		}
+		fmt.Fprint(g.stdout, "\x1b[H\x1b[2J") // home, clear screen
+		fmt.Fprintf(g.stdout, "%s   (every %v, ^C to stop)\n\n", time.Now().Format("15:04:05"), *every)
+		if err := printStatus(g.stdout, &st); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func printStatus(w io.Writer, st *agent.Status) error {
+	active := st.ActiveRung
+	if st.MRM {
+		active = "NONE — MRM: " + st.MRMReason
+	}
+	fmt.Fprintf(w, "vehicle %s (%s)   vigild %s   up %s   ONNX Runtime %s\n", st.VehicleID, st.VehicleState, st.Version,
+		(time.Duration(st.UptimeS) * time.Second).String(), st.Runtime.Version)
+	fmt.Fprintf(w, "policy %s   deadline %gms   active rung %s   drills %s\n", st.Policy, st.DeadlineMs, active, onOff(st.DrillsAllowed))
+	fmt.Fprintf(w, "plan %s\n\n", st.Plan)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tSTATE\tSINCE\tP95\tSERVED\tMODEL\tPROVIDER\tREASON")
+	for _, b := range st.Backends {
+		model, prov := "-", "-"
+		if b.Loaded {
+			model, prov = b.Model+" "+b.ModelVersion, b.Provider
+		}
+		state := b.State
+		if b.Forced {
+			state += " (forced)"
+		}
+		if b.Fault != "" {
+			state += " [drill: " + b.Fault + "]"
+		}
+		since := "-"
+		if b.SinceS > 0 {
+			since = (time.Duration(b.SinceS*float64(time.Second)) / time.Second * time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\t%d\t%s\t%s\t%s\n", b.Name, state, since, b.P95Ms, b.Served, model, prov, b.Reason)
+	}
+	tw.Flush()
+	c := st.Counters
+	fmt.Fprintf(w, "\nrequests %d   deadline misses %d   availability %.4f%%\n", c.Requests, c.DeadlineMisses, 100*st.Availability)
+	fmt.Fprintf(w, "no result: %s\n", noResult(c.NoResult))
+	fmt.Fprintf(w, "failovers %d   fail-backs %d   switches %d (deferred fail-backs %d)   divergences %d   outvoted %d   MRM entries %d\n",
+		c.Failovers, c.Failbacks, c.Switches, c.DeferredFailbacks, c.Divergences, c.Outvoted, c.MRMEntries)
+	fmt.Fprintf(w, "latency p50 %.2fms   p90 %.2fms   p99 %.2fms   max %.2fms\n", st.Latency.P50, st.Latency.P90, st.Latency.P99, st.Latency.Max)
+	fmt.Fprintf(w, "failover answers %d: last %.2fms, max %.2fms", c.FailoverAnswers, st.Failover.LastMs, st.Failover.MaxMs)
+	if st.Failover.LastAt != "" {
+		fmt.Fprintf(w, "   last failover %s (%s)", st.Failover.LastAt, st.Failover.LastReason)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "socket: %d connections, %d requests, %d refused   storage: %s   sync: %s\n",
+		st.Socket.Connections, st.Socket.Requests, st.Socket.Refused, st.Storage, st.Sync)
+	if st.GPUFault != "" || st.GPUWarning != "" {
+		fmt.Fprintf(w, "GPU: fault %q warning %q\n", st.GPUFault, st.GPUWarning)
+	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warn)
+	}
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "allowed"
+	}
+	return "off"
+}
+
+func noResult(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,113 @@
+// Command vigild is Vigil's daemon: it keeps a vehicle's inference answering
+// by its deadline, failing over from the primary GPU model to the shadow and
+// to the degraded CPU model, and serves supervisors on a Unix socket.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/vigil-av/vigil/agent"
+)
+
+const usage = `usage: vigild [flags]
+
+Runs the Vigil daemon. Configuration comes from a YAML file (--config; see
+docs/operations.md for every field) over built-in defaults; the flags below
+override the file. It starts in order — models (warmed), watchdog, socket —
+and only then accepts requests; SIGTERM or SIGINT stops it gracefully.
+Under systemd it sends READY=1, STATUS= and, while its loops are alive,
+WATCHDOG=1.
+
+flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigild:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigild", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration file (default: built-in defaults)")
+	socket := fs.String("socket", "", "socket path (socket.path)")
+	modelsDir := fs.String("models-dir", "", "directory of the model files (models.dir)")
+	library := fs.String("ort-library", "", "ONNX Runtime shared library (ort_library)")
+	dataDir := fs.String("data-dir", "", "data directory (data_dir)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (log.level)")
+	logFormat := fs.String("log-format", "", "json or console (log.format)")
+	check := fs.Bool("check-config", false, "validate the configuration, print it, and exit")
+	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful stop may take")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	cfg := agent.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = agent.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Socket.Path, *socket)
+	set(&cfg.Models.Dir, *modelsDir)
+	set(&cfg.ORTLibrary, *library)
+	set(&cfg.DataDir, *dataDir)
+	set(&cfg.Log.Level, *logLevel)
+	set(&cfg.Log.Format, *logFormat)
+	if err := cfg.Validate(); err != nil {
+		if *configPath != "" {
+			return fmt.Errorf("config %s: %w", *configPath, err)
+		}
+		return err
+	}
+	if *check {
+		fmt.Fprintf(stdout, "configuration OK: vehicle %s, socket %s, models in %s, policy %s, deadline %v\n",
+			cfg.VehicleID, cfg.Socket.Path, cfg.Models.Dir, cfg.Watchdog.Policy, cfg.Watchdog.Deadline)
+		return nil
+	}
+	log, level, err := agent.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	d, err := agent.Start(cfg, log, level)
+	if err != nil {
+		return err
+	}
+	var served error
+	select {
+	case <-ctx.Done():
+	case served = <-d.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	return errors.Join(served, d.Close(sctx))
+}
