@@ -47,7 +47,8 @@ const (
 	ReasonAllFailed
 	// ReasonDeadline: no acceptable answer came by the deadline.
 	ReasonDeadline
-	// ReasonOverloaded: too many requests in flight.
+	// ReasonOverloaded: too many requests in flight, or every planned
+	// backend busy with earlier requests.
 	ReasonOverloaded
 	// ReasonCancelled: the caller's context ended first.
 	ReasonCancelled
@@ -139,8 +140,9 @@ type RouterConfig struct {
 	// 0 means 8.
 	Requests int `yaml:"requests" json:"requests"`
 	// Lanes are runs of one backend in flight at once (each lane is a
-	// goroutine); when all are busy the backend counts as OutcomeBusy. 0
-	// means 4.
+	// goroutine); when all are busy the backend counts as OutcomeBusy and
+	// the next rung starts, instead of queueing behind runs that may be
+	// stuck. 0 means as many as the backend has sessions.
 	Lanes int `yaml:"lanes" json:"lanes"`
 	// AnswerMargin: backends and the router work to the deadline less this
 	// margin, which is left for sending the answer. 0 means 2ms.
@@ -161,9 +163,6 @@ type RouterConfig struct {
 func (c *RouterConfig) defaults() {
 	if c.Requests <= 0 {
 		c.Requests = 8
-	}
-	if c.Lanes <= 0 {
-		c.Lanes = 4
 	}
 	if c.AnswerMargin <= 0 {
 		c.AnswerMargin = 2 * time.Millisecond
@@ -188,6 +187,7 @@ type Router struct {
 	backends [watchdog.NumBackends]Runner
 	lanes    [watchdog.NumBackends]chan *request
 	busy     [watchdog.NumBackends]atomic.Int32 // runs handed to each backend's lanes
+	nlanes   [watchdog.NumBackends]int32
 	rep      Reporter
 	plan     atomic.Pointer[watchdog.Plan]
 	inputs   []TensorInfo
@@ -240,11 +240,17 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 		r.canaries[b] = q
 	}
 	for b := range r.lanes {
-		r.lanes[b] = make(chan *request, cfg.Lanes)
 		if backends[b] == nil {
+			r.lanes[b] = make(chan *request)
 			continue
 		}
-		for range cfg.Lanes {
+		n := cfg.Lanes
+		if n <= 0 {
+			n = max(backends[b].Info().Sessions, 1)
+		}
+		r.nlanes[b] = int32(n)
+		r.lanes[b] = make(chan *request, n)
+		for range n {
 			r.wg.Add(1)
 			go r.lane(watchdog.Backend(b))
 		}
@@ -530,7 +536,7 @@ func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *
 	for _, s := range starts {
 		ans.Backends[s.Backend].Outcome = OutcomeSkipped
 	}
-	next, running, failed, started := 0, 0, 0, 0
+	next, running, failed, started, busy := 0, 0, 0, 0, 0
 	var graceEnd time.Time // set when a less preferred answer is at hand
 	for {
 		now := time.Now()
@@ -551,6 +557,9 @@ func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *
 				continue
 			}
 			rep.Outcome = r.notRun(s.Backend, q)
+			if rep.Outcome == OutcomeBusy {
+				busy++
+			}
 			failed++
 		}
 		final := !now.Before(q.deadline)
@@ -562,7 +571,11 @@ func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *
 			return b, true
 		}
 		if running == 0 && next == len(starts) {
-			ans.noResult(ReasonAllFailed)
+			if busy == started {
+				ans.noResult(ReasonOverloaded) // nothing failed: nothing could start
+			} else {
+				ans.noResult(ReasonAllFailed)
+			}
 			return 0, false
 		}
 		if final {
@@ -617,7 +630,7 @@ func (r *Router) dispatch(b watchdog.Backend, q *request) bool {
 	if r.backends[b] == nil {
 		return false
 	}
-	if r.busy[b].Add(1) > int32(r.cfg.Lanes) {
+	if r.busy[b].Add(1) > r.nlanes[b] {
 		r.busy[b].Add(-1)
 		return false
 	}
@@ -627,20 +640,20 @@ func (r *Router) dispatch(b watchdog.Backend, q *request) bool {
 	return true
 }
 
-// notRun reports a backend that could not be started: not loaded (a
-// failure) or every lane busy (it cannot answer in time).
+// notRun accounts for a backend that could not be started. A backend that
+// is not loaded has failed, and the watchdog hears so. A backend whose lanes
+// are all taken is not reported: that is load, not a fault of the backend,
+// and if its runs are stuck, their own results (deadline misses) tell the
+// watchdog.
 func (r *Router) notRun(b watchdog.Backend, q *request) Outcome {
-	if r.rep == nil {
-		// nothing to tell
-	} else if r.backends[b] == nil {
+	if r.backends[b] != nil {
+		r.stats.busy.Add(1)
+		return OutcomeBusy
+	}
+	if r.rep != nil {
 		r.rep.ReportRun(watchdog.RunResult{Backend: b, Err: watchdog.RunFailed, Canary: q.canary})
-	} else {
-		r.rep.ReportRun(watchdog.RunResult{Backend: b, Err: watchdog.RunDeadline, Latency: q.deadline.Sub(q.t0), Canary: q.canary})
 	}
-	if r.backends[b] == nil {
-		return OutcomeFailed
-	}
-	return OutcomeBusy
+	return OutcomeFailed
 }
 
 // haveAcceptable reports whether any started backend has answered well.

@@ -425,3 +425,62 @@ type countingReporter struct{ runs, comparisons, votes atomic.Int64 }
 func (c *countingReporter) ReportRun(watchdog.RunResult)         { c.runs.Add(1) }
 func (c *countingReporter) ReportComparison(watchdog.Comparison) { c.comparisons.Add(1) }
 func (c *countingReporter) ReportVote(watchdog.Vote)             { c.votes.Add(1) }
+
+// TestOverloadIsNotAFault: more requests than lanes at once; the backends
+// whose lanes are taken are skipped (the next rung serves, or the answer is
+// NO_RESULT), and the watchdog does not fail healthy backends for it.
+func TestOverloadIsNotAFault(t *testing.T) {
+	paths := inferencetest.DemoModels(t)
+	var runners [watchdog.NumBackends]inference.Runner
+	faults := [watchdog.NumBackends]*inference.Faulty{}
+	for b, role := range []string{demo.RolePrimary, demo.RoleShadow, demo.RoleDegraded} {
+		faults[b] = inference.NewFaulty(load(t, inference.Config{Name: role, ModelPath: paths[role]}))
+		runners[b] = faults[b]
+	}
+	m, err := watchdog.New(quickConfig(watchdog.Hot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep reporterFunc
+	router, err := inference.NewRouter(inference.RouterConfig{Requests: 8, Lanes: 1}, runners, &rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := shell.New(shell.Config{}, m, router)
+	rep.s = sh
+	sh.Start()
+	defer sh.Close()
+	defer router.Close(context.Background())
+	// Every run takes 5 ms: with one lane per backend, concurrent requests
+	// find lanes taken.
+	for _, f := range faults {
+		f.Inject(inference.Fault{Kind: inference.FaultLatency, Latency: 5 * time.Millisecond})
+	}
+	be := runners[watchdog.Degraded].(*inference.Faulty).Unwrap().(*inference.Backend)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, out := be.NewInputs(), be.NewOutputs()
+			var ans inference.Answer
+			for range 20 {
+				if err := router.Infer(context.Background(), time.Now().Add(33*time.Millisecond), in, out, &ans); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := router.Stats()
+	if st.Busy == 0 {
+		t.Fatalf("no backend was ever busy: %+v", st)
+	}
+	time.Sleep(50 * time.Millisecond) // let the shell take the last results
+	for b := range watchdog.NumBackends {
+		if s := sh.Status().Backends[b]; s.State != watchdog.Healthy && s.State != watchdog.Suspect {
+			t.Errorf("%s %s (%s) after overload", watchdog.Backend(b), s.State, s.Reason)
+		}
+	}
+}

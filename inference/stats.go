@@ -21,6 +21,7 @@ type routerStats struct {
 	noResult  [len(reasonNames)]atomic.Uint64
 	late      atomic.Uint64 // answers that went out after their deadline
 	failovers atomic.Uint64 // answers served by a rung below the plan's active one
+	busy      atomic.Uint64 // backends not started because all their lanes were taken
 	// failover latency: the latency of answers served below the active
 	// rung, i.e. time from the request to an answer from the next rung.
 	lastFailover, maxFailover atomic.Int64
@@ -73,6 +74,9 @@ type RouterStats struct {
 	// Late counts answers that went out after their deadline (the promise
 	// is that this stays 0).
 	Late uint64 `json:"late"`
+	// Busy counts backends not started for a request because all their
+	// lanes were taken (load, not a fault).
+	Busy uint64 `json:"busy"`
 	// Failovers counts answers served below the plan's active rung;
 	// LastFailover and MaxFailover are their latencies (request to answer
 	// from the next rung).
@@ -96,6 +100,7 @@ func (r *Router) Stats() RouterStats {
 		Requests:     s.requests.Load(),
 		Late:         s.late.Load(),
 		Failovers:    s.failovers.Load(),
+		Busy:         s.busy.Load(),
 		LastFailover: time.Duration(s.lastFailover.Load()),
 		MaxFailover:  time.Duration(s.maxFailover.Load()),
 		Max:          time.Duration(s.maxLatency.Load()),
