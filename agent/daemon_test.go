@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -288,5 +289,65 @@ func TestDaemonNeedsTheDegradedModel(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.Socket.Path); !os.IsNotExist(err) {
 		t.Errorf("a daemon that failed to start left its socket: %v", err)
+	}
+}
+
+// TestDaemonSystemdNotifications: READY=1 once serving, WATCHDOG=1 while the
+// loops live, and no more pings once the watchdog loop is stuck (here:
+// stopped).
+func TestDaemonSystemdNotifications(t *testing.T) {
+	cfg := daemonConfig(t)
+	path := filepath.Join(filepath.Dir(cfg.Socket.Path), "notify.sock")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	t.Setenv("WATCHDOG_USEC", "100000") // ping every 50 ms
+	t.Setenv("WATCHDOG_PID", "")
+	d, _ := startDaemon(t, cfg)
+
+	msgs := make(chan string, 256)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, err := l.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	wait := func(want string, limit time.Duration) bool {
+		end := time.After(limit)
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return false
+				}
+				if strings.Contains(m, want) {
+					return true
+				}
+			case <-end:
+				return false
+			}
+		}
+	}
+	if !wait("READY=1", 5*time.Second) {
+		t.Fatal("no READY=1")
+	}
+	if !wait("WATCHDOG=1", 5*time.Second) {
+		t.Fatal("no WATCHDOG=1 while alive")
+	}
+	d.shell.Close() // the watchdog loop is gone
+	time.Sleep(120 * time.Millisecond)
+	for len(msgs) > 0 {
+		<-msgs
+	}
+	if wait("WATCHDOG=1", 300*time.Millisecond) {
+		t.Error("WATCHDOG=1 sent while the watchdog loop is dead")
 	}
 }
