@@ -365,8 +365,10 @@ func (r *Router) lane(b watchdog.Backend) {
 		if r.rep != nil {
 			r.rep.ReportRun(rr)
 		}
-		q.done <- b
+		// Free the lane before telling the router, so that a request the
+		// caller sends right after this answer finds the lane free.
 		r.busy[b].Add(-1)
+		q.done <- b
 		r.release(q)
 	}
 }
