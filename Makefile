@@ -7,7 +7,7 @@ ORT_VER   := 1.24.3
 MODELS    := build/models
 MODEL_FILES := $(MODELS)/primary.onnx $(MODELS)/shadow.onnx $(MODELS)/degraded.onnx
 # Packages with goroutines of their own run under the race detector.
-RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/...
+RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/... ./storage/...
 # Set by .ci/run: tests that would skip for a missing dependency fail instead.
 export VIGIL_REQUIRE_DEPS
 
@@ -68,6 +68,12 @@ bench: deps
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./agent/wire/
+
+# crash-test: 100 rounds of kill -9 against a storage writer in a child
+# process; every record it reported durable must survive (go test runs 5).
+.PHONY: crash-test
+crash-test:
+	VIGIL_CRASH_ROUNDS=100 $(GO) test -count=1 -timeout 30m -run 'TestCrashKill9' -v ./storage/
 
 clean:
 	rm -rf build

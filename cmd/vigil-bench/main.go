@@ -24,6 +24,7 @@ type suite struct {
 
 var suites = []suite{
 	{"inference", "the primary model through the inference package vs a bare onnxruntime_go session", runInference},
+	{"storage", "telemetry ingest through the storage package (group commit) vs raw Badger WriteBatch + one Sync", runStorage},
 	{"failover", "the three models through the router and watchdog at a frame rate, with faults injected on a schedule", runFailover},
 	{"socket", "a frame through the socket protocol and a trivial handler vs a bare Unix-socket echo; request rate", runSocket},
 }

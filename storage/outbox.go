@@ -1,0 +1,254 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Outbox is what the sync package needs from the store: read each stream
+// in order from its cursor, and acknowledge what the cloud has stored.
+// *Store implements it.
+type Outbox interface {
+	// Streams lists the stream names, highest priority first.
+	Streams() []string
+	// Read returns up to maxRecords durable records of stream with
+	// sequence numbers above after, in order, stopping before maxBytes of
+	// payload (but always returning at least one record if there is one).
+	// Gap records come through like any other, with Kind KindGap.
+	Read(stream string, after uint64, maxRecords, maxBytes int) ([]Record, error)
+	// Ack records that the cloud has stored every record of stream up to
+	// through. It is durable on return; acknowledged records become
+	// eligible for deletion. Acknowledging less than the cursor is a no-op.
+	Ack(stream string, through uint64) error
+	// Cursor returns the highest acknowledged sequence number.
+	Cursor(stream string) (uint64, error)
+	// Backlog describes what is durable but not acknowledged.
+	Backlog(stream string) (Backlog, error)
+	// DurableChanged returns a channel closed when more records are
+	// durable, so a reader can wait instead of polling.
+	DurableChanged() <-chan struct{}
+}
+
+var _ Outbox = (*Store)(nil)
+
+// Backlog is what a stream holds that the cloud has not acknowledged.
+type Backlog struct {
+	Records uint64 // durable records above the cursor
+	Bytes   int64  // their size on disk before compression, estimated
+	// OldestWall is the wall clock of the oldest of them (zero if none),
+	// and OldestAge its age: measured on the monotonic clock when the
+	// record is from this boot, on the wall clock otherwise.
+	OldestWall time.Time
+	OldestAge  time.Duration
+}
+
+func (s *Store) stream(name string) (*Stream, error) {
+	st := s.byName[name]
+	if st == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownStream, name)
+	}
+	select {
+	case <-s.closed:
+		return nil, ErrClosed
+	default:
+	}
+	return st, nil
+}
+
+// Read implements Outbox. Records evicted or purged are skipped; a reader
+// that finds a hole learns why from a later gap record.
+func (s *Store) Read(stream string, after uint64, maxRecords, maxBytes int) ([]Record, error) {
+	st, err := s.stream(stream)
+	if err != nil {
+		return nil, err
+	}
+	durable := st.durable.Load()
+	if after >= durable || maxRecords <= 0 {
+		return nil, nil
+	}
+	var out []Record
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = streamPrefix(st.id)
+		opts.PrefetchSize = min(maxRecords, 64)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		bytes := 0
+		for it.Seek(appendRecordKey(nil, st.id, st.bucketRecords, after+1)); it.Valid() && len(out) < maxRecords; it.Next() {
+			item := it.Item()
+			_, _, seq, err := parseRecordKey(item.Key())
+			if err != nil {
+				return err
+			}
+			if seq > durable {
+				break
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			r := Record{Stream: st.name, Seq: seq}
+			if err := decodeRecord(v, &r); err != nil {
+				return fmt.Errorf("%s/%d: %w", st.name, seq, err)
+			}
+			if len(out) > 0 && bytes+len(r.Payload) > maxBytes {
+				break
+			}
+			bytes += len(r.Payload)
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("storage read %s after %d: %w", stream, after, err)
+	}
+	return out, nil
+}
+
+// Ack implements Outbox.
+func (s *Store) Ack(stream string, through uint64) error {
+	st, err := s.stream(stream)
+	if err != nil {
+		return err
+	}
+	if d := st.durable.Load(); through > d {
+		return fmt.Errorf("storage ack %s through %d: only %d is durable", stream, through, d)
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if through <= st.cursor.Load() {
+		return nil
+	}
+	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(idKey(prefixCursor, st.id), u64(through)) })
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("storage ack %s through %d: %w", stream, through, err)
+	}
+	st.cursor.Store(through)
+	return nil
+}
+
+// Cursor implements Outbox.
+func (s *Store) Cursor(stream string) (uint64, error) {
+	st, err := s.stream(stream)
+	if err != nil {
+		return 0, err
+	}
+	return st.cursor.Load(), nil
+}
+
+// Backlog implements Outbox.
+func (s *Store) Backlog(stream string) (Backlog, error) {
+	st, err := s.stream(stream)
+	if err != nil {
+		return Backlog{}, err
+	}
+	return s.backlog(st)
+}
+
+func (s *Store) backlog(st *Stream) (Backlog, error) {
+	var b Backlog
+	cursor := st.cursor.Load()
+	s.statsMu.Lock()
+	for _, bk := range st.buckets {
+		n, bytes := bk.unsynced(cursor)
+		b.Records += n
+		b.Bytes += bytes
+	}
+	s.statsMu.Unlock()
+	if b.Records == 0 {
+		return b, nil
+	}
+	recs, err := s.Read(st.name, cursor, 1, 0)
+	if err != nil || len(recs) == 0 {
+		return b, err
+	}
+	r := recs[0]
+	wall, mono := s.clock.Now()
+	b.OldestWall = r.Wall
+	if r.Boot == s.boot {
+		b.OldestAge = mono - r.Mono
+	} else {
+		b.OldestAge = max(wall.Sub(r.Wall), 0)
+	}
+	return b, nil
+}
+
+// Stats is the store's state for status reports and telemetry.
+type Stats struct {
+	Dir     string
+	Boot    uint32
+	Streams []StreamStats // highest priority first
+
+	DiskBytes     int64 // allocated to the data directory at the last check
+	DiskPeakBytes int64 // the most seen since Open
+	SlackBytes    int64 // Badger's mapped files may still grow by this
+	FreeBytes     int64 // available on the file system at the last check
+	QuotaBytes    int64
+	HeadroomBytes int64
+	CheckedAt     time.Time
+	// Refusing is the reason Append refuses records now (disk short of
+	// headroom, or far over quota), or 0.
+	Refusing GapReason
+
+	QueuedRecords int
+	QueuedBytes   int64
+	Evictions     uint64 // eviction rounds since Open
+	LastError     error  // the last write or check error, nil once a write succeeds again
+	LastErrorAt   time.Time
+	Recovery      *Recovery
+}
+
+// StreamStats is one stream's part of Stats.
+type StreamStats struct {
+	Name     string
+	Priority Priority
+	Assigned uint64 // highest sequence number given out
+	Durable  uint64 // highest durable sequence number
+	Cursor   uint64 // highest acknowledged
+	// DurableLag is the records accepted but not yet durable: what a
+	// power loss now would lose (the RPO of the group commit).
+	DurableLag uint64
+	Backlog    Backlog
+	Dropped    map[GapReason]uint64 // records dropped since Open, by reason
+	Evicted    uint64               // unsynced records evicted since Open
+	Gaps       uint64               // gap records written since Open
+}
+
+// Stats returns the store's figures.
+func (s *Store) Stats() Stats {
+	out := Stats{
+		Dir: s.cfg.Dir, Boot: s.boot, QuotaBytes: s.cfg.QuotaBytes, HeadroomBytes: s.cfg.HeadroomBytes,
+		Refusing:      GapReason(s.refuse.Load()),
+		QueuedRecords: len(s.queue), QueuedBytes: s.queuedBytes.Load(), Recovery: s.recovery,
+	}
+	s.statsMu.Lock()
+	out.DiskBytes, out.DiskPeakBytes, out.SlackBytes, out.FreeBytes = s.stats.diskBytes, s.stats.diskPeak, s.stats.slack, s.stats.freeBytes
+	out.CheckedAt, out.Evictions = s.stats.checkedAt, s.stats.evictions
+	out.LastError, out.LastErrorAt = s.stats.lastErr, s.stats.lastErrAt
+	s.statsMu.Unlock()
+	for _, st := range s.streams {
+		ss := StreamStats{
+			Name: st.name, Priority: st.prio, Assigned: st.assigned.Load(), Durable: st.durable.Load(), Cursor: st.cursor.Load(),
+			Evicted: st.evicted.Load(), Gaps: st.gaps.Load(), Dropped: map[GapReason]uint64{},
+		}
+		ss.DurableLag = ss.Assigned - ss.Durable
+		for r := range st.dropped {
+			if n := st.dropped[r].Load(); n > 0 {
+				ss.Dropped[GapReason(r)] = n
+			}
+		}
+		if b, err := s.backlog(st); err == nil {
+			ss.Backlog = b
+		} else if !errors.Is(err, ErrClosed) && out.LastError == nil {
+			out.LastError = err
+		}
+		out.Streams = append(out.Streams, ss)
+	}
+	return out
+}
