@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/watchdog"
 )
 
@@ -39,8 +40,21 @@ type Config struct {
 	Drills   DrillsConfig    `yaml:"drills"`
 	Metrics  MetricsConfig   `yaml:"metrics"`
 	Log      LogConfig       `yaml:"log"`
-	Storage  ToggleConfig    `yaml:"storage"`
-	Sync     ToggleConfig    `yaml:"sync"`
+	// StorageEnabled turns the telemetry buffer on (the default); Storage
+	// holds storage.Config fields by their snake_case names (quota_bytes,
+	// headroom_bytes, sync_interval, badger.memtable_bytes, …; see
+	// docs/storage.md). An empty storage dir means data_dir/telemetry.
+	StorageEnabled bool           `yaml:"-"`
+	Storage        storage.Config `yaml:"-"`
+	Health         HealthConfig   `yaml:"health"`
+	Sync           ToggleConfig   `yaml:"sync"`
+}
+
+// HealthConfig sets the hardware probes.
+type HealthConfig struct {
+	// Interval between readings of the host (CPU load, memory, thermal
+	// zones), recorded in the health stream.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // ModelsConfig places the three models.
@@ -138,7 +152,10 @@ func DefaultConfig() Config {
 			IdleTimeout:    sock.IdleTimeout,
 			WriteTimeout:   sock.WriteTimeout,
 		},
-		Log: LogConfig{Level: "info", Format: "json"},
+		Log:            LogConfig{Level: "info", Format: "json"},
+		StorageEnabled: true,
+		Storage:        storage.DefaultConfig(),
+		Health:         HealthConfig{Interval: time.Second},
 	}
 }
 
@@ -161,6 +178,7 @@ func ParseConfig(r io.Reader) (Config, error) {
 	var file struct {
 		Config   `yaml:",inline"`
 		Watchdog yaml.Node `yaml:"watchdog"`
+		Storage  yaml.Node `yaml:"storage"`
 	}
 	file.Config = cfg
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -174,7 +192,54 @@ func ParseConfig(r io.Reader) (Config, error) {
 	if err := applyWatchdog(&cfg.Watchdog, &file.Watchdog); err != nil {
 		return cfg, err
 	}
+	if err := applyStorage(&cfg, &file.Storage, ""); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// applyStorage applies the storage section: "enabled", and every other key
+// (nested mappings flattened with dots, as in badger.memtable_bytes)
+// through storage.Config.Set.
+func applyStorage(cfg *Config, n *yaml.Node, prefix string) error {
+	if n.Kind == 0 {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("config: storage%s (line %d): want a mapping of settings", prefix, n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := strings.TrimPrefix(prefix+"."+k.Value, ".")
+		switch {
+		case v.Kind == yaml.MappingNode:
+			if err := applyStorage(cfg, v, "."+key); err != nil {
+				return err
+			}
+		case v.Kind != yaml.ScalarNode:
+			return fmt.Errorf("config: storage.%s (line %d): want a single value", key, v.Line)
+		case key == "enabled":
+			b, err := strconv.ParseBool(v.Value)
+			if err != nil {
+				return fmt.Errorf("config: storage.enabled (line %d): want true or false", v.Line)
+			}
+			cfg.StorageEnabled = b
+		default:
+			if err := cfg.Storage.Set(key, v.Value); err != nil {
+				return fmt.Errorf("config: storage.%s (line %d): %w", key, v.Line, err)
+			}
+		}
+	}
+	return nil
+}
+
+// StorageConfig is the storage configuration with its directory settled.
+func (c *Config) StorageConfig() storage.Config {
+	sc := c.Storage
+	if sc.Dir == "" {
+		sc.Dir = filepath.Join(c.DataDir, "telemetry")
+	}
+	return sc
 }
 
 var unknownFieldRE = regexp.MustCompile("line ([0-9]+): field (\\S+) not found in type (.*)$")
@@ -342,8 +407,13 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		return fmt.Errorf("log.format %q: want json or console", c.Log.Format)
 	}
-	if c.Storage.Enabled {
-		return errors.New("storage.enabled: the telemetry buffer is not part of this build yet; leave it false")
+	if c.StorageEnabled {
+		if err := c.StorageConfig().Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Health.Interval < 100*time.Millisecond {
+		return fmt.Errorf("health.interval %v: at least 100ms", c.Health.Interval)
 	}
 	if c.Sync.Enabled {
 		return errors.New("sync.enabled: the cloud sync is not part of this build yet; leave it false")

@@ -50,6 +50,9 @@ socket: {path: /tmp/v.sock, mode: "0600", allow_gids: [1000], idle_timeout: 5s}
 drills: {allowed: true}
 metrics: {listen: "127.0.0.1:9477"}
 log: {level: debug, format: console}
+storage:
+  quota_bytes: 134217728
+  badger: {memtable_bytes: 4194304, value_threshold: 524288}
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +72,9 @@ log: {level: debug, format: console}
 	sc, _ := cfg.ServerConfig()
 	if sc.Mode != 0o600 || sc.IdleTimeout != 5*time.Second || len(sc.AllowGIDs) != 1 {
 		t.Errorf("socket: %+v", sc)
+	}
+	if sc := cfg.StorageConfig(); !cfg.StorageEnabled || sc.QuotaBytes != 128<<20 || sc.Badger.MemTableBytes != 4<<20 || sc.Dir != "/tmp/vigil/telemetry" {
+		t.Errorf("storage: enabled %v %+v", cfg.StorageEnabled, sc)
 	}
 	if !cfg.Drills.Allowed || cfg.Metrics.Listen != "127.0.0.1:9477" || cfg.Log.Level != "debug" {
 		t.Errorf("drills, metrics, log: %+v", cfg)
@@ -91,11 +97,14 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		"metrics: {listen: \"0.0.0.0:9477\"}":             "metrics.listen",
 		"log: {level: loud}":                              "log.level",
 		"log: {format: xml}":                              "log.format",
-		"storage: {enabled: true}":                        "storage.enabled",
 		"vehicle_id: \"a/b\"":                             "vehicle_id",
 		"models: [1, 2]":                                  "models",
 		"socket: {idle_timeout: soon}":                    "idle_timeout",
 	}
+	cases["storage: {enabled: maybe}"] = "storage.enabled"
+	cases["storage: {quota_bytes: lots}"] = "storage.quota_bytes"
+	cases["storage: {badger: {memtable_bytes: x}}"] = "storage.badger.memtable_bytes"
+	cases["health: {interval: 1ms}"] = "health.interval"
 	for y, field := range cases {
 		_, err := parse(t, y)
 		if err == nil || !strings.Contains(err.Error(), field) {

@@ -42,18 +42,22 @@ type Daemon struct {
 	notLoaded [watchdog.NumBackends]string
 	runtime   inference.RuntimeInfo
 
-	serving   atomic.Bool
-	notify    *notifier
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	serveErr  chan error
-	closeOnce sync.Once
-	closeErr  error
+	serving      atomic.Bool
+	notify       *notifier
+	tel          *telemetry // nil when storage is off or unavailable
+	storageState string
+	lastHealth   atomic.Pointer[HostStatus]
+	stop         chan struct{}
+	wg           sync.WaitGroup
+	serveErr     chan error
+	closeOnce    sync.Once
+	closeErr     error
 }
 
-// Start brings the daemon up in order — storage (not in this build), the
-// models, warmed backends, the watchdog, the socket, sync (not in this build)
-// — so that it accepts requests only when it can answer them. A GPU model
+// Start brings the daemon up in order — storage, the models, warmed
+// backends, the watchdog, the socket, sync (not in this build) — so that it
+// accepts requests only when it can answer them. Storage that cannot be
+// opened leaves the daemon serving without telemetry, and saying so. A GPU model
 // that cannot be loaded (no GPU, no provider) is kept out and reported: the
 // daemon starts degraded rather than not at all. The degraded CPU model is
 // required.
@@ -65,15 +69,18 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 	d.vehicle.Store(uint32(wire.Driving)) // until the supervisor says otherwise
 	d.status("loading models")
 	log.Info("starting", zap.String("vehicle_id", cfg.VehicleID), zap.String("version", Version))
-	log.Info("storage off in this build; telemetry is not buffered")
+	d.status("opening storage")
+	d.openStorage()
+	log = d.log
 
 	if err := inference.Init(cfg.ORTLibrary); err != nil {
+		d.closeStorage(context.Background())
 		return nil, err
 	}
 	d.runtime, _ = inference.Runtime()
 	log.Info("onnxruntime", zap.String("library", d.runtime.LibraryPath), zap.String("version", d.runtime.Version))
 	if err := d.loadModels(); err != nil {
-		d.closeBackends()
+		d.abort()
 		return nil, err
 	}
 
@@ -92,13 +99,13 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 	}
 	m, err := watchdog.New(cfg.Watchdog)
 	if err != nil {
-		d.closeBackends()
+		d.abort()
 		return nil, fmt.Errorf("watchdog: %w", err)
 	}
 	rep := &lateReporter{}
 	d.router, err = inference.NewRouter(cfg.InferenceRouterConfig(), runners, rep)
 	if err != nil {
-		d.closeBackends()
+		d.abort()
 		return nil, err
 	}
 	d.shell = shell.New(shell.Config{OnReady: d.onReady}, m, d.router)
@@ -110,7 +117,7 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 		}
 		cmd := watchdog.Command{Op: watchdog.CmdForceOut, Backend: watchdog.Backend(b), Reason: "not loaded: " + why}
 		if err := d.shell.Command(context.Background(), cmd); err != nil {
-			d.shutdownCore()
+			d.abort()
 			return nil, fmt.Errorf("keep %s out: %w", watchdog.Backend(b), err)
 		}
 	}
@@ -118,12 +125,12 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 	d.status("opening socket")
 	sc, err := cfg.ServerConfig()
 	if err != nil {
-		d.shutdownCore()
+		d.abort()
 		return nil, err
 	}
 	d.server, err = Listen(sc, &service{d: d}, log.Named("socket"))
 	if err != nil {
-		d.shutdownCore()
+		d.abort()
 		return nil, err
 	}
 	d.serving.Store(true)
@@ -142,8 +149,9 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 	}
 	log.Info("sync off in this build; nothing goes to the cloud")
 
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.keepAlive()
+	go d.sampleHealth()
 	msg := "serving"
 	if len(d.warnings) > 0 {
 		msg = "serving degraded: " + d.warnings[0]
@@ -152,6 +160,12 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 		log.Warn("systemd notify", zap.Error(err))
 	}
 	log.Info("ready", zap.String("socket", sc.Path), zap.Strings("warnings", d.warnings))
+	d.tel.event(struct {
+		Type     string   `json:"type"`
+		At       string   `json:"at"`
+		Version  string   `json:"version"`
+		Warnings []string `json:"warnings,omitempty"`
+	}{"start", time.Now().UTC().Format(time.RFC3339Nano), Version, d.warnings})
 	return d, nil
 }
 
@@ -200,9 +214,10 @@ func (d *Daemon) loadModels() error {
 	return nil
 }
 
-// onReady runs on the watchdog's goroutine for every change: it logs
-// transitions and alerts. (Telemetry goes to storage once it lands.)
+// onReady runs on the watchdog's goroutine for every change: it records
+// transitions, alerts and plans in the events stream and logs them.
 func (d *Daemon) onReady(now time.Time, rd watchdog.Ready) {
+	d.tel.ready(now, rd)
 	for _, t := range rd.Transitions {
 		d.log.Warn("backend state", zap.Stringer("backend", t.Backend), zap.Stringer("from", t.From),
 			zap.Stringer("to", t.To), zap.String("reason", t.Reason))
@@ -260,11 +275,18 @@ func (d *Daemon) Close(ctx context.Context) error {
 		}
 		errs = append(errs, d.shutdownCore())
 		d.wg.Wait()
+		errs = append(errs, d.closeStorage(ctx))
 		d.closeErr = errors.Join(errs...)
 		d.log.Info("stopped", zap.Error(d.closeErr))
 		d.log.Sync()
 	})
 	return d.closeErr
+}
+
+// abort undoes a start that failed half-way.
+func (d *Daemon) abort() {
+	d.shutdownCore()
+	d.closeStorage(context.Background())
 }
 
 func (d *Daemon) shutdownCore() error {

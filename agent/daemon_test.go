@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/inference/inferencetest"
+	"github.com/vigil-av/vigil/storage"
 )
 
 // daemonConfig is a configuration for the demo models on the CPU with the
@@ -153,6 +156,24 @@ func TestDaemonServesFailsOverAndReports(t *testing.T) {
 	}
 	if st.Counters.Requests != uint64(frames+1) || st.Counters.DeadlineMisses != 0 || st.Counters.Failovers != 1 || st.Failover.LastReason == "" {
 		t.Errorf("counters %+v, failover %+v", st.Counters, st.Failover)
+	}
+
+	// Telemetry: every request summarised, transitions recorded, durable.
+	if sto := st.Storage; sto.State != "on" || len(sto.Streams) < 4 {
+		t.Errorf("storage status %+v", sto)
+	} else {
+		for _, x := range sto.Streams {
+			switch x.Name {
+			case "inference":
+				if x.Assigned != st.Counters.Requests {
+					t.Errorf("inference stream has %d records for %d requests", x.Assigned, st.Counters.Requests)
+				}
+			case "events":
+				if x.Assigned < 3 { // start, transitions, alerts, plans
+					t.Errorf("events stream has %d records", x.Assigned)
+				}
+			}
+		}
 	}
 
 	// Operator commands.
@@ -355,5 +376,77 @@ func TestDaemonSystemdNotifications(t *testing.T) {
 	}
 	if wait("WATCHDOG=1", 300*time.Millisecond) {
 		t.Error("WATCHDOG=1 sent while the watchdog loop is dead")
+	}
+}
+
+// TestDaemonRecordsTelemetry: after a clean stop, the buffer holds a
+// summary of every request and the daemon's events, durable.
+func TestDaemonRecordsTelemetry(t *testing.T) {
+	cfg := daemonConfig(t)
+	cfg.Log.Level = "info" // so that start-up lines reach the logs stream
+	log, level, _ := NewLogger(cfg.Log, io.Discard)
+	d, err := Start(cfg, log, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(cfg.Socket.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := c.Infer(ctx, &client.InferRequest{FrameSeq: uint64(100 + i), Budget: 33 * time.Millisecond, Inputs: randomFrame()})
+		cancel()
+		if err != nil || !resp.OK() {
+			t.Fatalf("infer: %v %+v", err, resp)
+		}
+	}
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := storage.Open(ctx, cfg.StorageConfig(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(ctx)
+	recs, err := st.Read(storage.StreamInference, 0, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data [][]byte
+	for _, r := range recs {
+		if r.Kind == storage.KindData {
+			data = append(data, r.Payload)
+		}
+	}
+	if len(data) != 5 {
+		t.Fatalf("%d request summaries, want 5", len(data))
+	}
+	for i, p := range data {
+		if len(p) != summarySize || p[0] != 1 || p[1] != 1 || p[3] != 0 || binary.LittleEndian.Uint64(p[4:]) != uint64(100+i) {
+			t.Errorf("summary %d: % x", i, p)
+		}
+	}
+	events, err := st.Read(storage.StreamEvents, 0, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, r := range events {
+		var e struct{ Type string }
+		if r.Kind == storage.KindData && json.Unmarshal(r.Payload, &e) == nil {
+			types = append(types, e.Type)
+		}
+	}
+	if !slices.Contains(types, "start") {
+		t.Errorf("events %v lack the start event", types)
+	}
+	logs, err := st.Read(storage.StreamLogs, 0, 1000, 4<<20)
+	if err != nil || len(logs) == 0 {
+		t.Errorf("logs stream: %d records, %v", len(logs), err)
 	}
 }

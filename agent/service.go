@@ -26,6 +26,7 @@ type inferScratch struct {
 	in  []inference.Tensor
 	out []inference.Tensor
 	ans inference.Answer
+	sum [summarySize]byte
 }
 
 func (s *service) getScratch() *inferScratch {
@@ -52,6 +53,7 @@ func (s *service) Infer(ctx context.Context, deadline time.Time, req *wire.Infer
 	}
 	err := s.d.router.Infer(ctx, deadline, x.in, x.out, &x.ans)
 	ans := &x.ans
+	s.d.tel.request(&x.sum, req.FrameSeq, ans, err != nil)
 	var name, version string
 	switch {
 	case err != nil:

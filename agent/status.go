@@ -28,13 +28,13 @@ type Status struct {
 	Latency       LatencyStatus   `json:"latency_ms"`
 	Failover      FailoverStatus  `json:"failover"`
 	// Availability is the share of requests answered OK by their deadline.
-	Availability float64     `json:"availability"`
-	GPUFault     string      `json:"gpu_fault,omitempty"`
-	GPUWarning   string      `json:"gpu_warning,omitempty"`
-	Socket       ServerStats `json:"socket"`
-	Storage      string      `json:"storage"`
-	Sync         string      `json:"sync"`
-	Warnings     []string    `json:"warnings,omitempty"`
+	Availability float64       `json:"availability"`
+	GPUFault     string        `json:"gpu_fault,omitempty"`
+	GPUWarning   string        `json:"gpu_warning,omitempty"`
+	Socket       ServerStats   `json:"socket"`
+	Storage      StorageStatus `json:"storage"`
+	Sync         string        `json:"sync"`
+	Warnings     []string      `json:"warnings,omitempty"`
 }
 
 // RuntimeStatus names the ONNX Runtime in use.
@@ -130,7 +130,7 @@ func (d *Daemon) Status() Status {
 		Availability: rs.Availability,
 		GPUFault:     ws.GPUFault,
 		GPUWarning:   ws.GPUWarning,
-		Storage:      "off (not in this build)",
+		Storage:      d.storageStatus(),
 		Sync:         "off (not in this build)",
 		Warnings:     d.warnings,
 	}

@@ -126,8 +126,9 @@ func printStatus(w io.Writer, st *agent.Status) error {
 		fmt.Fprintf(w, "   last failover %s (%s)", st.Failover.LastAt, st.Failover.LastReason)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "socket: %d connections, %d requests, %d refused   storage: %s   sync: %s\n",
-		st.Socket.Connections, st.Socket.Requests, st.Socket.Refused, st.Storage, st.Sync)
+	fmt.Fprintf(w, "socket: %d connections, %d requests, %d refused   sync: %s\n",
+		st.Socket.Connections, st.Socket.Requests, st.Socket.Refused, st.Sync)
+	printStorage(w, &st.Storage)
 	if st.GPUFault != "" || st.GPUWarning != "" {
 		fmt.Fprintf(w, "GPU: fault %q warning %q\n", st.GPUFault, st.GPUWarning)
 	}
@@ -159,3 +160,42 @@ func noResult(m map[string]uint64) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+func printStorage(w io.Writer, s *agent.StorageStatus) {
+	fmt.Fprintf(w, "\ntelemetry buffer: %s", s.State)
+	if s.Dir == "" {
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintf(w, "   %s (boot %d)   disk %s of %s quota (peak %s), %s free   evictions %d\n",
+		s.Dir, s.Boot, mib(s.DiskBytes), mib(s.QuotaBytes), mib(s.PeakBytes), mib(s.FreeBytes), s.Evictions)
+	if s.Refusing != "" {
+		fmt.Fprintf(w, "REFUSING RECORDS: %s\n", s.Refusing)
+	}
+	if s.LastError != "" {
+		fmt.Fprintf(w, "last error: %s\n", s.LastError)
+	}
+	if s.Recovered != "" {
+		fmt.Fprintf(w, "recovered: the old directory was unreadable and is now %s\n", s.Recovered)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tPRIORITY\tRECORDS\tDURABLE LAG\tUNSYNCED\tOLDEST UNSYNCED\tDROPPED\tEVICTED\tGAPS")
+	for _, x := range s.Streams {
+		var dropped uint64
+		for _, n := range x.Dropped {
+			dropped += n
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%s)\t%s\t%d\t%d\t%d\n", x.Name, x.Priority, x.Assigned, x.DurableLag,
+			x.BacklogRecords, mib(x.BacklogBytes), (time.Duration(x.OldestAgeS * float64(time.Second))).Round(time.Millisecond), dropped, x.Evicted, x.Gaps)
+	}
+	tw.Flush()
+	if h := s.Host; h != nil {
+		fmt.Fprintf(w, "host: load %.2f/%.2f on %d CPUs, memory %s available of %s", h.Load1, h.Load5, h.CPUs, mib(int64(h.MemAvailKB)*1024), mib(int64(h.MemTotalKB)*1024))
+		for _, z := range h.Thermal {
+			fmt.Fprintf(w, ", %s %.1f°C", z.Name, z.TempC)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

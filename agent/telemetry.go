@@ -1,0 +1,277 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/vigil-av/vigil/hw"
+	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/watchdog"
+)
+
+// telemetry is what the daemon records: per-request summaries, watchdog
+// events and health readings, into the storage streams. Every write is a
+// non-blocking Append: a full queue drops the record (counted and recorded
+// as a gap by storage), never the request.
+type telemetry struct {
+	store  *storage.Store
+	infer  *storage.Stream
+	events *storage.Stream
+	health *storage.Stream
+}
+
+// openStorage opens the buffer, tees the logs into it and records how it
+// opened. A buffer that cannot be opened at all leaves the daemon serving
+// without telemetry, and saying so.
+func (d *Daemon) openStorage() {
+	if !d.cfg.StorageEnabled {
+		d.storageState = "off (storage.enabled: false)"
+		d.log.Warn("storage off by configuration; telemetry is not buffered")
+		return
+	}
+	sc := d.cfg.StorageConfig()
+	st, err := storage.Open(context.Background(), sc, d.log.Named("storage"))
+	if err != nil {
+		d.storageState = "unavailable: " + err.Error()
+		d.warnings = append(d.warnings, "telemetry buffer unavailable: "+err.Error())
+		d.log.Error("storage could not be opened; serving without telemetry", zap.String("dir", sc.Dir), zap.Error(err))
+		return
+	}
+	d.tel = &telemetry{
+		store:  st,
+		infer:  st.Stream(storage.StreamInference),
+		events: st.Stream(storage.StreamEvents),
+		health: st.Stream(storage.StreamHealth),
+	}
+	d.storageState = "on"
+	// From here on, log lines also go to the logs stream.
+	d.log = d.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewTee(c, storage.NewLogCore(st, d.level))
+	}))
+	if rec := st.Recovered(); rec != nil {
+		d.warnings = append(d.warnings, "telemetry buffer was unreadable and was moved aside to "+rec.MovedTo)
+		d.log.Error("storage recovered: the data directory could not be opened and was moved aside",
+			zap.String("moved_to", rec.MovedTo), zap.Error(rec.Cause))
+	}
+	d.log.Info("storage open", zap.String("dir", sc.Dir), zap.Uint32("boot", st.Boot()),
+		zap.Int64("quota_bytes", sc.QuotaBytes), zap.Duration("sync_interval", sc.SyncInterval))
+}
+
+// event records one watchdog or daemon event as JSON in the events stream.
+func (t *telemetry) event(v any) {
+	if t == nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	t.events.Append(b)
+}
+
+type transitionEvent struct {
+	Type    string `json:"type"`
+	At      string `json:"at"`
+	Backend string `json:"backend,omitempty"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Plan    string `json:"plan,omitempty"`
+}
+
+func (t *telemetry) ready(now time.Time, rd watchdog.Ready) {
+	if t == nil {
+		return
+	}
+	at := now.UTC().Format(time.RFC3339Nano)
+	for _, tr := range rd.Transitions {
+		t.event(transitionEvent{Type: "transition", At: at, Backend: tr.Backend.String(), From: tr.From.String(), To: tr.To.String(), Reason: tr.Reason})
+	}
+	for _, a := range rd.Alerts {
+		t.event(transitionEvent{Type: "alert", At: at, Kind: a.Kind.String(), Reason: a.Message})
+	}
+	if rd.PlanChanged {
+		t.event(transitionEvent{Type: "plan", At: at, Plan: rd.Plan.String()})
+	}
+}
+
+// Request summaries are fixed-size little-endian records, version 1:
+//
+//	0  u8  version (1)
+//	1  u8  status (1 ok, 2 no_result)
+//	2  u8  reason (inference.Reason; 8 invalid input)
+//	3  u8  served by (0 primary, 1 shadow, 2 degraded, 255 none)
+//	4  u64 frame sequence of the supervisor
+//	12 u64 plan sequence
+//	20 u32 latency, µs
+//	24 3 × {u8 outcome, u32 start µs, u32 latency µs} for primary, shadow, degraded
+//	51 end
+const summarySize = 51
+
+// request records one answer. It runs on the request path: no allocation,
+// no blocking.
+func (t *telemetry) request(buf *[summarySize]byte, frameSeq uint64, ans *inference.Answer, badInput bool) {
+	if t == nil {
+		return
+	}
+	b := buf[:]
+	b[0] = 1
+	b[1] = byte(ans.Status)
+	b[2] = byte(ans.Reason)
+	b[3] = 255
+	if badInput {
+		b[1], b[2] = byte(inference.StatusNoResult), 8
+	} else if ans.Status == inference.StatusOK {
+		b[3] = byte(ans.ServedBy)
+	}
+	binary.LittleEndian.PutUint64(b[4:], frameSeq)
+	binary.LittleEndian.PutUint64(b[12:], ans.PlanSeq)
+	binary.LittleEndian.PutUint32(b[20:], uint32(ans.Latency/time.Microsecond))
+	for i, r := range ans.Backends {
+		o := 24 + 9*i
+		b[o] = byte(r.Outcome)
+		binary.LittleEndian.PutUint32(b[o+1:], uint32(r.StartedAfter/time.Microsecond))
+		binary.LittleEndian.PutUint32(b[o+5:], uint32(r.Latency/time.Microsecond))
+	}
+	t.infer.Append(b)
+}
+
+// HostStatus is a reading of the host, recorded in the health stream and
+// shown in status.
+type HostStatus struct {
+	At          string    `json:"at"`
+	Load1       float64   `json:"load1"`
+	Load5       float64   `json:"load5"`
+	CPUs        int       `json:"cpus"`
+	MemTotalKB  uint64    `json:"mem_total_kb"`
+	MemAvailKB  uint64    `json:"mem_available_kb"`
+	Thermal     []hw.Zone `json:"thermal,omitempty"`
+	GPUFault    string    `json:"gpu_fault,omitempty"`
+	GPUWarning  string    `json:"gpu_warning,omitempty"`
+	ProbeError  string    `json:"probe_error,omitempty"`
+	ActiveRung  string    `json:"active_rung"`
+	RouterP99Ms float64   `json:"router_p99_ms"`
+}
+
+// sampleHealth reads the host every health.interval, off the request path,
+// and records it. (The GPU probes arrive with the hw issue; until then the
+// GPU fields are the watchdog's view.)
+func (d *Daemon) sampleHealth() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.Health.Interval)
+	defer t.Stop()
+	probe := hw.Procfs{}
+	for {
+		select {
+		case <-d.stop:
+			return
+		case now := <-t.C:
+			s, err := probe.Read()
+			ws := d.shell.Status()
+			rec := HostStatus{
+				At: now.UTC().Format(time.RFC3339Nano), Load1: s.Load1, Load5: s.Load5, CPUs: s.CPUs,
+				MemTotalKB: s.MemTotalKB, MemAvailKB: s.MemAvailableKB, Thermal: s.Thermal,
+				GPUFault: ws.GPUFault, GPUWarning: ws.GPUWarning, RouterP99Ms: msOf(d.router.Stats().P99),
+			}
+			if err != nil {
+				rec.ProbeError = err.Error()
+			}
+			if a, ok := ws.Plan.Active(); ok {
+				rec.ActiveRung = a.String()
+			} else {
+				rec.ActiveRung = "none"
+			}
+			d.lastHealth.Store(&rec)
+			if d.tel != nil {
+				if b, err := json.Marshal(rec); err == nil {
+					d.tel.health.Append(b)
+				}
+			}
+		}
+	}
+}
+
+// StorageStatus is the telemetry buffer's part of the status.
+type StorageStatus struct {
+	State      string         `json:"state"`
+	Dir        string         `json:"dir,omitempty"`
+	Boot       uint32         `json:"boot,omitempty"`
+	DiskBytes  int64          `json:"disk_bytes"`
+	PeakBytes  int64          `json:"disk_peak_bytes"`
+	QuotaBytes int64          `json:"quota_bytes"`
+	FreeBytes  int64          `json:"free_bytes"`
+	Refusing   string         `json:"refusing,omitempty"`
+	Evictions  uint64         `json:"evictions"`
+	LastError  string         `json:"last_error,omitempty"`
+	Recovered  string         `json:"recovered_to,omitempty"`
+	Streams    []StreamStatus `json:"streams,omitempty"`
+	Host       *HostStatus    `json:"host,omitempty"`
+}
+
+// StreamStatus is one telemetry stream: what is waiting for the cloud and
+// what was lost, and why.
+type StreamStatus struct {
+	Name     string `json:"name"`
+	Priority string `json:"priority"`
+	Assigned uint64 `json:"assigned"`
+	Durable  uint64 `json:"durable"`
+	Acked    uint64 `json:"acked"`
+	// DurableLag is records accepted but not yet durable: the RPO now.
+	DurableLag     uint64            `json:"durable_lag"`
+	BacklogRecords uint64            `json:"backlog_records"`
+	BacklogBytes   int64             `json:"backlog_bytes"`
+	OldestAgeS     float64           `json:"oldest_unsynced_age_s"`
+	Dropped        map[string]uint64 `json:"dropped,omitempty"`
+	Evicted        uint64            `json:"evicted"`
+	Gaps           uint64            `json:"gaps"`
+}
+
+func (d *Daemon) storageStatus() StorageStatus {
+	ss := StorageStatus{State: d.storageState, Host: d.lastHealth.Load()}
+	if d.tel == nil {
+		return ss
+	}
+	st := d.tel.store.Stats()
+	ss.Dir, ss.Boot, ss.DiskBytes, ss.PeakBytes = st.Dir, st.Boot, st.DiskBytes, st.DiskPeakBytes
+	ss.QuotaBytes, ss.FreeBytes, ss.Evictions = st.QuotaBytes, st.FreeBytes, st.Evictions
+	if st.Refusing != 0 {
+		ss.Refusing = st.Refusing.String()
+	}
+	if st.LastError != nil {
+		ss.LastError = st.LastError.Error()
+	}
+	if st.Recovery != nil {
+		ss.Recovered = st.Recovery.MovedTo
+	}
+	for _, s := range st.Streams {
+		x := StreamStatus{
+			Name: s.Name, Priority: s.Priority.String(), Assigned: s.Assigned, Durable: s.Durable, Acked: s.Cursor,
+			DurableLag: s.DurableLag, BacklogRecords: s.Backlog.Records, BacklogBytes: s.Backlog.Bytes,
+			OldestAgeS: s.Backlog.OldestAge.Seconds(), Evicted: s.Evicted, Gaps: s.Gaps,
+		}
+		for r, n := range s.Dropped {
+			if n > 0 {
+				if x.Dropped == nil {
+					x.Dropped = map[string]uint64{}
+				}
+				x.Dropped[r.String()] = n
+			}
+		}
+		ss.Streams = append(ss.Streams, x)
+	}
+	return ss
+}
+
+func (d *Daemon) closeStorage(ctx context.Context) error {
+	if d.tel == nil {
+		return nil
+	}
+	return d.tel.store.Close(ctx)
+}

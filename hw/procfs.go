@@ -1,0 +1,107 @@
+package hw
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// System is a reading of the host: CPU load, memory and thermal zones, from
+// procfs and sysfs. It works on any Linux machine.
+type System struct {
+	Load1, Load5   float64 // run-queue averages over 1 and 5 minutes
+	CPUs           int
+	MemTotalKB     uint64
+	MemAvailableKB uint64
+	Thermal        []Zone
+}
+
+// Zone is one thermal zone.
+type Zone struct {
+	Name  string  `json:"name"`
+	TempC float64 `json:"temp_c"`
+}
+
+// Procfs reads System from a root holding proc/ and sys/ ("/" on a real
+// machine; a test tree in tests).
+type Procfs struct {
+	Root string
+}
+
+// Read takes one reading. Missing thermal zones are not an error (many
+// virtual machines have none); an unreadable /proc is.
+func (p Procfs) Read() (System, error) {
+	root := p.Root
+	if root == "" {
+		root = "/"
+	}
+	var s System
+	load, err := os.ReadFile(filepath.Join(root, "proc/loadavg"))
+	if err != nil {
+		return s, fmt.Errorf("procfs: %w", err)
+	}
+	f := strings.Fields(string(load))
+	if len(f) < 2 {
+		return s, fmt.Errorf("procfs: proc/loadavg: unexpected %q", load)
+	}
+	if s.Load1, err = strconv.ParseFloat(f[0], 64); err != nil {
+		return s, fmt.Errorf("procfs: proc/loadavg: %w", err)
+	}
+	if s.Load5, err = strconv.ParseFloat(f[1], 64); err != nil {
+		return s, fmt.Errorf("procfs: proc/loadavg: %w", err)
+	}
+	mem, err := os.ReadFile(filepath.Join(root, "proc/meminfo"))
+	if err != nil {
+		return s, fmt.Errorf("procfs: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(mem))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "MemTotal":
+			s.MemTotalKB = n
+		case "MemAvailable":
+			s.MemAvailableKB = n
+		}
+	}
+	if s.MemTotalKB == 0 {
+		return s, fmt.Errorf("procfs: proc/meminfo has no MemTotal")
+	}
+	if stat, err := os.ReadFile(filepath.Join(root, "proc/stat")); err == nil {
+		for _, line := range strings.Split(string(stat), "\n") {
+			if strings.HasPrefix(line, "cpu") && len(line) > 3 && line[3] >= '0' && line[3] <= '9' {
+				s.CPUs++
+			}
+		}
+	}
+	zones, _ := filepath.Glob(filepath.Join(root, "sys/class/thermal/thermal_zone*"))
+	sort.Strings(zones)
+	for _, z := range zones {
+		raw, err := os.ReadFile(filepath.Join(z, "temp"))
+		if err != nil {
+			continue
+		}
+		milli, err := strconv.ParseFloat(strings.TrimSpace(string(raw)), 64)
+		if err != nil {
+			continue
+		}
+		name := filepath.Base(z)
+		if t, err := os.ReadFile(filepath.Join(z, "type")); err == nil {
+			name = strings.TrimSpace(string(t))
+		}
+		s.Thermal = append(s.Thermal, Zone{Name: name, TempC: milli / 1000})
+	}
+	return s, nil
+}
