@@ -28,6 +28,11 @@ type Config struct {
 	VehicleID string `yaml:"vehicle_id"`
 	// DataDir holds the telemetry buffer and local state.
 	DataDir string `yaml:"data_dir"`
+	// MemoryLimitMB is the Go runtime's soft memory limit (as GOMEMLIMIT,
+	// which overrides it); 0 means none. Badger's buffers grow under heavy
+	// ingest, and a vehicle's memory is shared: the limit makes the garbage
+	// collector work harder before the process grows past it.
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 	// ORTLibrary is the ONNX Runtime shared library; empty means
 	// $VIGIL_ORT_LIBRARY or the one `make deps` fetched.
 	ORTLibrary string       `yaml:"ort_library"`
@@ -134,8 +139,9 @@ type ToggleConfig struct {
 func DefaultConfig() Config {
 	sock := DefaultServerConfig()
 	return Config{
-		VehicleID: "vehicle",
-		DataDir:   "/var/lib/vigil",
+		VehicleID:     "vehicle",
+		DataDir:       "/var/lib/vigil",
+		MemoryLimitMB: 256,
 		Models: ModelsConfig{
 			Dir:      "/usr/share/vigil/models",
 			Primary:  BackendConfig{Path: "primary.onnx", Provider: "cuda:0"},
@@ -347,6 +353,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: empty")
+	}
+	if c.MemoryLimitMB < 0 || (c.MemoryLimitMB > 0 && c.MemoryLimitMB < 64) {
+		return fmt.Errorf("memory_limit_mb %d: want 0 (none) or at least 64", c.MemoryLimitMB)
 	}
 	for _, m := range []struct {
 		name string
