@@ -248,7 +248,7 @@ func (c *Config) StorageConfig() storage.Config {
 	return sc
 }
 
-var unknownFieldRE = regexp.MustCompile("line ([0-9]+): field (\\S+) not found in type (.*)$")
+var unknownFieldRE = regexp.MustCompile(`line ([0-9]+): field (\S+) not found in type (.*)$`)
 
 var typeErrorRE = regexp.MustCompile("line ([0-9]+): cannot unmarshal !!([a-z]+)(?: `([^`]*)`)? into")
 

@@ -73,6 +73,9 @@ type Counters struct {
 	Outvoted          uint64            `json:"outvoted"`
 	MRMEntries        uint64            `json:"mrm_entries"`
 	DroppedReports    uint64            `json:"dropped_reports"`
+	// BusySkips counts backends skipped for a request because all their
+	// lanes were taken by earlier requests (load, not a fault).
+	BusySkips uint64 `json:"busy_skips"`
 }
 
 // LatencyStatus holds answer latency percentiles.
@@ -124,6 +127,7 @@ func (d *Daemon) Status() Status {
 			Outvoted:          ws.Counters.Outvoted,
 			MRMEntries:        ws.Counters.MRMEntries,
 			DroppedReports:    ws.Dropped,
+			BusySkips:         rs.Busy,
 		},
 		Latency:      LatencyStatus{P50: msOf(rs.P50), P90: msOf(rs.P90), P99: msOf(rs.P99), Max: msOf(rs.Max)},
 		Failover:     FailoverStatus{LastReason: ws.LastFailoverReason, LastMs: msOf(rs.LastFailover), MaxMs: msOf(rs.MaxFailover)},
