@@ -254,8 +254,20 @@ func (c *Client) write(ctx context.Context, id uint64, encode func([]byte, uint6
 	dl, _ := ctx.Deadline() // zero: no deadline
 	c.nc.SetWriteDeadline(dl)
 	if _, err := c.nc.Write(b); err != nil {
+		// The daemon may have said why it closed the connection (an ERROR
+		// frame the reader took): that says more than the write error.
+		c.mu.Lock()
+		prior := c.err
+		c.mu.Unlock()
+		if prior != nil {
+			return prior
+		}
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+			err = fmt.Errorf("%w: write to %s: %v", ErrClosed, c.path, err)
+		} else {
+			err = fmt.Errorf("write to %s: %w", c.path, err)
+		}
 		// A partial frame leaves the stream unusable.
-		err = fmt.Errorf("write to %s: %w", c.path, err)
 		c.fail(err)
 		c.nc.Close()
 		return err
