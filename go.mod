@@ -3,6 +3,7 @@ module github.com/vigil-av/vigil
 go 1.26
 
 require (
+	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/advancedclimatesystems/gonnx v1.1.0
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/yalue/onnxruntime_go v1.27.0

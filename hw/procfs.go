@@ -18,7 +18,13 @@ type System struct {
 	CPUs           int
 	MemTotalKB     uint64
 	MemAvailableKB uint64
-	Thermal        []Zone
+	// MemPressureSome10 and MemPressureFull10 are the shares of the last
+	// ten seconds, in percent, in which some or all tasks stalled waiting
+	// for memory (/proc/pressure/memory, avg10). MemPressureKnown is false
+	// where the kernel has no PSI.
+	MemPressureSome10, MemPressureFull10 float64
+	MemPressureKnown                     bool
+	Thermal                              []Zone
 }
 
 // Zone is one thermal zone.
@@ -86,6 +92,9 @@ func (p Procfs) Read() (System, error) {
 			}
 		}
 	}
+	if psi, err := os.ReadFile(filepath.Join(root, "proc/pressure/memory")); err == nil {
+		s.MemPressureSome10, s.MemPressureFull10, s.MemPressureKnown = parsePressure(psi)
+	}
 	zones, _ := filepath.Glob(filepath.Join(root, "sys/class/thermal/thermal_zone*"))
 	sort.Strings(zones)
 	for _, z := range zones {
@@ -104,4 +113,28 @@ func (p Procfs) Read() (System, error) {
 		s.Thermal = append(s.Thermal, Zone{Name: name, TempC: milli / 1000})
 	}
 	return s, nil
+}
+
+// parsePressure reads the avg10 values of a PSI file:
+//
+//	some avg10=0.00 avg60=0.00 avg300=0.00 total=0
+//	full avg10=0.00 avg60=0.00 avg300=0.00 total=0
+func parsePressure(b []byte) (some, full float64, ok bool) {
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.HasPrefix(f[1], "avg10=") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimPrefix(f[1], "avg10="), 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "some":
+			some, ok = v, true
+		case "full":
+			full = v
+		}
+	}
+	return some, full, ok
 }

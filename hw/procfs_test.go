@@ -14,6 +14,9 @@ func TestProcfsTree(t *testing.T) {
 	if s.Load1 != 0.52 || s.Load5 != 0.41 || s.CPUs != 2 || s.MemTotalKB != 24576000 || s.MemAvailableKB != 12288000 {
 		t.Errorf("reading %+v", s)
 	}
+	if !s.MemPressureKnown || s.MemPressureSome10 != 1.25 || s.MemPressureFull10 != 0.75 {
+		t.Errorf("memory pressure %+v", s)
+	}
 	if len(s.Thermal) != 2 || s.Thermal[0] != (Zone{"cpu-thermal", 45.5}) || s.Thermal[1] != (Zone{"gpu-thermal", 61}) {
 		t.Errorf("thermal %+v", s.Thermal)
 	}
