@@ -57,9 +57,15 @@ type Config struct {
 
 // HealthConfig sets the hardware probes.
 type HealthConfig struct {
-	// Interval between readings of the host (CPU load, memory, thermal
-	// zones), recorded in the health stream.
+	// Interval between readings, recorded in the health stream.
 	Interval time.Duration `yaml:"interval"`
+	// Probe is auto (NVML if it initialises, else Jetson sysfs, else
+	// procfs), or nvml, jetson or procfs to insist on one.
+	Probe string `yaml:"probe"`
+	// NVMLDevice is the GPU index NVML watches (the one the models use).
+	NVMLDevice int `yaml:"nvml_device"`
+	// Root of the file system the probes read; "/" but for tests.
+	Root string `yaml:"root"`
 }
 
 // ModelsConfig places the three models.
@@ -161,7 +167,7 @@ func DefaultConfig() Config {
 		Log:            LogConfig{Level: "info", Format: "json"},
 		StorageEnabled: true,
 		Storage:        storage.DefaultConfig(),
-		Health:         HealthConfig{Interval: time.Second},
+		Health:         HealthConfig{Interval: time.Second, Probe: "auto", Root: "/"},
 	}
 }
 
@@ -423,6 +429,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Health.Interval < 100*time.Millisecond {
 		return fmt.Errorf("health.interval %v: at least 100ms", c.Health.Interval)
+	}
+	switch c.Health.Probe {
+	case "auto", "nvml", "jetson", "procfs":
+	default:
+		return fmt.Errorf("health.probe %q: want auto, nvml, jetson or procfs", c.Health.Probe)
+	}
+	if c.Health.NVMLDevice < 0 {
+		return fmt.Errorf("health.nvml_device %d: must not be negative", c.Health.NVMLDevice)
 	}
 	if c.Sync.Enabled {
 		return errors.New("sync.enabled: the cloud sync is not part of this build yet; leave it false")

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/wire"
+	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/watchdog"
 	"github.com/vigil-av/vigil/watchdog/shell"
@@ -46,7 +47,8 @@ type Daemon struct {
 	notify       *notifier
 	tel          *telemetry // nil when storage is off or unavailable
 	storageState string
-	lastHealth   atomic.Pointer[HostStatus]
+	health       atomic.Pointer[HealthStatus]
+	sampler      *hw.Sampler
 	stop         chan struct{}
 	wg           sync.WaitGroup
 	serveErr     chan error
@@ -55,7 +57,8 @@ type Daemon struct {
 }
 
 // Start brings the daemon up in order — storage, the models, warmed
-// backends, the watchdog, the socket, sync (not in this build) — so that it
+// backends, the watchdog, the hardware probe, the socket, sync (not in this
+// build) — so that it
 // accepts requests only when it can answer them. Storage that cannot be
 // opened leaves the daemon serving without telemetry, and saying so. A GPU model
 // that cannot be loaded (no GPU, no provider) is kept out and reported: the
@@ -122,6 +125,12 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 		}
 	}
 
+	d.status("starting hardware probe")
+	if err := d.startHealth(); err != nil {
+		d.abort()
+		return nil, err
+	}
+
 	d.status("opening socket")
 	sc, err := cfg.ServerConfig()
 	if err != nil {
@@ -149,9 +158,8 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 	}
 	log.Info("sync off in this build; nothing goes to the cloud")
 
-	d.wg.Add(2)
+	d.wg.Add(1)
 	go d.keepAlive()
-	go d.sampleHealth()
 	msg := "serving"
 	if len(d.warnings) > 0 {
 		msg = "serving degraded: " + d.warnings[0]
@@ -291,6 +299,11 @@ func (d *Daemon) abort() {
 
 func (d *Daemon) shutdownCore() error {
 	var errs []error
+	if d.sampler != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, d.sampler.Close(ctx))
+		cancel()
+	}
 	if d.router != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, d.router.Close(ctx))

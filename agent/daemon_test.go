@@ -450,3 +450,43 @@ func TestDaemonRecordsTelemetry(t *testing.T) {
 		t.Errorf("logs stream: %d records, %v", len(logs), err)
 	}
 }
+
+// TestDaemonHardwareProbe: on a board that looks like a Jetson (the hw
+// package's fake Orin tree) the daemon picks the Jetson probe, shows its
+// readings, records them, and feeds them to the watchdog; insisting on a
+// probe that is not there fails the start with the reason.
+func TestDaemonHardwareProbe(t *testing.T) {
+	root, err := filepath.Abs("../hw/testdata/jetson-orin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := daemonConfig(t)
+	cfg.Health = HealthConfig{Interval: 100 * time.Millisecond, Probe: "auto", Root: root}
+	_, c := startDaemon(t, cfg)
+	var st Status
+	for end := time.Now().Add(5 * time.Second); ; {
+		st = status(t, c)
+		if st.Health != nil && st.Health.Sample.Source == "jetson" {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no Jetson reading in status: %+v", st.Health)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Health.Probe != "jetson" || st.Health.Sample.UtilizationPct == 0 || len(st.Health.Sample.Rails) == 0 {
+		t.Errorf("health %+v", st.Health)
+	}
+	for _, s := range st.Storage.Streams {
+		if s.Name == "health" && s.Assigned == 0 {
+			t.Error("no reading in the health stream")
+		}
+	}
+
+	cfg2 := daemonConfig(t)
+	cfg2.Health.Probe = "nvml"
+	log, level, _ := NewLogger(cfg2.Log, io.Discard)
+	if _, err := Start(cfg2, log, level); err == nil || !strings.Contains(err.Error(), "health.probe nvml") {
+		t.Errorf("Start insisting on NVML without a GPU: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ type Status struct {
 	GPUFault     string        `json:"gpu_fault,omitempty"`
 	GPUWarning   string        `json:"gpu_warning,omitempty"`
 	Socket       ServerStats   `json:"socket"`
+	Health       *HealthStatus `json:"health,omitempty"`
 	Storage      StorageStatus `json:"storage"`
 	Sync         string        `json:"sync"`
 	Warnings     []string      `json:"warnings,omitempty"`
@@ -135,6 +136,7 @@ func (d *Daemon) Status() Status {
 		GPUFault:     ws.GPUFault,
 		GPUWarning:   ws.GPUWarning,
 		Storage:      d.storageStatus(),
+		Health:       d.health.Load(),
 		Sync:         "off (not in this build)",
 		Warnings:     d.warnings,
 	}

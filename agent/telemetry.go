@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -143,59 +144,96 @@ func (t *telemetry) request(buf *[summarySize]byte, frameSeq uint64, ans *infere
 	t.infer.Append(b)
 }
 
-// HostStatus is a reading of the host, recorded in the health stream and
-// shown in status.
-type HostStatus struct {
-	At          string    `json:"at"`
-	Load1       float64   `json:"load1"`
-	Load5       float64   `json:"load5"`
-	CPUs        int       `json:"cpus"`
-	MemTotalKB  uint64    `json:"mem_total_kb"`
-	MemAvailKB  uint64    `json:"mem_available_kb"`
-	Thermal     []hw.Zone `json:"thermal,omitempty"`
-	GPUFault    string    `json:"gpu_fault,omitempty"`
-	GPUWarning  string    `json:"gpu_warning,omitempty"`
-	ProbeError  string    `json:"probe_error,omitempty"`
-	ActiveRung  string    `json:"active_rung"`
-	RouterP99Ms float64   `json:"router_p99_ms"`
+// HealthStatus is the hardware probe's part of the status: which probe
+// runs, why it was chosen, and its latest reading.
+type HealthStatus struct {
+	Probe  string    `json:"probe"`
+	Why    string    `json:"why"`
+	Sample hw.Sample `json:"sample"`
+	Error  string    `json:"error,omitempty"`
 }
 
-// sampleHealth reads the host every health.interval, off the request path,
-// and records it. (The GPU probes arrive with the hw issue; until then the
-// GPU fields are the watchdog's view.)
-func (d *Daemon) sampleHealth() {
-	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.Health.Interval)
-	defer t.Stop()
-	probe := hw.Procfs{}
-	for {
-		select {
-		case <-d.stop:
-			return
-		case now := <-t.C:
-			s, err := probe.Read()
-			ws := d.shell.Status()
-			rec := HostStatus{
-				At: now.UTC().Format(time.RFC3339Nano), Load1: s.Load1, Load5: s.Load5, CPUs: s.CPUs,
-				MemTotalKB: s.MemTotalKB, MemAvailKB: s.MemAvailableKB, Thermal: s.Thermal,
-				GPUFault: ws.GPUFault, GPUWarning: ws.GPUWarning, RouterP99Ms: msOf(d.router.Stats().P99),
-			}
+// healthRecord is what the health stream holds: a reading and its error.
+type healthRecord struct {
+	hw.Sample
+	Throttle []string `json:"throttle_reasons_names,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// startHealth picks the hardware probe (NVML, else Jetson sysfs, else
+// procfs) and samples it every health.interval off the request path: each
+// reading goes to the health stream and, from a GPU probe, to the watchdog;
+// Xid, ECC and GPU-lost events go to the watchdog at once and to the events
+// stream.
+func (d *Daemon) startHealth() error {
+	hc := d.cfg.Health
+	opts := hw.SelectOptions{Root: hc.Root, SkipNVML: hc.Probe == "procfs" || hc.Probe == "jetson"}
+	opts.NVML.Device = hc.NVMLDevice
+	var probe hw.Probe
+	var why string
+	var err error
+	if hc.Probe == "procfs" {
+		probe, why = hw.ProcfsProbe{Procfs: hw.Procfs{Root: hc.Root}}, "procfs: chosen by health.probe"
+	} else {
+		probe, why, err = hw.Select(context.Background(), opts)
+		if err != nil {
+			return fmt.Errorf("health: %w", err)
+		}
+		if hc.Probe != "auto" && probe.Name() != hc.Probe {
+			probe.Close()
+			return fmt.Errorf("health.probe %s: not available here (%s)", hc.Probe, why)
+		}
+	}
+	gpu := probe.Name() != "procfs"
+	d.health.Store(&HealthStatus{Probe: probe.Name(), Why: why})
+	d.log.Info("hardware probe", zap.String("probe", probe.Name()), zap.String("why", why))
+	s, err := hw.NewSampler(hw.SamplerConfig{
+		Probe:    probe,
+		Interval: hc.Interval,
+		OnSample: func(x hw.Sample, err error) {
+			hs := &HealthStatus{Probe: probe.Name(), Why: why, Sample: x}
+			rec := healthRecord{Sample: x, Throttle: x.ThrottleReasons.Names()}
 			if err != nil {
-				rec.ProbeError = err.Error()
+				hs.Error, rec.Error = err.Error(), err.Error()
 			}
-			if a, ok := ws.Plan.Active(); ok {
-				rec.ActiveRung = a.String()
-			} else {
-				rec.ActiveRung = "none"
+			d.health.Store(hs)
+			if gpu {
+				d.shell.Hardware(x)
 			}
-			d.lastHealth.Store(&rec)
 			if d.tel != nil {
 				if b, err := json.Marshal(rec); err == nil {
 					d.tel.health.Append(b)
 				}
 			}
-		}
+		},
+		OnEvent: func(e hw.Event) {
+			x := hw.Sample{At: e.At, Source: probe.Name()}
+			switch e.Kind {
+			case hw.EventGPULost:
+				x.GPULost = true
+			case hw.EventXid:
+				x.Xid, x.XidFatal = e.Xid, e.Fatal
+			case hw.EventECCDoubleBit:
+				x.ECCUncorrected = true
+			}
+			d.shell.Hardware(x)
+			d.log.Warn("hardware event", zap.String("kind", string(e.Kind)), zap.Uint32("xid", e.Xid), zap.Bool("fatal", e.Fatal), zap.String("detail", e.Detail))
+			d.tel.event(struct {
+				Type   string `json:"type"`
+				At     string `json:"at"`
+				Kind   string `json:"kind"`
+				Xid    uint32 `json:"xid,omitempty"`
+				Fatal  bool   `json:"fatal,omitempty"`
+				Detail string `json:"detail,omitempty"`
+			}{"hardware", e.At.UTC().Format(time.RFC3339Nano), string(e.Kind), e.Xid, e.Fatal, e.Detail})
+		},
+	})
+	if err != nil {
+		probe.Close()
+		return err
 	}
+	d.sampler = s
+	return s.Start()
 }
 
 // StorageStatus is the telemetry buffer's part of the status.
@@ -212,7 +250,6 @@ type StorageStatus struct {
 	LastError  string         `json:"last_error,omitempty"`
 	Recovered  string         `json:"recovered_to,omitempty"`
 	Streams    []StreamStatus `json:"streams,omitempty"`
-	Host       *HostStatus    `json:"host,omitempty"`
 }
 
 // StreamStatus is one telemetry stream: what is waiting for the cloud and
@@ -234,7 +271,7 @@ type StreamStatus struct {
 }
 
 func (d *Daemon) storageStatus() StorageStatus {
-	ss := StorageStatus{State: d.storageState, Host: d.lastHealth.Load()}
+	ss := StorageStatus{State: d.storageState}
 	if d.tel == nil {
 		return ss
 	}

@@ -129,6 +129,7 @@ func printStatus(w io.Writer, st *agent.Status) error {
 	fmt.Fprintf(w, "socket: %d connections, %d requests, %d refused   sync: %s\n",
 		st.Socket.Connections, st.Socket.Requests, st.Socket.Refused, st.Sync)
 	printStorage(w, &st.Storage)
+	printHealth(w, st.Health)
 	if st.GPUFault != "" || st.GPUWarning != "" {
 		fmt.Fprintf(w, "GPU: fault %q warning %q\n", st.GPUFault, st.GPUWarning)
 	}
@@ -189,13 +190,42 @@ func printStorage(w io.Writer, s *agent.StorageStatus) {
 			x.BacklogRecords, mib(x.BacklogBytes), (time.Duration(x.OldestAgeS * float64(time.Second))).Round(time.Millisecond), dropped, x.Evicted, x.Gaps)
 	}
 	tw.Flush()
-	if h := s.Host; h != nil {
-		fmt.Fprintf(w, "host: load %.2f/%.2f on %d CPUs, memory %s available of %s", h.Load1, h.Load5, h.CPUs, mib(int64(h.MemAvailKB)*1024), mib(int64(h.MemTotalKB)*1024))
-		for _, z := range h.Thermal {
-			fmt.Fprintf(w, ", %s %.1f°C", z.Name, z.TempC)
-		}
-		fmt.Fprintln(w)
+}
+
+func printHealth(w io.Writer, h *agent.HealthStatus) {
+	if h == nil {
+		return
 	}
+	x := &h.Sample
+	fmt.Fprintf(w, "\nhardware probe: %s (%s)\n", h.Probe, h.Why)
+	if h.Error != "" {
+		fmt.Fprintf(w, "probe error: %s\n", h.Error)
+	}
+	if h.Probe != "procfs" {
+		flags := []string{}
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{x.GPULost, "GPU LOST"}, {x.GPUSuspect, "probe stuck"}, {x.XidFatal, fmt.Sprintf("fatal Xid %d", x.Xid)}, {x.ECCUncorrected, "uncorrected ECC"}, {x.Throttled, "throttled"}} {
+			if f.on {
+				flags = append(flags, f.name)
+			}
+		}
+		fmt.Fprintf(w, "GPU: %.0f°C (slowdown at %.0f°C), %.0f%% busy, memory %s of %s, %.1f W, clocks held by %s %v\n",
+			x.TemperatureC, x.SlowdownTempC, x.UtilizationPct, mib(int64(x.MemUsedBytes)), mib(int64(x.MemTotalBytes)), x.PowerW, x.ThrottleReasons, flags)
+		for _, r := range x.Rails {
+			fmt.Fprintf(w, "  rail %s %.2f W\n", r.Name, r.PowerW)
+		}
+	}
+	sys := &x.System
+	fmt.Fprintf(w, "host: load %.2f/%.2f on %d CPUs, memory %s available of %s", sys.Load1, sys.Load5, sys.CPUs, mib(int64(sys.MemAvailableKB)*1024), mib(int64(sys.MemTotalKB)*1024))
+	if sys.MemPressureKnown {
+		fmt.Fprintf(w, ", memory pressure %.1f%%", sys.MemPressureSome10)
+	}
+	for _, z := range sys.Thermal {
+		fmt.Fprintf(w, ", %s %.1f°C", z.Name, z.TempC)
+	}
+	fmt.Fprintln(w)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -135,14 +135,16 @@ func (s *Shell) ReportVote(v watchdog.Vote) { s.queue(report{kind: 3, vote: v}) 
 func (s *Shell) Health(h watchdog.HealthSample) { s.queue(report{kind: 4, hs: h}) }
 
 // Hardware queues a reading of the hw package's probes (or its scripted
-// fake) as a health sample; it never blocks.
+// fake) as a health sample; it never blocks. A GPU whose probe calls hang
+// (GPUSuspect) counts as throttled: its backends turn suspect, so the next
+// rung starts at once, until the probe answers again.
 func (s *Shell) Hardware(x hw.Sample) {
 	s.Health(watchdog.HealthSample{
 		GPULost:        x.GPULost,
 		Xid:            x.Xid,
 		XidFatal:       x.XidFatal,
 		ECCUncorrected: x.ECCUncorrected,
-		Throttled:      x.Throttled,
+		Throttled:      x.Throttled || x.GPUSuspect,
 		TemperatureC:   x.TemperatureC,
 	})
 }

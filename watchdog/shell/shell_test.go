@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/watchdog"
 )
 
@@ -136,4 +137,14 @@ func TestShellCloseStopsLoop(t *testing.T) {
 	if err == nil {
 		t.Error("command accepted after Close")
 	}
+}
+
+// TestHardwareSuspectGPU: a GPU whose probe hangs makes the GPU backends
+// suspect, as throttling does; a lost GPU fails them.
+func TestHardwareSuspectGPU(t *testing.T) {
+	s, _ := newShell(t, watchdog.DefaultConfig())
+	s.Hardware(hw.Sample{GPUSuspect: true})
+	eventually(t, "the primary suspect", func() bool { return s.Status().Backends[watchdog.Primary].State == watchdog.Suspect })
+	s.Hardware(hw.Sample{GPULost: true})
+	eventually(t, "the shadow failed", func() bool { return s.Status().Backends[watchdog.Shadow].State == watchdog.Failed })
 }
