@@ -66,6 +66,9 @@ type HealthConfig struct {
 	NVMLDevice int `yaml:"nvml_device"`
 	// Root of the file system the probes read; "/" but for tests.
 	Root string `yaml:"root"`
+	// FatalXids are the NVML Xid errors that fail the GPU rungs at once;
+	// empty means hw.DefaultFatalXids.
+	FatalXids []uint32 `yaml:"fatal_xids"`
 }
 
 // ModelsConfig places the three models.

@@ -169,6 +169,7 @@ func (d *Daemon) startHealth() error {
 	hc := d.cfg.Health
 	opts := hw.SelectOptions{Root: hc.Root, SkipNVML: hc.Probe == "procfs" || hc.Probe == "jetson"}
 	opts.NVML.Device = hc.NVMLDevice
+	opts.NVML.FatalXids = hc.FatalXids
 	var probe hw.Probe
 	var why string
 	var err error
