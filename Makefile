@@ -7,7 +7,7 @@ ORT_VER   := 1.24.3
 MODELS    := build/models
 MODEL_FILES := $(MODELS)/primary.onnx $(MODELS)/shadow.onnx $(MODELS)/degraded.onnx
 # Packages with goroutines of their own run under the race detector.
-RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/... ./storage/...
+RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/... ./storage/... ./sync/...
 # Set by .ci/run: tests that would skip for a missing dependency fail instead.
 export VIGIL_REQUIRE_DEPS
 
@@ -60,6 +60,7 @@ test: deps fmt-check vet
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./agent/wire/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/batch/
 
 bench: deps
 	$(GO) run ./cmd/vigil-bench inference --quick
@@ -68,6 +69,7 @@ bench: deps
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./agent/wire/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./sync/batch/
 
 # crash-test: 100 rounds of kill -9 against a storage writer in a child
 # process; every record it reported durable must survive (go test runs 5).

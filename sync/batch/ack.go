@@ -1,0 +1,97 @@
+package batch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Status is the ingester's verdict on a batch.
+type Status string
+
+const (
+	// StatusStored: the batch's new records are durable in the cloud.
+	StatusStored Status = "stored"
+	// StatusDuplicate: every record was already stored; nothing written.
+	// The edge treats it like stored.
+	StatusDuplicate Status = "duplicate"
+	// StatusRejected: the batch will never be accepted as sent (it does
+	// not decode, or names another vehicle); Reason says why. The edge
+	// must not delete the records; it reports the rejection.
+	StatusRejected Status = "rejected"
+)
+
+// Ack is the application-level acknowledgement of one batch, published
+// on vigil/v1/<vehicle>/ack. An ingester that could not store a batch
+// because of its own trouble (a full disk) sends no ack at all: the edge
+// resends after its timeout.
+//
+// Its JSON form, version 1:
+//
+//	{"v":1,"vehicle":"veh-1","boot":3,"stream":"inference",
+//	 "first":101,"last":180,"status":"stored","reason":""}
+//
+// Unknown members are ignored, so later versions may add some.
+type Ack struct {
+	Vehicle  string `json:"vehicle"`
+	Boot     uint32 `json:"boot"`
+	Stream   string `json:"stream"`
+	FirstSeq uint64 `json:"first"`
+	LastSeq  uint64 `json:"last"`
+	Status   Status `json:"status"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// AckVersion is the ack format version.
+const AckVersion = 1
+
+// ErrBadAck is returned (wrapped) by DecodeAck.
+var ErrBadAck = errors.New("batch: bad ack")
+
+type ackWire struct {
+	V int `json:"v"`
+	Ack
+}
+
+// EncodeAck returns the JSON form of a.
+func EncodeAck(a Ack) ([]byte, error) {
+	if err := a.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ackWire{V: AckVersion, Ack: a})
+}
+
+// DecodeAck parses and checks an ack.
+func DecodeAck(b []byte) (Ack, error) {
+	var w ackWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Ack{}, fmt.Errorf("%w: %v", ErrBadAck, err)
+	}
+	if w.V != AckVersion {
+		return Ack{}, fmt.Errorf("%w: version %d", ErrBadAck, w.V)
+	}
+	if err := w.Ack.validate(); err != nil {
+		return Ack{}, err
+	}
+	return w.Ack, nil
+}
+
+func (a Ack) validate() error {
+	switch a.Status {
+	case StatusStored, StatusDuplicate:
+		if !ValidName(a.Vehicle) || !ValidName(a.Stream) {
+			return fmt.Errorf("%w: vehicle %q, stream %q", ErrBadAck, a.Vehicle, a.Stream)
+		}
+		if a.FirstSeq == 0 || a.LastSeq < a.FirstSeq {
+			return fmt.Errorf("%w: range [%d, %d]", ErrBadAck, a.FirstSeq, a.LastSeq)
+		}
+	case StatusRejected:
+		// A batch that did not parse has no trustworthy range or names.
+		if a.Reason == "" {
+			return fmt.Errorf("%w: rejected without a reason", ErrBadAck)
+		}
+	default:
+		return fmt.Errorf("%w: status %q", ErrBadAck, a.Status)
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+// Package batch is the wire format of telemetry batches and of their
+// acknowledgements: what the edge uploader publishes on
+// vigil/v1/<vehicle>/{telemetry,logs} and the ingester answers on
+// vigil/v1/<vehicle>/ack. It is pure: no I/O, no clock.
+//
+// # Batch layout, version 1
+//
+// All integers are big-endian.
+//
+//	0..3   magic "VGB\x00"
+//	4      format version (1)
+//	5      compression: 0 none, 1 flate (RFC 1951)
+//	6      vehicle id length V (1..64), then V bytes
+//	.      stream name length S (1..64), then S bytes
+//	.      boot (uint32): the uploading store's boot when the batch was built
+//	.      first seq, last seq (uint64 each)
+//	.      record count (uint32) = last - first + 1
+//	.      body length before compression (uint32)
+//	.      stored body length (uint32): the bytes that follow
+//	.      CRC-32C (Castagnoli) of the header bytes before it and of the
+//	       uncompressed body
+//	.      body, stored length bytes
+//
+// The body holds count records in seq order, each:
+//
+//	seq (uint64), kind (uint8), boot (uint32), mono ns (int64),
+//	wall Unix ns (int64), payload length (uint32), payload
+//
+// A batch covers one contiguous range of one stream: seq of record i is
+// first + i. Holes left by eviction fall between batches, never inside one;
+// the gap record that explains a hole travels in a later batch like any
+// other record.
+//
+// The checksum is CRC-32C rather than SHA-256: it is there to catch
+// corruption and encoder bugs, not forgery — the broker link is mutually
+// authenticated and the ingester checks that the header's vehicle matches
+// the topic it came on.
+package batch
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/vigil-av/vigil/storage"
+)
+
+// Version is the batch format version Encode writes and Decode accepts.
+const Version = 1
+
+// Magic starts every batch.
+const Magic = "VGB\x00"
+
+const (
+	// DefaultMaxPayload is the largest encoded batch Pack builds: 128 KiB,
+	// the message size AWS IoT Core accepts.
+	DefaultMaxPayload = 128 << 10
+	// DefaultMaxBody bounds the uncompressed body, on both sides: Pack
+	// builds no larger body, Decode refuses one (the decompression-bomb
+	// limit).
+	DefaultMaxBody = 1 << 20
+	// RecordOverhead is the bytes a record takes in the body besides its
+	// payload.
+	RecordOverhead = 8 + 1 + 4 + 8 + 8 + 4
+	maxName        = 64
+)
+
+// Compression says how the body is stored.
+type Compression uint8
+
+const (
+	None  Compression = 0
+	Flate Compression = 1
+)
+
+func (c Compression) String() string {
+	switch c {
+	case None:
+		return "none"
+	case Flate:
+		return "flate"
+	}
+	return fmt.Sprintf("compression(%d)", uint8(c))
+}
+
+// Header describes a batch. Encode derives Count, BodyLen, StoredLen and
+// Checksum from the records; the caller sets the rest.
+type Header struct {
+	Version     uint8
+	Compression Compression
+	Vehicle     string
+	Stream      string
+	Boot        uint32
+	FirstSeq    uint64
+	LastSeq     uint64
+	Count       uint32
+	BodyLen     uint32 // uncompressed
+	StoredLen   uint32 // as carried
+	Checksum    uint32 // CRC-32C of the header before it and the uncompressed body
+}
+
+// Record is one telemetry record inside a batch: storage.Record without
+// the stream, which the header carries.
+type Record struct {
+	Seq     uint64
+	Kind    storage.Kind
+	Boot    uint32
+	Mono    time.Duration
+	Wall    time.Time
+	Payload []byte
+}
+
+// FromStorage converts records read from the outbox.
+func FromStorage(rs []storage.Record) []Record {
+	out := make([]Record, len(rs))
+	for i, r := range rs {
+		out[i] = Record{Seq: r.Seq, Kind: r.Kind, Boot: r.Boot, Mono: r.Mono, Wall: r.Wall, Payload: r.Payload}
+	}
+	return out
+}
+
+// Storage converts r back into a storage record of stream, so that
+// storage's decoders (Record.Gap) apply.
+func (r Record) Storage(stream string) storage.Record {
+	return storage.Record{Stream: stream, Seq: r.Seq, Kind: r.Kind, Boot: r.Boot, Mono: r.Mono, Wall: r.Wall, Payload: r.Payload}
+}
+
+// Errors Decode and Encode return, wrapped with detail.
+var (
+	ErrBadMagic       = errors.New("batch: bad magic")
+	ErrVersion        = errors.New("batch: unsupported format version")
+	ErrTruncated      = errors.New("batch: truncated")
+	ErrTrailing       = errors.New("batch: trailing bytes")
+	ErrChecksum       = errors.New("batch: checksum mismatch")
+	ErrSequence       = errors.New("batch: records not contiguous")
+	ErrCount          = errors.New("batch: record count mismatch")
+	ErrTooLarge       = errors.New("batch: body over the size limit")
+	ErrCompression    = errors.New("batch: bad compression")
+	ErrInvalid        = errors.New("batch: invalid header field")
+	ErrRecordTooLarge = errors.New("batch: record does not fit in one batch")
+	ErrEmpty          = errors.New("batch: no records")
+)
+
+// ValidName reports whether s may be a vehicle id or a stream name: 1 to
+// 64 bytes of a-z, A-Z, 0-9, '_', '-' and '.', not starting with '.'. Such
+// a name is safe as an MQTT topic level and as a directory name.
+func ValidName(s string) bool {
+	if s == "" || len(s) > maxName || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Encode encodes records, which must be contiguous and in seq order, under
+// hdr's vehicle, stream, boot and compression. It fills in the range and
+// the lengths. Flate falls back to None when compressing does not shrink
+// the body, so the encoded size never exceeds the uncompressed one by more
+// than the header.
+func Encode(hdr Header, records []Record) ([]byte, error) {
+	if len(records) == 0 {
+		return nil, ErrEmpty
+	}
+	if !ValidName(hdr.Vehicle) {
+		return nil, fmt.Errorf("%w: vehicle %q", ErrInvalid, hdr.Vehicle)
+	}
+	if !ValidName(hdr.Stream) {
+		return nil, fmt.Errorf("%w: stream %q", ErrInvalid, hdr.Stream)
+	}
+	if hdr.Compression != None && hdr.Compression != Flate {
+		return nil, fmt.Errorf("%w: %v", ErrCompression, hdr.Compression)
+	}
+	if uint64(len(records)) > 1<<32-1 {
+		return nil, fmt.Errorf("%w: %d records", ErrTooLarge, len(records))
+	}
+	size := 0
+	for i, r := range records {
+		if i > 0 && r.Seq != records[0].Seq+uint64(i) {
+			return nil, fmt.Errorf("%w: seq %d after %d", ErrSequence, r.Seq, records[i-1].Seq)
+		}
+		if r.Seq == 0 {
+			return nil, fmt.Errorf("%w: seq 0", ErrSequence)
+		}
+		size += RecordOverhead + len(r.Payload)
+	}
+	if size > 1<<32-1 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	body := make([]byte, 0, size)
+	for _, r := range records {
+		body = appendRecord(body, r)
+	}
+	hdr.Version = Version
+	hdr.FirstSeq = records[0].Seq
+	hdr.LastSeq = records[len(records)-1].Seq
+	hdr.Count = uint32(len(records))
+	hdr.BodyLen = uint32(len(body))
+	stored := body
+	if hdr.Compression == Flate {
+		var buf bytes.Buffer
+		w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+		w.Write(body) //nolint:errcheck // writes to a bytes.Buffer do not fail
+		w.Close()     //nolint:errcheck
+		if buf.Len() < len(body) {
+			stored = buf.Bytes()
+		} else {
+			hdr.Compression = None
+		}
+	}
+	hdr.StoredLen = uint32(len(stored))
+	out := appendHeaderNoCRC(make([]byte, 0, 64+len(hdr.Vehicle)+len(hdr.Stream)+len(stored)), hdr)
+	crc := crc32.Update(crc32.Checksum(out, castagnoli), castagnoli, body)
+	out = binary.BigEndian.AppendUint32(out, crc)
+	return append(out, stored...), nil
+}
+
+func appendRecord(b []byte, r Record) []byte {
+	b = binary.BigEndian.AppendUint64(b, r.Seq)
+	b = append(b, byte(r.Kind))
+	b = binary.BigEndian.AppendUint32(b, r.Boot)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Mono))
+	var wall int64
+	if !r.Wall.IsZero() {
+		wall = r.Wall.UnixNano()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(wall))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Payload)))
+	return append(b, r.Payload...)
+}
+
+func appendHeaderNoCRC(b []byte, h Header) []byte {
+	b = append(b, Magic...)
+	b = append(b, h.Version, byte(h.Compression), byte(len(h.Vehicle)))
+	b = append(b, h.Vehicle...)
+	b = append(b, byte(len(h.Stream)))
+	b = append(b, h.Stream...)
+	b = binary.BigEndian.AppendUint32(b, h.Boot)
+	b = binary.BigEndian.AppendUint64(b, h.FirstSeq)
+	b = binary.BigEndian.AppendUint64(b, h.LastSeq)
+	b = binary.BigEndian.AppendUint32(b, h.Count)
+	b = binary.BigEndian.AppendUint32(b, h.BodyLen)
+	return binary.BigEndian.AppendUint32(b, h.StoredLen)
+}

@@ -1,0 +1,177 @@
+package batch
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/vigil-av/vigil/storage"
+)
+
+// Decode decodes a batch with the default body limit; see DecodeLimit.
+func Decode(b []byte) (Header, []Record, error) { return DecodeLimit(b, DefaultMaxBody) }
+
+// DecodeLimit decodes a batch, refusing an uncompressed body over maxBody
+// bytes before inflating it. It is strict: any deviation from the layout
+// is an error wrapping one of the package's sentinels, never a panic.
+// When the error comes after the header parsed, the returned Header is
+// filled in so that a rejection can still be acknowledged; otherwise it is
+// zero. The records own their payloads; b may be reused.
+func DecodeLimit(b []byte, maxBody int) (Header, []Record, error) {
+	h, n, err := parseHeader(b)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	if int64(h.BodyLen) > int64(maxBody) {
+		return h, nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, h.BodyLen, maxBody)
+	}
+	stored := b[n:]
+	if uint64(len(stored)) < uint64(h.StoredLen) {
+		return h, nil, fmt.Errorf("%w: body of %d bytes, header says %d", ErrTruncated, len(stored), h.StoredLen)
+	}
+	if uint64(len(stored)) > uint64(h.StoredLen) {
+		return h, nil, fmt.Errorf("%w: %d after the body", ErrTrailing, uint64(len(stored))-uint64(h.StoredLen))
+	}
+	// Every record takes at least RecordOverhead bytes.
+	if uint64(h.Count)*RecordOverhead > uint64(h.BodyLen) {
+		return h, nil, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrCount, h.Count, h.BodyLen)
+	}
+	var body []byte
+	switch h.Compression {
+	case None:
+		if h.StoredLen != h.BodyLen {
+			return h, nil, fmt.Errorf("%w: uncompressed body of %d bytes stored in %d", ErrCompression, h.BodyLen, h.StoredLen)
+		}
+		body = bytes.Clone(stored)
+	case Flate:
+		r := flate.NewReader(bytes.NewReader(stored))
+		body = make([]byte, 0, h.BodyLen)
+		buf := bytes.NewBuffer(body)
+		// Read one byte past the declared length to catch a body that
+		// inflates to more than the header says.
+		if _, err := io.Copy(buf, io.LimitReader(r, int64(h.BodyLen)+1)); err != nil {
+			return h, nil, fmt.Errorf("%w: %v", ErrCompression, err)
+		}
+		body = buf.Bytes()
+		if len(body) != int(h.BodyLen) {
+			return h, nil, fmt.Errorf("%w: body inflates to %d bytes or more, header says %d", ErrCompression, len(body), h.BodyLen)
+		}
+	default:
+		return h, nil, fmt.Errorf("%w: unknown method %d", ErrCompression, h.Compression)
+	}
+	head := b[:n-4]
+	if got := crc32.Update(crc32.Checksum(head, castagnoli), castagnoli, body); got != h.Checksum {
+		return h, nil, fmt.Errorf("%w: %08x, header says %08x", ErrChecksum, got, h.Checksum)
+	}
+	recs, err := parseBody(h, body)
+	if err != nil {
+		return h, nil, err
+	}
+	return h, recs, nil
+}
+
+// parseHeader parses the header and returns it with its length.
+func parseHeader(b []byte) (Header, int, error) {
+	var h Header
+	if len(b) < len(Magic)+3 {
+		if bytes.HasPrefix([]byte(Magic), b) {
+			return h, 0, fmt.Errorf("%w: %d bytes", ErrTruncated, len(b))
+		}
+		return h, 0, ErrBadMagic
+	}
+	if string(b[:4]) != Magic {
+		return h, 0, fmt.Errorf("%w: % x", ErrBadMagic, b[:4])
+	}
+	if b[4] != Version {
+		return h, 0, fmt.Errorf("%w: %d", ErrVersion, b[4])
+	}
+	h.Version = b[4]
+	h.Compression = Compression(b[5])
+	if h.Compression != None && h.Compression != Flate {
+		return h, 0, fmt.Errorf("%w: unknown method %d", ErrCompression, b[5])
+	}
+	p := 6
+	name := func(what string) (string, error) {
+		if p >= len(b) {
+			return "", fmt.Errorf("%w: in the %s length", ErrTruncated, what)
+		}
+		l := int(b[p])
+		p++
+		if p+l > len(b) {
+			return "", fmt.Errorf("%w: in the %s", ErrTruncated, what)
+		}
+		s := string(b[p : p+l])
+		p += l
+		if !ValidName(s) {
+			return "", fmt.Errorf("%w: %s %q", ErrInvalid, what, s)
+		}
+		return s, nil
+	}
+	var err error
+	if h.Vehicle, err = name("vehicle"); err != nil {
+		return Header{}, 0, err
+	}
+	if h.Stream, err = name("stream"); err != nil {
+		return Header{}, 0, err
+	}
+	const fixed = 4 + 8 + 8 + 4 + 4 + 4 + 4
+	if len(b)-p < fixed {
+		return Header{}, 0, fmt.Errorf("%w: header", ErrTruncated)
+	}
+	h.Boot = binary.BigEndian.Uint32(b[p:])
+	h.FirstSeq = binary.BigEndian.Uint64(b[p+4:])
+	h.LastSeq = binary.BigEndian.Uint64(b[p+12:])
+	h.Count = binary.BigEndian.Uint32(b[p+20:])
+	h.BodyLen = binary.BigEndian.Uint32(b[p+24:])
+	h.StoredLen = binary.BigEndian.Uint32(b[p+28:])
+	h.Checksum = binary.BigEndian.Uint32(b[p+32:])
+	p += fixed
+	if h.FirstSeq == 0 || h.LastSeq < h.FirstSeq {
+		return Header{}, 0, fmt.Errorf("%w: range [%d, %d]", ErrInvalid, h.FirstSeq, h.LastSeq)
+	}
+	if h.Count == 0 || h.LastSeq-h.FirstSeq != uint64(h.Count)-1 {
+		return Header{}, 0, fmt.Errorf("%w: %d records for range [%d, %d]", ErrCount, h.Count, h.FirstSeq, h.LastSeq)
+	}
+	return h, p, nil
+}
+
+func parseBody(h Header, body []byte) ([]Record, error) {
+	recs := make([]Record, 0, h.Count)
+	p := 0
+	for i := uint64(0); i < uint64(h.Count); i++ {
+		if len(body)-p < RecordOverhead {
+			return nil, fmt.Errorf("%w: record %d of %d", ErrTruncated, i+1, h.Count)
+		}
+		r := Record{
+			Seq:  binary.BigEndian.Uint64(body[p:]),
+			Kind: storage.Kind(body[p+8]),
+			Boot: binary.BigEndian.Uint32(body[p+9:]),
+			Mono: time.Duration(binary.BigEndian.Uint64(body[p+13:])),
+		}
+		if wall := int64(binary.BigEndian.Uint64(body[p+21:])); wall != 0 {
+			r.Wall = time.Unix(0, wall)
+		}
+		l := binary.BigEndian.Uint32(body[p+29:])
+		p += RecordOverhead
+		if uint64(len(body)-p) < uint64(l) {
+			return nil, fmt.Errorf("%w: payload of record %d", ErrTruncated, r.Seq)
+		}
+		r.Payload = body[p : p+int(l) : p+int(l)]
+		p += int(l)
+		if want := h.FirstSeq + i; r.Seq != want {
+			return nil, fmt.Errorf("%w: record %d has seq %d, want %d", ErrSequence, i+1, r.Seq, want)
+		}
+		if r.Kind < storage.KindData || r.Kind > storage.KindNotice {
+			return nil, fmt.Errorf("%w: record %d has kind %d", ErrInvalid, r.Seq, r.Kind)
+		}
+		recs = append(recs, r)
+	}
+	if p != len(body) {
+		return nil, fmt.Errorf("%w: %d body bytes after %d records", ErrCount, len(body)-p, h.Count)
+	}
+	return recs, nil
+}

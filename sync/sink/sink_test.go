@@ -1,0 +1,319 @@
+package sink
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/sync/batch"
+)
+
+const veh = "veh-1"
+
+func data(first, last uint64) []batch.Record {
+	var out []batch.Record
+	for s := first; s <= last; s++ {
+		out = append(out, batch.Record{Seq: s, Kind: storage.KindData, Boot: 2, Mono: time.Duration(s), Wall: time.Unix(1_700_000_000, int64(s)),
+			Payload: []byte(fmt.Sprintf("record %d", s))})
+	}
+	return out
+}
+
+// gapPayload encodes a gap as storage does (version 1, reason, first,
+// last, count).
+func gapPayload(reason storage.GapReason, first, last, count uint64) []byte {
+	b := []byte{1, byte(reason)}
+	b = binary.BigEndian.AppendUint64(b, first)
+	b = binary.BigEndian.AppendUint64(b, last)
+	return binary.BigEndian.AppendUint64(b, count)
+}
+
+func gapRec(seq uint64, reason storage.GapReason, first, last, count uint64) batch.Record {
+	return batch.Record{Seq: seq, Kind: storage.KindGap, Boot: 2, Payload: gapPayload(reason, first, last, count)}
+}
+
+func enc(t testing.TB, stream string, recs []batch.Record) []byte {
+	t.Helper()
+	b, err := batch.Encode(batch.Header{Vehicle: veh, Stream: stream, Boot: 2, Compression: batch.Flate}, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func open(t testing.TB, root string) *Sink {
+	t.Helper()
+	s, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func files(t *testing.T, root, stream string) []string {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Join(root, veh, stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func ingest(t *testing.T, s *Sink, b []byte, want batch.Status) batch.Ack {
+	t.Helper()
+	ack, err := s.Ingest(veh, b)
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	if ack.Status != want {
+		t.Fatalf("status %s, want %s", ack.Status, want)
+	}
+	if _, err := batch.EncodeAck(ack); err != nil {
+		t.Errorf("ack does not encode: %v", err)
+	}
+	return ack
+}
+
+func TestDeduplication(t *testing.T) {
+	root := t.TempDir()
+	s := open(t, root)
+	steps := []struct {
+		first, last uint64
+		want        batch.Status
+		files       []string
+	}{
+		{1, 10, batch.StatusStored, []string{fileName(Range{1, 10})}},
+		{1, 10, batch.StatusDuplicate, nil},
+		{3, 7, batch.StatusDuplicate, nil},
+		{5, 15, batch.StatusStored, []string{fileName(Range{11, 15})}},
+		{20, 25, batch.StatusStored, []string{fileName(Range{20, 25})}},
+		{1, 30, batch.StatusStored, []string{fileName(Range{16, 19}), fileName(Range{26, 30})}},
+	}
+	have := map[string]bool{}
+	for _, st := range steps {
+		ack := ingest(t, s, enc(t, "inference", data(st.first, st.last)), st.want)
+		if ack.FirstSeq != st.first || ack.LastSeq != st.last || ack.Vehicle != veh || ack.Stream != "inference" || ack.Boot != 2 {
+			t.Errorf("ack %+v", ack)
+		}
+		var added []string
+		for _, f := range files(t, root, "inference") {
+			if !have[f] {
+				have[f] = true
+				added = append(added, f)
+			}
+		}
+		if !reflect.DeepEqual(added, st.files) {
+			t.Errorf("%d-%d wrote %v, want %v", st.first, st.last, added, st.files)
+		}
+	}
+	got, err := s.ReadStream(veh, "inference", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, data(1, 30)) {
+		t.Errorf("read back %d records", len(got))
+	}
+	if got, _ := s.ReadStream(veh, "inference", 12, 5); len(got) != 5 || got[0].Seq != 13 {
+		t.Errorf("read after 12: %d records", len(got))
+	}
+}
+
+func TestRejected(t *testing.T) {
+	s := open(t, t.TempDir())
+	good := enc(t, "logs", data(1, 3))
+	bad := append([]byte{}, good...)
+	bad[len(bad)-1] ^= 0xff
+	cases := []struct {
+		name     string
+		vehicle  string
+		b        []byte
+		wantVeh  string
+		wantLast uint64
+	}{
+		{"garbage", veh, []byte("not a batch"), "", 0},
+		{"corrupt body", veh, bad, veh, 3},
+		{"other vehicle's topic", "veh-2", good, veh, 3},
+	}
+	for _, c := range cases {
+		ack, err := s.Ingest(c.vehicle, c.b)
+		if !errors.Is(err, ErrRejected) || ack.Status != batch.StatusRejected || ack.Reason == "" || ack.Vehicle != c.wantVeh || ack.LastSeq != c.wantLast {
+			t.Errorf("%s: ack %+v, err %v", c.name, ack, err)
+		}
+		if _, err := batch.EncodeAck(ack); err != nil {
+			t.Errorf("%s: ack does not encode: %v", c.name, err)
+		}
+	}
+	if r := s.Report(); len(r.Vehicles) != 0 {
+		t.Errorf("rejected batches left state: %+v", r)
+	}
+}
+
+func gapScenario(t *testing.T, s *Sink) {
+	ingest(t, s, enc(t, "health", data(1, 10)), batch.StatusStored)
+	// 11-20 never arrive; 21-30 do, then a gap record at 31 explains
+	// 11-15 (evicted) and a drop at 32.
+	ingest(t, s, enc(t, "health", data(21, 30)), batch.StatusStored)
+	ingest(t, s, enc(t, "health", []batch.Record{
+		gapRec(31, storage.GapEvictedQuota, 11, 15, 5),
+		gapRec(32, storage.GapDroppedQueueFull, 0, 0, 7),
+		{Seq: 33, Kind: storage.KindGap, Payload: []byte{9}},
+	}), batch.StatusStored)
+	ingest(t, s, enc(t, "logs", data(1, 4)), batch.StatusStored)
+}
+
+func wantGapReport() Report {
+	return Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
+		{
+			Stream: "health", HighWater: 33, Through: 15, Records: 23, Files: 3,
+			Stored: []Range{{1, 10}, {21, 33}},
+			Gaps: []RecordedGap{
+				{Seq: 31, Boot: 2, Reason: storage.GapEvictedQuota, First: 11, Last: 15, Count: 5},
+				{Seq: 32, Boot: 2, Reason: storage.GapDroppedQueueFull, Count: 7},
+			},
+			Evicted:       []Range{{11, 15}},
+			Missing:       []Range{{16, 20}},
+			BadGapRecords: 1,
+		},
+		{Stream: "logs", HighWater: 4, Through: 4, Records: 4, Files: 1, Stored: []Range{{1, 4}}},
+	}}}}
+}
+
+func TestReportAndRestart(t *testing.T) {
+	root := t.TempDir()
+	s := open(t, root)
+	gapScenario(t, s)
+	if got, want := s.Report(), wantGapReport(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("report\n got %+v\nwant %+v", got, want)
+	}
+
+	// A leftover temporary file and a corrupt file, then a restart.
+	dir := filepath.Join(root, veh, "logs")
+	os.WriteFile(filepath.Join(dir, ".tmp-x"), []byte("half"), 0o640)
+	os.WriteFile(filepath.Join(dir, fileName(Range{5, 6})), []byte("garbage"), 0o640)
+	s = open(t, root)
+	got := s.Report()
+	if len(got.Corrupt) != 1 {
+		t.Errorf("corrupt: %v", got.Corrupt)
+	}
+	got.Corrupt = nil
+	if want := wantGapReport(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after restart\n got %+v\nwant %+v", got, want)
+	}
+	if fs := files(t, root, "logs"); !reflect.DeepEqual(fs, []string{fileName(Range{1, 4}), fileName(Range{5, 6}) + ".corrupt"}) {
+		t.Errorf("files %v", fs)
+	}
+	// State survived: a resent batch is a duplicate; the rest fills the hole.
+	ingest(t, s, enc(t, "health", data(21, 25)), batch.StatusDuplicate)
+	ingest(t, s, enc(t, "health", data(16, 20)), batch.StatusStored)
+	r := s.Report().Vehicles[0].Streams[0]
+	if r.Missing != nil || r.Through != 33 {
+		t.Errorf("after filling: missing %v, through %d", r.Missing, r.Through)
+	}
+}
+
+func TestWriteFailureStoresNothing(t *testing.T) {
+	root := t.TempDir()
+	s := open(t, root)
+	writeHook = func(string) error { return errors.New("disk full") }
+	ack, err := s.Ingest(veh, enc(t, "logs", data(1, 5)))
+	writeHook = nil
+	if err == nil || errors.Is(err, ErrRejected) || ack != (batch.Ack{}) {
+		t.Fatalf("ack %+v, err %v", ack, err)
+	}
+	if fs := files(t, root, "logs"); len(fs) != 0 {
+		t.Errorf("files left: %v", fs)
+	}
+	ingest(t, s, enc(t, "logs", data(1, 5)), batch.StatusStored)
+}
+
+func TestConcurrentReplicas(t *testing.T) {
+	root := t.TempDir()
+	// Two sinks on one tree stand for two replicas that share nothing.
+	a, b := open(t, root), open(t, root)
+	var batches [][]byte
+	for _, stream := range []string{"inference", "logs"} {
+		for first := uint64(1); first <= 200; first += 7 {
+			batches = append(batches, enc(t, stream, data(first, first+11)))
+		}
+	}
+	var wg gosync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if w%2 == 1 {
+				s = b
+			}
+			for i := range batches {
+				b := batches[(i+w*5)%len(batches)]
+				ack, err := s.Ingest(veh, b)
+				if err != nil || (ack.Status != batch.StatusStored && ack.Status != batch.StatusDuplicate) {
+					t.Errorf("ack %+v, %v", ack, err)
+				}
+				_ = s.Report()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range []*Sink{a, b, open(t, root)} {
+		r := s.Report()
+		if len(r.Vehicles) != 1 || len(r.Vehicles[0].Streams) != 2 || len(r.Corrupt) != 0 {
+			t.Fatalf("report %+v", r)
+		}
+		for _, st := range r.Vehicles[0].Streams {
+			if st.HighWater != 208 || st.Through != 208 || st.Records != 208 || st.Missing != nil {
+				t.Errorf("%s: %+v", st.Stream, st)
+			}
+			got, err := s.ReadStream(veh, st.Stream, 0, 0)
+			if err != nil || !reflect.DeepEqual(got, data(1, 208)) {
+				t.Errorf("%s: read %d records, %v", st.Stream, len(got), err)
+			}
+		}
+	}
+}
+
+func TestRanges(t *testing.T) {
+	max := ^uint64(0)
+	cases := []struct {
+		have    ranges
+		add     Range
+		want    ranges
+		missing Range
+		wantM   ranges
+	}{
+		{nil, Range{5, 9}, ranges{{5, 9}}, Range{1, 10}, ranges{{1, 4}, {10, 10}}},
+		{ranges{{1, 3}}, Range{4, 6}, ranges{{1, 6}}, Range{1, 6}, nil},
+		{ranges{{1, 3}, {10, 12}}, Range{5, 6}, ranges{{1, 3}, {5, 6}, {10, 12}}, Range{2, 11}, ranges{{4, 4}, {7, 9}}},
+		{ranges{{1, 3}, {10, 12}}, Range{2, 11}, ranges{{1, 12}}, Range{13, 20}, ranges{{13, 20}}},
+		{ranges{{5, max}}, Range{1, 4}, ranges{{1, max}}, Range{max, max}, nil},
+		{ranges{{1, max}}, Range{7, 8}, ranges{{1, max}}, Range{3, 3}, nil},
+	}
+	for _, c := range cases {
+		if got := c.have.add(c.add); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%v + %v = %v, want %v", c.have, c.add, got, c.want)
+		}
+		if got := c.want.missing(c.missing); !reflect.DeepEqual(got, c.wantM) {
+			t.Errorf("%v missing in %v = %v, want %v", c.want, c.missing, got, c.wantM)
+		}
+	}
+	if n, ok := parseFileName(fileName(Range{3, 1 << 40})); !ok || n != (Range{3, 1 << 40}) {
+		t.Errorf("file name round trip: %v %v", n, ok)
+	}
+	for _, bad := range []string{"x.batch", fileName(Range{5, 4}), fileName(Range{0, 4}), "00000000000000000001-00000000000000000002.batc"} {
+		if _, ok := parseFileName(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
