@@ -29,14 +29,18 @@ build:
 demo: deps build
 	scripts/demo.sh
 
-# tools: what a fresh Debian machine lacks for `make deps`. Installs npm from
-# Debian's packages when running as root; otherwise says what is missing.
+# tools: what a fresh Debian machine lacks for `make deps` and the tests:
+# npm (to fetch ONNX Runtime) and Mosquitto (the broker the sync tests run).
+# Installs them from Debian's packages when running as root; otherwise the
+# fetch script and the tests say what is missing.
 tools:
-	@command -v npm >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "npm not found: installing it from Debian's packages"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
-	  fi; }
+	@missing=""; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing from Debian's packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 ort: tools
 	scripts/fetch-onnxruntime.sh
