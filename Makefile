@@ -30,13 +30,15 @@ demo: deps build
 	scripts/demo.sh
 
 # tools: what a fresh Debian machine lacks for `make deps` and the tests:
-# npm (to fetch ONNX Runtime) and Mosquitto (the broker the sync tests run).
+# npm (to fetch ONNX Runtime), Mosquitto (the broker the sync tests run) and
+# python3 (a second client of the socket protocol, written from its document).
 # Installs them from Debian's packages when running as root; otherwise the
 # fetch script and the tests say what is missing.
 tools:
 	@missing=""; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing from Debian's packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
