@@ -1,6 +1,7 @@
-// Package sync will own the MQTT link on both ends: the edge uploader that
-// drains storage to the broker with application-level acknowledgements, the
-// signed command channel, and the cloud-side ingester used by vigil-fleet.
+// Package sync owns the MQTT link on both ends: the edge uploader that
+// drains storage to the broker with application-level acknowledgements,
+// the cloud-side ingester used by vigil-fleet, and (not wired yet) the
+// signed command channel.
 //
 // # Built: the broker-independent core
 //
@@ -48,33 +49,71 @@
 //     answers with the correlation id; UnsafeWhileMoving and Allowed say
 //     which commands wait for the vehicle to stop (policy, failover, clear).
 //
-// # Not built yet: the MQTT link (plan)
+// # Built: the MQTT link (paho, MQTT 3.1.1, no TLS yet)
 //
-// Next, with paho (github.com/eclipse/paho.mqtt.golang, MQTT 3.1.1):
+//   - sync/edge is the uploader (New(cfg, outbox, log), Start, Close(ctx),
+//     State, Stats). It keeps a persistent session (CleanSession false,
+//     fixed client id), reconnects in its own loop with capped
+//     exponential backoff and jitter (paho's auto-reconnect is off),
+//     subscribes to vigil/v1/<vehicle>/ack in the OnConnect handler and
+//     then publishes a retained "online" on vigil/v1/<vehicle>/status
+//     (the last will is a retained "offline"). One drain goroutine owns
+//     the per-stream state: streams in priority order, each drained from
+//     its cursor with batch.Packer into a window of Window batches
+//     published at QoS 1 on vigil/v1/<vehicle>/telemetry without waiting
+//     for PUBACK. The outbox cursor moves only through the prefix of the
+//     window that the ingester acknowledged (stored or duplicate; an ack
+//     counts for each batch in flight whose range it covers); rejections
+//     are counted and reported, never acknowledged. Unacknowledged
+//     batches go again after AckTimeout and after every reconnect. The
+//     loop wakes on acks, on DurableChanged, on (re)connection and on the
+//     resend timer. A record that fits in no batch stalls its stream
+//     with an error rather than being skipped (storage's MaxRecordBytes
+//     keeps it from happening). Paho is given a store that keeps nothing:
+//     its stores are no outbox, and paho 1.5.1's resume after a reconnect
+//     races with its own writer on stored publishes (race detector).
+//   - sync/ingest is the cloud side (New(cfg, sink, log), Start,
+//     Close(ctx), Stats): a shared subscription
+//     $share/<group>/vigil/v1/+/telemetry at QoS 1 with manual MQTT acks,
+//     paho's auto-reconnect and re-subscription in OnConnect. Each
+//     message goes to Sink.Ingest under the vehicle named by the topic;
+//     the returned ack (stored, duplicate or rejected) is published on
+//     vigil/v1/<vehicle>/ack at QoS 1 and only then is the message
+//     acknowledged to the broker. On the sink's own failure no ack is
+//     published and the edge resends; the MQTT-level ack is still given,
+//     since 3.1.1 redelivers only on reconnect and withholding it would
+//     only hold an in-flight slot. Sessions are clean by default
+//     (Config.PersistentSession to change): a dead replica's persistent
+//     session would keep receiving its share of the messages.
+//   - sync/mqtttest starts a real Mosquitto (2.0) on a free loopback port
+//     for tests: Start, Stop (SIGKILL), Restart on the same port, Addr,
+//     URL. Tests skip without the binary unless VIGIL_REQUIRE_DEPS=1.
 //
-//   - Edge uploader (sync.Uploader, Open/Close(ctx)): connects with mutual
-//     TLS, publishes retained status on vigil/v1/<vehicle>/status with a
-//     last will of "offline"; per stream in priority order, Packer.Next
-//     from the storage cursor, publishes on vigil/v1/<vehicle>/telemetry
-//     (logs on .../logs) at QoS 1 with a bounded window of unacknowledged
-//     batches, waits for Acks on vigil/v1/<vehicle>/ack, and calls
-//     storage's Ack only through the highest contiguous stored or
-//     duplicate batch; resends after a timeout and after reconnecting;
-//     backs off on rejected and reports it. Woken by DurableChanged.
-//   - Command channel: subscribes to vigil/v1/<vehicle>/cmd and
-//     vigil/v1/fleet/cmd, runs Verifier.Verify with a StateNonces over the
-//     vehicle's store, asks the agent whether the vehicle is moving
-//     (Allowed), hands the command to the agent, and publishes the
-//     Response on vigil/v1/<vehicle>/cmd/res.
-//   - Ingester (sync/fleet, used by vigil-fleet ingest): subscribes with a
-//     shared subscription ($share/vigil-ingest/vigil/v1/+/telemetry and
-//     .../logs) so replicas split the load, takes the vehicle from the
-//     topic, calls Sink.Ingest and publishes the ack (none on a local
-//     error).
-//   - vigil-fleet: keygen, sign and send commands, await responses by
-//     correlation id, print Sink.Report.
-//   - Tests against Mosquitto on a loopback port: broker restarts, lost
-//     acks, duplicate delivery, two ingester replicas.
+// Tested against Mosquitto (sync/edge's link tests): full drain of
+// three streams exactly once, an outage then drain, the broker killed and
+// restarted twice during a drain with records still being appended, and
+// the ingester closed mid-stream and replaced by a new instance over a
+// reopened sink; each checks every record once in the cloud, in order,
+// with no unexplained gap, and edge cursors at the durable seqs.
+//
+// # Not built yet
+//
+//   - Mutual TLS (SetTLSConfig with client certificates) and broker ACLs
+//     limiting each vehicle to its own topics.
+//   - The logs topic (vigil/v1/<vehicle>/logs) and checkpoints; all
+//     streams go on telemetry for now.
+//   - The command channel: subscribe to vigil/v1/<vehicle>/cmd and
+//     vigil/v1/fleet/cmd, Verifier.Verify with a StateNonces over the
+//     vehicle's store, Allowed against the supervisor's motion state,
+//     hand to the agent, publish the Response on .../cmd/res.
+//   - Wiring the uploader and the command channel into vigild, and
+//     vigil-fleet (keygen, sign and send commands, await responses by
+//     correlation id, run the ingester, print Sink.Report).
+//   - Backing off after rejections (they are counted and logged, and
+//     the batch is resent on the normal timeout).
+//   - Tests still to write: SIGKILL of vigild mid-drain (the outbox
+//     cursor must resume where the cloud acknowledged), two ingester
+//     replicas in one group, lost acks injected by a proxy.
 //
 // Known limit to settle then: a vehicle whose store was wiped (moved aside
 // as corrupt) restarts its sequence numbers at 1, and the sink would take

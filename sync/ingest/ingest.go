@@ -1,0 +1,275 @@
+// Package ingest is the cloud side of the MQTT link: it takes telemetry
+// batches from a shared subscription, stores them in the idempotent sink
+// and answers each with an application-level ack on the vehicle's ack
+// topic.
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/sink"
+)
+
+// Config configures an Ingester.
+type Config struct {
+	// Broker is the broker URL, e.g. tcp://broker:1883.
+	Broker string
+	// ClientID must differ between replicas; empty means a random one.
+	ClientID string
+	// Group is the shared-subscription group; empty means "vigil-ingest".
+	// Replicas in one group split the fleet's load.
+	Group string
+	// PersistentSession makes the broker keep this replica's session
+	// (and its share of the messages) while it is away. Off by default:
+	// a replica that died would otherwise hold its share until it came
+	// back, while with a clean session the broker routes to the replicas
+	// still there and the edge's resend covers what was in flight.
+	PersistentSession bool
+	// PublishTimeout bounds the wait for an ack's publication; 0 means 10 s.
+	PublishTimeout time.Duration
+	// ConnectTimeout bounds a connection attempt; 0 means 10 s.
+	ConnectTimeout time.Duration
+	// ReconnectMax caps paho's reconnect backoff; 0 means 30 s.
+	ReconnectMax time.Duration
+	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
+	KeepAlive time.Duration
+}
+
+// Stats are the ingester's figures.
+type Stats struct {
+	Received   uint64 // telemetry messages handled
+	Stored     uint64 // acks sent: stored
+	Duplicate  uint64 // acks sent: duplicate
+	Rejected   uint64 // acks sent: rejected
+	Failed     uint64 // local failures: no ack sent, the edge resends
+	AckErrors  uint64 // acks that could not be published
+	BadTopic   uint64 // messages on a topic naming no valid vehicle
+	Connects   uint64
+	Subscribed bool
+}
+
+// Ingester consumes telemetry for a sink.
+type Ingester struct {
+	cfg    Config
+	sink   *sink.Sink
+	log    *zap.Logger
+	client mqtt.Client
+	topic  string
+
+	mu      sync.Mutex
+	closed  bool
+	started bool
+	wg      sync.WaitGroup
+
+	received, stored, duplicate, rejected, failed, ackErrors, badTopic, connects atomic.Uint64
+	subscribed                                                                   atomic.Bool
+}
+
+// TelemetryFilter is the topic filter of every vehicle's telemetry.
+const TelemetryFilter = "vigil/v1/+/telemetry"
+
+// New builds an Ingester; it connects nothing until Start.
+func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
+	if s == nil {
+		return nil, errors.New("ingest: nil sink")
+	}
+	if cfg.Broker == "" {
+		return nil, errors.New("ingest: no broker URL")
+	}
+	if cfg.ClientID == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		cfg.ClientID = "vigil-ingest-" + hex.EncodeToString(b[:])
+	}
+	if cfg.Group == "" {
+		cfg.Group = "vigil-ingest"
+	}
+	if strings.ContainsAny(cfg.Group, "/+#") {
+		return nil, fmt.Errorf("ingest: bad group %q", cfg.Group)
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 10 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.ReconnectMax <= 0 {
+		cfg.ReconnectMax = 30 * time.Second
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	in := &Ingester{cfg: cfg, sink: s, log: log.Named("ingest"), topic: "$share/" + cfg.Group + "/" + TelemetryFilter}
+	opts := mqtt.NewClientOptions().
+		AddBroker(cfg.Broker).
+		SetClientID(cfg.ClientID).
+		SetCleanSession(!cfg.PersistentSession).
+		SetStore(nullStore{}).
+		SetOrderMatters(false).
+		SetAutoAckDisabled(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(min(time.Second, cfg.ReconnectMax)).
+		SetMaxReconnectInterval(cfg.ReconnectMax).
+		SetConnectTimeout(cfg.ConnectTimeout).
+		SetKeepAlive(cfg.KeepAlive).
+		SetPingTimeout(min(cfg.KeepAlive, 10*time.Second)).
+		SetWriteTimeout(cfg.PublishTimeout).
+		SetOnConnectHandler(in.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			in.subscribed.Store(false)
+			in.log.Info("connection lost", zap.Error(err))
+		})
+	in.client = mqtt.NewClient(opts)
+	return in, nil
+}
+
+// Start connects in the background (paho retries until it succeeds).
+func (in *Ingester) Start() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.started || in.closed {
+		return
+	}
+	in.started = true
+	in.client.Connect() // completes in the background; OnConnect subscribes
+}
+
+// Close disconnects and waits for the messages being handled.
+func (in *Ingester) Close(ctx context.Context) error {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return nil
+	}
+	in.closed = true
+	in.mu.Unlock()
+	in.client.Disconnect(250)
+	done := make(chan struct{})
+	go func() { in.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ingest: close: %w", ctx.Err())
+	}
+}
+
+// Stats returns the ingester's figures.
+func (in *Ingester) Stats() Stats {
+	return Stats{
+		Received: in.received.Load(), Stored: in.stored.Load(), Duplicate: in.duplicate.Load(),
+		Rejected: in.rejected.Load(), Failed: in.failed.Load(), AckErrors: in.ackErrors.Load(),
+		BadTopic: in.badTopic.Load(), Connects: in.connects.Load(), Subscribed: in.subscribed.Load(),
+	}
+}
+
+// onConnect (re-)subscribes after every connection: a clean session, or
+// a broker that lost its state, has no subscription.
+func (in *Ingester) onConnect(c mqtt.Client) {
+	in.connects.Add(1)
+	t := c.Subscribe(in.topic, 1, in.onMessage)
+	if !t.WaitTimeout(in.cfg.ConnectTimeout) || t.Error() != nil {
+		in.log.Error("subscribe failed; dropping the connection to retry", zap.String("topic", in.topic), zap.Error(t.Error()))
+		// Paho reconnects only after a loss it sees; force one by
+		// closing and reconnecting in the background.
+		go func() {
+			c.Disconnect(0)
+			in.mu.Lock()
+			closed := in.closed
+			in.mu.Unlock()
+			if !closed {
+				c.Connect()
+			}
+		}()
+		return
+	}
+	in.subscribed.Store(true)
+	in.log.Info("subscribed", zap.String("topic", in.topic))
+}
+
+// VehicleFromTopic returns the vehicle of vigil/v1/<vehicle>/telemetry.
+func VehicleFromTopic(topic string) (string, bool) {
+	parts := strings.Split(topic, "/")
+	if len(parts) != 4 || parts[0] != "vigil" || parts[1] != "v1" || parts[3] != "telemetry" || !batch.ValidName(parts[2]) {
+		return "", false
+	}
+	return parts[2], true
+}
+
+// AckTopic is where the acks of vehicle go.
+func AckTopic(vehicle string) string { return "vigil/v1/" + vehicle + "/ack" }
+
+func (in *Ingester) onMessage(c mqtt.Client, m mqtt.Message) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return // not acknowledged: with a persistent session the broker redelivers
+	}
+	in.wg.Add(1)
+	in.mu.Unlock()
+	defer in.wg.Done()
+	in.received.Add(1)
+
+	vehicle, ok := VehicleFromTopic(m.Topic())
+	if !ok {
+		in.badTopic.Add(1)
+		in.log.Warn("telemetry on an unexpected topic", zap.String("topic", m.Topic()))
+		m.Ack()
+		return
+	}
+	ack, err := in.sink.Ingest(vehicle, m.Payload())
+	switch {
+	case err == nil:
+	case errors.Is(err, sink.ErrRejected):
+		in.log.Warn("batch rejected", zap.String("vehicle", vehicle), zap.Error(err))
+	default:
+		// Our own trouble (the disk): no application ack, so the edge
+		// resends after its timeout. The MQTT-level ack is still given:
+		// MQTT 3.1.1 redelivers only on reconnect, so withholding it
+		// would only hold one of the session's in-flight slots.
+		in.failed.Add(1)
+		in.log.Error("sink failed; not acknowledging", zap.String("vehicle", vehicle), zap.Error(err))
+		m.Ack()
+		return
+	}
+	payload, eerr := batch.EncodeAck(ack)
+	if eerr != nil {
+		in.ackErrors.Add(1)
+		in.log.Error("encode ack", zap.Error(eerr))
+		m.Ack()
+		return
+	}
+	t := c.Publish(AckTopic(vehicle), 1, false, payload)
+	if !t.WaitTimeout(in.cfg.PublishTimeout) || t.Error() != nil {
+		// Stored but not acknowledged: the edge resends and gets a
+		// duplicate ack.
+		in.ackErrors.Add(1)
+		in.log.Warn("publish ack failed", zap.String("vehicle", vehicle), zap.Error(t.Error()))
+	} else {
+		switch ack.Status {
+		case batch.StatusStored:
+			in.stored.Add(1)
+		case batch.StatusDuplicate:
+			in.duplicate.Add(1)
+		case batch.StatusRejected:
+			in.rejected.Add(1)
+		}
+	}
+	m.Ack() // the batch is stored (or will never be): the broker may forget it
+}

@@ -1,0 +1,207 @@
+// Package mqtttest runs a real Mosquitto broker on a loopback port for
+// tests of the MQTT link. It is a helper for tests, in a non-test file so
+// that the tests of other packages can use it.
+package mqtttest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Options tune the broker.
+type Options struct {
+	// Binary is the mosquitto executable; empty means "mosquitto" on
+	// PATH, then /usr/sbin/mosquitto.
+	Binary string
+	// Extra lines appended to the generated configuration file.
+	Extra []string
+	// StartTimeout bounds the wait for the broker to accept connections;
+	// 0 means 10 s.
+	StartTimeout time.Duration
+}
+
+// Broker is a running (or stopped) Mosquitto.
+type Broker struct {
+	t       testing.TB
+	bin     string
+	conf    string
+	logFile string
+	port    int
+	timeout time.Duration
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// findBinary locates mosquitto.
+func findBinary(bin string) (string, bool) {
+	if bin != "" {
+		p, err := exec.LookPath(bin)
+		return p, err == nil
+	}
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p, true
+	}
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// Start starts a broker on a free loopback port. The test is skipped when
+// mosquitto is not installed, unless VIGIL_REQUIRE_DEPS=1, which makes it
+// fail. The broker is killed when the test ends.
+func Start(t testing.TB, opts Options) *Broker {
+	t.Helper()
+	bin, ok := findBinary(opts.Binary)
+	if !ok {
+		const msg = "mosquitto not found: install mosquitto (Debian: apt-get install -y mosquitto)"
+		if os.Getenv("VIGIL_REQUIRE_DEPS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("mqtttest: free port: %v", err)
+	}
+	dir := t.TempDir()
+	b := &Broker{
+		t: t, bin: bin, port: port,
+		conf:    filepath.Join(dir, "mosquitto.conf"),
+		logFile: filepath.Join(dir, "mosquitto.log"),
+		timeout: opts.StartTimeout,
+	}
+	if b.timeout <= 0 {
+		b.timeout = 10 * time.Second
+	}
+	lines := []string{
+		fmt.Sprintf("listener %d 127.0.0.1", port),
+		"allow_anonymous true",
+		"persistence false",
+		"max_queued_messages 100000",
+		"max_queued_bytes 0",
+		"max_inflight_messages 0",
+		"log_dest file " + b.logFile,
+		"log_type error",
+		"log_type warning",
+		"log_type notice",
+		"log_type information",
+		"connection_messages true",
+	}
+	lines = append(lines, opts.Extra...)
+	if err := os.WriteFile(b.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatalf("mqtttest: write config: %v", err)
+	}
+	t.Cleanup(b.Stop)
+	b.start()
+	return b
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Addr is the broker's host:port.
+func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
+
+// URL is the broker's address as paho takes it: tcp://127.0.0.1:PORT.
+func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+
+// Log returns what the broker has logged so far.
+func (b *Broker) Log() string {
+	raw, _ := os.ReadFile(b.logFile)
+	return string(raw)
+}
+
+func (b *Broker) start() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd != nil {
+		b.t.Fatalf("mqtttest: broker already running")
+	}
+	deadline := time.Now().Add(b.timeout)
+	for {
+		cmd := exec.Command(b.bin, "-c", b.conf)
+		if err := cmd.Start(); err != nil {
+			b.t.Fatalf("mqtttest: start %s: %v", b.bin, err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }() //nolint:errcheck // killed on purpose
+		if b.waitReady(done, deadline) {
+			b.cmd, b.done = cmd, done
+			return
+		}
+		cmd.Process.Kill() //nolint:errcheck
+		<-done
+		if time.Now().After(deadline) {
+			b.t.Fatalf("mqtttest: broker did not start on %s; log:\n%s", b.Addr(), b.Log())
+		}
+		// The port may still be held by the previous instance: retry.
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitReady reports whether the broker accepts TCP connections before
+// deadline and before it exits.
+func (b *Broker) waitReady(done <-chan struct{}, deadline time.Time) bool {
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		c, err := net.DialTimeout("tcp", b.Addr(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// Stop kills the broker (SIGKILL: a crash, no goodbye to the clients) and
+// waits for it to exit. Stopping a stopped broker does nothing. With
+// persistence off, every session and retained message is lost.
+func (b *Broker) Stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return
+	}
+	b.cmd.Process.Kill() //nolint:errcheck
+	<-b.done
+	b.cmd, b.done = nil, nil
+}
+
+// Restart starts the broker again on the same port, stopping it first if
+// it runs.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.start()
+}
+
+// Running reports whether the broker process is up.
+func (b *Broker) Running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd != nil
+}
