@@ -44,6 +44,10 @@ func daemonConfig(t *testing.T) Config {
 	cfg.Models.Shadow.Provider = "cpu"
 	cfg.Socket.Path = filepath.Join(dir, "v.sock")
 	cfg.Log.Level = "warn"
+	// Primary and shadow start together; on a loaded test machine the
+	// shadow may finish first by more than the default 5 ms, and these tests
+	// check who serves.
+	cfg.Router.PreferWait = 20 * time.Millisecond
 	return cfg
 }
 
