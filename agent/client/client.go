@@ -254,8 +254,17 @@ func (c *Client) write(ctx context.Context, id uint64, encode func([]byte, uint6
 	dl, _ := ctx.Deadline() // zero: no deadline
 	c.nc.SetWriteDeadline(dl)
 	if _, err := c.nc.Write(b); err != nil {
-		// The daemon may have said why it closed the connection (an ERROR
-		// frame the reader took): that says more than the write error.
+		// The daemon may have said why it closed the connection, in an
+		// ERROR frame still in the socket's buffer: give the reader a moment
+		// to take it, as it says more than the write error.
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+			t := time.NewTimer(time.Second)
+			select {
+			case <-c.readDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		c.mu.Lock()
 		prior := c.err
 		c.mu.Unlock()
