@@ -8,6 +8,8 @@ MODELS    := build/models
 MODEL_FILES := $(MODELS)/primary.onnx $(MODELS)/shadow.onnx $(MODELS)/degraded.onnx
 # Packages with goroutines of their own run under the race detector.
 RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/... ./storage/... ./sync/...
+# Tests run one package at a time (-p 1): several packages' tests hold real
+# deadlines, and on a small CI machine the others' load would eat them.
 # Set by .ci/run: tests that would skip for a missing dependency fail instead.
 export VIGIL_REQUIRE_DEPS
 
@@ -63,8 +65,8 @@ fmt-check:
 
 test: deps fmt-check vet
 	scripts/test-fetch-onnxruntime.sh
-	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 -p 1 ./...
+	$(GO) test -count=1 -p 1 -race $(RACE_PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./agent/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/batch/
 
