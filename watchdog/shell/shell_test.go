@@ -120,9 +120,8 @@ func TestShellNeverBlocksReporters(t *testing.T) {
 	if got := s.Status().Dropped; got != 3 {
 		t.Errorf("dropped %d, want 3", got)
 	}
-	if s.Alive(time.Hour) == false {
-		// not started: Alive reads the zero heartbeat, which is old
-	} else {
+	// Not started: the heartbeat is the zero time, so the loop is not alive.
+	if s.Alive(time.Hour) {
 		t.Error("a shell that never started reports alive")
 	}
 }
