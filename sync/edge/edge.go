@@ -6,6 +6,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -53,6 +54,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
 	KeepAlive time.Duration
+	// TLS, when set, secures the connection (use an ssl:// or tls://
+	// broker URL); give it the vehicle's client certificate for mutual
+	// TLS. Nil means plain TCP.
+	TLS *tls.Config
 }
 
 func (c *Config) defaults() error {
@@ -234,6 +239,9 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		SetWill(StatusTopic(cfg.Vehicle), StatusOffline, 1, true).
 		SetOnConnectHandler(u.onConnect).
 		SetConnectionLostHandler(func(mqtt.Client, error) { u.signalLost() })
+	if cfg.TLS != nil {
+		opts.SetTLSConfig(cfg.TLS)
+	}
 	u.client = mqtt.NewClient(opts)
 	return u, nil
 }

@@ -7,6 +7,7 @@ package ingest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ type Config struct {
 	ReconnectMax time.Duration
 	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
 	KeepAlive time.Duration
+	// TLS, when set, secures the connection (ssl:// or tls:// broker
+	// URL), with the ingester's client certificate for mutual TLS.
+	TLS *tls.Config
 }
 
 // Stats are the ingester's figures.
@@ -135,6 +139,9 @@ func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
 			in.subscribed.Store(false)
 			in.log.Info("connection lost", zap.Error(err))
 		})
+	if cfg.TLS != nil {
+		opts.SetTLSConfig(cfg.TLS)
+	}
 	in.client = mqtt.NewClient(opts)
 	return in, nil
 }
