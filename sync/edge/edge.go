@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,30 @@ type Config struct {
 	// broker URL); give it the vehicle's client certificate for mutual
 	// TLS. Nil means plain TCP.
 	TLS *tls.Config
+	// Subscriptions are subscribed at QoS 1 on every connection, after
+	// the ack topic and before the online status; a refused or failed
+	// subscription drops the connection, which is retried like any
+	// other. See Subscription for what a handler may do.
+	Subscriptions []Subscription
 }
+
+// Subscription is a topic filter the uploader's connection subscribes to
+// for someone else (the command channel), with its handler.
+//
+// Handler is called on a goroutine of paho's, one per message, so calls
+// may run concurrently and in no guaranteed order; the message is
+// acknowledged to the broker (QoS 1) when Handler returns. Handler must
+// not block: a slow one holds one of the session's in-flight slots and,
+// while it waits on the uploader (Publish), the link. Hand the work to
+// a goroutine of your own and return.
+type Subscription struct {
+	Topic   string
+	Handler func(topic string, payload []byte)
+}
+
+// ErrOffline is wrapped by the error of Publish when the link is not up
+// (not connected yet, reconnecting, lost before the PUBACK, or closed).
+var ErrOffline = errors.New("edge: link offline")
 
 func (c *Config) defaults() error {
 	if _, err := url.Parse(c.Broker); err != nil || c.Broker == "" {
@@ -94,13 +118,28 @@ func (c *Config) defaults() error {
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 30 * time.Second
 	}
+	for i, sub := range c.Subscriptions {
+		if sub.Topic == "" || sub.Handler == nil || strings.ContainsRune(sub.Topic, 0) {
+			return fmt.Errorf("edge: subscription %d: empty topic or nil handler", i)
+		}
+	}
 	return nil
 }
 
 // Topics of one vehicle.
 func TelemetryTopic(vehicle string) string { return "vigil/v1/" + vehicle + "/telemetry" }
+func LogsTopic(vehicle string) string      { return "vigil/v1/" + vehicle + "/logs" }
 func AckTopic(vehicle string) string       { return "vigil/v1/" + vehicle + "/ack" }
 func StatusTopic(vehicle string) string    { return "vigil/v1/" + vehicle + "/status" }
+
+// StreamTopic is the topic the batches of stream go on: the logs stream
+// (storage.StreamLogs) on the logs topic, every other on telemetry.
+func StreamTopic(vehicle, stream string) string {
+	if stream == storage.StreamLogs {
+		return LogsTopic(vehicle)
+	}
+	return TelemetryTopic(vehicle)
+}
 
 // Status payloads, retained on the status topic.
 const (
@@ -159,6 +198,7 @@ type Stats struct {
 }
 
 type inflight struct {
+	topic       string
 	first, last uint64
 	payload     []byte
 	sentAt      time.Time // zero: to send (again) when connected
@@ -186,12 +226,16 @@ type Uploader struct {
 	acks      chan batch.Ack
 	connected chan struct{} // the OnConnect handler subscribed
 	lost      chan struct{}
+	syncPump  chan struct{} // SyncNow, for the drain loop
+	syncLink  chan struct{} // SyncNow, for the link loop's backoff
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	startOnce sync.Once
 	closeOnce sync.Once
 
 	online   atomic.Bool
+	linkMu   sync.Mutex
+	down     chan struct{} // closed when the current connection is lost; nil while offline
 	epoch    atomic.Uint64 // connections that subscribed
 	state    atomic.Int32
 	connects atomic.Uint64
@@ -218,6 +262,8 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		acks:      make(chan batch.Ack, 256),
 		connected: make(chan struct{}, 1),
 		lost:      make(chan struct{}, 1),
+		syncPump:  make(chan struct{}, 1),
+		syncLink:  make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
 	u.packer = batch.Packer{Vehicle: cfg.Vehicle, Boot: cfg.Boot, Compression: batch.Flate, MaxPayload: cfg.MaxPayload}
@@ -274,10 +320,69 @@ func (u *Uploader) Close(ctx context.Context) error {
 			t.WaitTimeout(time.Second)
 		}
 		u.client.Disconnect(250)
-		u.online.Store(false)
+		u.setDown()
 		u.state.Store(int32(Offline))
 	})
 	return err
+}
+
+// Publish publishes payload on topic at QoS 1 over the uploader's
+// connection and waits up to timeout for the broker's PUBACK. It is for
+// the daemon and the command channel (responses, status); telemetry goes
+// through the outbox. When the link is not up, or the connection is
+// lost before the PUBACK, the error wraps ErrOffline; nothing is queued
+// for later. A PUBACK says the broker has the message, not that anyone
+// read it.
+func (u *Uploader) Publish(topic string, payload []byte, retained bool, timeout time.Duration) error {
+	if topic == "" || strings.ContainsAny(topic, "+#\x00") {
+		// Mosquitto drops a client that publishes to a wildcard.
+		return fmt.Errorf("edge: publish: bad topic %q", topic)
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("edge: publish %s: no time to wait for the PUBACK", topic)
+	}
+	u.linkMu.Lock()
+	down := u.down
+	u.linkMu.Unlock()
+	if down == nil || u.stopped() {
+		return fmt.Errorf("edge: publish %s: %w", topic, ErrOffline)
+	}
+	t := u.client.Publish(topic, 1, retained, payload)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		if err := t.Error(); err != nil {
+			if errors.Is(err, mqtt.ErrNotConnected) {
+				return fmt.Errorf("edge: publish %s: %w", topic, ErrOffline)
+			}
+			return fmt.Errorf("edge: publish %s: %w", topic, err)
+		}
+		return nil
+	case <-down:
+		// With a persistent session paho never completes the token of a
+		// publish cut off by a lost connection.
+		return fmt.Errorf("edge: publish %s: connection lost before the PUBACK: %w", topic, ErrOffline)
+	case <-u.stop:
+		return fmt.Errorf("edge: publish %s: closing: %w", topic, ErrOffline)
+	case <-timer.C:
+		return fmt.Errorf("edge: publish %s: no PUBACK within %v", topic, timeout)
+	}
+}
+
+// SyncNow asks for a sync now: the drain loop wakes and sends again
+// every batch in flight without waiting for its ack timeout, and when
+// the link is down and waiting to reconnect, the wait is cut short. It
+// does not block.
+func (u *Uploader) SyncNow() {
+	select {
+	case u.syncPump <- struct{}{}:
+	default:
+	}
+	select {
+	case u.syncLink <- struct{}{}:
+	default:
+	}
 }
 
 // State returns the link's state.
@@ -312,8 +417,20 @@ func (u *Uploader) stopped() bool {
 	}
 }
 
-func (u *Uploader) signalLost() {
+// setDown marks the link down: Publish refuses, and the waits of the
+// publishes in progress end.
+func (u *Uploader) setDown() {
+	u.linkMu.Lock()
 	u.online.Store(false)
+	if u.down != nil {
+		close(u.down)
+		u.down = nil
+	}
+	u.linkMu.Unlock()
+}
+
+func (u *Uploader) signalLost() {
+	u.setDown()
 	select {
 	case u.lost <- struct{}{}:
 	default:
@@ -322,27 +439,65 @@ func (u *Uploader) signalLost() {
 
 // onConnect runs in its own goroutine after each connection: it
 // subscribes to the ack topic (the session may be new: a broker without
-// persistence forgets it), publishes the retained online status, then
-// tells the drain loop to resend what is in flight.
+// persistence forgets it), then to Config.Subscriptions, publishes the
+// retained online status, then tells the drain loop to resend what is
+// in flight.
 func (u *Uploader) onConnect(c mqtt.Client) {
-	t := c.Subscribe(AckTopic(u.cfg.Vehicle), 1, u.onAck)
-	if !t.WaitTimeout(u.cfg.ConnectTimeout) || t.Error() != nil {
-		u.log.Warn("subscribe to acks failed; reconnecting", zap.Error(t.Error()))
+	if err := u.subscribe(c, AckTopic(u.cfg.Vehicle), u.onAck); err != nil {
+		u.log.Warn("subscribe to acks failed; reconnecting", zap.Error(err))
 		// Drop the connection so the link loop starts over.
 		c.Disconnect(0)
 		u.signalLost()
 		return
+	}
+	for _, sub := range u.cfg.Subscriptions {
+		h := sub.Handler
+		if err := u.subscribe(c, sub.Topic, func(_ mqtt.Client, m mqtt.Message) { h(m.Topic(), m.Payload()) }); err != nil {
+			u.log.Warn("subscribe failed; reconnecting", zap.String("topic", sub.Topic), zap.Error(err))
+			c.Disconnect(0)
+			u.signalLost()
+			return
+		}
 	}
 	p := c.Publish(StatusTopic(u.cfg.Vehicle), 1, true, StatusOnline)
 	if !p.WaitTimeout(u.cfg.ConnectTimeout) || p.Error() != nil {
 		u.log.Warn("publish online status failed", zap.Error(p.Error()))
 	}
 	u.epoch.Add(1)
+	u.linkMu.Lock()
 	u.online.Store(true)
+	if u.down == nil {
+		u.down = make(chan struct{})
+	}
+	u.linkMu.Unlock()
+	if !c.IsConnectionOpen() {
+		// Lost while subscribing: paho's loss handler may have run
+		// before the link was marked up (it signalled the link loop).
+		u.setDown()
+		return
+	}
 	select {
 	case u.connected <- struct{}{}:
 	default:
 	}
+}
+
+// subscribe subscribes to filter at QoS 1 and waits for the SUBACK; a
+// refusal (return code 0x80, e.g. the broker's ACL) is an error.
+func (u *Uploader) subscribe(c mqtt.Client, filter string, h mqtt.MessageHandler) error {
+	t := c.Subscribe(filter, 1, h)
+	if !t.WaitTimeout(u.cfg.ConnectTimeout) {
+		return fmt.Errorf("subscribe %s: no SUBACK within %v", filter, u.cfg.ConnectTimeout)
+	}
+	if err := t.Error(); err != nil {
+		return fmt.Errorf("subscribe %s: %w", filter, err)
+	}
+	if st, ok := t.(*mqtt.SubscribeToken); ok {
+		if code, ok := st.Result()[filter]; ok && code > 2 {
+			return fmt.Errorf("subscribe %s: refused by the broker (code %#x)", filter, code)
+		}
+	}
+	return nil
 }
 
 func (u *Uploader) onAck(_ mqtt.Client, m mqtt.Message) {
@@ -381,9 +536,7 @@ func (u *Uploader) linkLoop() {
 			u.log.Debug("connect failed", zap.Error(err), zap.Duration("retry_in", step))
 			wait := step/2 + rand.N(step/2+1)
 			step = min(step*2, u.cfg.ReconnectMax)
-			select {
-			case <-time.After(wait):
-			case <-u.stop:
+			if !u.backoff(wait) {
 				return
 			}
 			continue
@@ -395,6 +548,10 @@ func (u *Uploader) linkLoop() {
 		case <-u.lost:
 			u.state.Store(int32(Offline))
 			u.log.Info("connection lost")
+			select { // a SyncNow made while connected was the drain loop's
+			case <-u.syncLink:
+			default:
+			}
 			// A deliberate disconnect may be needed when the loss came
 			// from a failed subscribe; Disconnect on a closed link is
 			// harmless.
@@ -403,15 +560,28 @@ func (u *Uploader) linkLoop() {
 			}
 			step = u.cfg.ReconnectMin
 			wait := step/2 + rand.N(step/2+1)
-			select {
-			case <-time.After(wait):
-			case <-u.stop:
+			if !u.backoff(wait) {
 				return
 			}
 		case <-u.stop:
 			return
 		}
 	}
+}
+
+// backoff waits before the next connection attempt, less if SyncNow is
+// called; it reports false when the uploader is closing.
+func (u *Uploader) backoff(wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-u.syncLink:
+		u.log.Debug("reconnect wait cut short by SyncNow")
+	case <-u.stop:
+		return false
+	}
+	return true
 }
 
 // pump is the drain loop: it owns the per-stream state.
@@ -456,6 +626,16 @@ func (u *Uploader) pump() {
 		case <-durable:
 		case <-timer.C:
 		case <-u.connected:
+		case <-u.syncPump:
+			if u.online.Load() {
+				for _, st := range streams {
+					for _, b := range st.inflight {
+						if !b.acked {
+							b.sentAt = time.Time{}
+						}
+					}
+				}
+			}
 		case a := <-u.acks:
 			u.applyAck(streams, a)
 			// Take whatever else has arrived before stepping.
@@ -570,7 +750,7 @@ func (u *Uploader) step(streams []*streamState) time.Duration {
 			if payload == nil {
 				break
 			}
-			b := &inflight{first: h.FirstSeq, last: h.LastSeq, payload: payload}
+			b := &inflight{topic: StreamTopic(u.cfg.Vehicle, st.name), first: h.FirstSeq, last: h.LastSeq, payload: payload}
 			st.inflight = append(st.inflight, b)
 			st.next = h.LastSeq
 			if u.publish(b, now) {
@@ -587,7 +767,7 @@ func (u *Uploader) step(streams []*streamState) time.Duration {
 // publish sends b at QoS 1 without waiting for the PUBACK: only the
 // ingester's ack counts. It reports false when the link is down.
 func (u *Uploader) publish(b *inflight, now time.Time) bool {
-	t := u.client.Publish(TelemetryTopic(u.cfg.Vehicle), 1, false, b.payload)
+	t := u.client.Publish(b.topic, 1, false, b.payload)
 	select {
 	case <-t.Done():
 		if t.Error() != nil {

@@ -40,7 +40,13 @@ func logger(t *testing.T) *zap.Logger {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, broker: mqtttest.Start(t, mqtttest.Options{}), appended: map[string]map[uint64][]byte{}}
+	return newRigOn(t, mqtttest.Start(t, mqtttest.Options{}))
+}
+
+// newRigOn builds a rig around broker.
+func newRigOn(t *testing.T, broker *mqtttest.Broker) *rig {
+	t.Helper()
+	r := &rig{t: t, broker: broker, appended: map[string]map[uint64][]byte{}}
 	cfg := storage.DefaultConfig()
 	cfg.Dir = filepath.Join(t.TempDir(), "db")
 	s, err := storage.Open(context.Background(), cfg, logger(t))
@@ -67,14 +73,18 @@ func (r *rig) openSink() {
 	r.sink = sk
 }
 
-func (r *rig) startUploader() {
+func (r *rig) startUploader(tune ...func(*edge.Config)) {
 	r.t.Helper()
-	up, err := edge.New(edge.Config{
+	cfg := edge.Config{
 		Broker: r.broker.URL(), Vehicle: vehicle, Boot: r.store.Boot(),
 		MaxPayload: 4 << 10, Window: 4, AckTimeout: 500 * time.Millisecond,
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond,
 		ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second,
-	}, r.store, logger(r.t))
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	up, err := edge.New(cfg, r.store, logger(r.t))
 	if err != nil {
 		r.t.Fatalf("edge.New: %v", err)
 	}
@@ -83,12 +93,16 @@ func (r *rig) startUploader() {
 	r.up = up
 }
 
-func (r *rig) startIngester(id string) *ingest.Ingester {
+func (r *rig) startIngester(id string, tune ...func(*ingest.Config)) *ingest.Ingester {
 	r.t.Helper()
-	in, err := ingest.New(ingest.Config{
+	cfg := ingest.Config{
 		Broker: r.broker.URL(), ClientID: id, PublishTimeout: 2 * time.Second,
 		ConnectTimeout: 2 * time.Second, ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second,
-	}, r.sink, logger(r.t))
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	in, err := ingest.New(cfg, r.sink, logger(r.t))
 	if err != nil {
 		r.t.Fatalf("ingest.New: %v", err)
 	}

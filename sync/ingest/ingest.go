@@ -1,7 +1,7 @@
-// Package ingest is the cloud side of the MQTT link: it takes telemetry
-// batches from a shared subscription, stores them in the idempotent sink
-// and answers each with an application-level ack on the vehicle's ack
-// topic.
+// Package ingest is the cloud side of the MQTT link: it takes the
+// batches of vigil/v1/<vehicle>/telemetry and vigil/v1/<vehicle>/logs
+// from a shared subscription, stores them in the idempotent sink and
+// answers each with an application-level ack on the vehicle's ack topic.
 package ingest
 
 import (
@@ -19,6 +19,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/sink"
 )
@@ -53,13 +54,14 @@ type Config struct {
 
 // Stats are the ingester's figures.
 type Stats struct {
-	Received   uint64 // telemetry messages handled
+	Received   uint64 // batches handled (telemetry and logs)
 	Stored     uint64 // acks sent: stored
 	Duplicate  uint64 // acks sent: duplicate
-	Rejected   uint64 // acks sent: rejected
+	Rejected   uint64 // acks sent: rejected (including WrongTopic)
 	Failed     uint64 // local failures: no ack sent, the edge resends
 	AckErrors  uint64 // acks that could not be published
 	BadTopic   uint64 // messages on a topic naming no valid vehicle
+	WrongTopic uint64 // batches rejected for their stream's topic (logs on telemetry or the reverse)
 	Connects   uint64
 	Subscribed bool
 }
@@ -70,19 +72,23 @@ type Ingester struct {
 	sink   *sink.Sink
 	log    *zap.Logger
 	client mqtt.Client
-	topic  string
+	topics []string
 
 	mu      sync.Mutex
 	closed  bool
 	started bool
 	wg      sync.WaitGroup
 
-	received, stored, duplicate, rejected, failed, ackErrors, badTopic, connects atomic.Uint64
-	subscribed                                                                   atomic.Bool
+	received, stored, duplicate, rejected, failed, ackErrors, badTopic, wrongTopic, connects atomic.Uint64
+	subscribed                                                                               atomic.Bool
 }
 
-// TelemetryFilter is the topic filter of every vehicle's telemetry.
-const TelemetryFilter = "vigil/v1/+/telemetry"
+// Topic filters of every vehicle's telemetry and logs. The ingester
+// subscribes to both as $share/<group>/<filter>.
+const (
+	TelemetryFilter = "vigil/v1/+/telemetry"
+	LogsFilter      = "vigil/v1/+/logs"
+)
 
 // New builds an Ingester; it connects nothing until Start.
 func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
@@ -118,7 +124,10 @@ func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	in := &Ingester{cfg: cfg, sink: s, log: log.Named("ingest"), topic: "$share/" + cfg.Group + "/" + TelemetryFilter}
+	in := &Ingester{cfg: cfg, sink: s, log: log.Named("ingest"), topics: []string{
+		"$share/" + cfg.Group + "/" + TelemetryFilter,
+		"$share/" + cfg.Group + "/" + LogsFilter,
+	}}
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
 		SetClientID(cfg.ClientID).
@@ -182,7 +191,7 @@ func (in *Ingester) Stats() Stats {
 	return Stats{
 		Received: in.received.Load(), Stored: in.stored.Load(), Duplicate: in.duplicate.Load(),
 		Rejected: in.rejected.Load(), Failed: in.failed.Load(), AckErrors: in.ackErrors.Load(),
-		BadTopic: in.badTopic.Load(), Connects: in.connects.Load(), Subscribed: in.subscribed.Load(),
+		BadTopic: in.badTopic.Load(), WrongTopic: in.wrongTopic.Load(), Connects: in.connects.Load(), Subscribed: in.subscribed.Load(),
 	}
 }
 
@@ -190,9 +199,25 @@ func (in *Ingester) Stats() Stats {
 // a broker that lost its state, has no subscription.
 func (in *Ingester) onConnect(c mqtt.Client) {
 	in.connects.Add(1)
-	t := c.Subscribe(in.topic, 1, in.onMessage)
-	if !t.WaitTimeout(in.cfg.ConnectTimeout) || t.Error() != nil {
-		in.log.Error("subscribe failed; dropping the connection to retry", zap.String("topic", in.topic), zap.Error(t.Error()))
+	filters := make(map[string]byte, len(in.topics))
+	for _, f := range in.topics {
+		filters[f] = 1
+	}
+	t := c.SubscribeMultiple(filters, in.onMessage)
+	var err error
+	if !t.WaitTimeout(in.cfg.ConnectTimeout) {
+		err = fmt.Errorf("no SUBACK within %v", in.cfg.ConnectTimeout)
+	} else if err = t.Error(); err == nil {
+		if st, ok := t.(*mqtt.SubscribeToken); ok {
+			for f, code := range st.Result() {
+				if code > 2 {
+					err = fmt.Errorf("%s refused by the broker (code %#x)", f, code)
+				}
+			}
+		}
+	}
+	if err != nil {
+		in.log.Error("subscribe failed; dropping the connection to retry", zap.Strings("topics", in.topics), zap.Error(err))
 		// Paho reconnects only after a loss it sees; force one by
 		// closing and reconnecting in the background.
 		go func() {
@@ -207,16 +232,50 @@ func (in *Ingester) onConnect(c mqtt.Client) {
 		return
 	}
 	in.subscribed.Store(true)
-	in.log.Info("subscribed", zap.String("topic", in.topic))
+	in.log.Info("subscribed", zap.Strings("topics", in.topics))
 }
 
-// VehicleFromTopic returns the vehicle of vigil/v1/<vehicle>/telemetry.
-func VehicleFromTopic(topic string) (string, bool) {
+// Kinds of data topic.
+const (
+	KindTelemetry = "telemetry" // every stream but logs
+	KindLogs      = "logs"      // the logs stream (storage.StreamLogs)
+)
+
+// ParseTopic returns the vehicle and the kind (KindTelemetry or
+// KindLogs) of vigil/v1/<vehicle>/telemetry or vigil/v1/<vehicle>/logs.
+func ParseTopic(topic string) (vehicle, kind string, ok bool) {
 	parts := strings.Split(topic, "/")
-	if len(parts) != 4 || parts[0] != "vigil" || parts[1] != "v1" || parts[3] != "telemetry" || !batch.ValidName(parts[2]) {
-		return "", false
+	if len(parts) != 4 || parts[0] != "vigil" || parts[1] != "v1" || !batch.ValidName(parts[2]) {
+		return "", "", false
 	}
-	return parts[2], true
+	if parts[3] != KindTelemetry && parts[3] != KindLogs {
+		return "", "", false
+	}
+	return parts[2], parts[3], true
+}
+
+// VehicleFromTopic returns the vehicle of vigil/v1/<vehicle>/telemetry
+// or vigil/v1/<vehicle>/logs.
+func VehicleFromTopic(topic string) (string, bool) {
+	v, _, ok := ParseTopic(topic)
+	return v, ok
+}
+
+// KindOf is the kind of topic the batches of stream go on.
+func KindOf(stream string) string {
+	if stream == storage.StreamLogs {
+		return KindLogs
+	}
+	return KindTelemetry
+}
+
+// peekHeader parses the header of a batch without inflating its body:
+// DecodeLimit with a negative limit stops right after the header, which
+// it returns with ErrTooLarge when it parsed. ok is false when the header
+// does not parse; Sink.Ingest then rejects the batch with the reason.
+func peekHeader(raw []byte) (batch.Header, bool) {
+	h, _, err := batch.DecodeLimit(raw, -1)
+	return h, errors.Is(err, batch.ErrTooLarge)
 }
 
 // AckTopic is where the acks of vehicle go.
@@ -233,14 +292,23 @@ func (in *Ingester) onMessage(c mqtt.Client, m mqtt.Message) {
 	defer in.wg.Done()
 	in.received.Add(1)
 
-	vehicle, ok := VehicleFromTopic(m.Topic())
+	vehicle, kind, ok := ParseTopic(m.Topic())
 	if !ok {
 		in.badTopic.Add(1)
-		in.log.Warn("telemetry on an unexpected topic", zap.String("topic", m.Topic()))
+		in.log.Warn("batch on an unexpected topic", zap.String("topic", m.Topic()))
 		m.Ack()
 		return
 	}
-	ack, err := in.sink.Ingest(vehicle, m.Payload())
+	var ack batch.Ack
+	var err error
+	if h, ok := peekHeader(m.Payload()); ok && KindOf(h.Stream) != kind {
+		in.wrongTopic.Add(1)
+		err = fmt.Errorf("%w: a batch of stream %q arrived on the %s topic; it goes on %s", sink.ErrRejected, h.Stream, kind, KindOf(h.Stream))
+		ack = batch.Ack{Vehicle: h.Vehicle, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq,
+			Status: batch.StatusRejected, Reason: err.Error()}
+	} else {
+		ack, err = in.sink.Ingest(vehicle, m.Payload())
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, sink.ErrRejected):

@@ -4,6 +4,7 @@
 package mqtttest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Options tune the broker.
@@ -204,4 +207,76 @@ func (b *Broker) Running() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.cmd != nil
+}
+
+// ClientOptions are the options of a plain test client of b: clean
+// session, no auto-reconnect, short timeouts; tlsCfg (may be nil)
+// secures it.
+func (b *Broker) ClientOptions(clientID string, tlsCfg *tls.Config) *mqtt.ClientOptions {
+	o := mqtt.NewClientOptions().
+		AddBroker(b.URL()).
+		SetClientID(clientID).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(false).
+		SetConnectTimeout(5 * time.Second).
+		SetWriteTimeout(5 * time.Second).
+		SetKeepAlive(5 * time.Second)
+	if tlsCfg != nil {
+		o.SetTLSConfig(tlsCfg)
+	}
+	return o
+}
+
+// Dial connects a test client (see ClientOptions) and returns it, or the
+// connection error; the client is disconnected when the test ends.
+func (b *Broker) Dial(t testing.TB, clientID string, tlsCfg *tls.Config) (mqtt.Client, error) {
+	t.Helper()
+	c := mqtt.NewClient(b.ClientOptions(clientID, tlsCfg))
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, fmt.Errorf("mqtttest: connect %s: timed out", clientID)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c, nil
+}
+
+// Client is Dial that fails the test on error.
+func (b *Broker) Client(t testing.TB, clientID string, tlsCfg *tls.Config) mqtt.Client {
+	t.Helper()
+	c, err := b.Dial(t, clientID, tlsCfg)
+	if err != nil {
+		t.Fatalf("mqtttest: connect %s to %s: %v", clientID, b.URL(), err)
+	}
+	return c
+}
+
+// Subscribe subscribes c to filter at QoS 1 and waits for the SUBACK; it
+// returns an error when the broker refuses (return code 0x80).
+func Subscribe(c mqtt.Client, filter string, h mqtt.MessageHandler) error {
+	tok := c.Subscribe(filter, 1, h)
+	if !tok.WaitTimeout(10 * time.Second) {
+		return fmt.Errorf("mqtttest: subscribe %s: timed out", filter)
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	if code := tok.(*mqtt.SubscribeToken).Result()[filter]; code > 2 {
+		return fmt.Errorf("mqtttest: subscribe %s: refused (code %#x)", filter, code)
+	}
+	return nil
+}
+
+// Publish publishes payload on topic at QoS 1 from c and waits for the
+// PUBACK.
+func Publish(c mqtt.Client, topic string, payload []byte, retained bool) error {
+	tok := c.Publish(topic, 1, retained, payload)
+	if !tok.WaitTimeout(10 * time.Second) {
+		return fmt.Errorf("mqtttest: publish %s: timed out", topic)
+	}
+	return tok.Error()
 }
