@@ -25,6 +25,8 @@ const vehicle = "veh-1"
 // real broker.
 type rig struct {
 	t        *testing.T
+	vehicle  string
+	tag      string // prefixes the payloads appendN makes
 	broker   *mqtttest.Broker
 	store    *storage.Store
 	sinkDir  string
@@ -46,7 +48,26 @@ func newRig(t *testing.T) *rig {
 // newRigOn builds a rig around broker.
 func newRigOn(t *testing.T, broker *mqtttest.Broker) *rig {
 	t.Helper()
-	r := &rig{t: t, broker: broker, appended: map[string]map[uint64][]byte{}}
+	r := &rig{t: t, vehicle: vehicle, broker: broker}
+	r.openStore()
+	r.sinkDir = filepath.Join(t.TempDir(), "sink")
+	r.openSink()
+	return r
+}
+
+// addVehicle is a rig for another vehicle, with a store of its own,
+// around the same broker and sink.
+func (r *rig) addVehicle(id string) *rig {
+	r.t.Helper()
+	r2 := &rig{t: r.t, vehicle: id, broker: r.broker, sinkDir: r.sinkDir, sink: r.sink}
+	r2.openStore()
+	return r2
+}
+
+func (r *rig) openStore() {
+	t := r.t
+	t.Helper()
+	r.appended = map[string]map[uint64][]byte{}
 	cfg := storage.DefaultConfig()
 	cfg.Dir = filepath.Join(t.TempDir(), "db")
 	s, err := storage.Open(context.Background(), cfg, logger(t))
@@ -59,9 +80,6 @@ func newRigOn(t *testing.T, broker *mqtttest.Broker) *rig {
 		}
 	})
 	r.store = s
-	r.sinkDir = filepath.Join(t.TempDir(), "sink")
-	r.openSink()
-	return r
 }
 
 func (r *rig) openSink() {
@@ -76,7 +94,7 @@ func (r *rig) openSink() {
 func (r *rig) startUploader(tune ...func(*edge.Config)) {
 	r.t.Helper()
 	cfg := edge.Config{
-		Broker: r.broker.URL(), Vehicle: vehicle, Boot: r.store.Boot(),
+		Broker: r.broker.URL(), Vehicle: r.vehicle, Boot: r.store.Boot(),
 		MaxPayload: 4 << 10, Window: 4, AckTimeout: 500 * time.Millisecond,
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond,
 		ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second,
@@ -130,7 +148,7 @@ func (r *rig) appendN(stream string, n int) {
 			m = map[uint64][]byte{}
 			r.appended[stream] = m
 		}
-		p := []byte(fmt.Sprintf("%s record %d %s", stream, len(m), bytes.Repeat([]byte{'x'}, len(m)%97)))
+		p := []byte(fmt.Sprintf("%s%s %s record %d %s", r.tag, r.vehicle, stream, len(m), bytes.Repeat([]byte{'x'}, len(m)%97)))
 		seq, ok := st.Append(p)
 		if ok {
 			m[seq] = p
@@ -188,7 +206,7 @@ func (r *rig) drained() (bool, string) {
 	rep := r.sink.Report()
 	through := map[string]sink.StreamReport{}
 	for _, v := range rep.Vehicles {
-		if v.Vehicle == vehicle {
+		if v.Vehicle == r.vehicle {
 			for _, s := range v.Streams {
 				through[s.Stream] = s
 			}
@@ -223,7 +241,7 @@ func (r *rig) checkExactlyOnce() {
 		if ss.Durable == 0 {
 			continue
 		}
-		recs, err := r.sink.ReadStream(vehicle, ss.Name, 0, 0)
+		recs, err := r.sink.ReadStream(r.vehicle, ss.Name, 0, 0)
 		if err != nil {
 			r.t.Fatalf("ReadStream %s: %v", ss.Name, err)
 		}

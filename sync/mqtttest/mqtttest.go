@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,7 +29,56 @@ type Options struct {
 	// StartTimeout bounds the wait for the broker to accept connections;
 	// 0 means 10 s.
 	StartTimeout time.Duration
+	// TLS, when set, makes the listener TLS with the PKI's server
+	// certificate, requiring a client certificate issued by its CA
+	// (require_certificate true) whose common name becomes the user name
+	// (use_identity_as_username true); anonymous clients are refused. URL
+	// then says ssl://.
+	TLS *PKI
+	// ACL, when not empty, is the content of an ACL file the broker
+	// enforces (acl_file); see FleetACL. User names are the clients'
+	// certificate common names with TLS.
+	ACL string
 }
+
+// FleetACL is an ACL for the link's topics (DESIGN.md, "MQTT topics"),
+// for a broker started with TLS, where a client's user name is its
+// certificate's common name:
+//
+//   - a vehicle (common name = vehicle id) may write only its own
+//     telemetry, logs, status and cmd/res, and read only its own ack and
+//     cmd and the fleet's broadcast commands;
+//   - "ingest" (the ingester) reads every vehicle's telemetry and logs
+//     and writes every vehicle's acks;
+//   - "fleet" (the operator) writes every vehicle's cmd and the
+//     broadcast, and reads every vehicle's cmd/res and status.
+//
+// The pattern lines apply to every client, ingest and fleet included,
+// with %u replaced by the client's user name (so "ingest" and "fleet"
+// must not be vehicle ids, and every identity may read the broadcast;
+// Mosquitto warns that that pattern has no %u, and applies it).
+// Mosquitto 2.0 grants any subscription and filters on delivery: a
+// subscription to another vehicle's acks succeeds and receives nothing.
+// A publication the ACL forbids is acknowledged (PUBACK) and dropped.
+const FleetACL = `# vehicles: their own topics only
+pattern write vigil/v1/%u/telemetry
+pattern write vigil/v1/%u/logs
+pattern write vigil/v1/%u/status
+pattern write vigil/v1/%u/cmd/res
+pattern read vigil/v1/%u/ack
+pattern read vigil/v1/%u/cmd
+pattern read vigil/v1/fleet/cmd
+
+user ingest
+topic read vigil/v1/+/telemetry
+topic read vigil/v1/+/logs
+topic write vigil/v1/+/ack
+
+user fleet
+topic write vigil/v1/+/cmd
+topic read vigil/v1/+/cmd/res
+topic read vigil/v1/+/status
+`
 
 // Broker is a running (or stopped) Mosquitto.
 type Broker struct {
@@ -37,6 +87,7 @@ type Broker struct {
 	conf    string
 	logFile string
 	port    int
+	tls     bool
 	timeout time.Duration
 
 	mu   sync.Mutex
@@ -84,23 +135,47 @@ func Start(t testing.TB, opts Options) *Broker {
 		conf:    filepath.Join(dir, "mosquitto.conf"),
 		logFile: filepath.Join(dir, "mosquitto.log"),
 		timeout: opts.StartTimeout,
+		tls:     opts.TLS != nil,
 	}
 	if b.timeout <= 0 {
 		b.timeout = 10 * time.Second
 	}
-	lines := []string{
-		fmt.Sprintf("listener %d 127.0.0.1", port),
-		"allow_anonymous true",
+	lines := []string{fmt.Sprintf("listener %d 127.0.0.1", port)}
+	if p := opts.TLS; p != nil {
+		lines = append(lines,
+			"allow_anonymous false",
+			"cafile "+p.CAFile,
+			"certfile "+p.ServerCertFile,
+			"keyfile "+p.ServerKeyFile,
+			"require_certificate true",
+			"use_identity_as_username true",
+		)
+	} else {
+		lines = append(lines, "allow_anonymous true")
+	}
+	if opts.ACL != "" {
+		acl := filepath.Join(dir, "acl")
+		if err := os.WriteFile(acl, []byte(opts.ACL), 0o600); err != nil {
+			t.Fatalf("mqtttest: write ACL: %v", err)
+		}
+		lines = append(lines, "acl_file "+acl)
+	}
+	lines = append(lines,
 		"persistence false",
 		"max_queued_messages 100000",
 		"max_queued_bytes 0",
 		"max_inflight_messages 0",
-		"log_dest file " + b.logFile,
+		"log_dest file "+b.logFile,
 		"log_type error",
 		"log_type warning",
 		"log_type notice",
 		"log_type information",
 		"connection_messages true",
+	)
+	if u, err := user.Current(); err == nil && u.Uid == "0" {
+		// Started as root, Mosquitto would drop to the user "mosquitto",
+		// who cannot read the test's files.
+		lines = append(lines, "user root")
 	}
 	lines = append(lines, opts.Extra...)
 	if err := os.WriteFile(b.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -123,8 +198,14 @@ func freePort() (int, error) {
 // Addr is the broker's host:port.
 func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
 
-// URL is the broker's address as paho takes it: tcp://127.0.0.1:PORT.
-func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+// URL is the broker's address as paho takes it: tcp://127.0.0.1:PORT, or
+// ssl://127.0.0.1:PORT with Options.TLS.
+func (b *Broker) URL() string {
+	if b.tls {
+		return "ssl://" + b.Addr()
+	}
+	return "tcp://" + b.Addr()
+}
 
 // Log returns what the broker has logged so far.
 func (b *Broker) Log() string {
