@@ -1,0 +1,205 @@
+package cmdlink
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+	"go.uber.org/zap"
+)
+
+// connConfig is what the Sender's and the Link's connections share.
+type connConfig struct {
+	broker, clientID, prefix string
+	tls                      *tls.Config
+	connectTimeout           time.Duration
+	keepAlive                time.Duration
+	filters                  map[string]byte
+	handler                  mqtt.MessageHandler
+	subscribed               func() // after each successful subscription
+	log                      *zap.Logger
+}
+
+// conn is a clean-session paho client that subscribes its filters on
+// every connection.
+type conn struct {
+	cfg    connConfig
+	client mqtt.Client
+	ready  chan error // the first subscription's outcome
+
+	mu        sync.Mutex
+	firstDone bool
+	closed    bool
+}
+
+func checkBroker(broker string) error {
+	u, err := url.Parse(broker)
+	if err != nil || broker == "" || u.Host == "" {
+		return fmt.Errorf("bad broker URL %q: want scheme://host:port, e.g. ssl://broker:8883 or tcp://localhost:1883", broker)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "tcps", "ws", "wss":
+	default:
+		return fmt.Errorf("bad broker URL %q: scheme %q: want tcp, mqtt, ssl, tls, mqtts, ws or wss", broker, u.Scheme)
+	}
+	return nil
+}
+
+// dial connects and returns once the filters are subscribed.
+func dial(ctx context.Context, cfg connConfig) (*conn, error) {
+	if err := checkBroker(cfg.broker); err != nil {
+		return nil, err
+	}
+	if cfg.clientID == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		cfg.clientID = cfg.prefix + hex.EncodeToString(b[:])
+	}
+	if cfg.connectTimeout <= 0 {
+		cfg.connectTimeout = 10 * time.Second
+	}
+	if cfg.keepAlive <= 0 {
+		cfg.keepAlive = 30 * time.Second
+	}
+	c := &conn{cfg: cfg, ready: make(chan error, 1)}
+	opts := mqtt.NewClientOptions().
+		AddBroker(cfg.broker).
+		SetClientID(cfg.clientID).
+		SetCleanSession(true).
+		SetStore(nullStore{}).
+		SetAutoReconnect(true).
+		SetConnectRetry(false).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetConnectTimeout(cfg.connectTimeout).
+		SetKeepAlive(cfg.keepAlive).
+		SetPingTimeout(min(cfg.keepAlive, 10*time.Second)).
+		SetWriteTimeout(cfg.connectTimeout).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			cfg.log.Warn("connection lost; reconnecting", zap.Error(err))
+		})
+	if cfg.tls != nil {
+		opts.SetTLSConfig(cfg.tls)
+	}
+	c.client = mqtt.NewClient(opts)
+	t := c.client.Connect()
+	select {
+	case <-t.Done():
+	case <-ctx.Done():
+		c.close()
+		return nil, fmt.Errorf("connect to %s: %w", cfg.broker, ctx.Err())
+	}
+	if err := t.Error(); err != nil {
+		c.close()
+		return nil, fmt.Errorf("connect to %s: %w", cfg.broker, err)
+	}
+	var err error
+	select {
+	case err = <-c.ready:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("subscribe on %s: %w", cfg.broker, err)
+	}
+	return c, nil
+}
+
+func (c *conn) onConnect(cl mqtt.Client) {
+	t := cl.SubscribeMultiple(c.cfg.filters, c.cfg.handler)
+	var err error
+	switch {
+	case !t.WaitTimeout(c.cfg.connectTimeout):
+		err = errors.New("no SUBACK from the broker in time")
+	case t.Error() != nil:
+		err = t.Error()
+	default:
+		for f, q := range t.(*mqtt.SubscribeToken).Result() {
+			if q == 0x80 {
+				err = fmt.Errorf("the broker refused the subscription to %s (its ACL?)", f)
+			}
+		}
+	}
+	if err == nil && c.cfg.subscribed != nil {
+		c.cfg.subscribed()
+	}
+	c.mu.Lock()
+	first := !c.firstDone
+	c.firstDone = true
+	closed := c.closed
+	c.mu.Unlock()
+	switch {
+	case first:
+		c.ready <- err
+	case err != nil && !closed:
+		// Paho reconnects only after a loss it sees: make one.
+		c.cfg.log.Error("subscribe failed after reconnecting; reconnecting again", zap.Error(err))
+		go func() {
+			cl.Disconnect(0)
+			c.mu.Lock()
+			closed := c.closed
+			c.mu.Unlock()
+			if !closed {
+				cl.Connect()
+			}
+		}()
+	default:
+		c.cfg.log.Info("reconnected and subscribed")
+	}
+}
+
+// publish publishes at QoS 1 and waits for the PUBACK until ctx ends.
+func (c *conn) publish(ctx context.Context, topic string, payload []byte) error {
+	t := c.client.Publish(topic, 1, false, payload)
+	select {
+	case <-t.Done():
+		if err := t.Error(); err != nil {
+			return fmt.Errorf("publish on %s: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("publish on %s: no PUBACK: %w", topic, ctx.Err())
+	}
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *conn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.client.Disconnect(250)
+}
+
+// nullStore is a paho Store that keeps nothing, as in sync/ingest: the
+// sessions are clean, a lost command or response is the issuer's
+// timeout, and paho 1.5.1's resume of stored packets after a reconnect
+// races with its writer.
+type nullStore struct{}
+
+var _ mqtt.Store = nullStore{}
+
+func (nullStore) Open()                             {}
+func (nullStore) Put(string, packets.ControlPacket) {}
+func (nullStore) Get(string) packets.ControlPacket  { return nil }
+func (nullStore) All() []string                     { return nil }
+func (nullStore) Del(string)                        {}
+func (nullStore) Close()                            {}
+func (nullStore) Reset()                            {}
