@@ -42,7 +42,10 @@
 // Badger's, never come back into the store.
 //
 // Open moves a directory it cannot open aside, starts a fresh one and
-// leaves a notice in the events stream. PutState and GetState keep small
+// leaves a notice in the events stream. Sequence numbers restart at 1 in
+// the fresh one, which therefore has a new ID: every store draws a random
+// incarnation id when its directory is created and keeps it, so (ID,
+// stream, seq) names a record for good. PutState and GetState keep small
 // durable state (nonce caches, markers) next to the telemetry.
 //
 // docs/storage.md describes the record encoding, the key layout, the

@@ -10,6 +10,7 @@ import (
 //	r <id:1> <bucket:8> <seq:8>    a record; bucket = seq / BucketRecords
 //	m/format                       storage format version
 //	m/boot                         the last boot number
+//	m/id                           the store's incarnation id (Store.ID)
 //	m/stream/<name>                stream id and bucket size
 //	m/last/<id:1>                  highest sequence number written
 //	m/cursor/<id:1>                highest sequence number acknowledged
@@ -32,6 +33,7 @@ const (
 var (
 	keyFormat       = []byte("m/format")
 	keyBoot         = []byte("m/boot")
+	keyID           = []byte("m/id")
 	prefixStreamDef = []byte("m/stream/")
 	prefixLast      = []byte("m/last/")
 	prefixCursor    = []byte("m/cursor/")

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger, opts ...Option) (*St
 	s.maint = newMaintenance(time.Now(), cfg)
 	s.noticeOpened()
 	go s.run()
-	s.log.Info("storage opened", zap.String("dir", cfg.Dir), zap.Uint32("boot", s.boot))
+	s.log.Info("storage opened", zap.String("dir", cfg.Dir), zap.Uint32("boot", s.boot), zap.String("store", fmt.Sprintf("%016x", s.id)))
 	return s, nil
 }
 
@@ -212,19 +213,50 @@ func (s *Store) load(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	var boot uint64
+	var boot, id uint64
 	if err := db.View(func(txn *badger.Txn) error { return getU64Key(txn, keyBoot, &boot) }); err != nil {
 		return unopenable("read boot number: %w", err)
 	}
-	s.boot = uint32(boot + 1)
-	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(keyBoot, u64(uint64(s.boot))) }); err != nil {
-		return fmt.Errorf("storage: write boot number: %w", err)
+	if err := db.View(func(txn *badger.Txn) error { return getU64Key(txn, keyID, &id) }); err != nil {
+		return unopenable("read store id: %w", err)
 	}
+	newID := id == 0 // a fresh store, or one an earlier build made
+	if newID {
+		if id, err = randomID(); err != nil {
+			return fmt.Errorf("storage: store id: %w", err)
+		}
+	}
+	s.boot = uint32(boot + 1)
+	err = db.Update(func(txn *badger.Txn) error {
+		if newID {
+			if err := txn.Set(keyID, u64(id)); err != nil {
+				return err
+			}
+		}
+		return txn.Set(keyBoot, u64(uint64(s.boot)))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: write boot number and store id: %w", err)
+	}
+	s.id = id
 	// Everything found on disk counts as durable from here on.
 	if err := db.Sync(); err != nil {
 		return fmt.Errorf("storage: sync after open: %w", err)
 	}
 	return nil
+}
+
+// randomID returns a random non-zero store id.
+func randomID() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+			return id, nil
+		}
+	}
 }
 
 func closeBadger(db *badger.DB) (err error) {

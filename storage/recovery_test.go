@@ -11,8 +11,9 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 )
 
-// fillAndClose creates a store in cfg.Dir with a few hundred records.
-func fillAndClose(t *testing.T, cfg Config) {
+// fillAndClose creates a store in cfg.Dir with a few hundred records and
+// returns its id.
+func fillAndClose(t *testing.T, cfg Config) uint64 {
 	t.Helper()
 	s, err := Open(context.Background(), cfg, testLogger(t))
 	if err != nil {
@@ -21,7 +22,9 @@ func fillAndClose(t *testing.T, cfg Config) {
 	for i := range 300 {
 		s.Stream(StreamInference).Append([]byte{byte(i)})
 	}
+	id := s.ID()
 	closeStore(t, s)
+	return id
 }
 
 // flatten pushes the records from the memtable into tables.
@@ -113,13 +116,18 @@ func TestRecovery(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			fillAndClose(t, cfg)
+			oldID := fillAndClose(t, cfg)
 			tc.corrupt(t, cfg)
 
 			s := openTest(t, cfg)
 			r := s.Recovered()
 			if r == nil {
 				t.Fatal("Open did not recover")
+			}
+			// The fresh store is a new incarnation: its sequence numbers
+			// restart at 1, so it must not share the old one's id.
+			if s.ID() == 0 || s.ID() == oldID || s.StoreID() != s.ID() {
+				t.Errorf("store id %016x (StoreID %016x) after recovery; the moved-aside store's was %016x", s.ID(), s.StoreID(), oldID)
 			}
 			t.Logf("cause: %v", r.Cause)
 			if !strings.Contains(r.Cause.Error(), tc.cause) {
@@ -193,5 +201,55 @@ func TestOpenAfterKillBetweenCreateAndSize(t *testing.T) {
 	}
 	if n := len(readAll(t, s, StreamInference)); n != 300 {
 		t.Errorf("%d records, want 300", n)
+	}
+}
+
+func TestStoreID(t *testing.T) {
+	cfg := testConfig(t)
+	first := fillAndClose(t, cfg)
+	if first == 0 {
+		t.Fatal("a fresh store has id 0")
+	}
+	// Reopening keeps it.
+	for range 2 {
+		s, err := Open(context.Background(), cfg, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID() != first || s.StoreID() != first || s.Recovered() != nil {
+			t.Errorf("reopened store has id %016x (StoreID %016x), want %016x", s.ID(), s.StoreID(), first)
+		}
+		closeStore(t, s)
+	}
+	// Another store has another.
+	if other := fillAndClose(t, testConfig(t)); other == 0 || other == first {
+		t.Errorf("two stores have ids %016x and %016x", first, other)
+	}
+
+	// A store an earlier build made has no id: it gets one on open, and
+	// keeps that one, with its records and sequence numbers.
+	db, err := badger.Open(BadgerOptions(cfg, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error { return txn.Delete(keyID) })
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	s, err := Open(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	given := s.ID()
+	if given == 0 || given == first || s.Recovered() != nil {
+		t.Errorf("store without an id: given %016x (the deleted one was %016x), recovered %v", given, first, s.Recovered())
+	}
+	if n := len(readAll(t, s, StreamInference)); n != 300 {
+		t.Errorf("%d records, want 300", n)
+	}
+	closeStore(t, s)
+	s = openTest(t, cfg)
+	if s.ID() != given {
+		t.Errorf("id %016x after reopen, want %016x", s.ID(), given)
 	}
 }

@@ -26,14 +26,23 @@ const (
 // because of its own trouble (a full disk) sends no ack at all: the edge
 // resends after its timeout.
 //
-// Its JSON form, version 1:
+// Store is the incarnation id of the store the batch came from (its
+// header's Store). The edge must ignore an ack whose Store is not its own
+// store's: it answers a batch of an earlier incarnation, whose sequence
+// numbers the current one reuses. A stored or duplicate ack always
+// carries one; a rejected ack carries it when the header parsed, else 0.
 //
-//	{"v":1,"vehicle":"veh-1","boot":3,"stream":"inference",
-//	 "first":101,"last":180,"status":"stored","reason":""}
+// Its JSON form, version 2 (store is a JSON number, the full unsigned
+// 64-bit id; read it as such, not as a float):
 //
-// Unknown members are ignored, so later versions may add some.
+//	{"v":2,"vehicle":"veh-1","store":1311768467463790320,"boot":3,
+//	 "stream":"inference","first":101,"last":180,"status":"stored"}
+//
+// Version 1, without store, is refused. Unknown members are ignored, so
+// later versions may add some.
 type Ack struct {
 	Vehicle  string `json:"vehicle"`
+	Store    uint64 `json:"store"`
 	Boot     uint32 `json:"boot"`
 	Stream   string `json:"stream"`
 	FirstSeq uint64 `json:"first"`
@@ -43,7 +52,7 @@ type Ack struct {
 }
 
 // AckVersion is the ack format version.
-const AckVersion = 1
+const AckVersion = 2
 
 // ErrBadAck is returned (wrapped) by DecodeAck.
 var ErrBadAck = errors.New("batch: bad ack")
@@ -84,6 +93,9 @@ func (a Ack) validate() error {
 		}
 		if a.FirstSeq == 0 || a.LastSeq < a.FirstSeq {
 			return fmt.Errorf("%w: range [%d, %d]", ErrBadAck, a.FirstSeq, a.LastSeq)
+		}
+		if a.Store == 0 {
+			return fmt.Errorf("%w: %s without a store id", ErrBadAck, a.Status)
 		}
 	case StatusRejected:
 		// A batch that did not parse has no trustworthy range or names.

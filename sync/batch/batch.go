@@ -3,15 +3,19 @@
 // vigil/v1/<vehicle>/{telemetry,logs} and the ingester answers on
 // vigil/v1/<vehicle>/ack. It is pure: no I/O, no clock.
 //
-// # Batch layout, version 1
+// # Batch layout, version 2
 //
 // All integers are big-endian.
 //
 //	0..3   magic "VGB\x00"
-//	4      format version (1)
+//	4      format version (2)
 //	5      compression: 0 none, 1 flate (RFC 1951)
 //	6      vehicle id length V (1..64), then V bytes
 //	.      stream name length S (1..64), then S bytes
+//	.      store (uint64, non-zero): the uploading store's incarnation id
+//	       (storage.Store.ID); sequence numbers restart at 1 when a
+//	       vehicle's store is moved aside and started afresh, so a record
+//	       is named by (vehicle, store, stream, seq)
 //	.      boot (uint32): the uploading store's boot when the batch was built
 //	.      first seq, last seq (uint64 each)
 //	.      record count (uint32) = last - first + 1
@@ -25,6 +29,8 @@
 //
 //	seq (uint64), kind (uint8), boot (uint32), mono ns (int64),
 //	wall Unix ns (int64), payload length (uint32), payload
+//
+// Version 1 had no store; Decode refuses it (ErrVersion).
 //
 // A batch covers one contiguous range of one stream: seq of record i is
 // first + i. Holes left by eviction fall between batches, never inside one;
@@ -50,7 +56,8 @@ import (
 )
 
 // Version is the batch format version Encode writes and Decode accepts.
-const Version = 1
+// Version 1 (no store id) is refused.
+const Version = 2
 
 // Magic starts every batch.
 const Magic = "VGB\x00"
@@ -94,6 +101,7 @@ type Header struct {
 	Compression Compression
 	Vehicle     string
 	Stream      string
+	Store       uint64 // the uploading store's incarnation id; never 0
 	Boot        uint32
 	FirstSeq    uint64
 	LastSeq     uint64
@@ -164,7 +172,8 @@ func ValidName(s string) bool {
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Encode encodes records, which must be contiguous and in seq order, under
-// hdr's vehicle, stream, boot and compression. It fills in the range and
+// hdr's vehicle, stream, store, boot and compression. A zero store is
+// ErrInvalid. It fills in the range and
 // the lengths. Flate falls back to None when compressing does not shrink
 // the body, so the encoded size never exceeds the uncompressed one by more
 // than the header.
@@ -177,6 +186,9 @@ func Encode(hdr Header, records []Record) ([]byte, error) {
 	}
 	if !ValidName(hdr.Stream) {
 		return nil, fmt.Errorf("%w: stream %q", ErrInvalid, hdr.Stream)
+	}
+	if hdr.Store == 0 {
+		return nil, fmt.Errorf("%w: store id 0", ErrInvalid)
 	}
 	if hdr.Compression != None && hdr.Compression != Flate {
 		return nil, fmt.Errorf("%w: %v", ErrCompression, hdr.Compression)
@@ -219,7 +231,7 @@ func Encode(hdr Header, records []Record) ([]byte, error) {
 		}
 	}
 	hdr.StoredLen = uint32(len(stored))
-	out := appendHeaderNoCRC(make([]byte, 0, 64+len(hdr.Vehicle)+len(hdr.Stream)+len(stored)), hdr)
+	out := appendHeaderNoCRC(make([]byte, 0, 72+len(hdr.Vehicle)+len(hdr.Stream)+len(stored)), hdr)
 	crc := crc32.Update(crc32.Checksum(out, castagnoli), castagnoli, body)
 	out = binary.BigEndian.AppendUint32(out, crc)
 	return append(out, stored...), nil
@@ -245,6 +257,7 @@ func appendHeaderNoCRC(b []byte, h Header) []byte {
 	b = append(b, h.Vehicle...)
 	b = append(b, byte(len(h.Stream)))
 	b = append(b, h.Stream...)
+	b = binary.BigEndian.AppendUint64(b, h.Store)
 	b = binary.BigEndian.AppendUint32(b, h.Boot)
 	b = binary.BigEndian.AppendUint64(b, h.FirstSeq)
 	b = binary.BigEndian.AppendUint64(b, h.LastSeq)

@@ -27,6 +27,11 @@ func recs(first uint64, n int, payload func(i int) []byte) []Record {
 	return out
 }
 
+// store is the incarnation id the tests' batches carry; its top bit is
+// set, so a decoder that read it as a signed or floating number would
+// get it wrong.
+const store uint64 = 0xfedcba9876543210
+
 func text(i int) []byte {
 	return []byte("record payload, fairly repetitive, number " + string(rune('a'+i%26)))
 }
@@ -51,7 +56,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := Encode(Header{Vehicle: "veh-1", Stream: "inference", Boot: 4, Compression: c.comp}, c.recs)
+			b, err := Encode(Header{Vehicle: "veh-1", Stream: "inference", Store: store, Boot: 4, Compression: c.comp}, c.recs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,8 +64,11 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if h.Compression == None && len(b) != headerLen("veh-1", "inference")+int(h.BodyLen) {
+				t.Errorf("batch of %d bytes, body %d: headerLen says %d", len(b), h.BodyLen, headerLen("veh-1", "inference"))
+			}
 			first, last := c.recs[0].Seq, c.recs[len(c.recs)-1].Seq
-			if h.Vehicle != "veh-1" || h.Stream != "inference" || h.Boot != 4 || h.FirstSeq != first ||
+			if h.Vehicle != "veh-1" || h.Stream != "inference" || h.Store != store || h.Boot != 4 || h.FirstSeq != first ||
 				h.LastSeq != last || int(h.Count) != len(c.recs) || h.Compression != c.want || h.Version != Version {
 				t.Errorf("header %+v", h)
 			}
@@ -77,7 +85,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestEncodeRefuses(t *testing.T) {
-	ok := Header{Vehicle: "v", Stream: "s"}
+	ok := Header{Vehicle: "v", Stream: "s", Store: store}
 	cases := []struct {
 		name string
 		hdr  Header
@@ -85,10 +93,11 @@ func TestEncodeRefuses(t *testing.T) {
 		want error
 	}{
 		{"no records", ok, nil, ErrEmpty},
-		{"bad vehicle", Header{Vehicle: "a/b", Stream: "s"}, recs(1, 1, text), ErrInvalid},
-		{"dot vehicle", Header{Vehicle: "..", Stream: "s"}, recs(1, 1, text), ErrInvalid},
-		{"no stream", Header{Vehicle: "v"}, recs(1, 1, text), ErrInvalid},
-		{"compression", Header{Vehicle: "v", Stream: "s", Compression: 9}, recs(1, 1, text), ErrCompression},
+		{"bad vehicle", Header{Vehicle: "a/b", Stream: "s", Store: store}, recs(1, 1, text), ErrInvalid},
+		{"dot vehicle", Header{Vehicle: "..", Stream: "s", Store: store}, recs(1, 1, text), ErrInvalid},
+		{"no stream", Header{Vehicle: "v", Store: store}, recs(1, 1, text), ErrInvalid},
+		{"no store", Header{Vehicle: "v", Stream: "s"}, recs(1, 1, text), ErrInvalid},
+		{"compression", Header{Vehicle: "v", Stream: "s", Store: store, Compression: 9}, recs(1, 1, text), ErrCompression},
 		{"hole", ok, []Record{{Seq: 1, Kind: 1}, {Seq: 3, Kind: 1}}, ErrSequence},
 		{"seq zero", ok, []Record{{Seq: 0, Kind: 1}}, ErrSequence},
 	}
@@ -100,8 +109,12 @@ func TestEncodeRefuses(t *testing.T) {
 }
 
 // raw builds a batch from a hand-made body, with a correct checksum, so
-// that tests can reach the body checks.
+// that tests can reach the body checks. A header without a store gets
+// the tests' store.
 func raw(h Header, body []byte, compress bool) []byte {
+	if h.Store == 0 {
+		h.Store = store
+	}
 	stored := body
 	h.Compression = None
 	if compress {
@@ -131,11 +144,12 @@ func body(rs ...Record) []byte {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good, err := Encode(Header{Vehicle: "veh", Stream: "logs", Compression: Flate}, recs(10, 20, text))
+	good, err := Encode(Header{Vehicle: "veh", Stream: "logs", Store: store, Compression: Flate}, recs(10, 20, text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	with := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	storeAt := len(Magic) + 3 + len("veh") + 1 + len("logs") // offset of the store id
 	h := Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 2, Count: 2}
 	r1, r2, r3 := Record{Seq: 1, Kind: 1}, Record{Seq: 2, Kind: 1}, Record{Seq: 3, Kind: 1}
 	zeros := make([]byte, 4<<20)
@@ -148,7 +162,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", nil, ErrTruncated},
 		{"magic", with(func(b []byte) []byte { b[0] = 'X'; return b }), ErrBadMagic},
 		{"json", []byte(`{"hello":"world"}`), ErrBadMagic},
-		{"version", with(func(b []byte) []byte { b[4] = 2; return b }), ErrVersion},
+		{"version 1", with(func(b []byte) []byte { b[4] = 1; return b }), ErrVersion},
+		{"version 3", with(func(b []byte) []byte { b[4] = 3; return b }), ErrVersion},
+		{"store zero", with(func(b []byte) []byte { clear(b[storeAt : storeAt+8]); return b }), ErrInvalid},
+		{"store bit flip", with(func(b []byte) []byte { b[storeAt+7] ^= 1; return b }), ErrChecksum},
 		{"compression", with(func(b []byte) []byte { b[5] = 7; return b }), ErrCompression},
 		{"truncated header", good[:12], ErrTruncated},
 		{"truncated body", good[:len(good)-1], ErrTruncated},
@@ -190,7 +207,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeEveryPrefix(t *testing.T) {
-	good, _ := Encode(Header{Vehicle: "veh", Stream: "logs", Compression: Flate}, recs(10, 5, text))
+	good, _ := Encode(Header{Vehicle: "veh", Stream: "logs", Store: store, Compression: Flate}, recs(10, 5, text))
 	for i := range len(good) {
 		if _, _, err := Decode(good[:i]); err == nil {
 			t.Fatalf("prefix of %d bytes decoded", i)
@@ -201,7 +218,7 @@ func TestDecodeEveryPrefix(t *testing.T) {
 func TestDecodeReturnsHeaderOnBodyError(t *testing.T) {
 	b := raw(Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 2, Count: 2}, body(Record{Seq: 1, Kind: 1}, Record{Seq: 3, Kind: 1}), false)
 	h, _, err := Decode(b)
-	if !errors.Is(err, ErrSequence) || h.Vehicle != "veh" || h.FirstSeq != 1 {
+	if !errors.Is(err, ErrSequence) || h.Vehicle != "veh" || h.Store != store || h.FirstSeq != 1 {
 		t.Errorf("header %+v, err %v", h, err)
 	}
 }
@@ -243,10 +260,13 @@ func TestPack(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.p.Vehicle = "veh-1"
+			c.p.Vehicle, c.p.Store, c.p.Boot = "veh-1", store, 6
 			b, h, n, err := c.p.Pack("inference", c.recs)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if h.Vehicle != "veh-1" || h.Stream != "inference" || h.Store != store || h.Boot != 6 {
+				t.Errorf("header %+v", h)
 			}
 			maxPayload, maxBody, _ := c.p.limits()
 			if len(b) > maxPayload || int(h.BodyLen) > maxBody {
@@ -269,7 +289,7 @@ func TestPack(t *testing.T) {
 }
 
 func TestPackTooLarge(t *testing.T) {
-	p := Packer{Vehicle: "veh-1", MaxPayload: 4 << 10, Compression: Flate}
+	p := Packer{Vehicle: "veh-1", Store: store, MaxPayload: 4 << 10, Compression: Flate}
 	max := p.MaxRecordPayload("logs")
 	if _, _, n, err := p.Pack("logs", storageRecs(1, 1, func(int) []byte { return make([]byte, max) })); err != nil || n != 1 {
 		t.Fatalf("a record of the maximum size: %d, %v", n, err)
@@ -281,6 +301,16 @@ func TestPackTooLarge(t *testing.T) {
 	}
 	if _, _, _, err := p.Pack("logs", nil); !errors.Is(err, ErrEmpty) {
 		t.Errorf("empty: %v", err)
+	}
+}
+
+func TestPackerWithoutStore(t *testing.T) {
+	p := Packer{Vehicle: "veh-1", Compression: Flate}
+	if _, _, n, err := p.Pack("inference", storageRecs(1, 3, text)); !errors.Is(err, ErrInvalid) || n != 0 {
+		t.Errorf("Pack without a store: %d records, %v", n, err)
+	}
+	if _, _, _, err := p.Next(fakeReader(storageRecs(1, 3, text)), "inference", 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Next without a store: %v", err)
 	}
 }
 
@@ -297,7 +327,7 @@ func (f fakeReader) Read(stream string, after uint64, maxRecords, maxBytes int) 
 }
 
 func TestNext(t *testing.T) {
-	p := Packer{Vehicle: "veh-1", Compression: Flate, MaxRecords: 4}
+	p := Packer{Vehicle: "veh-1", Store: store, Compression: Flate, MaxRecords: 4}
 	src := fakeReader(storageRecs(1, 10, text))
 	var after uint64
 	var batches int
@@ -309,7 +339,7 @@ func TestNext(t *testing.T) {
 		if b == nil {
 			break
 		}
-		if h.FirstSeq != after+1 || n == 0 {
+		if h.FirstSeq != after+1 || n == 0 || h.Store != store {
 			t.Fatalf("batch %+v after %d", h, after)
 		}
 		after = h.LastSeq
@@ -322,8 +352,9 @@ func TestNext(t *testing.T) {
 
 func TestAck(t *testing.T) {
 	good := []Ack{
-		{Vehicle: "veh-1", Boot: 2, Stream: "logs", FirstSeq: 1, LastSeq: 9, Status: StatusStored},
-		{Vehicle: "veh-1", Stream: "logs", FirstSeq: 4, LastSeq: 4, Status: StatusDuplicate},
+		{Vehicle: "veh-1", Store: 0x1234, Boot: 2, Stream: "logs", FirstSeq: 1, LastSeq: 9, Status: StatusStored},
+		{Vehicle: "veh-1", Store: store, Stream: "logs", FirstSeq: 4, LastSeq: 4, Status: StatusDuplicate},
+		{Vehicle: "veh-1", Store: ^uint64(0), Stream: "logs", FirstSeq: 4, LastSeq: 4, Status: StatusRejected, Reason: "no"},
 		{Status: StatusRejected, Reason: "batch: bad magic"},
 	}
 	for _, a := range good {
@@ -337,12 +368,18 @@ func TestAck(t *testing.T) {
 		}
 	}
 	bad := []string{
-		``, `[]`, `{"v":2,"vehicle":"v","stream":"s","first":1,"last":1,"status":"stored"}`,
-		`{"v":1,"vehicle":"v","stream":"s","first":1,"last":1,"status":"maybe"}`,
-		`{"v":1,"vehicle":"v","stream":"s","first":3,"last":1,"status":"stored"}`,
-		`{"v":1,"vehicle":"a/b","stream":"s","first":1,"last":1,"status":"stored"}`,
-		`{"v":1,"status":"rejected"}`,
-		`{"v":1,"vehicle":"v","stream":"s","first":-1,"last":1,"status":"stored"}`,
+		``, `[]`, `{"v":3,"vehicle":"v","store":1,"stream":"s","first":1,"last":1,"status":"stored"}`,
+		`{"v":1,"vehicle":"v","stream":"s","first":1,"last":1,"status":"stored"}`, // version 1: no store
+		`{"v":1,"vehicle":"v","store":1,"stream":"s","first":1,"last":1,"status":"stored"}`,
+		`{"v":2,"vehicle":"v","store":1,"stream":"s","first":1,"last":1,"status":"maybe"}`,
+		`{"v":2,"vehicle":"v","store":1,"stream":"s","first":3,"last":1,"status":"stored"}`,
+		`{"v":2,"vehicle":"a/b","store":1,"stream":"s","first":1,"last":1,"status":"stored"}`,
+		`{"v":2,"status":"rejected"}`,
+		`{"v":2,"vehicle":"v","store":1,"stream":"s","first":-1,"last":1,"status":"stored"}`,
+		`{"v":2,"vehicle":"v","stream":"s","first":1,"last":1,"status":"stored"}`,              // no store
+		`{"v":2,"vehicle":"v","store":0,"stream":"s","first":1,"last":1,"status":"duplicate"}`, // store 0
+		`{"v":2,"vehicle":"v","store":-1,"stream":"s","first":1,"last":1,"status":"stored"}`,
+		`{"v":2,"vehicle":"v","store":18446744073709551616,"stream":"s","first":1,"last":1,"status":"stored"}`, // 2^64
 	}
 	for _, s := range bad {
 		if _, err := DecodeAck([]byte(s)); !errors.Is(err, ErrBadAck) {
@@ -352,8 +389,15 @@ func TestAck(t *testing.T) {
 	if _, err := EncodeAck(Ack{Status: StatusStored}); !errors.Is(err, ErrBadAck) {
 		t.Errorf("encode of an invalid ack: %v", err)
 	}
+	if _, err := EncodeAck(Ack{Vehicle: "v", Stream: "s", FirstSeq: 1, LastSeq: 1, Status: StatusStored}); !errors.Is(err, ErrBadAck) {
+		t.Errorf("encode of a stored ack without a store: %v", err)
+	}
 	b, _ := EncodeAck(good[0])
-	if want := `{"v":1,"vehicle":"veh-1","boot":2,"stream":"logs","first":1,"last":9,"status":"stored"}`; string(b) != want {
+	if want := `{"v":2,"vehicle":"veh-1","store":4660,"boot":2,"stream":"logs","first":1,"last":9,"status":"stored"}`; string(b) != want {
 		t.Errorf("JSON form %s, want %s", b, want)
+	}
+	b, _ = EncodeAck(good[1])
+	if want := `"store":18364758544493064720,`; !bytes.Contains(b, []byte(want)) {
+		t.Errorf("JSON form %s does not hold %s", b, want)
 	}
 }

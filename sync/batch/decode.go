@@ -118,18 +118,22 @@ func parseHeader(b []byte) (Header, int, error) {
 	if h.Stream, err = name("stream"); err != nil {
 		return Header{}, 0, err
 	}
-	const fixed = 4 + 8 + 8 + 4 + 4 + 4 + 4
+	const fixed = 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4
 	if len(b)-p < fixed {
 		return Header{}, 0, fmt.Errorf("%w: header", ErrTruncated)
 	}
-	h.Boot = binary.BigEndian.Uint32(b[p:])
-	h.FirstSeq = binary.BigEndian.Uint64(b[p+4:])
-	h.LastSeq = binary.BigEndian.Uint64(b[p+12:])
-	h.Count = binary.BigEndian.Uint32(b[p+20:])
-	h.BodyLen = binary.BigEndian.Uint32(b[p+24:])
-	h.StoredLen = binary.BigEndian.Uint32(b[p+28:])
-	h.Checksum = binary.BigEndian.Uint32(b[p+32:])
+	h.Store = binary.BigEndian.Uint64(b[p:])
+	h.Boot = binary.BigEndian.Uint32(b[p+8:])
+	h.FirstSeq = binary.BigEndian.Uint64(b[p+12:])
+	h.LastSeq = binary.BigEndian.Uint64(b[p+20:])
+	h.Count = binary.BigEndian.Uint32(b[p+28:])
+	h.BodyLen = binary.BigEndian.Uint32(b[p+32:])
+	h.StoredLen = binary.BigEndian.Uint32(b[p+36:])
+	h.Checksum = binary.BigEndian.Uint32(b[p+40:])
 	p += fixed
+	if h.Store == 0 {
+		return Header{}, 0, fmt.Errorf("%w: store id 0", ErrInvalid)
+	}
 	if h.FirstSeq == 0 || h.LastSeq < h.FirstSeq {
 		return Header{}, 0, fmt.Errorf("%w: range [%d, %d]", ErrInvalid, h.FirstSeq, h.LastSeq)
 	}

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -9,14 +10,21 @@ import (
 
 func FuzzDecode(f *testing.F) {
 	for _, c := range []Compression{None, Flate} {
-		b, err := Encode(Header{Vehicle: "veh-1", Stream: "inference", Boot: 2, Compression: c}, recs(40, 6, text))
+		b, err := Encode(Header{Vehicle: "veh-1", Stream: "inference", Store: store, Boot: 2, Compression: c}, recs(40, 6, text))
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b)
 	}
-	b, _ := Encode(Header{Vehicle: "v", Stream: "s"}, []Record{{Seq: 1, Kind: storage.KindGap, Payload: []byte{1, 1}}})
+	b, _ := Encode(Header{Vehicle: "v", Stream: "s", Store: 1}, []Record{{Seq: 1, Kind: storage.KindGap, Payload: []byte{1, 1}}})
 	f.Add(b)
+	b, _ = Encode(Header{Vehicle: "v", Stream: "s", Store: ^uint64(0), Boot: ^uint32(0)}, recs(^uint64(0)-1, 2, text))
+	f.Add(b)
+	// A version-1 batch (no store id), which must be refused.
+	v1 := bytes.Clone(b)
+	v1[4] = 1
+	v1 = append(v1[:len(Magic)+3+1+1+1], v1[len(Magic)+3+1+1+1+8:]...)
+	f.Add(v1)
 	f.Add([]byte(Magic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -28,16 +36,23 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		// Whatever decodes re-encodes to a batch that decodes the same.
+		if h.Version != Version || h.Store == 0 {
+			t.Fatalf("decoded a header of version %d, store %d", h.Version, h.Store)
+		}
 		if h.FirstSeq != rs[0].Seq || h.LastSeq != rs[len(rs)-1].Seq || int(h.Count) != len(rs) {
 			t.Fatalf("header %+v does not match %d records", h, len(rs))
 		}
-		again, err := Encode(Header{Vehicle: h.Vehicle, Stream: h.Stream, Boot: h.Boot, Compression: None}, rs)
+		again, err := Encode(Header{Vehicle: h.Vehicle, Stream: h.Stream, Store: h.Store, Boot: h.Boot, Compression: None}, rs)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h2, rs2, err := DecodeLimit(again, 1<<16)
-		if err != nil || h2.FirstSeq != h.FirstSeq || len(rs2) != len(rs) || h2.BodyLen != h.BodyLen {
+		if err != nil || h2.Vehicle != h.Vehicle || h2.Stream != h.Stream || h2.Store != h.Store || h2.Boot != h.Boot ||
+			h2.FirstSeq != h.FirstSeq || len(rs2) != len(rs) || h2.BodyLen != h.BodyLen {
 			t.Fatalf("re-encoded batch: %+v, %v", h2, errors.Unwrap(err))
+		}
+		if h.Compression == None && !bytes.Equal(again, b) {
+			t.Fatalf("an uncompressed batch re-encodes differently:\n% x\n% x", b, again)
 		}
 	})
 }

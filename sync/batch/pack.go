@@ -14,7 +14,12 @@ type Reader interface {
 
 // Packer builds batches of one vehicle's records.
 type Packer struct {
-	Vehicle     string
+	Vehicle string
+	// Store is the uploading store's incarnation id (storage.Outbox's
+	// StoreID), carried in every header. It must be set: Pack and Next
+	// refuse a zero Store (ErrInvalid), since the cloud keys records on
+	// it.
+	Store       uint64
 	Boot        uint32 // the uploading store's boot
 	Compression Compression
 	// MaxPayload bounds the encoded batch (the MQTT payload); 0 means
@@ -60,9 +65,16 @@ func (p Packer) limits() (maxPayload, maxBody, maxRecords int) {
 	return
 }
 
+func (p Packer) checkStore() error {
+	if p.Store == 0 {
+		return fmt.Errorf("%w: Packer.Store is not set (it must be the outbox's StoreID)", ErrInvalid)
+	}
+	return nil
+}
+
 // headerLen is the encoded header size for a vehicle and stream.
 func headerLen(vehicle, stream string) int {
-	return len(Magic) + 3 + len(vehicle) + 1 + len(stream) + 4 + 8 + 8 + 4 + 4 + 4 + 4
+	return len(Magic) + 3 + len(vehicle) + 1 + len(stream) + 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4
 }
 
 // MaxRecordPayload is the largest payload one record of stream may have
@@ -76,8 +88,11 @@ func (p Packer) MaxRecordPayload(stream string) int {
 // one batch: contiguous in seq, under MaxRecords, MaxBody uncompressed and
 // MaxPayload encoded. It returns the batch, its header and how many
 // records it took. A first record that fits nowhere is a *TooLargeError;
-// an empty records is ErrEmpty.
+// an empty records is ErrEmpty; a Packer without a Store is ErrInvalid.
 func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, int, error) {
+	if err := p.checkStore(); err != nil {
+		return nil, Header{}, 0, err
+	}
 	if len(records) == 0 {
 		return nil, Header{}, 0, ErrEmpty
 	}
@@ -98,7 +113,7 @@ func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, i
 		body += sz
 		n++
 	}
-	hdr := Header{Vehicle: p.Vehicle, Stream: stream, Boot: p.Boot, Compression: p.Compression}
+	hdr := Header{Vehicle: p.Vehicle, Stream: stream, Store: p.Store, Boot: p.Boot, Compression: p.Compression}
 	for {
 		b, err := Encode(hdr, FromStorage(records[:n]))
 		if err != nil {
@@ -120,8 +135,12 @@ func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, i
 
 // Next reads the records of stream after seq after from r and packs the
 // first batch of them. It returns (nil, Header{}, 0, nil) when there is
-// nothing to send.
+// nothing to send. A Packer without a Store is ErrInvalid, before
+// anything is read.
 func (p Packer) Next(r Reader, stream string, after uint64) ([]byte, Header, int, error) {
+	if err := p.checkStore(); err != nil {
+		return nil, Header{}, 0, err
+	}
 	_, maxBody, maxRecords := p.limits()
 	recs, err := r.Read(stream, after, maxRecords, maxBody)
 	if err != nil {

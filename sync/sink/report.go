@@ -15,12 +15,20 @@ type Report struct {
 // VehicleReport is one vehicle's part of a Report.
 type VehicleReport struct {
 	Vehicle string
+	// Streams holds one entry per stream per store incarnation, sorted by
+	// store id (numerically), then by stream name: a vehicle whose store
+	// was started afresh lists each stream once for each store that sent
+	// it. Store ids are random, so their order says nothing about which
+	// store came first; the records' wall clocks do.
 	Streams []StreamReport
 }
 
-// StreamReport is one stream of one vehicle.
+// StreamReport is one stream of one incarnation of a vehicle's store.
+// Every figure is of that incarnation alone: sequence numbers restart at
+// 1 with a fresh store.
 type StreamReport struct {
 	Stream string
+	Store  uint64 // the store's incarnation id
 	// HighWater is the highest stored sequence number.
 	HighWater uint64
 	// Through is the highest n such that every record 1..n is stored or
@@ -43,17 +51,19 @@ type StreamReport struct {
 	BadGapRecords int
 }
 
-// Report describes every vehicle and stream stored.
+// Report describes every vehicle, store incarnation and stream stored,
+// sorted by vehicle, then store id, then stream.
 func (s *Sink) Report() Report {
 	var out Report
 	s.mu.Lock()
 	out.Corrupt = slices.Clone(s.corrupt)
 	s.mu.Unlock()
 	for _, k := range s.keys() {
-		st := s.stream(k.vehicle, k.stream)
+		st := s.stream(k)
 		st.mu.Lock()
 		sr := st.report(k.stream)
 		st.mu.Unlock()
+		sr.Store = k.store
 		if n := len(out.Vehicles); n == 0 || out.Vehicles[n-1].Vehicle != k.vehicle {
 			out.Vehicles = append(out.Vehicles, VehicleReport{Vehicle: k.vehicle})
 		}

@@ -6,9 +6,10 @@
 //
 // # Layout
 //
-//	<root>/<vehicle>/<stream>/<first>-<last>.batch
+//	<root>/<vehicle>/<store>/<stream>/<first>-<last>.batch
 //
-// first and last are 20-digit zero-padded sequence numbers, so names sort
+// store is the uploading store's incarnation id (batch.Header.Store) as 16
+// lowercase hex digits. first and last are 20-digit zero-padded sequence numbers, so names sort
 // in seq order. Each file is a batch in the wire format of package batch
 // (flate-compressed, checksummed) holding exactly the records first to
 // last. A file is written to a temporary name in the same directory,
@@ -19,9 +20,17 @@
 // state may store overlapping ranges in different files; recovery and
 // reading de-duplicate by sequence number.
 //
-// Records are de-duplicated on (vehicle, stream, seq): the edge store's
-// sequence numbers continue across its boots, so the boot (kept in every
-// record) is not part of the key.
+// Records are de-duplicated on (vehicle, store, stream, seq). The edge
+// store's sequence numbers continue across its boots, so the boot (kept
+// in every record) is not part of the key; but they restart at 1 when the
+// vehicle's store is moved aside as unreadable and started afresh, and
+// the fresh store has a new incarnation id, so its records are new ones,
+// not duplicates of the old store's. Each incarnation of a vehicle's
+// stream has its own ranges, high-water mark and report.
+//
+// Directories under a vehicle that are not a store id (16 lowercase hex
+// digits, not all zero) are ignored, as are names that are not valid
+// vehicle or stream names.
 //
 // Open recovers the state by decoding every file (O(stored data); an
 // index is future work). A file that does not decode is renamed to
@@ -52,7 +61,12 @@ type Sink struct {
 	corrupt []string
 }
 
-type key struct{ vehicle, stream string }
+// key names one incarnation of one vehicle's stream.
+type key struct {
+	vehicle string
+	store   uint64
+	stream  string
+}
 
 type stream struct {
 	mu     gosync.Mutex
@@ -112,38 +126,85 @@ func parseFileName(name string) (Range, bool) {
 	return r, true
 }
 
+// storeDir is the directory name of a store id: 16 lowercase hex digits.
+func storeDir(id uint64) string { return fmt.Sprintf("%016x", id) }
+
+// parseStoreDir is the inverse of storeDir; it refuses any other spelling
+// and the id 0.
+func parseStoreDir(name string) (uint64, bool) {
+	if len(name) != 16 {
+		return 0, false
+	}
+	var id uint64
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= '0' && c <= '9':
+			id = id<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			id = id<<4 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return id, id != 0
+}
+
+// subdirs lists the directories in dir whose names pass ok.
+func subdirs(dir string, ok func(string) bool) ([]string, error) {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range es {
+		if e.IsDir() && ok(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func isStoreDir(name string) bool { _, ok := parseStoreDir(name); return ok }
+
 func (s *Sink) recover() error {
-	vehicles, err := os.ReadDir(s.root)
+	vehicles, err := subdirs(s.root, batch.ValidName)
 	if err != nil {
 		return fmt.Errorf("sink: recover: %w", err)
 	}
 	for _, v := range vehicles {
-		if !v.IsDir() || !batch.ValidName(v.Name()) {
-			continue
-		}
-		streams, err := os.ReadDir(filepath.Join(s.root, v.Name()))
+		stores, err := subdirs(filepath.Join(s.root, v), isStoreDir)
 		if err != nil {
 			return fmt.Errorf("sink: recover: %w", err)
 		}
-		for _, st := range streams {
-			if !st.IsDir() || !batch.ValidName(st.Name()) {
-				continue
+		for _, sd := range stores {
+			id, _ := parseStoreDir(sd)
+			streams, err := subdirs(filepath.Join(s.root, v, sd), batch.ValidName)
+			if err != nil {
+				return fmt.Errorf("sink: recover: %w", err)
 			}
-			if err := s.recoverStream(v.Name(), st.Name()); err != nil {
-				return err
+			for _, st := range streams {
+				if err := s.recoverStream(key{v, id, st}); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
 }
 
-func (s *Sink) recoverStream(vehicle, name string) error {
-	dir := filepath.Join(s.root, vehicle, name)
+// dir is the directory of k's files.
+func (s *Sink) dir(k key) string {
+	return filepath.Join(s.root, k.vehicle, storeDir(k.store), k.stream)
+}
+
+func (s *Sink) recoverStream(k key) error {
+	dir := s.dir(k)
 	files, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("sink: recover: %w", err)
 	}
-	st := s.stream(vehicle, name)
+	st := s.stream(k)
 	for _, f := range files {
 		path := filepath.Join(dir, f.Name())
 		if strings.HasPrefix(f.Name(), ".tmp-") {
@@ -162,8 +223,8 @@ func (s *Sink) recoverStream(vehicle, name string) error {
 			return fmt.Errorf("sink: recover: %w", err)
 		}
 		h, recs, err := batch.DecodeLimit(b, s.maxBody)
-		if err == nil && (h.Vehicle != vehicle || h.Stream != name || h.FirstSeq != r.First || h.LastSeq != r.Last) {
-			err = fmt.Errorf("holds %s/%s %d-%d", h.Vehicle, h.Stream, h.FirstSeq, h.LastSeq)
+		if err == nil && (h.Vehicle != k.vehicle || h.Store != k.store || h.Stream != k.stream || h.FirstSeq != r.First || h.LastSeq != r.Last) {
+			err = fmt.Errorf("holds %s/%s/%s %d-%d", h.Vehicle, storeDir(h.Store), h.Stream, h.FirstSeq, h.LastSeq)
 		}
 		if err != nil {
 			if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
@@ -172,16 +233,15 @@ func (s *Sink) recoverStream(vehicle, name string) error {
 			s.corrupt = append(s.corrupt, fmt.Sprintf("%s: %v", path, err))
 			continue
 		}
-		st.note(name, r, recs)
+		st.note(k.stream, r, recs)
 	}
 	return nil
 }
 
-// stream returns the state of (vehicle, name), creating it.
-func (s *Sink) stream(vehicle, name string) *stream {
+// stream returns the state of k, creating it.
+func (s *Sink) stream(k key) *stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := key{vehicle, name}
 	st := s.streams[k]
 	if st == nil {
 		st = &stream{gaps: map[uint64]RecordedGap{}}
@@ -212,7 +272,7 @@ func (st *stream) note(name string, r Range, recs []batch.Record) {
 var ErrRejected = errors.New("sink: batch rejected")
 
 // Ingest stores the new records of a batch received on vehicle's topic
-// and returns the ack to publish:
+// and returns the ack to publish, which carries the batch's store id:
 //
 //   - stored: some records were new, and are durable;
 //   - duplicate: all were stored before; nothing was written;
@@ -228,12 +288,13 @@ func (s *Sink) Ingest(vehicle string, raw []byte) (batch.Ack, error) {
 		err = fmt.Errorf("batch of vehicle %q arrived on the topic of %q", h.Vehicle, vehicle)
 	}
 	if err != nil {
-		ack := batch.Ack{Vehicle: h.Vehicle, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq,
+		ack := batch.Ack{Vehicle: h.Vehicle, Store: h.Store, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq,
 			Status: batch.StatusRejected, Reason: err.Error()}
 		return ack, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
-	ack := batch.Ack{Vehicle: h.Vehicle, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq}
-	st := s.stream(h.Vehicle, h.Stream)
+	ack := batch.Ack{Vehicle: h.Vehicle, Store: h.Store, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq}
+	k := key{h.Vehicle, h.Store, h.Stream}
+	st := s.stream(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	fresh := st.stored.missing(Range{h.FirstSeq, h.LastSeq})
@@ -241,15 +302,15 @@ func (s *Sink) Ingest(vehicle string, raw []byte) (batch.Ack, error) {
 		ack.Status = batch.StatusDuplicate
 		return ack, nil
 	}
-	dir := filepath.Join(s.root, h.Vehicle, h.Stream)
-	if err := s.mkdirs(h.Vehicle, h.Stream); err != nil {
+	dir := s.dir(k)
+	if err := s.mkdirs(k); err != nil {
 		return batch.Ack{}, err
 	}
 	for _, r := range fresh {
 		part := recs[r.First-h.FirstSeq : r.Last-h.FirstSeq+1]
-		b, err := batch.Encode(batch.Header{Vehicle: h.Vehicle, Stream: h.Stream, Boot: h.Boot, Compression: batch.Flate}, part)
+		b, err := batch.Encode(batch.Header{Vehicle: h.Vehicle, Store: h.Store, Stream: h.Stream, Boot: h.Boot, Compression: batch.Flate}, part)
 		if err != nil {
-			return batch.Ack{}, fmt.Errorf("sink: encode %s/%s %v: %w", h.Vehicle, h.Stream, r, err)
+			return batch.Ack{}, fmt.Errorf("sink: encode %s/%s/%s %v: %w", h.Vehicle, storeDir(h.Store), h.Stream, r, err)
 		}
 		if err := writeAtomic(dir, fileName(r), b); err != nil {
 			return batch.Ack{}, err
@@ -260,11 +321,11 @@ func (s *Sink) Ingest(vehicle string, raw []byte) (batch.Ack, error) {
 	return ack, nil
 }
 
-// mkdirs creates <root>/<vehicle>/<stream>, syncing each parent whose
-// entries changed so the new directories survive a crash.
-func (s *Sink) mkdirs(vehicle, name string) error {
+// mkdirs creates <root>/<vehicle>/<store>/<stream>, syncing each parent
+// whose entries changed so the new directories survive a crash.
+func (s *Sink) mkdirs(k key) error {
 	parent := s.root
-	for _, d := range []string{vehicle, name} {
+	for _, d := range []string{k.vehicle, storeDir(k.store), k.stream} {
 		path := filepath.Join(parent, d)
 		err := os.Mkdir(path, 0o750)
 		if err == nil {
@@ -326,15 +387,51 @@ func syncDir(dir string) error {
 	return err
 }
 
-// ReadStream returns the stored records of a stream after seq after, in
-// seq order, at most max of them (0: no limit), de-duplicated across
-// overlapping files. It reads the files; it is for tools and tests, not
-// a hot path.
+// ErrSeveralStores is returned by ReadStream for a stream that more than
+// one incarnation of the vehicle's store has sent.
+var ErrSeveralStores = errors.New("sink: the stream has records of several store incarnations")
+
+// ReadStream is ReadStore for the vehicle's only store that has sent
+// stream name: it keeps the meaning it had before stores had ids, for a
+// vehicle whose store was never started afresh. With no such store it
+// returns nothing; with several it returns an error wrapping
+// ErrSeveralStores (their sequence numbers overlap; use ReadStore).
 func (s *Sink) ReadStream(vehicle, name string, after uint64, max int) ([]batch.Record, error) {
-	dir := filepath.Join(s.root, vehicle, name)
 	if !batch.ValidName(vehicle) || !batch.ValidName(name) {
 		return nil, fmt.Errorf("sink: read %s/%s: invalid name", vehicle, name)
 	}
+	stores, err := subdirs(filepath.Join(s.root, vehicle), func(d string) bool {
+		if !isStoreDir(d) {
+			return false
+		}
+		fi, err := os.Stat(filepath.Join(s.root, vehicle, d, name))
+		return err == nil && fi.IsDir()
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sink: read: %w", err)
+	}
+	switch len(stores) {
+	case 0:
+		return nil, nil
+	case 1:
+		id, _ := parseStoreDir(stores[0])
+		return s.ReadStore(vehicle, id, name, after, max)
+	}
+	return nil, fmt.Errorf("%w: %s/%s from stores %s", ErrSeveralStores, vehicle, name, strings.Join(stores, ", "))
+}
+
+// ReadStore returns the stored records of one incarnation of a vehicle's
+// stream after seq after, in seq order, at most max of them (0: no
+// limit), de-duplicated across overlapping files. It reads the files; it
+// is for tools and tests, not a hot path.
+func (s *Sink) ReadStore(vehicle string, store uint64, name string, after uint64, max int) ([]batch.Record, error) {
+	if !batch.ValidName(vehicle) || !batch.ValidName(name) || store == 0 {
+		return nil, fmt.Errorf("sink: read %s/%s/%s: invalid name", vehicle, storeDir(store), name)
+	}
+	dir := s.dir(key{vehicle, store, name})
 	files, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -368,7 +465,8 @@ func (s *Sink) ReadStream(vehicle, name string, after uint64, max int) ([]batch.
 	return out, nil
 }
 
-// names returns the sorted keys.
+// keys returns the keys sorted by vehicle, then store id (numerically),
+// then stream.
 func (s *Sink) keys() []key {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -378,6 +476,9 @@ func (s *Sink) keys() []key {
 	}
 	slices.SortFunc(ks, func(a, b key) int {
 		if c := strings.Compare(a.vehicle, b.vehicle); c != 0 {
+			return c
+		}
+		if c := cmpU64(a.store, b.store); c != 0 {
 			return c
 		}
 		return strings.Compare(a.stream, b.stream)

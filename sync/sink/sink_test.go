@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	gosync "sync"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 )
 
 const veh = "veh-1"
+
+// storeA is the store id of the tests' batches.
+const storeA uint64 = 0xa1b2c3d4e5f60718
 
 func data(first, last uint64) []batch.Record {
 	var out []batch.Record
@@ -41,7 +45,12 @@ func gapRec(seq uint64, reason storage.GapReason, first, last, count uint64) bat
 
 func enc(t testing.TB, stream string, recs []batch.Record) []byte {
 	t.Helper()
-	b, err := batch.Encode(batch.Header{Vehicle: veh, Stream: stream, Boot: 2, Compression: batch.Flate}, recs)
+	return encStore(t, storeA, stream, recs)
+}
+
+func encStore(t testing.TB, store uint64, stream string, recs []batch.Record) []byte {
+	t.Helper()
+	b, err := batch.Encode(batch.Header{Vehicle: veh, Store: store, Stream: stream, Boot: 2, Compression: batch.Flate}, recs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +68,12 @@ func open(t testing.TB, root string) *Sink {
 
 func files(t *testing.T, root, stream string) []string {
 	t.Helper()
-	es, err := os.ReadDir(filepath.Join(root, veh, stream))
+	return storeFiles(t, root, storeA, stream)
+}
+
+func storeFiles(t *testing.T, root string, store uint64, stream string) []string {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Join(root, veh, storeDir(store), stream))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +117,7 @@ func TestDeduplication(t *testing.T) {
 	have := map[string]bool{}
 	for _, st := range steps {
 		ack := ingest(t, s, enc(t, "inference", data(st.first, st.last)), st.want)
-		if ack.FirstSeq != st.first || ack.LastSeq != st.last || ack.Vehicle != veh || ack.Stream != "inference" || ack.Boot != 2 {
+		if ack.FirstSeq != st.first || ack.LastSeq != st.last || ack.Vehicle != veh || ack.Store != storeA || ack.Stream != "inference" || ack.Boot != 2 {
 			t.Errorf("ack %+v", ack)
 		}
 		var added []string
@@ -135,19 +149,21 @@ func TestRejected(t *testing.T) {
 	bad := append([]byte{}, good...)
 	bad[len(bad)-1] ^= 0xff
 	cases := []struct {
-		name     string
-		vehicle  string
-		b        []byte
-		wantVeh  string
-		wantLast uint64
+		name      string
+		vehicle   string
+		b         []byte
+		wantVeh   string
+		wantStore uint64
+		wantLast  uint64
 	}{
-		{"garbage", veh, []byte("not a batch"), "", 0},
-		{"corrupt body", veh, bad, veh, 3},
-		{"other vehicle's topic", "veh-2", good, veh, 3},
+		{"garbage", veh, []byte("not a batch"), "", 0, 0},
+		{"corrupt body", veh, bad, veh, storeA, 3},
+		{"other vehicle's topic", "veh-2", good, veh, storeA, 3},
 	}
 	for _, c := range cases {
 		ack, err := s.Ingest(c.vehicle, c.b)
-		if !errors.Is(err, ErrRejected) || ack.Status != batch.StatusRejected || ack.Reason == "" || ack.Vehicle != c.wantVeh || ack.LastSeq != c.wantLast {
+		if !errors.Is(err, ErrRejected) || ack.Status != batch.StatusRejected || ack.Reason == "" || ack.Vehicle != c.wantVeh ||
+			ack.Store != c.wantStore || ack.LastSeq != c.wantLast {
 			t.Errorf("%s: ack %+v, err %v", c.name, ack, err)
 		}
 		if _, err := batch.EncodeAck(ack); err != nil {
@@ -175,7 +191,7 @@ func gapScenario(t *testing.T, s *Sink) {
 func wantGapReport() Report {
 	return Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
 		{
-			Stream: "health", HighWater: 33, Through: 15, Records: 23, Files: 3,
+			Stream: "health", Store: storeA, HighWater: 33, Through: 15, Records: 23, Files: 3,
 			Stored: []Range{{1, 10}, {21, 33}},
 			Gaps: []RecordedGap{
 				{Seq: 31, Boot: 2, Reason: storage.GapEvictedQuota, First: 11, Last: 15, Count: 5},
@@ -185,7 +201,7 @@ func wantGapReport() Report {
 			Missing:       []Range{{16, 20}},
 			BadGapRecords: 1,
 		},
-		{Stream: "logs", HighWater: 4, Through: 4, Records: 4, Files: 1, Stored: []Range{{1, 4}}},
+		{Stream: "logs", Store: storeA, HighWater: 4, Through: 4, Records: 4, Files: 1, Stored: []Range{{1, 4}}},
 	}}}}
 }
 
@@ -198,7 +214,7 @@ func TestReportAndRestart(t *testing.T) {
 	}
 
 	// A leftover temporary file and a corrupt file, then a restart.
-	dir := filepath.Join(root, veh, "logs")
+	dir := filepath.Join(root, veh, storeDir(storeA), "logs")
 	os.WriteFile(filepath.Join(dir, ".tmp-x"), []byte("half"), 0o640)
 	os.WriteFile(filepath.Join(dir, fileName(Range{5, 6})), []byte("garbage"), 0o640)
 	s = open(t, root)
@@ -308,6 +324,16 @@ func TestRanges(t *testing.T) {
 			t.Errorf("%v missing in %v = %v, want %v", c.want, c.missing, got, c.wantM)
 		}
 	}
+	for _, id := range []uint64{1, storeA, max} {
+		if got, ok := parseStoreDir(storeDir(id)); !ok || got != id || len(storeDir(id)) != 16 {
+			t.Errorf("store dir %q: %016x, %v", storeDir(id), got, ok)
+		}
+	}
+	for _, bad := range []string{"0000000000000000", "A1B2C3D4E5F60718", "a1b2c3d4e5f6071", "a1b2c3d4e5f607189", "+1b2c3d4e5f60718", "0x1b2c3d4e5f6071", "inference"} {
+		if _, ok := parseStoreDir(bad); ok {
+			t.Errorf("store dir %q parsed", bad)
+		}
+	}
 	if n, ok := parseFileName(fileName(Range{3, 1 << 40})); !ok || n != (Range{3, 1 << 40}) {
 		t.Errorf("file name round trip: %v %v", n, ok)
 	}
@@ -315,5 +341,135 @@ func TestRanges(t *testing.T) {
 		if _, ok := parseFileName(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+// dataOf is data(first, last) with payloads that say which store sent
+// them.
+func dataOf(store uint64, first, last uint64) []batch.Record {
+	recs := data(first, last)
+	for i := range recs {
+		recs[i].Payload = fmt.Appendf(nil, "store %016x record %d", store, recs[i].Seq)
+	}
+	return recs
+}
+
+// TestNewStoreIncarnation is the case of a vehicle whose store was moved
+// aside as unreadable and started afresh: the new store's sequence
+// numbers restart at 1, under a new store id, and its records are new
+// ones, not duplicates of the old store's.
+func TestNewStoreIncarnation(t *testing.T) {
+	root := t.TempDir()
+	s := open(t, root)
+	// storeB sorts before storeA, although it came later: the report
+	// orders incarnations by id.
+	const storeB uint64 = 0x00000000000000b2
+	for first := uint64(1); first <= 100; first += 10 {
+		ingest(t, s, encStore(t, storeA, "inference", dataOf(storeA, first, first+9)), batch.StatusStored)
+	}
+	ingest(t, s, encStore(t, storeA, "logs", dataOf(storeA, 1, 3)), batch.StatusStored)
+	for first := uint64(1); first <= 50; first += 10 {
+		ack := ingest(t, s, encStore(t, storeB, "inference", dataOf(storeB, first, first+9)), batch.StatusStored)
+		if ack.Store != storeB || ack.FirstSeq != first {
+			t.Errorf("ack %+v", ack)
+		}
+	}
+	ingest(t, s, encStore(t, storeB, "events", dataOf(storeB, 1, 2)), batch.StatusStored)
+
+	want := Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
+		{Stream: "events", Store: storeB, HighWater: 2, Through: 2, Records: 2, Files: 1, Stored: []Range{{1, 2}}},
+		{Stream: "inference", Store: storeB, HighWater: 50, Through: 50, Records: 50, Files: 5, Stored: []Range{{1, 50}}},
+		{Stream: "inference", Store: storeA, HighWater: 100, Through: 100, Records: 100, Files: 10, Stored: []Range{{1, 100}}},
+		{Stream: "logs", Store: storeA, HighWater: 3, Through: 3, Records: 3, Files: 1, Stored: []Range{{1, 3}}},
+	}}}}
+	check := func(s *Sink, when string) {
+		t.Helper()
+		if got := s.Report(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: report\n got %+v\nwant %+v", when, got, want)
+		}
+		for _, c := range []struct {
+			store uint64
+			last  uint64
+		}{{storeA, 100}, {storeB, 50}} {
+			got, err := s.ReadStore(veh, c.store, "inference", 0, 0)
+			if err != nil || !reflect.DeepEqual(got, dataOf(c.store, 1, c.last)) {
+				t.Errorf("%s: store %016x: read %d records, %v", when, c.store, len(got), err)
+			}
+		}
+		if got, err := s.ReadStore(veh, storeB, "inference", 45, 3); err != nil || !reflect.DeepEqual(got, dataOf(storeB, 46, 48)) {
+			t.Errorf("%s: store B after 45: %d records, %v", when, len(got), err)
+		}
+		if got, err := s.ReadStore(veh, storeB, "logs", 0, 0); err != nil || got != nil {
+			t.Errorf("%s: store B's logs: %d records, %v", when, len(got), err)
+		}
+		// ReadStream reads a stream only one store has sent, and refuses
+		// one with several.
+		if got, err := s.ReadStream(veh, "inference", 0, 0); !errors.Is(err, ErrSeveralStores) || got != nil {
+			t.Errorf("%s: ReadStream of two stores' stream: %d records, %v", when, len(got), err)
+		}
+		if got, err := s.ReadStream(veh, "logs", 0, 0); err != nil || !reflect.DeepEqual(got, dataOf(storeA, 1, 3)) {
+			t.Errorf("%s: ReadStream(logs): %d records, %v", when, len(got), err)
+		}
+		if got, err := s.ReadStream(veh, "events", 0, 0); err != nil || !reflect.DeepEqual(got, dataOf(storeB, 1, 2)) {
+			t.Errorf("%s: ReadStream(events): %d records, %v", when, len(got), err)
+		}
+		if got, err := s.ReadStream(veh, "health", 0, 0); err != nil || got != nil {
+			t.Errorf("%s: ReadStream(health): %d records, %v", when, len(got), err)
+		}
+	}
+	check(s, "before restart")
+	if fs := storeFiles(t, root, storeB, "inference"); len(fs) != 5 || fs[0] != fileName(Range{1, 10}) {
+		t.Errorf("store B's files %v", fs)
+	}
+	if _, err := os.Stat(filepath.Join(root, veh, "00000000000000b2", "events", fileName(Range{1, 2}))); err != nil {
+		t.Error(err)
+	}
+
+	// A file of store A's put in store B's directory is corrupt: Open
+	// checks the header's store against the directory. A directory that
+	// is not a store id is ignored.
+	for _, junk := range []string{"inference", "00000000000000B2", "0000000000000000"} {
+		if err := os.MkdirAll(filepath.Join(root, veh, junk, "inference"), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		src := filepath.Join(root, veh, storeDir(storeA), "inference", fileName(Range{1, 10}))
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, veh, junk, "inference", fileName(Range{1, 10})), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	misplaced := filepath.Join(root, veh, storeDir(storeB), "inference", fileName(Range{51, 60}))
+	b, err := os.ReadFile(filepath.Join(root, veh, storeDir(storeA), "inference", fileName(Range{51, 60})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(misplaced, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, root)
+	got := s.Report()
+	if len(got.Corrupt) != 1 || !strings.Contains(got.Corrupt[0], misplaced) {
+		t.Errorf("corrupt: %v", got.Corrupt)
+	}
+	s.mu.Lock()
+	s.corrupt = nil
+	s.mu.Unlock()
+	check(s, "after restart")
+
+	// Resends are duplicates of their own store's records only.
+	ingest(t, s, encStore(t, storeA, "inference", dataOf(storeA, 41, 60)), batch.StatusDuplicate)
+	ingest(t, s, encStore(t, storeB, "inference", dataOf(storeB, 1, 10)), batch.StatusDuplicate)
+	ack := ingest(t, s, encStore(t, storeB, "inference", dataOf(storeB, 41, 60)), batch.StatusStored)
+	if ack.Store != storeB {
+		t.Errorf("ack %+v", ack)
+	}
+	if got, err := s.ReadStore(veh, storeB, "inference", 0, 0); err != nil || !reflect.DeepEqual(got, dataOf(storeB, 1, 60)) {
+		t.Errorf("store B after 51-60: %d records, %v", len(got), err)
+	}
+	if got, err := s.ReadStore(veh, storeA, "inference", 0, 0); err != nil || !reflect.DeepEqual(got, dataOf(storeA, 1, 100)) {
+		t.Errorf("store A after store B's 51-60: %d records, %v", len(got), err)
 	}
 }
