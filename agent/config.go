@@ -52,7 +52,7 @@ type Config struct {
 	StorageEnabled bool           `yaml:"-"`
 	Storage        storage.Config `yaml:"-"`
 	Health         HealthConfig   `yaml:"health"`
-	Sync           ToggleConfig   `yaml:"sync"`
+	Sync           SyncConfig     `yaml:"sync"`
 }
 
 // HealthConfig sets the hardware probes.
@@ -135,11 +135,6 @@ type LogConfig struct {
 	Level string `yaml:"level"`
 	// Format is json (for journald and shipping) or console.
 	Format string `yaml:"format"`
-}
-
-// ToggleConfig turns a part that has not landed yet on or off.
-type ToggleConfig struct {
-	Enabled bool `yaml:"enabled"`
 }
 
 // DefaultConfig returns the defaults: the demo models on CPU for the
@@ -441,8 +436,8 @@ func (c *Config) Validate() error {
 	if c.Health.NVMLDevice < 0 {
 		return fmt.Errorf("health.nvml_device %d: must not be negative", c.Health.NVMLDevice)
 	}
-	if c.Sync.Enabled {
-		return errors.New("sync.enabled: the cloud sync is not part of this build yet; leave it false")
+	if err := c.Sync.validate(c.VehicleID, c.StorageEnabled); err != nil {
+		return err
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +107,68 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	cases["storage: {quota_bytes: lots}"] = "storage.quota_bytes"
 	cases["storage: {badger: {memtable_bytes: x}}"] = "storage.badger.memtable_bytes"
 	cases["health: {interval: 1ms}"] = "health.interval"
+	for y, field := range cases {
+		_, err := parse(t, y)
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v, want an error naming %s", y, err, field)
+		}
+	}
+}
+
+func TestConfigSyncSection(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, []byte("not checked until the link starts"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parse(t, `
+vehicle_id: car-7
+sync:
+  enabled: true
+  broker: ssl://broker.example:8883
+  tls: {ca: `+ca+`, server_name: mqtt.internal}
+  window: 16
+  max_payload: 65536
+  ack_timeout: 3s
+  reconnect_min: 1s
+  reconnect_max: 2m
+  max_bytes_per_second: 100000
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Sync
+	if !s.Enabled || s.Broker != "ssl://broker.example:8883" || s.TLS.CA != ca || s.TLS.ServerName != "mqtt.internal" ||
+		s.Window != 16 || s.MaxPayload != 65536 || s.AckTimeout != 3*time.Second || s.ReconnectMax != 2*time.Minute || s.MaxBytesPerSecond != 100000 {
+		t.Errorf("sync: %+v", s)
+	}
+	if s.Commands.Enabled {
+		t.Error("commands on by default")
+	}
+	if _, err := parse(t, "sync: {enabled: true, broker: \"tcp://127.0.0.1:1883\"}"); err != nil {
+		t.Errorf("plain TCP to loopback: %v", err)
+	}
+	if _, err := parse(t, "sync: {enabled: true, broker: \"tcp://10.0.0.2:1883\", allow_insecure: true}"); err != nil {
+		t.Errorf("plain TCP, allowed: %v", err)
+	}
+
+	cases := map[string]string{
+		"sync: {enabled: true}":                                                                                         "sync.broker",
+		"sync: {enabled: true, broker: \"http://x:1\"}":                                                                 "sync.broker",
+		"sync: {enabled: true, broker: \"tcp://10.0.0.2:1883\"}":                                                        "sync.allow_insecure",
+		"sync: {enabled: true, broker: \"ssl://x:1\", tls: {cert: /c.pem}}":                                             "sync.tls",
+		"sync: {enabled: true, broker: \"ssl://x:1\", tls: {ca: /no/such/ca.pem}}":                                      "sync.tls.ca",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", tls: {ca: " + ca + "}}":                                   "sync.tls",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", window: -1}":                                              "sync.window",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", max_payload: 10}":                                         "sync.max_payload",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", max_bytes_per_second: -5}":                                "sync.max_bytes_per_second",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", commands: {enabled: true}}":                               "sync.commands.trusted_keys",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", commands: {enabled: true, trusted_keys: [/no/such.pub]}}": "sync.commands.trusted_keys[0]",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", brokr: x}":                                                "brokr",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", ack_timeout: soon}":                                       "ack_timeout",
+		"storage: {enabled: false}\nsync: {enabled: true, broker: \"tcp://127.0.0.1:1\"}":                               "storage.enabled",
+		"vehicle_id: all\nsync: {enabled: true, broker: \"tcp://127.0.0.1:1\"}":                                         "vehicle_id",
+	}
 	for y, field := range cases {
 		_, err := parse(t, y)
 		if err == nil || !strings.Contains(err.Error(), field) {

@@ -23,7 +23,7 @@ import (
 const Version = "0.1.0-dev"
 
 // Daemon is one vehicle's running Vigil: the models, the router, the
-// watchdog, the socket and, later, storage and sync.
+// watchdog, the socket, the telemetry buffer and the cloud link.
 type Daemon struct {
 	cfg   Config
 	log   *zap.Logger
@@ -49,6 +49,8 @@ type Daemon struct {
 	storageState string
 	health       atomic.Pointer[HealthStatus]
 	sampler      *hw.Sampler
+	cloud        *cloud // nil when sync is off
+	syncWhy      string // why sync is off
 	stop         chan struct{}
 	wg           sync.WaitGroup
 	serveErr     chan error
@@ -57,9 +59,8 @@ type Daemon struct {
 }
 
 // Start brings the daemon up in order — storage, the models, warmed
-// backends, the watchdog, the hardware probe, the socket, sync (not in this
-// build) — so that it
-// accepts requests only when it can answer them. Storage that cannot be
+// backends, the watchdog, the hardware probe, the socket, then the cloud
+// link — so that it accepts requests only when it can answer them. Storage that cannot be
 // opened leaves the daemon serving without telemetry, and saying so. A GPU model
 // that cannot be loaded (no GPU, no provider) is kept out and reported: the
 // daemon starts degraded rather than not at all. The degraded CPU model is
@@ -156,7 +157,8 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 			return nil, err
 		}
 	}
-	log.Info("sync off in this build; nothing goes to the cloud")
+	d.status("starting sync")
+	d.startSync()
 
 	d.wg.Add(1)
 	go d.keepAlive()
@@ -281,6 +283,10 @@ func (d *Daemon) Close(ctx context.Context) error {
 		if d.server != nil {
 			errs = append(errs, d.server.Close(ctx))
 		}
+		// The link goes before the core, so that no fleet command runs
+		// against a closing watchdog; what it did not upload stays in
+		// the buffer for the next start.
+		errs = append(errs, d.closeSync(ctx))
 		errs = append(errs, d.shutdownCore())
 		d.wg.Wait()
 		errs = append(errs, d.closeStorage(ctx))

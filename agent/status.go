@@ -34,7 +34,7 @@ type Status struct {
 	Socket       ServerStats   `json:"socket"`
 	Health       *HealthStatus `json:"health,omitempty"`
 	Storage      StorageStatus `json:"storage"`
-	Sync         string        `json:"sync"`
+	Sync         SyncStatus    `json:"sync"`
 	Warnings     []string      `json:"warnings,omitempty"`
 }
 
@@ -137,7 +137,7 @@ func (d *Daemon) Status() Status {
 		GPUWarning:   ws.GPUWarning,
 		Storage:      d.storageStatus(),
 		Health:       d.health.Load(),
-		Sync:         "off (not in this build)",
+		Sync:         d.syncStatus(),
 		Warnings:     d.warnings,
 	}
 	if !ws.LastFailover.IsZero() {

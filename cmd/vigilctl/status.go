@@ -126,9 +126,10 @@ func printStatus(w io.Writer, st *agent.Status) error {
 		fmt.Fprintf(w, "   last failover %s (%s)", st.Failover.LastAt, st.Failover.LastReason)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "socket: %d connections, %d requests, %d refused   sync: %s\n",
-		st.Socket.Connections, st.Socket.Requests, st.Socket.Refused, st.Sync)
+	fmt.Fprintf(w, "socket: %d connections, %d requests, %d refused\n",
+		st.Socket.Connections, st.Socket.Requests, st.Socket.Refused)
 	printStorage(w, &st.Storage)
+	printSync(w, &st.Sync)
 	printHealth(w, st.Health)
 	if st.GPUFault != "" || st.GPUWarning != "" {
 		fmt.Fprintf(w, "GPU: fault %q warning %q\n", st.GPUFault, st.GPUWarning)
@@ -160,6 +161,30 @@ func noResult(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+func printSync(w io.Writer, s *agent.SyncStatus) {
+	if s.State == "off" {
+		fmt.Fprintf(w, "sync: off (%s)\n", s.Why)
+		return
+	}
+	fmt.Fprintf(w, "sync: %s   broker %s   connections %d\n", s.State, s.Broker, s.Connects)
+	for _, st := range s.Streams {
+		fmt.Fprintf(w, "  %-10s acked through %d   in flight %d   sent %d   acked %d   resent %d   rejected %d",
+			st.Stream, st.Cursor, st.InFlight, st.Sent, st.Acked, st.Resent, st.Rejected)
+		if st.LastError != "" {
+			fmt.Fprintf(w, "   last error: %s", st.LastError)
+		}
+		fmt.Fprintln(w)
+	}
+	if c := s.Commands; c != nil {
+		fmt.Fprintf(w, "  commands: %d received, %d executed, %d failed, %d rejected, %d dropped",
+			c.Received, c.Executed, c.Failed, c.Rejected, c.Dropped)
+		if c.LastRejection != "" {
+			fmt.Fprintf(w, "   last rejection: %s", c.LastRejection)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func printStorage(w io.Writer, s *agent.StorageStatus) {

@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/sync/edge"
+)
+
+// SyncStatus is the cloud link as `vigilctl status` shows it.
+type SyncStatus struct {
+	// State is off, offline, connecting, draining or live; Why says why
+	// it is off.
+	State    string             `json:"state"`
+	Why      string             `json:"why,omitempty"`
+	Broker   string             `json:"broker,omitempty"`
+	Connects uint64             `json:"connects,omitempty"`
+	Streams  []SyncStreamStatus `json:"streams,omitempty"`
+	Commands *CommandsStatus    `json:"commands,omitempty"`
+}
+
+// SyncStreamStatus is one stream's upload.
+type SyncStreamStatus struct {
+	Stream    string `json:"stream"`
+	Cursor    uint64 `json:"acked_through"`
+	InFlight  int    `json:"in_flight"`
+	Sent      uint64 `json:"sent"`
+	Acked     uint64 `json:"acked"`
+	Resent    uint64 `json:"resent"`
+	Rejected  uint64 `json:"rejected"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// cloud is the running link; nil when sync is off.
+type cloud struct {
+	up   *edge.Uploader
+	cmds *commandChannel // nil when commands are off
+}
+
+// startSync starts the uploader (and the command channel) when configured.
+// Like storage, a link that cannot be set up leaves the daemon serving and
+// saying so: the cloud is never on the inference path.
+func (d *Daemon) startSync() {
+	sc := d.cfg.Sync
+	switch {
+	case !sc.Enabled:
+		d.syncWhy = "sync.enabled: false"
+		d.log.Info("sync off by configuration; nothing goes to the cloud")
+		return
+	case d.tel == nil:
+		d.syncWhy = "the telemetry buffer is unavailable"
+		d.warnings = append(d.warnings, "sync off: the telemetry buffer is unavailable")
+		d.log.Error("sync configured, but storage is unavailable; nothing goes to the cloud")
+		return
+	}
+	tlsCfg, err := sc.tlsConfig()
+	if err != nil {
+		d.syncWhy = err.Error()
+		d.warnings = append(d.warnings, "sync off: "+err.Error())
+		d.log.Error("sync off", zap.Error(err))
+		return
+	}
+	c := &cloud{}
+	var subs []edge.Subscription
+	if sc.Commands.Enabled {
+		ch, err := d.newCommandChannel(c)
+		if err != nil {
+			d.syncWhy = err.Error()
+			d.warnings = append(d.warnings, "sync off: "+err.Error())
+			d.log.Error("sync off: command channel", zap.Error(err))
+			return
+		}
+		c.cmds = ch
+		subs = ch.subscriptions()
+	}
+	up, err := edge.New(edge.Config{
+		Broker:            sc.Broker,
+		Vehicle:           d.cfg.VehicleID,
+		ClientID:          sc.ClientID,
+		Boot:              d.tel.store.Boot(),
+		MaxPayload:        sc.MaxPayload,
+		Window:            sc.Window,
+		AckTimeout:        sc.AckTimeout,
+		ReconnectMin:      sc.ReconnectMin,
+		ReconnectMax:      sc.ReconnectMax,
+		ConnectTimeout:    sc.ConnectTimeout,
+		KeepAlive:         sc.KeepAlive,
+		MaxBytesPerSecond: sc.MaxBytesPerSecond,
+		TLS:               tlsCfg,
+		Subscriptions:     subs,
+	}, d.tel.store, d.log.Named("sync"))
+	if err != nil {
+		d.syncWhy = err.Error()
+		d.warnings = append(d.warnings, "sync off: "+err.Error())
+		d.log.Error("sync off", zap.Error(err))
+		return
+	}
+	c.up = up
+	if c.cmds != nil {
+		c.cmds.start()
+	}
+	up.Start()
+	d.cloud = c
+	d.log.Info("sync on", zap.String("broker", sc.Broker), zap.Bool("tls", tlsCfg != nil),
+		zap.Bool("client_certificate", tlsCfg != nil && len(tlsCfg.Certificates) > 0), zap.Bool("commands", c.cmds != nil))
+}
+
+// closeSync stops the link: what is not acknowledged stays in the buffer.
+func (d *Daemon) closeSync(ctx context.Context) error {
+	c := d.cloud
+	if c == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := c.up.Close(ctx)
+	if c.cmds != nil {
+		c.cmds.close()
+	}
+	return err
+}
+
+// syncStatus reports the link.
+func (d *Daemon) syncStatus() SyncStatus {
+	c := d.cloud
+	if c == nil {
+		return SyncStatus{State: "off", Why: d.syncWhy}
+	}
+	s := c.up.Stats()
+	out := SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects}
+	for _, st := range s.Streams {
+		out.Streams = append(out.Streams, SyncStreamStatus{
+			Stream: st.Stream, Cursor: st.Cursor, InFlight: st.InFlight, Sent: st.Sent,
+			Acked: st.Acked, Resent: st.Resent, Rejected: st.Rejected, LastError: st.LastError,
+		})
+	}
+	if c.cmds != nil {
+		cs := c.cmds.status()
+		out.Commands = &cs
+	}
+	return out
+}

@@ -1,0 +1,241 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/agent/wire"
+	"github.com/vigil-av/vigil/sync/cmdlink"
+	"github.com/vigil-av/vigil/sync/command"
+	"github.com/vigil-av/vigil/sync/edge"
+	"github.com/vigil-av/vigil/watchdog"
+)
+
+func badArgs(format string, a ...any) error { return cmdlink.BadArgs(format, a...) }
+
+// commandArgs checks that args hold exactly the names given (all
+// required) and returns them in that order.
+func commandArgs(args map[string]string, names ...string) ([]string, error) {
+	for k := range args {
+		if !slices.Contains(names, k) {
+			want := "no arguments"
+			if len(names) > 0 {
+				want = strings.Join(names, ", ")
+			}
+			return nil, badArgs("unknown argument %q; want %s", k, want)
+		}
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		v, ok := args[n]
+		if !ok || v == "" {
+			return nil, badArgs("missing argument %s", n)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// execute carries out a verified fleet command. The command channel has
+// already checked the signature, the target, the expiry, the nonce and,
+// for unsafe commands, that the vehicle is parked.
+func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMessage, error) {
+	log := d.log.With(zap.String("command", string(env.Command)), zap.String("correlation_id", env.CorrelationID), zap.String("key_id", env.KeyID))
+	switch env.Command {
+	case command.Status:
+		if _, err := commandArgs(env.Args); err != nil {
+			return nil, err
+		}
+		return json.Marshal(d.Status())
+	case command.Policy:
+		a, err := commandArgs(env.Args, "policy")
+		if err != nil {
+			return nil, err
+		}
+		p, err := watchdog.ParsePolicy(a[0])
+		if err != nil {
+			return nil, badArgs("policy: %v", err)
+		}
+		if err := d.shell.Command(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p, Reason: "fleet command " + env.CorrelationID}); err != nil {
+			return nil, err
+		}
+		log.Info("policy set by fleet command", zap.Stringer("policy", p))
+		return json.Marshal(map[string]string{"policy": p.String()})
+	case command.Failover, command.Clear:
+		a, err := commandArgs(env.Args, "backend")
+		if err != nil {
+			return nil, err
+		}
+		b, ok := backendByName(a[0])
+		if !ok {
+			return nil, badArgs("backend %q: want primary, shadow or degraded", a[0])
+		}
+		op := watchdog.CmdClear
+		if env.Command == command.Failover {
+			op = watchdog.CmdForceOut
+		}
+		if err := d.shell.Command(ctx, watchdog.Command{Op: op, Backend: b, Reason: "fleet command " + env.CorrelationID}); err != nil {
+			return nil, err
+		}
+		log.Info("backend command by fleet", zap.Stringer("backend", b))
+		return json.Marshal(map[string]string{"backend": b.String(), "done": string(env.Command)})
+	case command.LogLevel:
+		a, err := commandArgs(env.Args, "level")
+		if err != nil {
+			return nil, err
+		}
+		lvl, err := parseLevel(a[0])
+		if err != nil {
+			return nil, badArgs("level: %v", err)
+		}
+		d.level.SetLevel(lvl)
+		log.Info("log level set by fleet command", zap.Stringer("level", lvl))
+		return json.Marshal(map[string]string{"level": lvl.String()})
+	case command.SyncNow:
+		if _, err := commandArgs(env.Args); err != nil {
+			return nil, err
+		}
+		if c := d.cloud; c != nil && c.up != nil {
+			c.up.SyncNow()
+		}
+		return json.Marshal(map[string]string{"sync": d.syncStatus().State})
+	}
+	return nil, badArgs("command %q is not handled by this daemon", env.Command)
+}
+
+func backendByName(s string) (watchdog.Backend, bool) {
+	for b := range watchdog.NumBackends {
+		if watchdog.Backend(b).String() == s {
+			return watchdog.Backend(b), true
+		}
+	}
+	return 0, false
+}
+
+// moving reports whether the supervisor says the vehicle is not parked
+// (unknown counts as moving).
+func (d *Daemon) moving() bool { return wire.VehicleState(d.vehicle.Load()) != wire.Parked }
+
+// CommandsStatus is the fleet-command channel in `vigilctl status`.
+type CommandsStatus struct {
+	Received      uint64            `json:"received"`
+	Accepted      uint64            `json:"accepted"`
+	Executed      uint64            `json:"executed"`
+	BadArgs       uint64            `json:"bad_args"`
+	Failed        uint64            `json:"failed"`
+	Rejected      uint64            `json:"rejected"`
+	RejectedBy    map[string]uint64 `json:"rejected_by,omitempty"`
+	Dropped       uint64            `json:"dropped"`
+	LastRejection string            `json:"last_rejection,omitempty"`
+}
+
+// commandChannel is the signed fleet-command channel: a cmdlink.Receiver
+// fed by the uploader's subscriptions, answering through its Publish.
+type commandChannel struct {
+	d    *Daemon
+	rx   *cmdlink.Receiver
+	last atomic.Pointer[string] // the last rejection, for status
+}
+
+// newCommandChannel builds the channel over the store's nonce cache and
+// the configured trusted keys; c.up is set before it starts.
+func (d *Daemon) newCommandChannel(c *cloud) (*commandChannel, error) {
+	cc := d.cfg.Sync.Commands
+	keys := map[string]ed25519.PublicKey{}
+	for i, p := range cc.TrustedKeys {
+		k, err := readPublicKey(p)
+		if err != nil {
+			return nil, fmt.Errorf("sync.commands.trusted_keys[%d]: %w", i, err)
+		}
+		keys[command.KeyIDOf(k)] = k
+	}
+	nonces, err := command.NewStateNonces(d.tel.store, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("command nonce cache: %w", err)
+	}
+	v, err := command.NewVerifier(command.VerifierConfig{
+		Keys: keys, Vehicle: d.cfg.VehicleID, Now: time.Now,
+		MaxSkew: cc.MaxSkew, MaxLifetime: cc.MaxLifetime, Nonces: nonces,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ch := &commandChannel{d: d}
+	ch.rx, err = cmdlink.NewReceiver(cmdlink.Config{
+		Vehicle:     d.cfg.VehicleID,
+		Verifier:    v,
+		Exec:        cmdlink.ExecutorFunc(d.execute),
+		Moving:      d.moving,
+		ExecTimeout: cc.Timeout,
+		Log:         d.log.Named("commands"),
+		Publish: func(topic string, payload []byte) error {
+			return c.up.Publish(topic, payload, false, 5*time.Second)
+		},
+		Record: ch.record,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("fleet commands on", zap.Int("trusted_keys", len(keys)), zap.Strings("topics", ch.rx.Topics()))
+	return ch, nil
+}
+
+func (ch *commandChannel) subscriptions() []edge.Subscription {
+	var subs []edge.Subscription
+	for _, t := range ch.rx.Topics() {
+		subs = append(subs, edge.Subscription{Topic: t, Handler: ch.rx.Handle})
+	}
+	return subs
+}
+
+func (ch *commandChannel) start() { ch.rx.Start() }
+
+func (ch *commandChannel) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ch.rx.Close(ctx) //nolint:errcheck // a command still running is abandoned
+}
+
+// record stores every command's outcome in the events stream.
+func (ch *commandChannel) record(ev cmdlink.Event) {
+	if !ev.Accepted {
+		s := fmt.Sprintf("%s: %s (%s)", ev.Reason, ev.Message, ev.Time.UTC().Format(time.RFC3339))
+		ch.last.Store(&s)
+	}
+	ch.d.tel.event(struct {
+		Type string `json:"type"`
+		cmdlink.Event
+	}{"fleet_command", ev})
+}
+
+func (ch *commandChannel) status() CommandsStatus {
+	s := ch.rx.Stats()
+	out := CommandsStatus{
+		Received: s.Received, Accepted: s.Accepted, Executed: s.Executed, BadArgs: s.BadArgs,
+		Failed: s.Failed, Rejected: s.RejectedTotal(), Dropped: s.Dropped,
+	}
+	for r, n := range s.Rejected {
+		if n > 0 {
+			if out.RejectedBy == nil {
+				out.RejectedBy = map[string]uint64{}
+			}
+			out.RejectedBy[string(r)] = n
+		}
+	}
+	if p := ch.last.Load(); p != nil {
+		out.LastRejection = *p
+	}
+	return out
+}
+
+// readPublicKey reads an operator's public key file as vigil-fleet keygen
+// writes it.
+func readPublicKey(path string) (ed25519.PublicKey, error) { return cmdlink.ReadPublicKey(path) }

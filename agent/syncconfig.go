@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/command"
+)
+
+// SyncConfig is the link to the cloud: the uploader that drains the
+// telemetry buffer to an MQTT broker and the signed command channel. See
+// docs/operations.md ("Sync") and docs/fleet.md.
+type SyncConfig struct {
+	// Enabled turns the link on. It needs storage: the uploader drains
+	// the telemetry buffer.
+	Enabled bool `yaml:"enabled"`
+	// Broker is the broker's URL: ssl://host:8883 (or tls://, mqtts://)
+	// for TLS, tcp://host:1883 for plain TCP, which is refused for
+	// anything but a loopback address unless allow_insecure is set.
+	Broker string `yaml:"broker"`
+	// AllowInsecure permits plain TCP to a non-loopback broker.
+	AllowInsecure bool `yaml:"allow_insecure"`
+	// ClientID is the MQTT client id; empty means vigil-edge-<vehicle_id>.
+	ClientID string        `yaml:"client_id"`
+	TLS      SyncTLSConfig `yaml:"tls"`
+	// MaxPayload bounds a telemetry batch in bytes; 0 means 128 KiB.
+	MaxPayload int `yaml:"max_payload"`
+	// Window is the number of unacknowledged batches per stream; 0 means
+	// the uploader's default.
+	Window int `yaml:"window"`
+	// AckTimeout is how long a batch waits for the ingester's ack before
+	// it is sent again; 0 means 10s.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// ReconnectMin and ReconnectMax bound the reconnect backoff; 0 means
+	// 500ms and 60s.
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// ConnectTimeout bounds a connection attempt; 0 means 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// KeepAlive is the MQTT keep-alive; 0 means 30s.
+	KeepAlive time.Duration `yaml:"keep_alive"`
+	// MaxBytesPerSecond caps the upload rate; 0 means no cap.
+	MaxBytesPerSecond int            `yaml:"max_bytes_per_second"`
+	Commands          CommandsConfig `yaml:"commands"`
+}
+
+// SyncTLSConfig names the files of the mutually authenticated link.
+type SyncTLSConfig struct {
+	// CA is the PEM file of the certificate authorities that sign the
+	// broker's certificate; empty means the system's.
+	CA string `yaml:"ca"`
+	// Cert and Key are the vehicle's client certificate and private key
+	// (PEM); both or neither.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ServerName overrides the name checked in the broker's certificate;
+	// empty means the broker URL's host.
+	ServerName string `yaml:"server_name"`
+}
+
+// CommandsConfig is the signed fleet-command channel.
+type CommandsConfig struct {
+	// Enabled subscribes to the vehicle's and the fleet's command topics.
+	// It needs at least one trusted key.
+	Enabled bool `yaml:"enabled"`
+	// TrustedKeys are files holding the fleet operators' ed25519 public
+	// keys (as `vigil-fleet keygen` writes them).
+	TrustedKeys []string `yaml:"trusted_keys"`
+	// MaxSkew is how far an issuer's clock may run ahead of ours; 0 means
+	// 30s.
+	MaxSkew time.Duration `yaml:"max_skew"`
+	// MaxLifetime bounds a command's validity; 0 means 1h.
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+	// Timeout bounds the execution of one command; 0 means 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// validate checks the sync section; storageOn says whether the buffer is
+// configured.
+func (s *SyncConfig) validate(vehicle string, storageOn bool) error {
+	if !s.Enabled {
+		return nil
+	}
+	if !batch.ValidName(vehicle) || vehicle == command.TargetAll || vehicle == "fleet" {
+		return fmt.Errorf("vehicle_id %q: with sync on, want letters, digits, '-', '_' or '.' (at most 64), and not \"all\" or \"fleet\", which name the whole fleet", vehicle)
+	}
+	if !storageOn {
+		return errors.New("sync.enabled: needs storage (storage.enabled: true); the uploader drains the telemetry buffer")
+	}
+	if s.Broker == "" {
+		return errors.New("sync.broker: empty; want e.g. ssl://broker.example:8883")
+	}
+	u, err := url.Parse(s.Broker)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("sync.broker %q: want scheme://host:port, e.g. ssl://broker.example:8883", s.Broker)
+	}
+	secure := false
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "tcps":
+		secure = true
+	case "tcp", "mqtt":
+	default:
+		return fmt.Errorf("sync.broker %q: scheme %q: want ssl, tls, mqtts or tcp", s.Broker, u.Scheme)
+	}
+	if !secure && !s.AllowInsecure && !loopbackHost(u.Hostname()) {
+		return fmt.Errorf("sync.broker %q: plain TCP to a host that is not loopback; use ssl:// with a client certificate, or set sync.allow_insecure: true", s.Broker)
+	}
+	t := s.TLS
+	if (t.Cert == "") != (t.Key == "") {
+		return errors.New("sync.tls: cert and key go together; give both or neither")
+	}
+	if !secure && (t.CA != "" || t.Cert != "") {
+		return fmt.Errorf("sync.tls: set, but sync.broker %q is plain TCP; use ssl://", s.Broker)
+	}
+	for _, f := range []struct{ field, path string }{{"sync.tls.ca", t.CA}, {"sync.tls.cert", t.Cert}, {"sync.tls.key", t.Key}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.field, err)
+		}
+	}
+	switch {
+	case s.MaxPayload < 0 || (s.MaxPayload > 0 && s.MaxPayload < 1024) || s.MaxPayload > 256<<20:
+		return fmt.Errorf("sync.max_payload %d: want 0 (128 KiB) or 1024 to 268435456 bytes", s.MaxPayload)
+	case s.Window < 0 || s.Window > 1024:
+		return fmt.Errorf("sync.window %d: want 0 (default) to 1024", s.Window)
+	case s.AckTimeout < 0 || s.ReconnectMin < 0 || s.ReconnectMax < 0 || s.ConnectTimeout < 0 || s.KeepAlive < 0:
+		return errors.New("sync: durations must not be negative")
+	case s.ReconnectMax > 0 && s.ReconnectMax < s.ReconnectMin:
+		return fmt.Errorf("sync.reconnect_max %v: below reconnect_min %v", s.ReconnectMax, s.ReconnectMin)
+	case s.MaxBytesPerSecond < 0:
+		return fmt.Errorf("sync.max_bytes_per_second %d: must not be negative", s.MaxBytesPerSecond)
+	}
+	c := s.Commands
+	if c.Enabled {
+		if len(c.TrustedKeys) == 0 {
+			return errors.New("sync.commands.trusted_keys: empty; commands need at least one operator public key (vigil-fleet keygen writes one)")
+		}
+		for i, p := range c.TrustedKeys {
+			if _, err := readPublicKey(p); err != nil {
+				return fmt.Errorf("sync.commands.trusted_keys[%d]: %w", i, err)
+			}
+		}
+	}
+	if c.MaxSkew < 0 || c.MaxLifetime < 0 || c.Timeout < 0 {
+		return errors.New("sync.commands: durations must not be negative")
+	}
+	return nil
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// tlsConfig builds the link's TLS configuration, or nil for plain TCP.
+func (s *SyncConfig) tlsConfig() (*tls.Config, error) {
+	u, err := url.Parse(s.Broker)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "tcps":
+	default:
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLS.ServerName}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	if s.TLS.CA != "" {
+		pem, err := os.ReadFile(s.TLS.CA)
+		if err != nil {
+			return nil, fmt.Errorf("sync.tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sync.tls.ca %s: no PEM certificate in it", s.TLS.CA)
+		}
+		cfg.RootCAs = pool
+	}
+	if s.TLS.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(s.TLS.Cert, s.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("sync.tls.cert/key (%s, %s): %w", s.TLS.Cert, s.TLS.Key, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
