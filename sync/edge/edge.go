@@ -266,7 +266,9 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		syncLink:  make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
-	u.packer = batch.Packer{Vehicle: cfg.Vehicle, Boot: cfg.Boot, Compression: batch.Flate, MaxPayload: cfg.MaxPayload}
+	// Batches carry the store's incarnation id, so that the cloud tells a
+	// fresh store's records from an earlier one's with the same seqs.
+	u.packer = batch.Packer{Vehicle: cfg.Vehicle, Store: outbox.StoreID(), Boot: cfg.Boot, Compression: batch.Flate, MaxPayload: cfg.MaxPayload}
 	if cfg.UseNone {
 		u.packer.Compression = batch.None
 	}
@@ -507,6 +509,12 @@ func (u *Uploader) onAck(_ mqtt.Client, m mqtt.Message) {
 		return
 	}
 	if a.Status != batch.StatusRejected && a.Vehicle != u.cfg.Vehicle {
+		u.ignored.Add(1)
+		return
+	}
+	if a.Store != 0 && a.Store != u.packer.Store {
+		// An ack meant for an earlier incarnation of this vehicle's store
+		// (moved aside as unreadable): its ranges are not ours.
 		u.ignored.Add(1)
 		return
 	}

@@ -304,7 +304,7 @@ func (in *Ingester) onMessage(c mqtt.Client, m mqtt.Message) {
 	if h, ok := peekHeader(m.Payload()); ok && KindOf(h.Stream) != kind {
 		in.wrongTopic.Add(1)
 		err = fmt.Errorf("%w: a batch of stream %q arrived on the %s topic; it goes on %s", sink.ErrRejected, h.Stream, kind, KindOf(h.Stream))
-		ack = batch.Ack{Vehicle: h.Vehicle, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq,
+		ack = batch.Ack{Vehicle: h.Vehicle, Store: h.Store, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq,
 			Status: batch.StatusRejected, Reason: err.Error()}
 	} else {
 		ack, err = in.sink.Ingest(vehicle, m.Payload())

@@ -45,7 +45,7 @@ func TestKindOf(t *testing.T) {
 
 func TestPeekHeader(t *testing.T) {
 	recs := []batch.Record{{Seq: 7, Kind: storage.KindData, Payload: []byte("hello")}, {Seq: 8, Kind: storage.KindData, Payload: []byte("world")}}
-	raw, err := batch.Encode(batch.Header{Vehicle: "veh-1", Stream: storage.StreamLogs, Boot: 3, Compression: batch.Flate}, recs)
+	raw, err := batch.Encode(batch.Header{Vehicle: "veh-1", Stream: storage.StreamLogs, Store: 7, Boot: 3, Compression: batch.Flate}, recs)
 	if err != nil {
 		t.Fatal(err)
 	}

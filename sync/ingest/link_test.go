@@ -25,7 +25,7 @@ func encode(t *testing.T, vehicle, stream string, first uint64, n int) []byte {
 	for i := range n {
 		recs = append(recs, batch.Record{Seq: first + uint64(i), Kind: storage.KindData, Boot: 1, Payload: []byte(stream + " payload")})
 	}
-	raw, err := batch.Encode(batch.Header{Vehicle: vehicle, Stream: stream, Boot: 1, Compression: batch.Flate}, recs)
+	raw, err := batch.Encode(batch.Header{Vehicle: vehicle, Stream: stream, Store: 7, Boot: 1, Compression: batch.Flate}, recs)
 	if err != nil {
 		t.Fatal(err)
 	}
