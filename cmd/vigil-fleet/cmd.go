@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigil-av/vigil/sync/cmdlink"
+	"github.com/vigil-av/vigil/sync/command"
+)
+
+var knownCommands = []command.Command{command.Status, command.Policy, command.Failover, command.Clear, command.LogLevel, command.SyncNow}
+
+func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) error {
+	b := addBrokerFlags(fs)
+	keyDef := os.Getenv("VIGIL_FLEET_KEY")
+	keyFile := fs.String("key", keyDef, "the operator's private signing key file, as keygen writes it (default $VIGIL_FLEET_KEY); required")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the broker, and then for the responses")
+	ttl := fs.Duration("ttl", cmdlink.DefaultTTL, "how long the signed command stays valid (vehicles refuse more than their max_lifetime, 1h by default)")
+	id := fs.String("id", "", "the correlation id (default: random)")
+	statusWait := fs.Duration("status-wait", time.Second, "for all: how long to collect the retained statuses that say which vehicles are online")
+	asJSON := fs.Bool("json", false, "print the responses as one JSON document")
+	return func(ctx context.Context, args []string) error {
+		if len(args) < 2 {
+			return errors.New("cmd: want <vehicle|all> <command> [name=value ...]")
+		}
+		target, name := args[0], command.Command(args[1])
+		if target != command.TargetAll && !cmdlink.ValidVehicle(target) {
+			return fmt.Errorf("cmd: target %q: want a vehicle id (letters, digits, '-', '_', '.') or all", target)
+		}
+		if !name.Known() {
+			return fmt.Errorf("cmd: unknown command %q; want one of %s", name, commandNames())
+		}
+		cargs, err := parseArgs(args[2:])
+		if err != nil {
+			return err
+		}
+		if *keyFile == "" {
+			return errors.New("cmd: --key is required: the private key file keygen wrote")
+		}
+		if *timeout <= 0 || *ttl <= 0 || *statusWait < 0 {
+			return errors.New("cmd: --timeout and --ttl must be positive, --status-wait not negative")
+		}
+		priv, err := cmdlink.ReadPrivateKey(*keyFile)
+		if err != nil {
+			return fmt.Errorf("cmd: --key: %w", err)
+		}
+		tlsCfg, err := b.check()
+		if err != nil {
+			return fmt.Errorf("cmd: %w", err)
+		}
+		dctx, cancel := context.WithTimeout(ctx, *timeout)
+		s, err := cmdlink.Dial(dctx, cmdlink.SenderConfig{Broker: b.url, ClientID: b.clientID, TLS: tlsCfg})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cmd: %w", err)
+		}
+		defer s.Close()
+
+		var wait []string
+		if target == command.TargetAll {
+			vctx, cancel := context.WithTimeout(ctx, *timeout)
+			vs, err := s.Vehicles(vctx, *statusWait)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("cmd: vehicles: %w", err)
+			}
+			wait = cmdlink.Online(vs)
+			if len(wait) == 0 {
+				fmt.Fprintf(g.stderr, "no vehicle reports online; collecting responses for %v\n", *timeout)
+			} else {
+				fmt.Fprintf(g.stderr, "waiting for the %d vehicles online: %s\n", len(wait), strings.Join(wait, ", "))
+			}
+		}
+		now := time.Now()
+		env := command.Envelope{IssuedAt: now, Expires: now.Add(*ttl), Target: target, Command: name, Args: cargs, CorrelationID: *id}
+		if env.CorrelationID == "" {
+			env.CorrelationID = cmdlink.NewCorrelationID()
+		}
+		fmt.Fprintf(g.stderr, "sending %s to %s (correlation id %s, key %s, valid until %s)\n", name, target,
+			env.CorrelationID, command.KeyIDOf(priv.Public().(ed25519.PublicKey)), env.Expires.UTC().Format(time.RFC3339))
+		sctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		res, err := s.Send(sctx, env, priv, wait...)
+		if err != nil {
+			return fmt.Errorf("cmd: %w", err)
+		}
+		if *asJSON {
+			err = printResultJSON(g.stdout, res)
+		} else {
+			err = printResult(g.stdout, res)
+		}
+		if err != nil {
+			return err
+		}
+		return verdict(res, *timeout)
+	}
+}
+
+func commandNames() string {
+	var s []string
+	for _, c := range knownCommands {
+		s = append(s, string(c))
+	}
+	return strings.Join(s, ", ")
+}
+
+// parseArgs parses name=value arguments.
+func parseArgs(args []string) (map[string]string, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("cmd: argument %q: want name=value, e.g. policy=warm", a)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("cmd: argument %s given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func printResult(w io.Writer, res cmdlink.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VEHICLE\tCODE\tMESSAGE\tRESULT")
+	for _, r := range sortedReplies(res) {
+		msg := r.Response.Message
+		if msg == "" {
+			msg = "-"
+		}
+		result := string(r.Response.Result)
+		if result == "" {
+			result = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Vehicle, r.Response.Code, oneLine(msg), oneLine(result))
+	}
+	for _, v := range res.Missing {
+		fmt.Fprintf(tw, "%s\t(no response)\t-\t-\n", v)
+	}
+	return tw.Flush()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func sortedReplies(res cmdlink.Result) []cmdlink.Reply {
+	out := append([]cmdlink.Reply(nil), res.Replies...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Vehicle < out[j].Vehicle })
+	return out
+}
+
+type replyJSON struct {
+	Vehicle string          `json:"vehicle"`
+	OK      bool            `json:"ok"`
+	Code    command.Code    `json:"code"`
+	Message string          `json:"message,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+}
+
+func printResultJSON(w io.Writer, res cmdlink.Result) error {
+	doc := struct {
+		CorrelationID string          `json:"correlation_id"`
+		Target        string          `json:"target"`
+		Command       command.Command `json:"command"`
+		KeyID         string          `json:"key_id"`
+		Replies       []replyJSON     `json:"replies"`
+		Missing       []string        `json:"missing"`
+	}{CorrelationID: res.CorrelationID, Target: res.Envelope.Target, Command: res.Envelope.Command, KeyID: res.Envelope.KeyID,
+		Replies: []replyJSON{}, Missing: res.Missing}
+	if doc.Missing == nil {
+		doc.Missing = []string{}
+	}
+	for _, r := range sortedReplies(res) {
+		doc.Replies = append(doc.Replies, replyJSON{r.Vehicle, r.Response.OK, r.Response.Code, r.Response.Message, r.Response.Result})
+	}
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(doc)
+}
+
+// verdict is the exit status: an error unless every vehicle waited for
+// answered ok and at least one answered.
+func verdict(res cmdlink.Result, timeout time.Duration) error {
+	if len(res.Replies) == 0 {
+		return fmt.Errorf("cmd: no response within %v", timeout)
+	}
+	notOK := 0
+	for _, r := range res.Replies {
+		if !r.Response.OK {
+			notOK++
+		}
+	}
+	var parts []string
+	if notOK > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d responses not ok", notOK, len(res.Replies)))
+	}
+	if len(res.Missing) > 0 {
+		parts = append(parts, fmt.Sprintf("no response from %s within %v", strings.Join(res.Missing, ", "), timeout))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return errors.New("cmd: " + strings.Join(parts, "; "))
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/vigil-av/vigil/sync/ingest"
+	"github.com/vigil-av/vigil/sync/sink"
+)
+
+func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) error {
+	b := addBrokerFlags(fs)
+	dir := fs.String("sink", "", "the sink directory (created if missing); required")
+	group := fs.String("group", "vigil-ingest", "shared-subscription group: replicas in one group split the fleet's batches")
+	progress := fs.Duration("progress", 10*time.Second, "how often to log the counts when they changed (0: never)")
+	verbose := fs.Bool("verbose", false, "log at debug level")
+	asJSON := fs.Bool("json", false, "print the final report as JSON")
+	return func(ctx context.Context, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("ingest: unexpected arguments %q", args)
+		}
+		if *dir == "" {
+			return errors.New("ingest: --sink is required: the directory the batches are stored in")
+		}
+		if *progress < 0 {
+			return errors.New("ingest: --progress must not be negative")
+		}
+		tlsCfg, err := b.check()
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		s, err := sink.Open(*dir, sink.Options{})
+		if err != nil {
+			return fmt.Errorf("ingest: --sink %s: %w", *dir, err)
+		}
+		log := newLogger(g.stderr, *verbose)
+		defer log.Sync() //nolint:errcheck
+		in, err := ingest.New(ingest.Config{Broker: b.url, ClientID: b.clientID, Group: *group, TLS: tlsCfg}, s, log)
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		log.Info("ingesting", zap.String("broker", b.url), zap.Bool("tls", tlsCfg != nil), zap.String("group", *group), zap.String("sink", *dir))
+		in.Start()
+		var tick <-chan time.Time
+		if *progress > 0 {
+			t := time.NewTicker(*progress)
+			defer t.Stop()
+			tick = t.C
+		}
+		var last ingest.Stats
+		for done := false; !done; {
+			select {
+			case <-ctx.Done():
+				done = true
+			case <-tick:
+				if st := in.Stats(); st != last {
+					last = st
+					logStats(log, "progress", st)
+				}
+			}
+		}
+		log.Info("stopping")
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cerr := in.Close(cctx)
+		logStats(log, "stopped", in.Stats())
+		if err := printReport(g.stdout, s.Report(), *asJSON); err != nil {
+			return err
+		}
+		if cerr != nil {
+			return fmt.Errorf("ingest: %w", cerr)
+		}
+		return nil
+	}
+}
+
+func logStats(log *zap.Logger, msg string, st ingest.Stats) {
+	log.Info(msg, zap.Bool("subscribed", st.Subscribed), zap.Uint64("received", st.Received), zap.Uint64("stored", st.Stored),
+		zap.Uint64("duplicate", st.Duplicate), zap.Uint64("rejected", st.Rejected), zap.Uint64("failed", st.Failed),
+		zap.Uint64("ack_errors", st.AckErrors), zap.Uint64("bad_topic", st.BadTopic), zap.Uint64("connects", st.Connects))
+}
+
+func newLogger(w io.Writer, verbose bool) *zap.Logger {
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	ec.EncodeLevel = zapcore.CapitalLevelEncoder
+	lvl := zap.InfoLevel
+	if verbose {
+		lvl = zap.DebugLevel
+	}
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(ec), zapcore.Lock(zapcore.AddSync(w)), lvl))
+}

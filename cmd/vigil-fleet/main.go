@@ -1,0 +1,160 @@
+// Command vigil-fleet is the fleet operator's command line: signing keys,
+// signed commands to vehicles over MQTT with their responses, the
+// vehicles' retained status, and the cloud side of the telemetry link
+// (the ingester into a sink directory, and the sink's report). The
+// protocol is described in docs/fleet.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+type subcommand struct {
+	name, args, summary string
+	// setup defines the subcommand's flags on fs and returns what runs
+	// it with the positional arguments once they are parsed.
+	setup func(g *globals, fs *flag.FlagSet) func(ctx context.Context, args []string) error
+}
+
+var subcommands = []subcommand{
+	{"keygen", "--out <dir|prefix>",
+		"Make an ed25519 signing key pair: <prefix>.key (private, mode 0600) and <prefix>.pub (public, for the vehicles' sync.commands.trusted_keys); a directory gets fleet.key and fleet.pub. Prints the key id. Never overwrites a key.",
+		setupKeygen},
+	{"cmd", "[flags] --key <private key> <vehicle|all> <command> [name=value ...]",
+		"Sign a command, send it to one vehicle (or to all on the fleet topic), wait for the responses and print them. Exits non-zero when any response is not ok, a vehicle waited for did not answer, or none answered. Commands: status; policy policy=<hot|warm|cold>; failover backend=<primary|shadow|degraded>; clear backend=<...>; log-level level=<debug|info|warn|error>; sync-now. policy, failover and clear are refused while the vehicle moves.",
+		setupCmd},
+	{"vehicles", "[flags]",
+		"List the vehicles whose status the broker retains (online, or offline when their last will fired or they closed).",
+		setupVehicles},
+	{"ingest", "--sink <dir> [flags]",
+		"Run the cloud ingester: take every vehicle's telemetry and logs batches from the broker (shared subscription) into the sink directory and acknowledge them, until SIGINT or SIGTERM; then print the sink's report.",
+		setupIngest},
+	{"report", "--sink <dir> [--json]",
+		"Print what a sink directory holds, per vehicle, store and stream: high-water mark, complete-through, records, gaps reported by the vehicle, evicted and missing ranges.",
+		setupReport},
+}
+
+type globals struct {
+	stdout, stderr io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigil-fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer, g *globals) {
+	fmt.Fprintln(w, "usage: vigil-fleet <command> [flags] [args]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The fleet operator's tool: signed commands to vehicles over MQTT, and the cloud end of")
+	fmt.Fprintln(w, "the telemetry link. Flags may come before or after the arguments. The protocol and")
+	fmt.Fprintln(w, "examples are in docs/fleet.md.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range subcommands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.args)
+	}
+	for _, c := range subcommands {
+		fmt.Fprintf(w, "\nvigil-fleet %s %s\n", c.name, c.args)
+		fmt.Fprintln(w, indent(wrap(c.summary, 76), "  "))
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		c.setup(g, fs)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The broker is --broker, else $VIGIL_BROKER, else tcp://localhost:1883. Use ssl://host:8883")
+	fmt.Fprintln(w, "with --tls-ca, --tls-cert and --tls-key for the mutually authenticated link.")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g := &globals{stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		usage(stderr, g)
+		return errors.New("no command given")
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		usage(stdout, g)
+		return nil
+	}
+	for _, c := range subcommands {
+		if c.name != name {
+			continue
+		}
+		fs := flag.NewFlagSet("vigil-fleet "+name, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "usage: vigil-fleet %s %s\n\n%s\n\n", name, c.args, wrap(c.summary, 78))
+			fs.PrintDefaults()
+		}
+		runner := c.setup(g, fs)
+		pos, err := parseInterleaved(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		return runner(ctx, pos)
+	}
+	usage(stderr, g)
+	return fmt.Errorf("unknown command %q", name)
+}
+
+// parseInterleaved parses flags wherever they stand among the positional
+// arguments; everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return pos, nil
+		}
+		consumed := len(rest) - len(left)
+		if consumed > 0 && rest[consumed-1] == "--" {
+			return append(pos, left...), nil
+		}
+		pos = append(pos, left[0])
+		rest = left[1:]
+	}
+}
+
+func wrap(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(s) {
+		if n > 0 && n+1+len(w) > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if n > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
