@@ -298,12 +298,12 @@ func TestCmdAllOverMutualTLS(t *testing.T) {
 	op := pki.Client("fleet")
 	tlsArgs := []string{"--broker", b.URL(), "--tls-ca", pki.CAFile, "--tls-cert", op.CertFile, "--tls-key", op.KeyFile}
 
-	out, stderr, err := fleet(t, append(append([]string{"vehicles"}, tlsArgs...), "--wait", "500ms")...)
+	out, stderr, err := fleet(t, append(append([]string{"vehicles"}, tlsArgs...), "--wait", "1500ms")...)
 	if err != nil || !strings.Contains(out, "veh-1") || !strings.Contains(out, "veh-3") || !strings.Contains(out, "3 vehicles, 2 online") {
 		t.Errorf("vehicles: %v\n%s%s", err, out, stderr)
 	}
 
-	args := append(append([]string{"cmd"}, tlsArgs...), "--key", key+".key", "--status-wait", "500ms", "all", "sync-now")
+	args := append(append([]string{"cmd"}, tlsArgs...), "--key", key+".key", "--status-wait", "1500ms", "all", "sync-now")
 	out, stderr, err = fleet(t, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s%s", err, out, stderr)
@@ -322,8 +322,8 @@ func TestCmdAllOverMutualTLS(t *testing.T) {
 	if err := mqtttest.Publish(c4, cmdlink.StatusTopic("veh-4"), []byte("online"), true); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = fleet(t, append(args, "--timeout", "2s")...)
-	if err == nil || !strings.Contains(err.Error(), "no response from veh-4 within 2s") || !strings.Contains(out, "veh-4") {
+	out, _, err = fleet(t, append(args, "--timeout", "5s")...)
+	if err == nil || !strings.Contains(err.Error(), "no response from veh-4 within 5s") || !strings.Contains(out, "veh-4") {
 		t.Errorf("silent vehicle: %v\n%s", err, out)
 	}
 

@@ -451,7 +451,7 @@ func TestTargetAll(t *testing.T) {
 	}
 
 	// Waiting for nobody in particular: collects until the context ends.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	res, err = s.Send(ctx, command.Envelope{Target: command.TargetAll, Command: command.Status}, k.priv)
 	if err != nil || len(res.Replies) != 2 || len(res.Missing) != 0 || !res.OK() {
@@ -466,7 +466,7 @@ func TestVehicles(t *testing.T) {
 	publishRetained(t, raw, cmdlink.StatusTopic("veh-b"), cmdlink.StatusOffline)
 	publishRetained(t, raw, "vigil/v1/fleet/status", "not a vehicle")
 	s := dialSender(t, b.URL())
-	vs, err := s.Vehicles(waitCtx(t), 500*time.Millisecond)
+	vs, err := s.Vehicles(waitCtx(t), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (u *unit) send(t *testing.T, env command.Envelope) command.Envelope {
 }
 
 func TestExecutorOutcomes(t *testing.T) {
-	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = 300 * time.Millisecond; c.MaxResponse = 4 << 10 })
+	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = time.Second; c.MaxResponse = 4 << 10 })
 	u.r.Start()
 	cases := []struct {
 		fail, big string
@@ -64,7 +64,7 @@ func TestExecutorOutcomes(t *testing.T) {
 		{"bad", "", command.CodeBadArgs, "argument fail=bad is bad"},
 		{"yes", "", command.CodeFailed, "backend busy"},
 		{"panic", "", command.CodeFailed, "executor bug"},
-		{"ctx", "", command.CodeFailed, "timed out after 300ms"},
+		{"ctx", "", command.CodeFailed, "timed out after 1s"},
 		{"notjson", "", command.CodeFailed, "not JSON"},
 		{"", "8000", command.CodeFailed, "does not fit in a response"},
 		{"", "100", command.CodeOK, ""},
@@ -100,7 +100,7 @@ func TestExecutorOutcomes(t *testing.T) {
 // A command whose executor ignores its context is answered at the
 // timeout, and the next waits until the executor has returned.
 func TestExecTimeoutAnswersAndSerialises(t *testing.T) {
-	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = 200 * time.Millisecond })
+	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = time.Second })
 	u.r.Start()
 	first := u.send(t, envelope("veh-1", command.Status, map[string]string{"fail": "block"}))
 	p := u.pub.next(t)
