@@ -13,12 +13,13 @@ RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/... ./storage/... .
 # Set by .ci/run: tests that would skip for a missing dependency fail instead.
 export VIGIL_REQUIRE_DEPS
 
-.PHONY: all build deps tools ort models test test-race vet fmt-check bench fuzz demo clean help
+.PHONY: all build deps tools ort models test test-race vet fmt-check bench fuzz demo fleet-demo clean help
 
 all: build
 
 help:
 	@echo "make demo     start vigild with the demo models and drive it with vigil-sim for a minute"
+	@echo "make fleet-demo  a broker, vigild with the cloud link, the ingester, and signed fleet commands"
 	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
 	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"
 	@echo "make bench    vigil-bench inference --quick"
@@ -30,6 +31,11 @@ build:
 
 demo: deps build
 	scripts/demo.sh
+
+# fleet-demo: the README's operator walk-through — a broker, vigild with the
+# cloud link, vigil-fleet ingest, and signed commands the vehicle carries out.
+fleet-demo: deps build
+	scripts/fleet-demo.sh
 
 # tools: what a fresh Debian machine lacks for `make deps` and the tests:
 # npm (to fetch ONNX Runtime), Mosquitto (the broker the sync tests run) and
@@ -69,6 +75,9 @@ test: deps fmt-check vet
 	$(GO) test -count=1 -p 1 -race $(RACE_PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./agent/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/batch/
+	# The README's operator walk-through, end to end (about 15 s).
+	$(GO) build -o build/bin/ ./cmd/...
+	scripts/fleet-demo.sh
 
 bench: deps
 	$(GO) run ./cmd/vigil-bench inference --quick
