@@ -27,6 +27,7 @@ var suites = []suite{
 	{"storage", "telemetry ingest through the storage package (group commit) vs raw Badger WriteBatch + one Sync", runStorage},
 	{"failover", "the three models through the router and watchdog at a frame rate, with faults injected on a schedule", runFailover},
 	{"socket", "a frame through the socket protocol and a trivial handler vs a bare Unix-socket echo; request rate", runSocket},
+	{"sync", "an offline backlog drained over MQTT by the edge uploader into ingester and sink vs bare QoS 1 publishes of the same batches", runSync},
 }
 
 func usage(w io.Writer) {

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/sink"
+)
+
+// needMosquitto skips the test without the broker, unless
+// VIGIL_REQUIRE_DEPS=1, as sync/mqtttest does.
+func needMosquitto(t *testing.T) {
+	t.Helper()
+	if _, err := findMosquitto(""); err != nil {
+		if os.Getenv("VIGIL_REQUIRE_DEPS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+}
+
+func TestSyncSuite(t *testing.T) {
+	needMosquitto(t)
+	var out, errb bytes.Buffer
+	args := []string{"sync", "--records", "3000", "--rounds", "2", "--live-rate", "200", "--dir", t.TempDir()}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	re := regexp.MustCompile(`^RESULT suite=sync records=([0-9]+) drain_records_per_s=([0-9]+) ratio_vs_raw=([0-9]+\.[0-9]{3}) live_p99_ms_during_drain=([0-9]+\.[0-9])$`)
+	m := re.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
+	}
+	if m[1] != "3000" {
+		t.Errorf("records=%s, want 3000", m[1])
+	}
+	for i, name := range []string{"drain_records_per_s", "ratio_vs_raw", "live_p99_ms_during_drain"} {
+		v, err := strconv.ParseFloat(m[i+2], 64)
+		if err != nil || v < 0 || (i < 2 && v == 0) {
+			t.Errorf("%s=%s: want a positive number", name, m[i+2])
+		}
+	}
+	// Each round drains the 3000 summaries and the store's opening notice,
+	// and its sink holds them (and the live records) once.
+	if n := strings.Count(out.String(), ": 3001 records in "); n != 2 {
+		t.Errorf("%d rounds report a backlog of 3001 records, want 2\n%s", n, out.String())
+	}
+	if n := strings.Count(out.String(), "records, each once"); n != 2 {
+		t.Errorf("%d rounds checked the sink, want 2\n%s", n, out.String())
+	}
+	if !regexp.MustCompile(`(?m)^totals: batches [0-9]+ \([0-9.]+ MB packed\) of backlog, [0-9]+ sent by the uploader \(backlog and live\), resends [0-9]+, duplicates [0-9]+`).MatchString(out.String()) {
+		t.Errorf("no totals line with batches, bytes, resends and duplicates:\n%s", out.String())
+	}
+}
+
+func TestSyncFlagErrors(t *testing.T) {
+	cases := map[string][]string{
+		"--records":           {"sync", "--records", "0"},
+		"--rounds":            {"sync", "--rounds", "0"},
+		"--window":            {"sync", "--window", "-1"},
+		"--max-payload":       {"sync", "--max-payload", "-1"},
+		"--live-rate":         {"sync", "--live-rate", "0"},
+		"--live-stream":       {"sync", "--live-stream", "nope"},
+		"--timeout":           {"sync", "--timeout", "0s"},
+		"unexpected argument": {"sync", "extra"},
+		"--mosquitto":         {"sync", "--mosquitto", "/nonexistent/mosquitto"},
+	}
+	for want, args := range cases {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), args, &out, &errb); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want an error mentioning %q", args, err, want)
+		}
+	}
+}
+
+// TestCheckSinkCatchesDuplicates feeds a sink directly (no broker) and
+// checks that the suite's verification passes on a clean sink and fails
+// on a record stored twice, which the sink's own reads would hide.
+func TestCheckSinkCatchesDuplicates(t *testing.T) {
+	const vehicle = "veh-check"
+	dir := t.TempDir()
+	store, targets, err := fillStore(context.Background(), filepath.Join(dir, "store"), 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(context.Background())
+	sinkDir := filepath.Join(dir, "sink")
+	sk, err := sink.Open(sinkDir, sink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := packingSource(store, batch.Packer{Vehicle: vehicle, Store: store.ID(), Boot: store.Boot(), Compression: batch.Flate, MaxPayload: 1024})
+	for {
+		b, err := next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b == nil {
+			break
+		}
+		if _, err := sk.Ingest(vehicle, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, last := range targets {
+		if err := store.Ack(name, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := checkSink(sk, sinkDir, vehicle, store, storage.StreamInference, nil)
+	if err != nil || n != 51 {
+		t.Fatalf("clean sink: %d records checked, %v; want 51, nil", n, err)
+	}
+
+	recs, err := store.Read(storage.StreamInference, 1, 2, 1<<20)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("Read: %d records, %v", len(recs), err)
+	}
+	dup, err := batch.Encode(batch.Header{Vehicle: vehicle, Store: store.ID(), Stream: storage.StreamInference, Boot: store.Boot(), Compression: batch.Flate}, batch.FromStorage(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("%020d-%020d.batch", recs[0].Seq, recs[1].Seq)
+	if err := os.WriteFile(filepath.Join(sinkDir, vehicle, fmt.Sprintf("%016x", store.ID()), storage.StreamInference, name), dup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkSink(sk, sinkDir, vehicle, store, storage.StreamInference, nil); err == nil || !strings.Contains(err.Error(), "more than once") {
+		t.Fatalf("sink with seq 2 and 3 stored twice: %v, want an error saying so", err)
+	}
+}
