@@ -42,8 +42,19 @@ type Config struct {
 	// flate-compressed (when that shrinks them).
 	UseNone bool
 	// Window is how many unacknowledged batches each stream may have in
-	// flight; 0 means 4.
+	// flight; 0 means 4. While a stream drains a backlog that was there
+	// when the link came up, LiveWindow of them are kept for its live
+	// lane (records appended since), the rest for the backlog.
 	Window int
+	// LiveWindow is the part of Window reserved for the live lane; 0
+	// means a quarter of Window, at least 1. Negative, or a Window of 1,
+	// turns the live lane off: records then wait behind the backlog.
+	LiveWindow int
+	// MaxBytesPerSecond caps the published payload bytes (a token bucket
+	// holding up to one MaxPayload); 0 means no cap. Batches wait for
+	// their bytes, live lanes first; Publish's messages are counted but
+	// never wait.
+	MaxBytesPerSecond int
 	// AckTimeout is how long a batch waits for its ack before it is sent
 	// again; 0 means 10 s.
 	AckTimeout time.Duration
@@ -99,6 +110,17 @@ func (c *Config) defaults() error {
 	}
 	if c.Window <= 0 {
 		c.Window = 4
+	}
+	switch {
+	case c.LiveWindow < 0 || c.Window < 2:
+		c.LiveWindow = 0
+	case c.LiveWindow == 0:
+		c.LiveWindow = max(1, c.Window/4)
+	case c.LiveWindow >= c.Window:
+		c.LiveWindow = c.Window - 1
+	}
+	if c.MaxBytesPerSecond < 0 {
+		return fmt.Errorf("edge: negative MaxBytesPerSecond %d", c.MaxBytesPerSecond)
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
@@ -181,9 +203,11 @@ type StreamStats struct {
 	Cursor   uint64 // acknowledged through
 	InFlight int    // batches sent and not yet acknowledged
 	Sent     uint64 // batches sent the first time
+	LiveSent uint64 // of Sent, by the live lane ahead of the backlog
 	Acked    uint64 // batches acknowledged (stored or duplicate)
 	Resent   uint64 // batches sent again after a timeout or a reconnect
 	Rejected uint64 // rejections received
+	Bytes    uint64 // payload bytes published (sent and resent)
 	// LastError is the last error reading, packing or acknowledging the
 	// stream, or the last rejection's reason; empty once it recovers.
 	LastError string
@@ -195,24 +219,6 @@ type Stats struct {
 	Connects   uint64 // successful connections
 	Streams    []StreamStats
 	AcksIgnore uint64 // acks that matched no batch in flight
-}
-
-type inflight struct {
-	topic       string
-	first, last uint64
-	payload     []byte
-	sentAt      time.Time // zero: to send (again) when connected
-	acked       bool
-	everSent    bool
-}
-
-type streamState struct {
-	name     string
-	cursor   uint64
-	next     uint64 // records after it are not in flight yet
-	inflight []*inflight
-	stats    StreamStats
-	stalled  bool // the next record fits in no batch
 }
 
 // Uploader drains an outbox to the broker. Start it, then Close it.
@@ -241,6 +247,8 @@ type Uploader struct {
 	connects atomic.Uint64
 	ignored  atomic.Uint64
 
+	rate *bucket // nil: no cap
+
 	mu      sync.Mutex // guards streams' stats snapshot
 	streams []StreamStats
 	backlog bool
@@ -265,6 +273,9 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		syncPump:  make(chan struct{}, 1),
 		syncLink:  make(chan struct{}, 1),
 		stop:      make(chan struct{}),
+	}
+	if cfg.MaxBytesPerSecond > 0 {
+		u.rate = newBucket(cfg.MaxBytesPerSecond, cfg.MaxPayload, time.Now())
 	}
 	// Batches carry the store's incarnation id, so that the cloud tells a
 	// fresh store's records from an earlier one's with the same seqs.
@@ -348,6 +359,9 @@ func (u *Uploader) Publish(topic string, payload []byte, retained bool, timeout 
 	u.linkMu.Unlock()
 	if down == nil || u.stopped() {
 		return fmt.Errorf("edge: publish %s: %w", topic, ErrOffline)
+	}
+	if u.rate != nil {
+		u.rate.force(len(payload), time.Now())
 	}
 	t := u.client.Publish(topic, 1, retained, payload)
 	timer := time.NewTimer(timeout)
@@ -590,225 +604,4 @@ func (u *Uploader) backoff(wait time.Duration) bool {
 		return false
 	}
 	return true
-}
-
-// pump is the drain loop: it owns the per-stream state.
-func (u *Uploader) pump() {
-	defer u.wg.Done()
-	var streams []*streamState
-	for _, name := range u.outbox.Streams() {
-		c, err := u.outbox.Cursor(name)
-		st := &streamState{name: name, cursor: c, next: c}
-		st.stats.Stream = name
-		if err != nil {
-			st.stats.LastError = err.Error()
-		}
-		streams = append(streams, st)
-	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var epoch uint64
-	for {
-		durable := u.outbox.DurableChanged()
-		if e := u.epoch.Load(); e != epoch && u.online.Load() {
-			// A new connection: everything in flight goes again.
-			epoch = e
-			for _, st := range streams {
-				for _, b := range st.inflight {
-					b.sentAt = time.Time{}
-				}
-			}
-		}
-		wake := u.step(streams)
-		u.publishStats(streams)
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wake)
-		select {
-		case <-u.stop:
-			return
-		case <-durable:
-		case <-timer.C:
-		case <-u.connected:
-		case <-u.syncPump:
-			if u.online.Load() {
-				for _, st := range streams {
-					for _, b := range st.inflight {
-						if !b.acked {
-							b.sentAt = time.Time{}
-						}
-					}
-				}
-			}
-		case a := <-u.acks:
-			u.applyAck(streams, a)
-			// Take whatever else has arrived before stepping.
-			for more := true; more; {
-				select {
-				case a := <-u.acks:
-					u.applyAck(streams, a)
-				default:
-					more = false
-				}
-			}
-		}
-	}
-}
-
-func (u *Uploader) applyAck(streams []*streamState, a batch.Ack) {
-	if a.Status == batch.StatusRejected {
-		for _, st := range streams {
-			if st.name == a.Stream {
-				st.stats.Rejected++
-				st.stats.LastError = "rejected: " + a.Reason
-			}
-		}
-		u.log.Error("batch rejected by the ingester", zap.String("stream", a.Stream),
-			zap.Uint64("first", a.FirstSeq), zap.Uint64("last", a.LastSeq), zap.String("reason", a.Reason))
-		return
-	}
-	matched := false
-	for _, st := range streams {
-		if st.name != a.Stream {
-			continue
-		}
-		for _, b := range st.inflight {
-			if !b.acked && b.first >= a.FirstSeq && b.last <= a.LastSeq {
-				b.acked = true
-				matched = true
-				st.stats.Acked++
-			}
-		}
-	}
-	if !matched {
-		u.ignored.Add(1)
-	}
-}
-
-// step advances cursors, resends what timed out and fills the windows.
-// It returns how long to sleep at most before the next step.
-func (u *Uploader) step(streams []*streamState) time.Duration {
-	wake := time.Hour
-	now := time.Now()
-	online := u.online.Load()
-	for _, st := range streams {
-		// Advance the cursor through the acknowledged prefix.
-		through := st.cursor
-		n := 0
-		for n < len(st.inflight) && st.inflight[n].acked {
-			through = st.inflight[n].last
-			n++
-		}
-		if through > st.cursor {
-			if err := u.outbox.Ack(st.name, through); err != nil {
-				st.stats.LastError = err.Error()
-				u.log.Error("outbox ack failed", zap.String("stream", st.name), zap.Error(err))
-				wake = min(wake, time.Second)
-			} else {
-				st.cursor = through
-				st.inflight = st.inflight[n:]
-				if st.stats.LastError != "" && !st.stalled {
-					st.stats.LastError = ""
-				}
-			}
-		}
-		if !online {
-			continue
-		}
-		// Resend what waited too long (or everything after a reconnect).
-		for _, b := range st.inflight {
-			if b.acked {
-				continue
-			}
-			if due := b.sentAt.Add(u.cfg.AckTimeout); b.sentAt.IsZero() || !now.Before(due) {
-				again := b.everSent
-				if !u.publish(b, now) {
-					break
-				}
-				if again {
-					st.stats.Resent++
-				} else {
-					st.stats.Sent++
-				}
-			}
-			wake = min(wake, time.Until(b.sentAt.Add(u.cfg.AckTimeout)))
-		}
-		// Fill the window.
-		for !st.stalled && len(st.inflight) < u.cfg.Window {
-			payload, h, _, err := u.packer.Next(u.outbox, st.name, st.next)
-			var tooLarge *batch.TooLargeError
-			if errors.As(err, &tooLarge) {
-				// Never skipped: skipping would need an ack the cloud
-				// never gave. Storage's MaxRecordBytes prevents it.
-				st.stalled = true
-				st.stats.LastError = err.Error()
-				u.log.Error("record fits in no batch; stream stalled", zap.Error(err))
-				break
-			}
-			if err != nil {
-				st.stats.LastError = err.Error()
-				u.log.Warn("read outbox", zap.String("stream", st.name), zap.Error(err))
-				wake = min(wake, time.Second)
-				break
-			}
-			if payload == nil {
-				break
-			}
-			b := &inflight{topic: StreamTopic(u.cfg.Vehicle, st.name), first: h.FirstSeq, last: h.LastSeq, payload: payload}
-			st.inflight = append(st.inflight, b)
-			st.next = h.LastSeq
-			if u.publish(b, now) {
-				st.stats.Sent++
-				wake = min(wake, u.cfg.AckTimeout)
-			} else {
-				break
-			}
-		}
-	}
-	return max(wake, time.Millisecond)
-}
-
-// publish sends b at QoS 1 without waiting for the PUBACK: only the
-// ingester's ack counts. It reports false when the link is down.
-func (u *Uploader) publish(b *inflight, now time.Time) bool {
-	t := u.client.Publish(b.topic, 1, false, b.payload)
-	select {
-	case <-t.Done():
-		if t.Error() != nil {
-			u.log.Debug("publish failed", zap.Error(t.Error()))
-			return false
-		}
-	default:
-	}
-	b.sentAt = now
-	b.everSent = true
-	return true
-}
-
-func (u *Uploader) publishStats(streams []*streamState) {
-	out := make([]StreamStats, len(streams))
-	backlog := false
-	for i, st := range streams {
-		s := st.stats
-		s.Cursor = st.cursor
-		s.InFlight = 0
-		for _, b := range st.inflight {
-			if !b.acked {
-				s.InFlight++
-			}
-		}
-		out[i] = s
-		if len(st.inflight) > 0 || st.stalled {
-			backlog = true
-		} else if bl, err := u.outbox.Backlog(st.name); err == nil && bl.Records > 0 {
-			backlog = true
-		}
-	}
-	u.mu.Lock()
-	u.streams, u.backlog = out, backlog
-	u.mu.Unlock()
 }
