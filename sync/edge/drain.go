@@ -340,7 +340,7 @@ func (s *stepper) send(st *streamState, b *inflight) bool {
 			return false
 		}
 	}
-	t := u.client.Publish(b.topic, 1, false, b.payload)
+	t := u.cli().Publish(b.topic, 1, false, b.payload)
 	select {
 	case <-t.Done():
 		if t.Error() != nil {

@@ -227,7 +227,8 @@ type Uploader struct {
 	outbox storage.Outbox
 	log    *zap.Logger
 	packer batch.Packer
-	client mqtt.Client
+	opts   *mqtt.ClientOptions
+	client atomic.Pointer[mqtt.Client] // a new one for each connection attempt
 
 	acks      chan batch.Ack
 	connected chan struct{} // the OnConnect handler subscribed
@@ -297,11 +298,17 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		SetWriteTimeout(cfg.ConnectTimeout).
 		SetWill(StatusTopic(cfg.Vehicle), StatusOffline, 1, true).
 		SetOnConnectHandler(u.onConnect).
-		SetConnectionLostHandler(func(mqtt.Client, error) { u.signalLost() })
+		SetConnectionLostHandler(func(c mqtt.Client, _ error) {
+			if c == u.cli() { // not a late word from an earlier client
+				u.signalLost()
+			}
+		})
 	if cfg.TLS != nil {
 		opts.SetTLSConfig(cfg.TLS)
 	}
-	u.client = mqtt.NewClient(opts)
+	u.opts = opts
+	c := mqtt.NewClient(opts)
+	u.client.Store(&c)
 	return u, nil
 }
 
@@ -328,11 +335,12 @@ func (u *Uploader) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("edge: close: %w", ctx.Err())
 		}
-		if u.client.IsConnectionOpen() {
-			t := u.client.Publish(StatusTopic(u.cfg.Vehicle), 1, true, StatusOffline)
+		c := u.cli()
+		if c.IsConnectionOpen() {
+			t := c.Publish(StatusTopic(u.cfg.Vehicle), 1, true, StatusOffline)
 			t.WaitTimeout(time.Second)
 		}
-		u.client.Disconnect(250)
+		c.Disconnect(250)
 		u.setDown()
 		u.state.Store(int32(Offline))
 	})
@@ -363,7 +371,7 @@ func (u *Uploader) Publish(topic string, payload []byte, retained bool, timeout 
 	if u.rate != nil {
 		u.rate.force(len(payload), time.Now())
 	}
-	t := u.client.Publish(topic, 1, retained, payload)
+	t := u.cli().Publish(topic, 1, retained, payload)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
@@ -423,6 +431,9 @@ func (u *Uploader) Stats() Stats {
 	u.mu.Unlock()
 	return s
 }
+
+// cli is the paho client of the current (or last) connection attempt.
+func (u *Uploader) cli() mqtt.Client { return *u.client.Load() }
 
 func (u *Uploader) stopped() bool {
 	select {
@@ -549,7 +560,13 @@ func (u *Uploader) linkLoop() {
 		default:
 		}
 		u.state.Store(int32(Connecting))
-		t := u.client.Connect()
+		// A fresh paho client each time: with a persistent session, paho
+		// never completes the tokens of publications cut off by a lost
+		// connection, and their message ids would stay taken for good
+		// (after enough outages, none would be left).
+		c := mqtt.NewClient(u.opts)
+		u.client.Store(&c)
+		t := c.Connect()
 		for !t.WaitTimeout(100 * time.Millisecond) {
 			// Paho bounds the attempt by ConnectTimeout.
 		}
@@ -577,8 +594,8 @@ func (u *Uploader) linkLoop() {
 			// A deliberate disconnect may be needed when the loss came
 			// from a failed subscribe; Disconnect on a closed link is
 			// harmless.
-			if u.client.IsConnectionOpen() {
-				u.client.Disconnect(0)
+			if c.IsConnectionOpen() {
+				c.Disconnect(0)
 			}
 			step = u.cfg.ReconnectMin
 			wait := step/2 + rand.N(step/2+1)
