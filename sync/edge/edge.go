@@ -228,6 +228,7 @@ type Uploader struct {
 	log    *zap.Logger
 	packer batch.Packer
 	opts   *mqtt.ClientOptions
+	routes []route                     // the ack topic's and Config.Subscriptions' handlers
 	client atomic.Pointer[mqtt.Client] // a new one for each connection attempt
 
 	acks      chan batch.Ack
@@ -298,6 +299,10 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		SetWriteTimeout(cfg.ConnectTimeout).
 		SetWill(StatusTopic(cfg.Vehicle), StatusOffline, 1, true).
 		SetOnConnectHandler(u.onConnect).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+			// Acknowledged on return, so it holds no in-flight slot.
+			u.log.Debug("message on an unexpected topic", zap.String("topic", m.Topic()))
+		}).
 		SetConnectionLostHandler(func(c mqtt.Client, _ error) {
 			if c == u.cli() { // not a late word from an earlier client
 				u.signalLost()
@@ -307,6 +312,11 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		opts.SetTLSConfig(cfg.TLS)
 	}
 	u.opts = opts
+	u.routes = []route{{AckTopic(cfg.Vehicle), u.onAck}}
+	for _, sub := range cfg.Subscriptions {
+		h := sub.Handler
+		u.routes = append(u.routes, route{sub.Topic, func(_ mqtt.Client, m mqtt.Message) { h(m.Topic(), m.Payload()) }})
+	}
 	c := mqtt.NewClient(opts)
 	u.client.Store(&c)
 	return u, nil
@@ -432,6 +442,12 @@ func (u *Uploader) Stats() Stats {
 	return s
 }
 
+// route is a topic filter and its handler.
+type route struct {
+	filter  string
+	handler mqtt.MessageHandler
+}
+
 // cli is the paho client of the current (or last) connection attempt.
 func (u *Uploader) cli() mqtt.Client { return *u.client.Load() }
 
@@ -470,17 +486,10 @@ func (u *Uploader) signalLost() {
 // retained online status, then tells the drain loop to resend what is
 // in flight.
 func (u *Uploader) onConnect(c mqtt.Client) {
-	if err := u.subscribe(c, AckTopic(u.cfg.Vehicle), u.onAck); err != nil {
-		u.log.Warn("subscribe to acks failed; reconnecting", zap.Error(err))
-		// Drop the connection so the link loop starts over.
-		c.Disconnect(0)
-		u.signalLost()
-		return
-	}
-	for _, sub := range u.cfg.Subscriptions {
-		h := sub.Handler
-		if err := u.subscribe(c, sub.Topic, func(_ mqtt.Client, m mqtt.Message) { h(m.Topic(), m.Payload()) }); err != nil {
-			u.log.Warn("subscribe failed; reconnecting", zap.String("topic", sub.Topic), zap.Error(err))
+	for _, r := range u.routes {
+		if err := u.subscribe(c, r.filter, r.handler); err != nil {
+			u.log.Warn("subscribe failed; reconnecting", zap.String("topic", r.filter), zap.Error(err))
+			// Drop the connection so the link loop starts over.
 			c.Disconnect(0)
 			u.signalLost()
 			return
@@ -564,7 +573,13 @@ func (u *Uploader) linkLoop() {
 		// never completes the tokens of publications cut off by a lost
 		// connection, and their message ids would stay taken for good
 		// (after enough outages, none would be left).
+		// The routes go in before connecting: the persistent session may
+		// deliver queued acks and commands before onConnect subscribes,
+		// and paho leaves a message without a route unacknowledged.
 		c := mqtt.NewClient(u.opts)
+		for _, r := range u.routes {
+			c.AddRoute(r.filter, r.handler)
+		}
 		u.client.Store(&c)
 		t := c.Connect()
 		for !t.WaitTimeout(100 * time.Millisecond) {

@@ -113,6 +113,12 @@ func (r *rig) startUploader(tune ...func(*edge.Config)) {
 
 func (r *rig) startIngester(id string, tune ...func(*ingest.Config)) *ingest.Ingester {
 	r.t.Helper()
+	return r.startIngesterOn(r.sink, id, tune...)
+}
+
+// startIngesterOn starts an ingester that stores into sk.
+func (r *rig) startIngesterOn(sk *sink.Sink, id string, tune ...func(*ingest.Config)) *ingest.Ingester {
+	r.t.Helper()
 	cfg := ingest.Config{
 		Broker: r.broker.URL(), ClientID: id, PublishTimeout: 2 * time.Second,
 		ConnectTimeout: 2 * time.Second, ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second,
@@ -120,7 +126,7 @@ func (r *rig) startIngester(id string, tune ...func(*ingest.Config)) *ingest.Ing
 	for _, f := range tune {
 		f(&cfg)
 	}
-	in, err := ingest.New(cfg, r.sink, logger(r.t))
+	in, err := ingest.New(cfg, sk, logger(r.t))
 	if err != nil {
 		r.t.Fatalf("ingest.New: %v", err)
 	}

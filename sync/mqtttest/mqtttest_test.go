@@ -146,3 +146,64 @@ func TestPKIFiles(t *testing.T) {
 		t.Fatalf("a configuration loaded from the files was refused: %v", err)
 	}
 }
+
+// TestProxy: a client behind the proxy talks to the broker; with the
+// downward blackhole it still publishes but receives nothing; severed,
+// it is disconnected and may connect again; killed, it may not.
+func TestProxy(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{})
+	p := mqtttest.NewProxy(t, b.Addr())
+	rec := &recorder{got: map[string][]string{}}
+	direct := b.Client(t, "direct", nil)
+	if err := mqtttest.Subscribe(direct, "up", rec.handler("direct")); err != nil {
+		t.Fatal(err)
+	}
+	opts := b.ClientOptions("proxied", nil)
+	opts.Servers = nil
+	opts.AddBroker(p.URL(false))
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect through the proxy: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	if err := mqtttest.Subscribe(c, "down", rec.handler("proxied")); err != nil {
+		t.Fatal(err)
+	}
+	if p.Conns() != 1 {
+		t.Fatalf("%d connections through the proxy", p.Conns())
+	}
+	if err := mqtttest.Publish(direct, "down", []byte("1"), false); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "proxied", "down 1")
+
+	p.Blackhole(true, false)
+	if err := mqtttest.Publish(direct, "down", []byte("2"), false); err != nil {
+		t.Fatal(err)
+	}
+	c.Publish("up", 0, false, "3") // QoS 0: no PUBACK to wait for
+	rec.wait(t, "direct", "up 3")
+	time.Sleep(100 * time.Millisecond)
+	if got := rec.of("proxied"); len(got) != 1 {
+		t.Fatalf("the blackholed client got %q", got)
+	}
+	p.Sever()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.IsConnectionOpen() {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected after Sever")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c2 := mqtt.NewClient(opts.SetClientID("proxied-2"))
+	if tok := c2.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("reconnect through the proxy after Sever: %v", tok.Error())
+	}
+	c2.Disconnect(0)
+	p.Kill()
+	c3 := mqtt.NewClient(opts.SetClientID("proxied-3"))
+	if tok := c3.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		c3.Disconnect(0)
+		t.Fatal("connected through a killed proxy")
+	}
+}
