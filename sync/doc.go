@@ -58,59 +58,109 @@
 //     answers with the correlation id; UnsafeWhileMoving and Allowed say
 //     which commands wait for the vehicle to stop (policy, failover, clear).
 //
-// # Built: the MQTT link (paho, MQTT 3.1.1, no TLS yet)
+// # Built: the MQTT link (paho, MQTT 3.1.1, mutual TLS)
 //
 //   - sync/edge is the uploader (New(cfg, outbox, log), Start, Close(ctx),
-//     State, Stats). It keeps a persistent session (CleanSession false,
-//     fixed client id), reconnects in its own loop with capped
-//     exponential backoff and jitter (paho's auto-reconnect is off),
-//     subscribes to vigil/v1/<vehicle>/ack in the OnConnect handler and
-//     then publishes a retained "online" on vigil/v1/<vehicle>/status
-//     (the last will is a retained "offline"). One drain goroutine owns
-//     the per-stream state: streams in priority order, each drained from
-//     its cursor with batch.Packer into a window of Window batches
-//     published at QoS 1 on vigil/v1/<vehicle>/telemetry without waiting
-//     for PUBACK. The outbox cursor moves only through the prefix of the
-//     window that the ingester acknowledged (stored or duplicate; an ack
-//     counts for each batch in flight whose range it covers); rejections
-//     are counted and reported, never acknowledged. Unacknowledged
-//     batches go again after AckTimeout and after every reconnect. The
-//     loop wakes on acks, on DurableChanged, on (re)connection and on the
-//     resend timer. A record that fits in no batch stalls its stream
-//     with an error rather than being skipped (storage's MaxRecordBytes
-//     keeps it from happening). Paho is given a store that keeps nothing:
-//     its stores are no outbox, and paho 1.5.1's resume after a reconnect
-//     races with its own writer on stored publishes (race detector).
+//     State, Stats, Publish, SyncNow). It keeps a persistent session
+//     (CleanSession false, fixed client id), reconnects in its own loop
+//     with capped exponential backoff and jitter (paho's auto-reconnect is
+//     off), with a fresh paho client for each attempt (paho never frees
+//     the message ids of publications a lost connection cut off in a
+//     persistent session). Each connection subscribes at QoS 1 to
+//     vigil/v1/<vehicle>/ack and then to Config.Subscriptions (topic and
+//     handler, for the command channel; their routes are installed before
+//     connecting, since the session may deliver queued messages before the
+//     subscriptions are renewed; a refused subscription, SUBACK 0x80,
+//     drops the connection), then publishes a retained "online" on
+//     vigil/v1/<vehicle>/status (the last will is a retained "offline").
+//     Handlers run on paho's goroutines, one per message, and must not
+//     block. Publish(topic, payload, retained, timeout) publishes at QoS 1
+//     over the link and waits for the PUBACK; ErrOffline when the link is
+//     down or is lost before the PUBACK. SyncNow resends what is in flight
+//     at once and cuts a reconnect wait short. One drain goroutine owns the
+//     per-stream state: each stream is drained from its cursor with
+//     batch.Packer (reading at most 8 MaxPayloads per batch) into a window
+//     of Window batches published at QoS 1 without waiting for PUBACK, the
+//     logs stream on vigil/v1/<vehicle>/logs, every other on
+//     vigil/v1/<vehicle>/telemetry. When the link comes up with a backlog,
+//     a live lane (LiveWindow of the window, a quarter by default) sends
+//     the records appended since ahead of it, live lanes before backlogs;
+//     the backlog lane packs only below the first live batch and adopts it
+//     when it gets there, so the outbox cursor still moves only through
+//     the prefix that the ingester acknowledged (stored or duplicate; an
+//     ack counts for each batch in flight whose range it covers).
+//     Acknowledged live ranges are remembered until then and not sent
+//     again (after a restart they are, and the sink answers duplicate).
+//     Acks of another store incarnation are ignored; rejections are counted
+//     and reported, never acknowledged. Unacknowledged batches go again
+//     after AckTimeout, after every reconnect and on SyncNow.
+//     MaxBytesPerSecond caps the published payload bytes (a token bucket
+//     of one MaxPayload; Publish's bytes are counted, never held). The
+//     loop wakes on acks, on DurableChanged, on (re)connection, on SyncNow
+//     and on the resend and bandwidth timers. A record that fits in no
+//     batch stalls its stream with an error rather than being skipped
+//     (storage's MaxRecordBytes keeps it from happening). Paho is given a
+//     store that keeps nothing: its stores are no outbox, and paho 1.5.1's
+//     resume after a reconnect races with its own writer on stored
+//     publishes (race detector). Config.TLS takes the vehicle's client
+//     certificate (ssl:// broker URL).
 //   - sync/ingest is the cloud side (New(cfg, sink, log), Start,
-//     Close(ctx), Stats): a shared subscription
-//     $share/<group>/vigil/v1/+/telemetry at QoS 1 with manual MQTT acks,
-//     paho's auto-reconnect and re-subscription in OnConnect. Each
-//     message goes to Sink.Ingest under the vehicle named by the topic;
-//     the returned ack (stored, duplicate or rejected) is published on
+//     Close(ctx), Stats): shared subscriptions
+//     $share/<group>/vigil/v1/+/telemetry and $share/<group>/vigil/v1/+/logs
+//     at QoS 1 with manual MQTT acks, paho's auto-reconnect and
+//     re-subscription in OnConnect (a refused subscription drops the
+//     connection). A batch whose stream does not belong on the topic it
+//     came on (logs on telemetry, any other stream on logs) is rejected
+//     with the reason and not stored (Stats.WrongTopic); every other goes
+//     to Sink.Ingest under the vehicle named by the topic; the returned
+//     ack (stored, duplicate or rejected) is published on
 //     vigil/v1/<vehicle>/ack at QoS 1 and only then is the message
 //     acknowledged to the broker. On the sink's own failure no ack is
 //     published and the edge resends; the MQTT-level ack is still given,
 //     since 3.1.1 redelivers only on reconnect and withholding it would
 //     only hold an in-flight slot. Sessions are clean by default
 //     (Config.PersistentSession to change): a dead replica's persistent
-//     session would keep receiving its share of the messages.
+//     session would keep receiving its share of the messages. Replicas
+//     may each open a sink.Sink over one directory.
 //   - sync/mqtttest starts a real Mosquitto (2.0) on a free loopback port
 //     for tests: Start, Stop (SIGKILL), Restart on the same port, Addr,
-//     URL. Tests skip without the binary unless VIGIL_REQUIRE_DEPS=1.
+//     URL, Log, and test clients (Dial, Client, Subscribe, Publish). NewPKI
+//     generates an ECDSA P-256 CA, a server certificate for 127.0.0.1 and
+//     localhost and client certificates by common name, as files in the
+//     test's directory, with ClientTLS and LoadClientTLS for clients'
+//     configurations; Options.TLS starts the broker with a TLS listener
+//     that requires a client certificate and takes its common name as the
+//     user name, Options.ACL with an ACL file, FleetACL being the link's
+//     (a vehicle writes only its own telemetry, logs, status and cmd/res
+//     and reads only its own ack and cmd and the fleet's broadcast;
+//     "ingest" reads telemetry and logs and writes acks; "fleet" writes
+//     commands and reads responses and status). Mosquitto 2.0.11 grants
+//     every subscription and filters on delivery, and acknowledges then
+//     drops a forbidden publication. Proxy is a TCP proxy for faults the
+//     broker cannot stage: Sever (connections reset, no DISCONNECT), Kill
+//     (and no reconnection), Blackhole (bytes dropped one way). Tests skip
+//     without the binary unless VIGIL_REQUIRE_DEPS=1.
 //
-// Tested against Mosquitto (sync/edge's link tests): full drain of
-// three streams exactly once, an outage then drain, the broker killed and
-// restarted twice during a drain with records still being appended, and
-// the ingester closed mid-stream and replaced by a new instance over a
-// reopened sink; each checks every record once in the cloud, in order,
-// with no unexplained gap, and edge cursors at the durable seqs.
+// Tested against Mosquitto (sync/edge's tests): full drain of three
+// streams exactly once, an outage then drain, the broker killed and
+// restarted twice during a drain with records still being appended, the
+// ingester closed mid-stream and replaced by a new instance over a
+// reopened sink, logs on their own topic, subscriptions renewed after a
+// broker restart and Publish, SyncNow; over mutual TLS with FleetACL a
+// drain exactly once, clients without a certificate or with another
+// CA's refused, a vehicle's certificate unable to publish batches under
+// another vehicle's id or read its acks; live records acknowledged long
+// before a 512 KiB backlog (drained under a bandwidth cap) and no live
+// batch sent twice; a drain no faster than MaxBytesPerSecond allows; an
+// ingester replica of two killed abruptly mid-stream; acks lost on the
+// ingester's side (answered duplicate when resent); the edge severed
+// after a store (queued acks and a command delivered again). Each checks
+// every record once in the cloud, in order, with no unexplained gap, and
+// edge cursors at the durable seqs.
 //
 // # Not built yet
 //
-//   - Mutual TLS (SetTLSConfig with client certificates) and broker ACLs
-//     limiting each vehicle to its own topics.
-//   - The logs topic (vigil/v1/<vehicle>/logs) and checkpoints; all
-//     streams go on telemetry for now.
+//   - Checkpoints (vigil/v1/<vehicle>/checkpoints).
 //   - The command channel: subscribe to vigil/v1/<vehicle>/cmd and
 //     vigil/v1/fleet/cmd, Verifier.Verify with a StateNonces over the
 //     vehicle's store, Allowed against the supervisor's motion state,
@@ -121,8 +171,7 @@
 //   - Backing off after rejections (they are counted and logged, and
 //     the batch is resent on the normal timeout).
 //   - Tests still to write: SIGKILL of vigild mid-drain (the outbox
-//     cursor must resume where the cloud acknowledged), two ingester
-//     replicas in one group, lost acks injected by a proxy.
+//     cursor must resume where the cloud acknowledged).
 //
 // Fixed limit: a vehicle whose store was wiped (moved aside as corrupt)
 // restarts its sequence numbers at 1, and the sink took its new records
