@@ -175,7 +175,8 @@ type State int
 const (
 	// Offline: not connected (waiting to reconnect, or closed).
 	Offline State = iota
-	// Connecting: a connection attempt is in progress.
+	// Connecting: a connection attempt is in progress, or the connection
+	// is up and its subscriptions are being renewed.
 	Connecting
 	// Draining: connected, with records not yet acknowledged.
 	Draining
@@ -423,6 +424,11 @@ func (u *Uploader) SyncNow() {
 func (u *Uploader) State() State {
 	s := State(u.state.Load())
 	if s != Connecting && s != Offline {
+		if !u.online.Load() {
+			// Connected, but the subscriptions are not renewed yet:
+			// nothing is sent, and Publish refuses.
+			return Connecting
+		}
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		if u.backlog {
