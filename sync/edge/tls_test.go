@@ -194,3 +194,46 @@ func TestTLSVehicleConfinedToItsTopics(t *testing.T) {
 	}
 	t.Logf("spied %v; forger %+v", spied, forger.up.Stats())
 }
+
+// TestTLSClientIDTakeover: MQTT lets a new connection with a client id
+// take that session over, dropping the client that had it. A vehicle's
+// certificate must not let it push another vehicle off the broker: with
+// use_username_as_clientid the broker names every session after the
+// certificate's common name, whatever id the client asks for. The
+// control, without it, shows the takeover happening.
+func TestTLSClientIDTakeover(t *testing.T) {
+	for _, forced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("use_username_as_clientid=%v", forced), func(t *testing.T) {
+			pki := mqtttest.NewPKI(t)
+			opts := mqtttest.Options{TLS: pki, ACL: mqtttest.FleetACL}
+			if forced {
+				opts.Extra = []string{"use_username_as_clientid true"}
+			}
+			r := newRigOn(t, mqtttest.Start(t, opts))
+			r.appendN(storage.StreamEvents, 10)
+			r.startIngester("ingest-a", ingestTLS(pki))
+			r.startUploader(withTLS(pki, vehicle))
+			r.waitDrained(10 * time.Second)
+			if n := r.up.Stats().Connects; n != 1 {
+				t.Fatalf("%d connections before the attempt", n)
+			}
+			// veh-2's certificate, asking for veh-1's uploader's client id.
+			thief, err := r.broker.Dial(t, "vigil-edge-"+vehicle, pki.ClientTLS("veh-2"))
+			if err != nil {
+				t.Fatalf("veh-2 connect: %v", err)
+			}
+			defer thief.Disconnect(0)
+			time.Sleep(time.Second) // the uploader reconnects within 300 ms when dropped
+			n := r.up.Stats().Connects
+			if forced && n != 1 {
+				t.Fatalf("veh-1's uploader was pushed off the broker (%d connections) by another vehicle's certificate", n)
+			}
+			if !forced && n < 2 {
+				t.Fatalf("control: no takeover seen (%d connections); the test cannot tell", n)
+			}
+			// Either way veh-1 goes on draining.
+			r.appendN(storage.StreamEvents, 10)
+			r.waitDrained(10 * time.Second)
+		})
+	}
+}
