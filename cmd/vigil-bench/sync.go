@@ -79,6 +79,8 @@ type syncFlags struct {
 	dir          string
 	timeout      time.Duration
 	quick        bool
+	uplinkMbps   float64
+	uplinkRTT    time.Duration
 }
 
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,6 +100,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&f.nodelay, "tcp-nodelay", true, "set_tcp_nodelay in the started Mosquitto's configuration; false keeps Mosquitto's default, Nagle's algorithm, whose delayed-ACK stalls (up to 40 ms) slow both paths")
 	fs.StringVar(&f.dir, "dir", "", "directory for the temporary stores, sinks and broker files (default: the system's temporary directory)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "longest a round's drain may take before the suite fails")
+	fs.Float64Var(&f.uplinkMbps, "uplink", 0, "emulate the vehicle's uplink: the raw publisher and the uploader reach the broker through a proxy limited to this many Mbit/s towards it (0: loopback, no proxy)")
+	fs.DurationVar(&f.uplinkRTT, "uplink-rtt", 40*time.Millisecond, "round-trip time the --uplink proxy adds (half each way)")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (100000 records, 5 rounds; 15 to 20 s on 2 busy cores)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vigil-bench sync [flags]")
@@ -149,6 +153,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--live-stream %q: not one of the store's streams", f.liveStream)
 	case f.timeout <= 0:
 		return fmt.Errorf("--timeout %v: want a positive duration", f.timeout)
+	case f.uplinkMbps < 0 || f.uplinkRTT < 0:
+		return fmt.Errorf("--uplink %g, --uplink-rtt %v: must not be negative", f.uplinkMbps, f.uplinkRTT)
 	}
 	rawWindow := f.rawWindow
 	if rawWindow == 0 {
@@ -177,10 +183,25 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer m.stop()
 		brokerURL, brokerWhat = "tcp://"+m.addr, fmt.Sprintf("started here: %s, set_tcp_nodelay %v", bin, f.nodelay)
 	}
+	// The vehicle's side (raw publisher, uploader) reaches the broker at
+	// edgeURL; the cloud's side (subscriber, ingester) at brokerURL.
+	edgeURL, linkWhat := brokerURL, "loopback"
+	if f.uplinkMbps > 0 {
+		host := strings.TrimPrefix(brokerURL, "tcp://")
+		if host == brokerURL {
+			return fmt.Errorf("--uplink needs a tcp:// broker, not %s", brokerURL)
+		}
+		ul, err := startUplink(host, f.uplinkMbps, f.uplinkRTT)
+		if err != nil {
+			return err
+		}
+		defer ul.close()
+		edgeURL, linkWhat = ul.url(), fmt.Sprintf("emulated uplink %g Mbit/s, RTT %v", f.uplinkMbps, f.uplinkRTT)
+	}
 	runID := randomID()
 
-	fmt.Fprintf(stdout, "suite sync: backlog of %d inference summaries (%d bytes) per round, %d rounds; broker %s (%s)\n",
-		f.records, summaryBytes, f.rounds, brokerURL, brokerWhat)
+	fmt.Fprintf(stdout, "suite sync: backlog of %d inference summaries (%d bytes) per round, %d rounds; broker %s (%s); vehicle link: %s\n",
+		f.records, summaryBytes, f.rounds, brokerURL, brokerWhat, linkWhat)
 	fmt.Fprintf(stdout, "settings: %s; baseline window %d QoS 1 publishes; live records %g/s on %s\n",
 		uploaderSettings(f), rawWindow, f.liveRate, f.liveStream)
 
@@ -208,7 +229,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			topic := fmt.Sprintf("vigil-bench/%s/raw/%d", runID, round)
 			var batches [][]byte
 			var err error
-			res.rawPack, batches, err = rawRound(ctx, brokerURL, topic, runID, packingSource(store, packer), rawWindow, f.timeout)
+			res.rawPack, batches, err = rawRound(ctx, edgeURL, brokerURL, topic, runID, packingSource(store, packer), rawWindow, f.timeout)
 			if err != nil {
 				return res, fmt.Errorf("raw baseline with packing: %w", err)
 			}
@@ -216,11 +237,11 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			for _, b := range batches {
 				res.bytes += len(b)
 			}
-			res.raw, _, err = rawRound(ctx, brokerURL, topic, runID, sliceSource(batches), rawWindow, f.timeout)
+			res.raw, _, err = rawRound(ctx, edgeURL, brokerURL, topic, runID, sliceSource(batches), rawWindow, f.timeout)
 			if err != nil {
 				return res, fmt.Errorf("raw baseline: %w", err)
 			}
-			if err := uploaderRound(ctx, f, brokerURL, runID, vehicle, dir, store, targets, &res); err != nil {
+			if err := uploaderRound(ctx, f, edgeURL, brokerURL, runID, vehicle, dir, store, targets, &res); err != nil {
 				return res, fmt.Errorf("uploader: %w", err)
 			}
 			return res, nil
@@ -418,7 +439,7 @@ func sliceSource(batches [][]byte) batchSource {
 // receives them. It returns the time from the publisher's connection
 // attempt until every PUBACK has come back and the subscriber has every
 // batch, and the batches published.
-func rawRound(ctx context.Context, brokerURL, topic, runID string, next batchSource, window int, timeout time.Duration) (time.Duration, [][]byte, error) {
+func rawRound(ctx context.Context, edgeURL, brokerURL, topic, runID string, next batchSource, window int, timeout time.Duration) (time.Duration, [][]byte, error) {
 	var got, gotBytes atomic.Int64
 	arrived := make(chan struct{}, 1)
 	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).
@@ -439,7 +460,7 @@ func rawRound(ctx context.Context, brokerURL, topic, runID string, next batchSou
 		return 0, nil, fmt.Errorf("subscribe: %v", tokenErr(st))
 	}
 
-	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(edgeURL).
 		SetClientID("vigil-bench-rawpub-" + runID).SetCleanSession(true).SetAutoReconnect(false).
 		SetWriteTimeout(10 * time.Second))
 	deadline := time.Now().Add(timeout)
@@ -687,7 +708,7 @@ func (w *ackWatcher) latencies(recs []liveRecord) ([]time.Duration, int) {
 // uploaderRound drains store through an edge.Uploader into an ingester
 // and a sink of its own, appending live records meanwhile, checks the
 // sink, and fills in res.
-func uploaderRound(ctx context.Context, f syncFlags, brokerURL, runID, vehicle, dir string, store *storage.Store, targets map[string]uint64, res *roundResult) error {
+func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, vehicle, dir string, store *storage.Store, targets map[string]uint64, res *roundResult) error {
 	sinkDir := filepath.Join(dir, "sink")
 	sk, err := sink.Open(sinkDir, sink.Options{})
 	if err != nil {
@@ -705,7 +726,7 @@ func uploaderRound(ctx context.Context, f syncFlags, brokerURL, runID, vehicle, 
 		}
 	}
 
-	cfg := edge.Config{Broker: brokerURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, MaxPayload: f.maxPayload, UseNone: f.uncompressed}
+	cfg := edge.Config{Broker: edgeURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, MaxPayload: f.maxPayload, UseNone: f.uncompressed}
 	up, err := edge.New(cfg, store, nil)
 	if err != nil {
 		return err
@@ -722,6 +743,14 @@ func uploaderRound(ctx context.Context, f syncFlags, brokerURL, runID, vehicle, 
 	deadline := time.Now().Add(f.timeout)
 	t0 := time.Now()
 	up.Start()
+	// Live records are those made while the link is up: what the vehicle
+	// recorded before it connected is backlog, by definition.
+	for up.State() == edge.Offline || up.State() == edge.Connecting {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the uploader did not connect within %v", f.timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	lp := startLive(liveStream, f.liveRate)
 	defer lp.halt()
 	tick := time.NewTicker(time.Millisecond)
