@@ -70,7 +70,11 @@ func setupVehicles(g *globals, fs *flag.FlagSet) func(context.Context, []string)
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintf(g.stdout, "%d vehicles, %d online\n", len(vs), len(cmdlink.Online(vs)))
+		noun := "vehicles"
+		if len(vs) == 1 {
+			noun = "vehicle"
+		}
+		fmt.Fprintf(g.stdout, "%d %s, %d online\n", len(vs), noun, len(cmdlink.Online(vs)))
 		return nil
 	}
 }
