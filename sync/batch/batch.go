@@ -44,12 +44,12 @@
 package batch
 
 import (
-	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/vigil-av/vigil/storage"
@@ -181,17 +181,8 @@ func Encode(hdr Header, records []Record) ([]byte, error) {
 	if len(records) == 0 {
 		return nil, ErrEmpty
 	}
-	if !ValidName(hdr.Vehicle) {
-		return nil, fmt.Errorf("%w: vehicle %q", ErrInvalid, hdr.Vehicle)
-	}
-	if !ValidName(hdr.Stream) {
-		return nil, fmt.Errorf("%w: stream %q", ErrInvalid, hdr.Stream)
-	}
-	if hdr.Store == 0 {
-		return nil, fmt.Errorf("%w: store id 0", ErrInvalid)
-	}
-	if hdr.Compression != None && hdr.Compression != Flate {
-		return nil, fmt.Errorf("%w: %v", ErrCompression, hdr.Compression)
+	if err := checkHeader(hdr); err != nil {
+		return nil, err
 	}
 	if uint64(len(records)) > 1<<32-1 {
 		return nil, fmt.Errorf("%w: %d records", ErrTooLarge, len(records))
@@ -209,46 +200,88 @@ func Encode(hdr Header, records []Record) ([]byte, error) {
 	if size > 1<<32-1 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
 	}
-	body := make([]byte, 0, size)
+	d := getDeflater()
+	defer putDeflater(d)
+	body := slices.Grow(d.body[:0], size)
 	for _, r := range records {
-		body = appendRecord(body, r)
+		body = appendRecord(body, r.Seq, r.Kind, r.Boot, r.Mono, r.Wall, r.Payload)
 	}
-	hdr.Version = Version
+	d.body = body
 	hdr.FirstSeq = records[0].Seq
 	hdr.LastSeq = records[len(records)-1].Seq
 	hdr.Count = uint32(len(records))
+	out, _, _ := d.encode(hdr, body, math.MaxInt)
+	return out, nil
+}
+
+// checkHeader checks the fields of hdr that the caller of Encode sets.
+func checkHeader(hdr Header) error {
+	if !ValidName(hdr.Vehicle) {
+		return fmt.Errorf("%w: vehicle %q", ErrInvalid, hdr.Vehicle)
+	}
+	if !ValidName(hdr.Stream) {
+		return fmt.Errorf("%w: stream %q", ErrInvalid, hdr.Stream)
+	}
+	if hdr.Store == 0 {
+		return fmt.Errorf("%w: store id 0", ErrInvalid)
+	}
+	if hdr.Compression != None && hdr.Compression != Flate {
+		return fmt.Errorf("%w: %v", ErrCompression, hdr.Compression)
+	}
+	return nil
+}
+
+// encode encodes body, the records hdr's range and count describe (the
+// caller checked them), under hdr's names, store, boot and compression,
+// into a new slice. It returns the batch and its complete header, as
+// parseHeader would read it back, and the batch's size; when that is over
+// limit, it builds no batch and returns nil. body may be d.body.
+func (d *deflater) encode(hdr Header, body []byte, limit int) ([]byte, Header, int) {
+	var c []byte
+	if hdr.Compression == Flate {
+		c = d.deflate(body)
+	}
+	return seal(hdr, body, c, limit)
+}
+
+// seal is encode with the body's compressed form c already made (when
+// hdr.Compression is Flate): it is stored unless it is no shorter than
+// the body.
+func seal(hdr Header, body, c []byte, limit int) ([]byte, Header, int) {
+	hdr.Version = Version
 	hdr.BodyLen = uint32(len(body))
 	stored := body
 	if hdr.Compression == Flate {
-		var buf bytes.Buffer
-		w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
-		w.Write(body) //nolint:errcheck // writes to a bytes.Buffer do not fail
-		w.Close()     //nolint:errcheck
-		if buf.Len() < len(body) {
-			stored = buf.Bytes()
+		if len(c) < len(body) {
+			stored = c
 		} else {
 			hdr.Compression = None
 		}
 	}
 	hdr.StoredLen = uint32(len(stored))
-	out := appendHeaderNoCRC(make([]byte, 0, 72+len(hdr.Vehicle)+len(hdr.Stream)+len(stored)), hdr)
-	crc := crc32.Update(crc32.Checksum(out, castagnoli), castagnoli, body)
-	out = binary.BigEndian.AppendUint32(out, crc)
-	return append(out, stored...), nil
+	size := headerLen(hdr.Vehicle, hdr.Stream) + len(stored)
+	if size > limit {
+		return nil, hdr, size
+	}
+	out := appendHeaderNoCRC(make([]byte, 0, size), hdr)
+	hdr.Checksum = crc32.Update(crc32.Checksum(out, castagnoli), castagnoli, body)
+	out = binary.BigEndian.AppendUint32(out, hdr.Checksum)
+	return append(out, stored...), hdr, size
 }
 
-func appendRecord(b []byte, r Record) []byte {
-	b = binary.BigEndian.AppendUint64(b, r.Seq)
-	b = append(b, byte(r.Kind))
-	b = binary.BigEndian.AppendUint32(b, r.Boot)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Mono))
-	var wall int64
-	if !r.Wall.IsZero() {
-		wall = r.Wall.UnixNano()
+// appendRecord appends one record in the body's layout.
+func appendRecord(b []byte, seq uint64, kind storage.Kind, boot uint32, mono time.Duration, wall time.Time, payload []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = append(b, byte(kind))
+	b = binary.BigEndian.AppendUint32(b, boot)
+	b = binary.BigEndian.AppendUint64(b, uint64(mono))
+	var w int64
+	if !wall.IsZero() {
+		w = wall.UnixNano()
 	}
-	b = binary.BigEndian.AppendUint64(b, uint64(wall))
-	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Payload)))
-	return append(b, r.Payload...)
+	b = binary.BigEndian.AppendUint64(b, uint64(w))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	return append(b, payload...)
 }
 
 func appendHeaderNoCRC(b []byte, h Header) []byte {

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	mrand "math/rand/v2"
 	"reflect"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -112,18 +113,20 @@ func TestEncodeRefuses(t *testing.T) {
 // that tests can reach the body checks. A header without a store gets
 // the tests' store.
 func raw(h Header, body []byte, compress bool) []byte {
-	if h.Store == 0 {
-		h.Store = store
-	}
 	stored := body
 	h.Compression = None
 	if compress {
-		var buf bytes.Buffer
-		w, _ := flate.NewWriter(&buf, flate.BestSpeed)
-		w.Write(body)
-		w.Close()
-		stored = buf.Bytes()
+		stored = deflated(body, flate.BestSpeed, 0, true)
 		h.Compression = Flate
+	}
+	return rawStored(h, body, stored)
+}
+
+// rawStored is raw with the body already stored as it is to be carried:
+// compressed when h.Compression is Flate.
+func rawStored(h Header, body, stored []byte) []byte {
+	if h.Store == 0 {
+		h.Store = store
 	}
 	h.Version = Version
 	if h.BodyLen == 0 {
@@ -135,10 +138,32 @@ func raw(h Header, body []byte, compress bool) []byte {
 	return append(out, stored...)
 }
 
+// deflated compresses body at level, with a sync flush after every
+// flushEvery bytes (0: none, as Encode does; Pack flushes); the stream
+// lacks its final block unless finish.
+func deflated(body []byte, level, flushEvery int, finish bool) []byte {
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, level)
+	if err != nil {
+		panic(err)
+	}
+	for flushEvery > 0 && len(body) > 0 {
+		n := min(len(body), flushEvery)
+		w.Write(body[:n])
+		w.Flush()
+		body = body[n:]
+	}
+	w.Write(body)
+	if finish {
+		w.Close()
+	}
+	return buf.Bytes()
+}
+
 func body(rs ...Record) []byte {
 	var b []byte
 	for _, r := range rs {
-		b = appendRecord(b, r)
+		b = appendRecord(b, r.Seq, r.Kind, r.Boot, r.Mono, r.Wall, r.Payload)
 	}
 	return b
 }
@@ -187,6 +212,14 @@ func TestDecodeRejects(t *testing.T) {
 		{"stored length lies", raw(Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 1, Count: 1, BodyLen: 99}, body(r1), false), ErrCompression},
 		{"bomb declared", raw(Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 1, Count: 1}, zeros, true), ErrTooLarge},
 		{"bomb undeclared", raw(Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 1, Count: 1, BodyLen: 100}, zeros, true), ErrCompression},
+		{"no final block", func() []byte {
+			b := body(r1, r2)
+			return rawStored(Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 2, Count: 2, Compression: Flate}, b, deflated(b, flate.DefaultCompression, 16, false))
+		}(), ErrCompression},
+		{"inflates short", func() []byte {
+			b := body(r1, r2)
+			return rawStored(Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 2, Count: 2, BodyLen: uint32(len(b)) + 10, Compression: Flate}, b, deflated(b, flate.DefaultCompression, 0, true))
+		}(), ErrCompression},
 		{"not flate", func() []byte {
 			b := raw(h, body(r1, r2), false)
 			b[5] = byte(Flate)
@@ -284,8 +317,137 @@ func TestPack(t *testing.T) {
 			if _, got, err := DecodeLimit(b, maxBody); err != nil || len(got) != n {
 				t.Errorf("decode: %d records, %v", len(got), err)
 			}
+			if parsed, _, err := parseHeader(b); err != nil || parsed != h {
+				t.Errorf("Pack returned header %+v; the batch's is %+v (%v)", h, parsed, err)
+			}
 		})
 	}
+}
+
+// TestPackDrain packs streams whose records compress well, badly, or
+// well then badly in bursts, batch after batch, under several payload
+// bounds: every batch is within the bounds, decodes to the records it
+// took, and those that MaxPayload alone bounded are 75% full or more on
+// average.
+func TestPackDrain(t *testing.T) {
+	rnd := mrand.New(mrand.NewPCG(5, 6))
+	noise := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		return b
+	}
+	streams := []struct {
+		name    string
+		payload func(seq uint64) []byte
+	}{
+		{"summaries", summaryPayload},
+		{"logs", logPayload},
+		{"noise", func(uint64) []byte { return noise(300) }},
+		{"logs and blobs", func(seq uint64) []byte {
+			if rnd.IntN(20) == 0 {
+				return noise(300 + rnd.IntN(1500))
+			}
+			return logPayload(seq)
+		}},
+		{"bursts", func(seq uint64) []byte {
+			if seq/300%3 == 2 {
+				return noise(200)
+			}
+			return logPayload(seq)
+		}},
+		{"zeros", func(uint64) []byte { return make([]byte, 1500) }},
+	}
+	for _, st := range streams {
+		recs := storageRecords("logs", 1500, st.payload)
+		for _, maxPayload := range []int{0, 2 << 10, 16 << 10} {
+			p := Packer{Vehicle: "veh-1", Store: store, Compression: Flate, MaxPayload: maxPayload}
+			limit, maxBody, _ := p.limits()
+			var sizes []int
+			for rest := recs; len(rest) > 0; {
+				b, h, n, err := p.Pack("logs", rest)
+				if err != nil {
+					t.Fatalf("%s, %d: %v", st.name, maxPayload, err)
+				}
+				if len(b) > limit || n < 1 || int(h.BodyLen) > maxBody {
+					t.Fatalf("%s, %d: batch of %d bytes, %d records", st.name, maxPayload, len(b), n)
+				}
+				h2, got, err := DecodeLimit(b, maxBody)
+				if err != nil || h2 != h || len(got) != n || got[0].Seq != rest[0].Seq || !bytes.Equal(got[n-1].Payload, rest[n-1].Payload) {
+					t.Fatalf("%s, %d: decode: %+v, %d records, %v", st.name, maxPayload, h2, len(got), err)
+				}
+				if n < 4096 && len(rest) > n && int(h.BodyLen)+RecordOverhead+len(rest[n].Payload) <= maxBody {
+					sizes = append(sizes, len(b)) // bounded by MaxPayload alone
+				}
+				rest = rest[n:]
+			}
+			sum := 0
+			for _, sz := range sizes {
+				sum += sz
+			}
+			if len(sizes) > 0 && float64(sum)/float64(len(sizes)*limit) < 0.75 {
+				t.Errorf("%s, %d: %d batches bounded by MaxPayload, %.0f%% full on average", st.name, maxPayload, len(sizes), 100*float64(sum)/float64(len(sizes)*limit))
+			}
+		}
+	}
+}
+
+// TestDecodeAnyLevel: whatever level a flate stream was compressed at,
+// and however it was flushed, Decode reads it.
+func TestDecodeAnyLevel(t *testing.T) {
+	rs := recs(1, 300, text)
+	b := body(rs...)
+	for _, level := range []int{flate.HuffmanOnly, flate.NoCompression, 1, 2, 3, 4, 5, 6, 7, 8, 9} {
+		for _, flush := range []int{0, 100, 4096} {
+			batch := rawStored(Header{Vehicle: "veh", Stream: "logs", FirstSeq: 1, LastSeq: 300, Count: 300, Compression: Flate}, b, deflated(b, level, flush, true))
+			if _, got, err := Decode(batch); err != nil || !reflect.DeepEqual(got, rs) {
+				t.Errorf("level %d, flush every %d: %d records, %v", level, flush, len(got), err)
+			}
+		}
+	}
+}
+
+// TestConcurrentUse runs Pack, Encode and Decode from several goroutines
+// at once (their compressors and decompressors are pooled), under the
+// race detector in make test.
+func TestConcurrentUse(t *testing.T) {
+	var wg gosync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			payload := summaryPayload
+			if g%2 == 1 {
+				payload = logPayload
+			}
+			all := storageRecords("inference", 3000+g*500, payload)
+			p := Packer{Vehicle: "veh-1", Store: store, Compression: Flate, MaxPayload: 32 << 10}
+			for rest := all; len(rest) > 0; {
+				b, h, n, err := p.Pack("inference", rest)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, got, err := Decode(b)
+				if err != nil || len(got) != n || got[0].Seq != rest[0].Seq || !bytes.Equal(got[n-1].Payload, rest[n-1].Payload) {
+					t.Errorf("goroutine %d: batch %+v: %d records, %v", g, h, len(got), err)
+					return
+				}
+				again, err := Encode(Header{Vehicle: "veh-1", Stream: "inference", Store: store, Compression: Flate}, got)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, got2, err := Decode(again); err != nil || !reflect.DeepEqual(got2, got) {
+					t.Errorf("goroutine %d: re-encoded batch: %d records, %v", g, len(got2), err)
+					return
+				}
+				rest = rest[n:]
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestPackTooLarge(t *testing.T) {
@@ -301,6 +463,20 @@ func TestPackTooLarge(t *testing.T) {
 	}
 	if _, _, _, err := p.Pack("logs", nil); !errors.Is(err, ErrEmpty) {
 		t.Errorf("empty: %v", err)
+	}
+}
+
+func TestPackRefuses(t *testing.T) {
+	p := Packer{Vehicle: "veh-1", Store: store, Compression: Flate}
+	if _, _, n, err := p.Pack("inference", storageRecs(0, 3, text)); !errors.Is(err, ErrSequence) || n != 0 {
+		t.Errorf("seq 0: %d records, %v", n, err)
+	}
+	if _, _, n, err := p.Pack("in/ference", storageRecs(1, 3, text)); !errors.Is(err, ErrInvalid) || n != 0 {
+		t.Errorf("bad stream name: %d records, %v", n, err)
+	}
+	p.Compression = 7
+	if _, _, n, err := p.Pack("inference", storageRecs(1, 3, text)); !errors.Is(err, ErrCompression) || n != 0 {
+		t.Errorf("unknown compression: %d records, %v", n, err)
 	}
 }
 

@@ -2,11 +2,9 @@ package batch
 
 import (
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"time"
 
 	"github.com/vigil-av/vigil/storage"
@@ -48,17 +46,9 @@ func DecodeLimit(b []byte, maxBody int) (Header, []Record, error) {
 		}
 		body = bytes.Clone(stored)
 	case Flate:
-		r := flate.NewReader(bytes.NewReader(stored))
-		body = make([]byte, 0, h.BodyLen)
-		buf := bytes.NewBuffer(body)
-		// Read one byte past the declared length to catch a body that
-		// inflates to more than the header says.
-		if _, err := io.Copy(buf, io.LimitReader(r, int64(h.BodyLen)+1)); err != nil {
-			return h, nil, fmt.Errorf("%w: %v", ErrCompression, err)
-		}
-		body = buf.Bytes()
-		if len(body) != int(h.BodyLen) {
-			return h, nil, fmt.Errorf("%w: body inflates to %d bytes or more, header says %d", ErrCompression, len(body), h.BodyLen)
+		var err error
+		if body, err = inflate(stored, int(h.BodyLen)); err != nil {
+			return h, nil, err
 		}
 	default:
 		return h, nil, fmt.Errorf("%w: unknown method %d", ErrCompression, h.Compression)

@@ -25,6 +25,12 @@ func FuzzDecode(f *testing.F) {
 	v1[4] = 1
 	v1 = append(v1[:len(Magic)+3+1+1+1], v1[len(Magic)+3+1+1+1+8:]...)
 	f.Add(v1)
+	// A batch Packer compressed in flushed chunks.
+	packed, _, _, err := Packer{Vehicle: "veh-1", Store: store, Compression: Flate, MaxPayload: 1 << 10}.Pack("logs", storageRecords("logs", 40, logPayload))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(packed)
 	f.Add([]byte(Magic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -106,6 +106,9 @@ func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, i
 		if n > 0 && r.Seq != records[n-1].Seq+1 {
 			break // a hole: the next batch starts after it
 		}
+		if r.Seq == 0 {
+			return nil, Header{}, 0, fmt.Errorf("%w: seq 0", ErrSequence)
+		}
 		sz := RecordOverhead + len(r.Payload)
 		if body+sz > maxBody || (p.Compression == None && headerLen(p.Vehicle, stream)+body+sz > maxPayload) {
 			break
@@ -114,14 +117,52 @@ func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, i
 		n++
 	}
 	hdr := Header{Vehicle: p.Vehicle, Stream: stream, Store: p.Store, Boot: p.Boot, Compression: p.Compression}
-	for {
-		b, err := Encode(hdr, FromStorage(records[:n]))
-		if err != nil {
-			return nil, Header{}, 0, err
+	if err := checkHeader(hdr); err != nil {
+		return nil, Header{}, 0, err
+	}
+	if uint64(n) > 1<<32-1 || uint64(body) > 1<<32-1 {
+		return nil, Header{}, 0, fmt.Errorf("%w: %d records, %d bytes", ErrTooLarge, n, body)
+	}
+	d := getDeflater()
+	defer putDeflater(d)
+	// The body is built from storage's records with no copy in between,
+	// and only as far as it is compressed.
+	rb := &recordBody{records: records[:n], b: d.body[:0]}
+	defer func() { d.body = rb.b[:0] }()
+	if hdr.Compression == Flate {
+		// One pass that stops before the batch would outgrow
+		// MaxPayload, rather than compressing all of the body to find
+		// it too large, then compressing a part of it again. When a
+		// chunk compresses much worse than the one before it (the
+		// records changed), a second pass over the records through that
+		// chunk aims each chunk at half of the room left, so that only
+		// a chunk twice as bad overshoots; when one does, the loop below
+		// takes over from a guess.
+		limit := maxPayload - headerLen(p.Vehicle, stream) - closeSlack
+		upTo, guess := n, n
+		for _, aim := range []float64{1, 0.5} {
+			m, c, over := d.deflateUpTo(rb, upTo, limit, aim)
+			if c == nil {
+				upTo, guess = over, m
+				continue
+			}
+			if m > 0 {
+				hdr.FirstSeq, hdr.LastSeq, hdr.Count = records[0].Seq, records[m-1].Seq, uint32(m)
+				if out, h, _ := seal(hdr, rb.through(m), c, maxPayload); out != nil {
+					return out, h, m, nil
+				}
+			}
+			// The first record is about as large as a batch may be:
+			// the loop below finds the batch that fits.
+			break
 		}
-		if len(b) <= maxPayload {
-			h, _, err := parseHeader(b)
-			return b, h, n, err
+		n = guess
+	}
+	for {
+		hdr.FirstSeq, hdr.LastSeq, hdr.Count = records[0].Seq, records[n-1].Seq, uint32(n)
+		out, h, size := d.encode(hdr, rb.through(n), maxPayload)
+		if out != nil {
+			return out, h, n, nil
 		}
 		if n == 1 {
 			// Unreachable: a lone record that passed the check above is
@@ -129,8 +170,32 @@ func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, i
 			return nil, Header{}, 0, errors.New("batch: internal error: a single record overflowed")
 		}
 		// Shrink in proportion to the overshoot, by at least one record.
-		n = max(1, min(n-1, int(int64(n)*int64(maxPayload)*15/(int64(len(b))*16))))
+		n = max(1, min(n-1, int(int64(n)*int64(maxPayload)*15/(int64(size)*16))))
 	}
+}
+
+// recordBody builds the body of records as far as it is asked for.
+type recordBody struct {
+	records []storage.Record
+	b       []byte // the body of records[:n]
+	n       int
+}
+
+// through returns the body of records[:k], appending to it as needed;
+// for k < n it is a prefix of the body built.
+func (rb *recordBody) through(k int) []byte {
+	for ; rb.n < k; rb.n++ {
+		r := rb.records[rb.n]
+		rb.b = appendRecord(rb.b, r.Seq, r.Kind, r.Boot, r.Mono, r.Wall, r.Payload)
+	}
+	if k == rb.n {
+		return rb.b
+	}
+	l := len(rb.b)
+	for _, r := range rb.records[k:rb.n] {
+		l -= RecordOverhead + len(r.Payload)
+	}
+	return rb.b[:l]
 }
 
 // Next reads the records of stream after seq after from r and packs the

@@ -9,16 +9,22 @@
 //	<root>/<vehicle>/<store>/<stream>/<first>-<last>.batch
 //
 // store is the uploading store's incarnation id (batch.Header.Store) as 16
-// lowercase hex digits. first and last are 20-digit zero-padded sequence numbers, so names sort
-// in seq order. Each file is a batch in the wire format of package batch
-// (flate-compressed, checksummed) holding exactly the records first to
-// last. A file is written to a temporary name in the same directory,
-// synced, renamed into place, and the directory synced: a file under its
-// final name is always complete. Names are fixed by content, so two
-// replicas (in one process or several) storing the same range write the
-// same file, and a rename over it is harmless. Replicas that do not share
-// state may store overlapping ranges in different files; recovery and
-// reading de-duplicate by sequence number.
+// lowercase hex digits. first and last are 20-digit zero-padded sequence
+// numbers, so names sort in seq order. Each file is a batch in the wire
+// format of package batch (checksummed) holding exactly the records first
+// to last. A batch whose records are all new is stored as it was
+// received, compressed however the uploader compressed it, once
+// DecodeLimit has checked it (checksum, contiguity, count, kinds, body
+// limit): its header names its range, vehicle, store and stream, so it
+// matches its name. Only the new sub-ranges of an overlapping batch are
+// re-encoded (flate). A file is written to a temporary name in the same
+// directory, synced, renamed into place, and the directory synced, before
+// the ack is returned: a file under its final name is always complete.
+// Names are fixed by content, so two replicas (in one process or several)
+// storing the same range write files of the same name and records, and a
+// rename over one is harmless. Replicas that do not share state may store
+// overlapping ranges in different files; recovery and reading
+// de-duplicate by sequence number.
 //
 // Records are de-duplicated on (vehicle, store, stream, seq). The edge
 // store's sequence numbers continue across its boots, so the boot (kept
@@ -74,6 +80,10 @@ type stream struct {
 	gaps   map[uint64]RecordedGap // by the gap record's seq
 	files  int
 	bad    int // gap records that did not decode
+	// made: mkdirs has run for the stream in this Sink, so its
+	// directories exist (a sink never removes one; Ingest makes them
+	// again if they went away).
+	made bool
 }
 
 // RecordedGap is a gap record a vehicle sent: records it lost, and why.
@@ -303,16 +313,35 @@ func (s *Sink) Ingest(vehicle string, raw []byte) (batch.Ack, error) {
 		return ack, nil
 	}
 	dir := s.dir(k)
-	if err := s.mkdirs(k); err != nil {
-		return batch.Ack{}, err
+	if !st.made {
+		if err := s.mkdirs(k); err != nil {
+			return batch.Ack{}, err
+		}
+		st.made = true
 	}
 	for _, r := range fresh {
 		part := recs[r.First-h.FirstSeq : r.Last-h.FirstSeq+1]
-		b, err := batch.Encode(batch.Header{Vehicle: h.Vehicle, Store: h.Store, Stream: h.Stream, Boot: h.Boot, Compression: batch.Flate}, part)
-		if err != nil {
-			return batch.Ack{}, fmt.Errorf("sink: encode %s/%s/%s %v: %w", h.Vehicle, storeDir(h.Store), h.Stream, r, err)
+		var b []byte
+		if r.First == h.FirstSeq && r.Last == h.LastSeq {
+			// All of it is new: the batch as received is the file,
+			// already checked by DecodeLimit (checksum, contiguity,
+			// count, kinds, the body limit) and named by its own
+			// header's range, vehicle, store and stream.
+			b = raw
+		} else {
+			b, err = batch.Encode(batch.Header{Vehicle: h.Vehicle, Store: h.Store, Stream: h.Stream, Boot: h.Boot, Compression: batch.Flate}, part)
+			if err != nil {
+				return batch.Ack{}, fmt.Errorf("sink: encode %s/%s/%s %v: %w", h.Vehicle, storeDir(h.Store), h.Stream, r, err)
+			}
 		}
-		if err := writeAtomic(dir, fileName(r), b); err != nil {
+		err = writeAtomic(dir, fileName(r), b)
+		if errors.Is(err, os.ErrNotExist) {
+			// The directories went away behind the sink's back.
+			if err = s.mkdirs(k); err == nil {
+				err = writeAtomic(dir, fileName(r), b)
+			}
+		}
+		if err != nil {
 			return batch.Ack{}, err
 		}
 		st.note(h.Stream, r, part)

@@ -473,3 +473,82 @@ func TestNewStoreIncarnation(t *testing.T) {
 		t.Errorf("store A after store B's 51-60: %d records, %v", len(got), err)
 	}
 }
+
+// TestStoredAsReceived: a batch whose records are all new is the file, byte
+// for byte, whatever its compression; only the new sub-ranges of an
+// overlapping batch are encoded afresh. Either kind of file is read back,
+// recovered and reported alike.
+func TestStoredAsReceived(t *testing.T) {
+	root := t.TempDir()
+	s := open(t, root)
+	encWith := func(c batch.Compression, recs []batch.Record) []byte {
+		b, err := batch.Encode(batch.Header{Vehicle: veh, Store: storeA, Stream: "inference", Boot: 5, Compression: c}, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	steps := []struct {
+		raw      []byte
+		want     batch.Status
+		files    []Range
+		verbatim bool
+	}{
+		{encWith(batch.Flate, data(1, 40)), batch.StatusStored, []Range{{1, 40}}, true},
+		{encWith(batch.None, data(41, 50)), batch.StatusStored, []Range{{41, 50}}, true},
+		{encWith(batch.Flate, data(61, 70)), batch.StatusStored, []Range{{61, 70}}, true},
+		{encWith(batch.None, data(45, 80)), batch.StatusStored, []Range{{51, 60}, {71, 80}}, false},
+		{encWith(batch.Flate, data(1, 80)), batch.StatusDuplicate, nil, false},
+	}
+	for i, st := range steps {
+		raw := append([]byte(nil), st.raw...)
+		ingest(t, s, raw, st.want)
+		clear(raw) // the caller may reuse its buffer once Ingest returns
+		for _, r := range st.files {
+			b, err := os.ReadFile(filepath.Join(root, veh, storeDir(storeA), "inference", fileName(r)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.verbatim && string(b) != string(st.raw) {
+				t.Errorf("step %d: %v is not the batch as received", i, r)
+			}
+			h, recs, err := batch.Decode(b)
+			if err != nil || h.FirstSeq != r.First || h.LastSeq != r.Last || h.Vehicle != veh || h.Store != storeA || h.Stream != "inference" ||
+				h.Boot != 5 || !reflect.DeepEqual(recs, data(r.First, r.Last)) {
+				t.Errorf("step %d: file %v holds %+v, %d records, %v", i, r, h, len(recs), err)
+			}
+			if !st.verbatim && h.Compression != batch.Flate {
+				t.Errorf("step %d: re-encoded %v with %v", i, r, h.Compression)
+			}
+		}
+	}
+	want := Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
+		{Stream: "inference", Store: storeA, HighWater: 80, Through: 80, Records: 80, Files: 5, Stored: []Range{{1, 80}}},
+	}}}}
+	for _, s := range []*Sink{s, open(t, root)} {
+		if got := s.Report(); !reflect.DeepEqual(got, want) {
+			t.Errorf("report\n got %+v\nwant %+v", got, want)
+		}
+		if got, err := s.ReadStream(veh, "inference", 0, 0); err != nil || !reflect.DeepEqual(got, data(1, 80)) {
+			t.Errorf("read back %d records, %v", len(got), err)
+		}
+		if got, err := s.ReadStore(veh, storeA, "inference", 42, 10); err != nil || !reflect.DeepEqual(got, data(43, 52)) {
+			t.Errorf("read after 42: %d records, %v", len(got), err)
+		}
+	}
+}
+
+// TestDirectoryRemoved: the sink makes a stream's directories once, and
+// again if they were removed behind its back.
+func TestDirectoryRemoved(t *testing.T) {
+	root := t.TempDir()
+	s := open(t, root)
+	ingest(t, s, enc(t, "logs", data(1, 5)), batch.StatusStored)
+	if err := os.RemoveAll(filepath.Join(root, veh)); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, enc(t, "logs", data(6, 10)), batch.StatusStored)
+	if fs := files(t, root, "logs"); !reflect.DeepEqual(fs, []string{fileName(Range{6, 10})}) {
+		t.Errorf("files %v", fs)
+	}
+}

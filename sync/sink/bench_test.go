@@ -1,0 +1,111 @@
+package sink
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/sync/batch"
+)
+
+// benchSummaries are n records of 51-byte inference summaries from seq
+// first, the bulk of what the uploader drains.
+func benchSummaries(first uint64, n int) []storage.Record {
+	out := make([]storage.Record, n)
+	for i := range out {
+		seq := first + uint64(i)
+		p := make([]byte, 51)
+		h := seq * 0x9e3779b97f4a7c15
+		h ^= h >> 29
+		p[0], p[1] = 1, 1
+		binary.LittleEndian.PutUint64(p[4:], seq)
+		binary.LittleEndian.PutUint64(p[12:], 3)
+		lat := uint32(4000 + h>>40%4000)
+		binary.LittleEndian.PutUint32(p[20:], lat+150)
+		p[24], p[33] = 1, 1
+		binary.LittleEndian.PutUint32(p[29:], lat-uint32(h%500))
+		binary.LittleEndian.PutUint32(p[34:], 20)
+		binary.LittleEndian.PutUint32(p[38:], lat-uint32(h>>8%500))
+		out[i] = storage.Record{Stream: "inference", Seq: seq, Kind: storage.KindData, Boot: 2,
+			Mono: time.Duration(seq) * 33 * time.Millisecond, Wall: time.Unix(1_700_000_000, int64(seq)*33_000_000), Payload: p}
+	}
+	return out
+}
+
+// benchBatches packs records into batches as the uploader does, and
+// returns them with the records each holds.
+func benchBatches(b *testing.B, recs []storage.Record) ([][]byte, int) {
+	b.Helper()
+	p := batch.Packer{Vehicle: veh, Store: storeA, Boot: 2, Compression: batch.Flate}
+	var out [][]byte
+	for rest := recs; len(rest) > 0; {
+		raw, _, n, err := p.Pack("inference", rest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, raw)
+		rest = rest[n:]
+	}
+	return out, len(recs)
+}
+
+// BenchmarkIngest stores uploader batches of summaries in a sink, files
+// synced: "new" ingests ranges the sink has not seen (the drain), "overlap"
+// batches whose first half is stored already (resends after a lost ack
+// that the uploader re-packed differently).
+func BenchmarkIngest(b *testing.B) {
+	const perRound = 16
+	batches, records := benchBatches(b, benchSummaries(1, 16*4096))
+	b.Run("new", func(b *testing.B) {
+		var s *Sink
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if i%perRound == 0 {
+				b.StopTimer()
+				s = open(b, b.TempDir())
+				b.StartTimer()
+			}
+			ack, err := s.Ingest(veh, batches[i%perRound])
+			if err != nil || ack.Status != batch.StatusStored {
+				b.Fatalf("ack %+v, %v", ack, err)
+			}
+		}
+		b.ReportMetric(float64(b.N)*float64(records)/float64(len(batches))/b.Elapsed().Seconds(), "records/s")
+	})
+	b.Run("overlap", func(b *testing.B) {
+		// Batches covering the second half of one batch and the first
+		// half of the next, over a sink holding every other batch.
+		var halves [][]byte
+		recs := benchSummaries(1, 17*4096)
+		for i := range perRound {
+			first := i*4096 + 2048
+			p := batch.Packer{Vehicle: veh, Store: storeA, Boot: 2, Compression: batch.Flate, MaxRecords: 4096}
+			raw, _, n, err := p.Pack("inference", recs[first:first+4096])
+			if err != nil || n != 4096 {
+				b.Fatalf("%d records, %v", n, err)
+			}
+			halves = append(halves, raw)
+		}
+		var s *Sink
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if i%perRound == 0 {
+				b.StopTimer()
+				s = open(b, b.TempDir())
+				for j := 0; j < len(batches); j += 2 {
+					if _, err := s.Ingest(veh, batches[j]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+			}
+			ack, err := s.Ingest(veh, halves[i%perRound])
+			if err != nil || ack.Status != batch.StatusStored {
+				b.Fatalf("ack %+v, %v", ack, err)
+			}
+		}
+	})
+}
