@@ -1,7 +1,8 @@
 // Package sync owns the MQTT link on both ends: the edge uploader that
 // drains storage to the broker with application-level acknowledgements,
-// the cloud-side ingester used by vigil-fleet, and (not wired yet) the
-// signed command channel.
+// the cloud-side ingester used by vigil-fleet, and the signed command
+// channel. vigild runs the uploader and the command channel (agent's
+// cloud.go and commands.go); vigil-fleet the ingester and the sender.
 //
 // # Built: the broker-independent core
 //
@@ -152,6 +153,21 @@
 //     (and no reconnection), Blackhole (bytes dropped one way). Tests skip
 //     without the binary unless VIGIL_REQUIRE_DEPS=1.
 //
+//   - sync/cmdlink is the command channel over MQTT. Receiver is the
+//     vehicle's end: Handle (an edge.Subscription handler on the
+//     vehicle's cmd topic and vigil/v1/fleet/cmd) copies each message into
+//     a bounded queue and never blocks; one worker checks the topic,
+//     Verifier.Verify (nonces in the store's state), Allowed against the
+//     supervisor's motion state, runs the Executor with a timeout, records
+//     one Event and publishes one Response with the correlation id on
+//     vigil/v1/<vehicle>/cmd/res; every rejection class is answered, with
+//     the correlation id the unverified envelope claims (command.Peek). A
+//     full queue drops the command, counted and logged, unanswered.
+//     Sender is the operator's end (signs, publishes on the vehicle's or
+//     the fleet's topic, collects responses by correlation id, lists the
+//     vehicles' retained statuses); key files hold base64 ed25519 keys.
+//     See docs/fleet.md.
+//
 // Tested against Mosquitto (sync/edge's tests): full drain of three
 // streams exactly once, an outage then drain, the broker killed and
 // restarted twice during a drain with records still being appended, the
@@ -169,20 +185,23 @@
 // every record once in the cloud, in order, with no unexplained gap, and
 // edge cursors at the durable seqs.
 //
+// Also: sync/cmdlink's tests (each rejection class, a replay after a
+// restart, "all" answered by two vehicles, the receiver on the
+// uploader's connection), agent's (vigild killed with SIGKILL mid-drain
+// and restarted: every durable record in the cloud once; fleet commands
+// end to end over mutual TLS with the ACL, a replay refused after a
+// restart) and make fleet-demo (vigild, vigil-fleet ingest and signed
+// commands as an operator runs them).
+//
 // # Not built yet
 //
-//   - Checkpoints (vigil/v1/<vehicle>/checkpoints).
-//   - The command channel: subscribe to vigil/v1/<vehicle>/cmd and
-//     vigil/v1/fleet/cmd, Verifier.Verify with a StateNonces over the
-//     vehicle's store, Allowed against the supervisor's motion state,
-//     hand to the agent, publish the Response on .../cmd/res.
-//   - Wiring the uploader and the command channel into vigild, and
-//     vigil-fleet (keygen, sign and send commands, await responses by
-//     correlation id, run the ingester, print Sink.Report).
+//   - Checkpoints (vigil/v1/<vehicle>/checkpoints): planned, not issued.
 //   - Backing off after rejections (they are counted and logged, and
 //     the batch is resent on the normal timeout).
-//   - Tests still to write: SIGKILL of vigild mid-drain (the outbox
-//     cursor must resume where the cloud acknowledged).
+//   - Throughput: the drain is CPU-bound (reading the store, compressing,
+//     the sink's two fsyncs per batch); on loopback it reaches a small
+//     fraction of a bare publisher's rate, behind a vehicle-like uplink
+//     most of it (vigil-bench sync, --uplink).
 //
 // Fixed limit: a vehicle whose store was wiped (moved aside as corrupt)
 // restarts its sequence numbers at 1, and the sink took its new records
