@@ -116,6 +116,7 @@
 //     resume after a reconnect races with its own writer on stored
 //     publishes (race detector). Config.TLS takes the vehicle's client
 //     certificate (ssl:// broker URL).
+//
 //   - sync/ingest is the cloud side (New(cfg, sink, log), Start,
 //     Close(ctx), Stats): shared subscriptions
 //     $share/<group>/vigil/v1/+/telemetry and $share/<group>/vigil/v1/+/logs
@@ -134,6 +135,7 @@
 //     (Config.PersistentSession to change): a dead replica's persistent
 //     session would keep receiving its share of the messages. Replicas
 //     may each open a sink.Sink over one directory.
+//
 //   - sync/mqtttest starts a real Mosquitto (2.0) on a free loopback port
 //     for tests: Start, Stop (SIGKILL), Restart on the same port, Addr,
 //     URL, Log, and test clients (Dial, Client, Subscribe, Publish). NewPKI
