@@ -172,7 +172,7 @@
 //
 // Tested against Mosquitto (sync/edge's tests): full drain of three
 // streams exactly once, an outage then drain, the broker killed and
-// restarted twice during a drain with records still being appended, the
+// restarted five times during a drain with records still being appended, the
 // ingester closed mid-stream and replaced by a new instance over a
 // reopened sink, logs on their own topic, subscriptions renewed after a
 // broker restart and Publish, SyncNow; over mutual TLS with FleetACL a

@@ -12,8 +12,9 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/sync/internal/pahostore"
 )
 
 // connConfig is what the Sender's and the Link's connections share.
@@ -74,7 +75,7 @@ func dial(ctx context.Context, cfg connConfig) (*conn, error) {
 		AddBroker(cfg.broker).
 		SetClientID(cfg.clientID).
 		SetCleanSession(true).
-		SetStore(nullStore{}).
+		SetStore(pahostore.Null{}).
 		SetAutoReconnect(true).
 		SetConnectRetry(false).
 		SetMaxReconnectInterval(10 * time.Second).
@@ -187,19 +188,3 @@ func (c *conn) close() {
 	c.mu.Unlock()
 	c.client.Disconnect(250)
 }
-
-// nullStore is a paho Store that keeps nothing, as in sync/ingest: the
-// sessions are clean, a lost command or response is the issuer's
-// timeout, and paho 1.5.1's resume of stored packets after a reconnect
-// races with its writer.
-type nullStore struct{}
-
-var _ mqtt.Store = nullStore{}
-
-func (nullStore) Open()                             {}
-func (nullStore) Put(string, packets.ControlPacket) {}
-func (nullStore) Get(string) packets.ControlPacket  { return nil }
-func (nullStore) All() []string                     { return nil }
-func (nullStore) Del(string)                        {}
-func (nullStore) Close()                            {}
-func (nullStore) Reset()                            {}

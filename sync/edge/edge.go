@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/internal/pahostore"
 )
 
 // Config configures an Uploader.
@@ -290,7 +291,7 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		AddBroker(cfg.Broker).
 		SetClientID(cfg.ClientID).
 		SetCleanSession(false).
-		SetStore(nullStore{}).
+		SetStore(pahostore.Null{}).
 		SetOrderMatters(false).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/internal/pahostore"
 	"github.com/vigil-av/vigil/sync/sink"
 )
 
@@ -132,7 +133,7 @@ func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
 		AddBroker(cfg.Broker).
 		SetClientID(cfg.ClientID).
 		SetCleanSession(!cfg.PersistentSession).
-		SetStore(nullStore{}).
+		SetStore(pahostore.Null{}).
 		SetOrderMatters(false).
 		SetAutoAckDisabled(true).
 		SetAutoReconnect(true).
