@@ -207,7 +207,8 @@ func (ch *commandChannel) close() {
 // record stores every command's outcome in the events stream.
 func (ch *commandChannel) record(ev cmdlink.Event) {
 	if !ev.Accepted {
-		s := fmt.Sprintf("%s: %s (%s)", ev.Reason, ev.Message, ev.Time.UTC().Format(time.RFC3339))
+		// The message starts with the rejection class.
+		s := fmt.Sprintf("%s (%s, %s)", ev.Message, ev.Command, ev.Time.UTC().Format(time.RFC3339))
 		ch.last.Store(&s)
 	}
 	ch.d.tel.event(struct {

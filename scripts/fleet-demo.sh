@@ -120,6 +120,9 @@ echo "  vigild's policy is now: $policy"
 echo "\$ vigil-fleet cmd demo-1 sync-now"
 "$bin/vigil-fleet" cmd demo-1 sync-now || fail "sync-now"
 
+echo "\$ vigilctl status    # the link and the commands, as the vehicle sees them"
+"$bin/vigilctl" status | sed -n '/^sync:/,/commands:/p'
+
 step "8. what reached the cloud"
 kill -TERM "$vigild"; wait "$vigild" || fail "vigild did not stop cleanly"
 kill -TERM "$ingest"; wait "$ingest" || true
