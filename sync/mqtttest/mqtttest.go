@@ -60,7 +60,11 @@ type Options struct {
 // Mosquitto 2.0 grants any subscription and filters on delivery: a
 // subscription to another vehicle's acks succeeds and receives nothing.
 // A publication the ACL forbids is acknowledged (PUBACK) and dropped.
-const FleetACL = `# vehicles: their own topics only
+const FleetACL = `# The Vigil fleet's ACL: user names are client certificates' common names.
+# Never issue a vehicle a certificate named "ingest" or "fleet": they are
+# the services' identities below.
+
+# vehicles: their own topics only
 pattern write vigil/v1/%u/telemetry
 pattern write vigil/v1/%u/logs
 pattern write vigil/v1/%u/status
