@@ -55,4 +55,54 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(b, "vigil_availability %g\n", st.Availability)
 	metric("vigil_socket_connections", "gauge", "Supervisor connections open.")
 	fmt.Fprintf(b, "vigil_socket_connections %d\n", st.Socket.Connections)
+
+	if len(st.Storage.Streams) > 0 {
+		metric("vigil_storage_backlog_records", "gauge", "Records not yet acknowledged by the cloud, by stream.")
+		for _, s := range st.Storage.Streams {
+			fmt.Fprintf(b, "vigil_storage_backlog_records{stream=%q} %d\n", s.Name, s.BacklogRecords)
+		}
+		metric("vigil_storage_oldest_unsynced_seconds", "gauge", "Age of the oldest record not yet acknowledged by the cloud, by stream.")
+		for _, s := range st.Storage.Streams {
+			fmt.Fprintf(b, "vigil_storage_oldest_unsynced_seconds{stream=%q} %g\n", s.Name, s.OldestAgeS)
+		}
+		metric("vigil_storage_durable_lag_records", "gauge", "Records accepted but not yet durable (what a power loss now would lose), by stream.")
+		for _, s := range st.Storage.Streams {
+			fmt.Fprintf(b, "vigil_storage_durable_lag_records{stream=%q} %d\n", s.Name, s.DurableLag)
+		}
+		metric("vigil_storage_evicted_total", "counter", "Records evicted under the disk quota before the cloud had them, by stream.")
+		for _, s := range st.Storage.Streams {
+			fmt.Fprintf(b, "vigil_storage_evicted_total{stream=%q} %d\n", s.Name, s.Evicted)
+		}
+	}
+	metric("vigil_sync_state", "gauge", "1 for the state the cloud link is in.")
+	for _, s := range []string{"off", "offline", "connecting", "draining", "live"} {
+		v := 0
+		if st.Sync.State == s {
+			v = 1
+		}
+		fmt.Fprintf(b, "vigil_sync_state{state=%q} %d\n", s, v)
+	}
+	if len(st.Sync.Streams) > 0 {
+		metric("vigil_sync_resent_total", "counter", "Batches sent again (no ack in time, a reconnect, sync-now), by stream.")
+		for _, s := range st.Sync.Streams {
+			fmt.Fprintf(b, "vigil_sync_resent_total{stream=%q} %d\n", s.Stream, s.Resent)
+		}
+		metric("vigil_sync_rejected_total", "counter", "Batches the ingester rejected, by stream.")
+		for _, s := range st.Sync.Streams {
+			fmt.Fprintf(b, "vigil_sync_rejected_total{stream=%q} %d\n", s.Stream, s.Rejected)
+		}
+	}
+	if c := st.Sync.Commands; c != nil {
+		metric("vigil_fleet_commands_total", "counter", "Fleet commands received, by outcome.")
+		for _, o := range []struct {
+			name string
+			n    uint64
+		}{{"executed", c.Executed}, {"bad_args", c.BadArgs}, {"failed", c.Failed}, {"rejected", c.Rejected}, {"dropped", c.Dropped}} {
+			fmt.Fprintf(b, "vigil_fleet_commands_total{outcome=%q} %d\n", o.name, o.n)
+		}
+		metric("vigil_fleet_commands_rejected_total", "counter", "Fleet commands refused before acting, by class.")
+		for reason, n := range c.RejectedBy {
+			fmt.Fprintf(b, "vigil_fleet_commands_rejected_total{reason=%q} %d\n", reason, n)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -375,6 +376,7 @@ func newCommandRig(t *testing.T) *commandRig {
 	broker := mqtttest.Start(t, mqtttest.Options{TLS: pki, ACL: mqtttest.FleetACL})
 	cfg := daemonConfig(t)
 	cfg.VehicleID = "car-1"
+	cfg.Metrics.Listen = "127.0.0.1:0"
 	pub, priv, _, err := command.KeyGen(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -531,6 +533,27 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 	cs := status(t, c).Sync.Commands
 	if cs == nil || cs.RejectedBy["unsafe_while_moving"] != 1 || cs.RejectedBy["unknown_key"] != 1 || cs.RejectedBy["replayed"] != 1 || cs.BadArgs != 1 {
 		t.Fatalf("command counts: %+v", cs)
+	}
+	// The same counts, and the link's state, on the metrics endpoint.
+	resp2, err := http.Get("http://" + d.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	for _, want := range []string{
+		`vigil_fleet_commands_total{outcome="bad_args"} 1`,
+		`vigil_fleet_commands_rejected_total{reason="replayed"} 1`,
+		`vigil_fleet_commands_rejected_total{reason="unknown_key"} 1`,
+		`vigil_storage_backlog_records{stream="inference"}`,
+		`vigil_sync_rejected_total{stream="events"} 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if !strings.Contains(string(body), `vigil_sync_state{state="live"} 1`) && !strings.Contains(string(body), `vigil_sync_state{state="draining"} 1`) {
+		t.Errorf("metrics: the link is neither live nor draining:\n%s", body)
 	}
 
 	// After a restart the nonce is still known.
