@@ -104,7 +104,8 @@
 //     Acknowledged live ranges are remembered until then and not sent
 //     again (after a restart they are, and the sink answers duplicate).
 //     Acks of another store incarnation are ignored; rejections are counted
-//     and reported, never acknowledged. Unacknowledged batches go again
+//     and reported, never acknowledged, and a rejected batch waits twice
+//     as long before each resend (up to RejectBackoffMax, 10 minutes). Unacknowledged batches go again
 //     after AckTimeout, after every reconnect and on SyncNow.
 //     MaxBytesPerSecond caps the published payload bytes (a token bucket
 //     of one MaxPayload; Publish's bytes are counted, never held). The
@@ -198,8 +199,6 @@
 // # Not built yet
 //
 //   - Checkpoints (vigil/v1/<vehicle>/checkpoints): planned, not issued.
-//   - Backing off after rejections (they are counted and logged, and
-//     the batch is resent on the normal timeout).
 //   - Throughput: the drain is CPU-bound (reading the store, compressing,
 //     the sink's two fsyncs per batch); on loopback it reaches a small
 //     fraction of a bare publisher's rate, behind a vehicle-like uplink

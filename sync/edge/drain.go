@@ -38,6 +38,19 @@ type inflight struct {
 	acked       bool
 	everSent    bool
 	live        bool // packed by the live lane
+	rejections  int  // times the ingester rejected it; each doubles its wait
+}
+
+// timeout is how long b waits for its ack before it goes again.
+func (u *Uploader) timeout(b *inflight) time.Duration {
+	d := u.cfg.AckTimeout
+	for range b.rejections {
+		if d >= u.cfg.RejectBackoffMax {
+			break
+		}
+		d *= 2
+	}
+	return min(d, u.cfg.RejectBackoffMax)
 }
 
 type streamState struct {
@@ -218,14 +231,29 @@ func (u *Uploader) pump() {
 
 func (u *Uploader) applyAck(streams []*streamState, a batch.Ack) {
 	if a.Status == batch.StatusRejected {
+		n := 0
 		for _, st := range streams {
-			if st.name == a.Stream {
-				st.stats.Rejected++
-				st.stats.LastError = "rejected: " + a.Reason
+			if st.name != a.Stream {
+				continue
+			}
+			st.stats.Rejected++
+			st.stats.LastError = "rejected: " + a.Reason
+			for _, list := range [][]*inflight{st.inflight, st.live} {
+				for _, b := range list {
+					if !b.acked && b.first >= a.FirstSeq && b.last <= a.LastSeq {
+						b.rejections++
+						n = max(n, b.rejections)
+					}
+				}
 			}
 		}
-		u.log.Error("batch rejected by the ingester", zap.String("stream", a.Stream),
-			zap.Uint64("first", a.FirstSeq), zap.Uint64("last", a.LastSeq), zap.String("reason", a.Reason))
+		// Logged on the first rejection of a batch and then at each
+		// doubling, as its resends slow down.
+		if n&(n-1) == 0 {
+			u.log.Error("batch rejected by the ingester", zap.String("stream", a.Stream),
+				zap.Uint64("first", a.FirstSeq), zap.Uint64("last", a.LastSeq), zap.String("reason", a.Reason),
+				zap.Int("rejections", n))
+		}
 		return
 	}
 	matched := false
@@ -372,12 +400,13 @@ func (s *stepper) resend(st *streamState, list []*inflight) {
 		if b.acked {
 			continue
 		}
-		if b.sentAt.IsZero() || !s.now.Before(b.sentAt.Add(s.u.cfg.AckTimeout)) {
+		wait := s.u.timeout(b)
+		if b.sentAt.IsZero() || !s.now.Before(b.sentAt.Add(wait)) {
 			if !s.send(st, b) {
 				return
 			}
 		}
-		s.wake = min(s.wake, b.sentAt.Add(s.u.cfg.AckTimeout).Sub(s.now))
+		s.wake = min(s.wake, b.sentAt.Add(wait).Sub(s.now))
 	}
 }
 

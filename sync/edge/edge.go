@@ -59,6 +59,12 @@ type Config struct {
 	// AckTimeout is how long a batch waits for its ack before it is sent
 	// again; 0 means 10 s.
 	AckTimeout time.Duration
+	// RejectBackoffMax caps the wait before a batch the ingester rejected
+	// is sent again: AckTimeout doubled with each rejection of it, up to
+	// this; 0 means 10 minutes. A rejection is the cloud refusing the
+	// batch (a misconfigured ingester, a vehicle unknown to it): sending
+	// it at the normal pace would only flood the link and the logs.
+	RejectBackoffMax time.Duration
 	// ReconnectMin and ReconnectMax bound the exponential reconnect
 	// backoff (each wait is jittered to between half and all of the
 	// current step); 0 means 500 ms and 60 s.
@@ -126,6 +132,10 @@ func (c *Config) defaults() error {
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
 	}
+	if c.RejectBackoffMax <= 0 {
+		c.RejectBackoffMax = 10 * time.Minute
+	}
+	c.RejectBackoffMax = max(c.RejectBackoffMax, c.AckTimeout)
 	if c.ReconnectMin <= 0 {
 		c.ReconnectMin = 500 * time.Millisecond
 	}
