@@ -22,8 +22,11 @@ const usage = `usage: vigild [flags]
 
 Runs the Vigil daemon. Configuration comes from a YAML file (--config; see
 docs/operations.md for every field) over built-in defaults; the flags below
-override the file. It starts in order — models (warmed), watchdog, socket —
-and only then accepts requests; SIGTERM or SIGINT stops it gracefully.
+override the file. It starts in order — telemetry buffer, models (warmed),
+watchdog, hardware probe, socket — and only then accepts requests; then,
+when sync.enabled, the cloud link (the uploader and, with
+sync.commands.enabled, signed fleet commands; see docs/fleet.md).
+SIGTERM or SIGINT stops it gracefully.
 Under systemd it sends READY=1, STATUS= and, while its loops are alive,
 WATCHDOG=1.
 
