@@ -622,3 +622,97 @@ func readEvents(t *testing.T, cfg Config) []map[string]any {
 		}
 	}
 }
+
+// TestSyncAfterStoreMovedAside: a vehicle's buffer becomes unreadable and
+// is moved aside; the fresh one numbers its records from 1 again. Its
+// records must reach the cloud as new ones (the store's incarnation id
+// tells them apart), not be taken for duplicates of the old store's and
+// deleted unsent.
+func TestSyncAfterStoreMovedAside(t *testing.T) {
+	broker := mqtttest.Start(t, mqtttest.Options{})
+	cloud := startCloud(t, broker, filepath.Join(t.TempDir(), "sink"))
+	cfg := daemonConfig(t)
+	cfg.Sync = SyncConfig{Enabled: true, Broker: broker.URL(), AckTimeout: time.Second,
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond}
+
+	run := func(first uint64, n int) Status {
+		t.Helper()
+		d, c := startDaemon(t, cfg)
+		for i := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := c.Infer(ctx, &client.InferRequest{FrameSeq: first + uint64(i), Budget: 100 * time.Millisecond, Inputs: randomFrame()})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var st Status
+		waitFor(t, 20*time.Second, "the requests in the cloud", func() (bool, string) {
+			st = status(t, c)
+			in := streamStatus(st, storage.StreamInference)
+			s := syncStream(st, storage.StreamInference)
+			return in.Durable >= uint64(n) && s.Cursor >= in.Durable, fmt.Sprintf("durable %d, acked through %d", in.Durable, s.Cursor)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	run(0, 20)
+	if err := os.WriteFile(filepath.Join(cfg.StorageConfig().Dir, "MANIFEST"), []byte("not a manifest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := run(1000, 10)
+	if st.Storage.Recovered == "" {
+		t.Fatalf("the store was not moved aside: %+v", st.Storage)
+	}
+
+	var stores []uint64
+	for _, v := range cloud.sink.Report().Vehicles {
+		for _, s := range v.Streams {
+			if v.Vehicle == cfg.VehicleID && s.Stream == storage.StreamInference {
+				stores = append(stores, s.Store)
+				if len(s.Missing) > 0 {
+					t.Errorf("store %016x: missing %v", s.Store, s.Missing)
+				}
+			}
+		}
+	}
+	if len(stores) != 2 {
+		t.Fatalf("the cloud has %d incarnations of the inference stream, want 2", len(stores))
+	}
+	frames := map[uint64]int{}
+	for _, store := range stores {
+		var after uint64
+		for {
+			recs, err := cloud.sink.ReadStore(cfg.VehicleID, store, storage.StreamInference, after, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				after = r.Seq
+				if r.Kind == storage.KindData && len(r.Payload) == summarySize {
+					frames[binary.LittleEndian.Uint64(r.Payload[4:])]++
+				}
+			}
+		}
+	}
+	for _, f := range append(seqs(0, 20), seqs(1000, 10)...) {
+		if frames[f] != 1 {
+			t.Errorf("frame %d in the cloud %d times", f, frames[f])
+		}
+	}
+}
+
+func seqs(first uint64, n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = first + uint64(i)
+	}
+	return out
+}
