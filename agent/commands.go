@@ -134,6 +134,7 @@ type CommandsStatus struct {
 	Rejected      uint64            `json:"rejected"`
 	RejectedBy    map[string]uint64 `json:"rejected_by,omitempty"`
 	Dropped       uint64            `json:"dropped"`
+	Busy          uint64            `json:"busy"`
 	LastRejection string            `json:"last_rejection,omitempty"`
 }
 
@@ -221,7 +222,7 @@ func (ch *commandChannel) status() CommandsStatus {
 	s := ch.rx.Stats()
 	out := CommandsStatus{
 		Received: s.Received, Accepted: s.Accepted, Executed: s.Executed, BadArgs: s.BadArgs,
-		Failed: s.Failed, Rejected: s.RejectedTotal(), Dropped: s.Dropped,
+		Failed: s.Failed, Rejected: s.RejectedTotal(), Dropped: s.Dropped, Busy: s.Busy,
 	}
 	for r, n := range s.Rejected {
 		if n > 0 {

@@ -97,7 +97,7 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		for _, o := range []struct {
 			name string
 			n    uint64
-		}{{"executed", c.Executed}, {"bad_args", c.BadArgs}, {"failed", c.Failed}, {"rejected", c.Rejected}, {"dropped", c.Dropped}} {
+		}{{"executed", c.Executed}, {"bad_args", c.BadArgs}, {"failed", c.Failed}, {"rejected", c.Rejected}, {"busy", c.Busy}, {"dropped_unanswered", c.Dropped - min(c.Busy, c.Dropped)}} {
 			fmt.Fprintf(b, "vigil_fleet_commands_total{outcome=%q} %d\n", o.name, o.n)
 		}
 		metric("vigil_fleet_commands_rejected_total", "counter", "Fleet commands refused before acting, by class.")

@@ -165,7 +165,8 @@
 //     one Event and publishes one Response with the correlation id on
 //     vigil/v1/<vehicle>/cmd/res; every rejection class is answered, with
 //     the correlation id the unverified envelope claims (command.Peek). A
-//     full queue drops the command, counted and logged, unanswered.
+//     full queue drops the command, counted and logged, and answers it busy
+//     (unverified, nonce unspent) while a second queue as long has room.
 //     Sender is the operator's end (signs, publishes on the vehicle's or
 //     the fleet's topic, collects responses by correlation id, lists the
 //     vehicles' retained statuses); key files hold base64 ed25519 keys.

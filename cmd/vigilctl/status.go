@@ -178,8 +178,8 @@ func printSync(w io.Writer, s *agent.SyncStatus) {
 		fmt.Fprintln(w)
 	}
 	if c := s.Commands; c != nil {
-		fmt.Fprintf(w, "  commands: %d received, %d executed, %d failed, %d rejected, %d dropped",
-			c.Received, c.Executed, c.Failed, c.Rejected, c.Dropped)
+		fmt.Fprintf(w, "  commands: %d received, %d executed, %d failed, %d rejected, %d dropped (%d answered busy)",
+			c.Received, c.Executed, c.Failed, c.Rejected, c.Dropped, c.Busy)
 		if c.LastRejection != "" {
 			fmt.Fprintf(w, "   last rejection: %s", c.LastRejection)
 		}

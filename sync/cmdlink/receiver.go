@@ -146,14 +146,16 @@ type Config struct {
 	// once the broker has it, or an error. It is called from the
 	// receiver's worker goroutine, never from Handle.
 	Publish func(topic string, payload []byte) error
-	// Record, when set, is called once per command with its outcome, from
-	// the worker goroutine (it may block briefly, e.g. to store it).
+	// Record, when set, is called once per command answered, with its
+	// outcome, from the worker goroutine or the one answering busy (so
+	// possibly two calls at once; it may block briefly, e.g. to store it).
 	Record func(Event)
 	// Log receives a line per command and per drop; nil means none.
 	Log *zap.Logger
 	// QueueLen bounds the commands waiting for the worker; a command
-	// arriving when it is full is dropped (logged, counted, not
-	// answered). 0 means 16.
+	// arriving when it is full is dropped (logged, counted) and answered
+	// busy without being looked at, as long as no more than QueueLen such
+	// answers are waiting; beyond that it goes unanswered. 0 means 16.
 	QueueLen int
 	// ExecTimeout bounds one execution; 0 means 10s. When it passes the
 	// command is answered failed ("timed out") at once, and the next
@@ -177,6 +179,9 @@ const MaxEnvelope = 64 << 10
 type Stats struct {
 	Received uint64 // Handle calls
 	Dropped  uint64 // not queued: the queue was full, or the receiver closed
+	// Busy counts the dropped commands answered busy (the rest of a
+	// flood, beyond a second queue as long as the first, goes unanswered).
+	Busy     uint64
 	Accepted uint64 // verified, allowed, handed to the executor
 	// Rejected counts the commands refused, by class.
 	Rejected      map[Reason]uint64
@@ -211,10 +216,14 @@ type Receiver struct {
 	cfg   Config
 	log   *zap.Logger
 	queue chan item
-	stop  chan struct{}
-	done  chan struct{}
-	ctx   context.Context
-	kill  context.CancelFunc
+	// overflow holds commands that found the queue full, to be answered
+	// busy by a goroutine of their own without being looked at.
+	overflow chan item
+	stop     chan struct{}
+	done     chan struct{}
+	busyDone chan struct{}
+	ctx      context.Context
+	kill     context.CancelFunc
 
 	mu      sync.Mutex
 	started bool
@@ -223,7 +232,7 @@ type Receiver struct {
 	lastDropLog atomic.Int64
 	rejected    map[Reason]*atomic.Uint64 // fixed keys: Reasons
 
-	received, dropped, accepted, executed, badArgs, failed, timedOut, publishErrors atomic.Uint64
+	received, dropped, busy, accepted, executed, badArgs, failed, timedOut, publishErrors atomic.Uint64
 }
 
 // NewReceiver checks cfg. Handle may be called at once; commands wait in
@@ -263,7 +272,8 @@ func NewReceiver(cfg Config) (*Receiver, error) {
 	ctx, kill := context.WithCancel(context.Background())
 	r := &Receiver{
 		cfg: cfg, log: log.Named("cmdlink").With(zap.String("vehicle", cfg.Vehicle)),
-		queue: make(chan item, cfg.QueueLen), stop: make(chan struct{}), done: make(chan struct{}),
+		queue: make(chan item, cfg.QueueLen), overflow: make(chan item, cfg.QueueLen),
+		stop: make(chan struct{}), done: make(chan struct{}), busyDone: make(chan struct{}),
 		ctx: ctx, kill: kill, rejected: map[Reason]*atomic.Uint64{},
 	}
 	for _, reason := range Reasons {
@@ -297,13 +307,44 @@ func (r *Receiver) Handle(topic string, payload []byte) {
 	}
 	select {
 	case r.queue <- it:
+		return
 	default:
-		n := r.dropped.Add(1)
-		now := time.Now().UnixNano()
-		last := r.lastDropLog.Load()
-		if now-last >= int64(time.Second) && r.lastDropLog.CompareAndSwap(last, now) {
-			r.log.Warn("command queue full: command dropped, not answered", zap.String("topic", topic),
-				zap.Int("queue_len", r.cfg.QueueLen), zap.Uint64("dropped_total", n))
+	}
+	n := r.dropped.Add(1)
+	what := "command queue full: command dropped, answered busy"
+	select {
+	case r.overflow <- it:
+	default:
+		what = "command queue full: command dropped, not answered"
+	}
+	now := time.Now().UnixNano()
+	last := r.lastDropLog.Load()
+	if now-last >= int64(time.Second) && r.lastDropLog.CompareAndSwap(last, now) {
+		r.log.Warn(what, zap.String("topic", topic), zap.Int("queue_len", r.cfg.QueueLen), zap.Uint64("dropped_total", n))
+	}
+}
+
+// answerBusy answers the commands that found the queue full: busy, with
+// the correlation id they claim, without verifying them (their nonces
+// stay unspent). Messages on a topic that is not this vehicle's are not
+// answered here: the worker would refuse them anyway.
+func (r *Receiver) answerBusy() {
+	defer close(r.busyDone)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case it := <-r.overflow:
+			if !r.ownTopic(it.topic) {
+				continue
+			}
+			ev := Event{Time: it.at, Topic: it.topic, Code: command.CodeBusy,
+				Message: fmt.Sprintf("busy: the command queue (%d) is full; not looked at, send it again", r.cfg.QueueLen)}
+			if u, ok := command.Peek(it.payload); ok {
+				ev.CorrelationID, ev.Command, ev.Target, ev.KeyID = u.CorrelationID, u.Command, u.Target, u.KeyID
+			}
+			r.busy.Add(1)
+			r.finish(ev, command.Response{CorrelationID: ev.CorrelationID, Code: command.CodeBusy, Message: ev.Message})
 		}
 	}
 }
@@ -317,6 +358,7 @@ func (r *Receiver) Start() {
 	}
 	r.started = true
 	go r.run()
+	go r.answerBusy()
 }
 
 // Close stops taking commands. The command being executed may finish
@@ -337,18 +379,23 @@ func (r *Receiver) Close(ctx context.Context) error {
 	}
 	select {
 	case <-r.done:
-		r.kill()
-		return nil
 	case <-ctx.Done():
 		r.kill()
 		return fmt.Errorf("cmdlink: close: the command in progress did not finish: %w", ctx.Err())
+	}
+	r.kill()
+	select {
+	case <-r.busyDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cmdlink: close: a busy answer did not go out: %w", ctx.Err())
 	}
 }
 
 // Stats returns the counts.
 func (r *Receiver) Stats() Stats {
 	s := Stats{
-		Received: r.received.Load(), Dropped: r.dropped.Load(), Accepted: r.accepted.Load(),
+		Received: r.received.Load(), Dropped: r.dropped.Load(), Busy: r.busy.Load(), Accepted: r.accepted.Load(),
 		Executed: r.executed.Load(), BadArgs: r.badArgs.Load(), Failed: r.failed.Load(),
 		TimedOut: r.timedOut.Load(), PublishErrors: r.publishErrors.Load(), Queued: len(r.queue),
 		Rejected: map[Reason]uint64{},

@@ -134,17 +134,37 @@ func TestQueueFullDrops(t *testing.T) {
 		t.Fatalf("stats before start %+v", s)
 	}
 	u.r.Start()
-	for i := range 2 {
-		if p := u.pub.next(t); p.resp.CorrelationID != sent[i].CorrelationID || !p.resp.OK {
-			t.Errorf("response %d: %+v", i, p.resp)
+	// The two queued run; the next two, which found the queue full, are
+	// answered busy (the fifth found the busy queue full too).
+	got := map[string]command.Code{}
+	for range 4 {
+		p := u.pub.next(t)
+		got[p.resp.CorrelationID] = p.resp.Code
+	}
+	want := map[string]command.Code{
+		sent[0].CorrelationID: command.CodeOK, sent[1].CorrelationID: command.CodeOK,
+		sent[2].CorrelationID: command.CodeBusy, sent[3].CorrelationID: command.CodeBusy,
+	}
+	for id, code := range want {
+		if got[id] != code {
+			t.Errorf("%s answered %q, want %q", id, got[id], code)
 		}
 	}
 	u.pub.none(t, 200*time.Millisecond)
-	if s := u.r.Stats(); s.Executed != 2 || s.Dropped != 3 || s.Queued != 0 {
+	if s := u.r.Stats(); s.Executed != 2 || s.Dropped != 3 || s.Busy != 2 || s.Queued != 0 {
 		t.Errorf("stats %+v", s)
 	}
-	if n := len(u.ev.all()); n != 2 {
-		t.Errorf("%d events, want 2 (drops are counted, not recorded)", n)
+	if n := len(u.ev.all()); n != 4 {
+		t.Errorf("%d events, want 4 (two executed, two busy)", n)
+	}
+	if n := len(u.exec.executed()); n != 2 {
+		t.Errorf("%d executed, want 2", n)
+	}
+	// A busy answer spends no nonce: the same envelope runs when sent
+	// again.
+	u.r.Handle(cmdlink.CommandTopic("veh-1"), sign(t, sent[2], u.keys.priv))
+	if p := u.pub.next(t); p.resp.CorrelationID != sent[2].CorrelationID || !p.resp.OK {
+		t.Errorf("resent after busy: %+v", p.resp)
 	}
 }
 

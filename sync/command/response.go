@@ -25,6 +25,9 @@ const (
 	CodeUnsafeWhileMoving Code = "unsafe_while_moving"
 	CodeBadArgs           Code = "bad_args"
 	CodeFailed            Code = "failed" // verified, tried, and failed
+	// CodeBusy: not looked at, the vehicle's command queue was full; the
+	// nonce is not spent, so the same envelope may be sent again.
+	CodeBusy Code = "busy"
 )
 
 // ErrBadResponse is returned (wrapped) by DecodeResponse.
