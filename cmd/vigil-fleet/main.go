@@ -11,10 +11,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
+
+	"github.com/vigil-av/vigil/cmd/internal/cli"
 )
 
 type subcommand struct {
@@ -46,18 +45,7 @@ type globals struct {
 	stdout, stderr io.Writer
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vigil-fleet:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("vigil-fleet", run) }
 
 func usage(w io.Writer, g *globals) {
 	fmt.Fprintln(w, "usage: vigil-fleet <command> [flags] [args]")

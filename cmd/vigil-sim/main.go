@@ -7,19 +7,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/cmd/internal/cli"
 )
 
 type options struct {
@@ -34,18 +32,7 @@ type options struct {
 	quiet    bool
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vigil-sim:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("vigil-sim", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options

@@ -9,11 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/cmd/internal/cli"
 )
 
 const defaultSocket = "/run/vigil/vigild.sock"
@@ -57,18 +56,7 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "`vigilctl <command> --help` describes a command's flags.")
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vigilctl:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("vigilctl", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g := &globals{stdout: stdout, stderr: stderr}

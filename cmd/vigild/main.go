@@ -10,12 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/vigil-av/vigil/agent"
+	"github.com/vigil-av/vigil/cmd/internal/cli"
 )
 
 const usage = `usage: vigild [flags]
@@ -33,18 +32,7 @@ WATCHDOG=1.
 flags:
 `
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vigild:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("vigild", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vigild", flag.ContinueOnError)
