@@ -56,24 +56,26 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("vigil_socket_connections", "gauge", "Supervisor connections open.")
 	fmt.Fprintf(b, "vigil_socket_connections %d\n", st.Socket.Connections)
 
-	if len(st.Storage.Streams) > 0 {
-		metric("vigil_storage_backlog_records", "gauge", "Records not yet acknowledged by the cloud, by stream.")
-		for _, s := range st.Storage.Streams {
-			fmt.Fprintf(b, "vigil_storage_backlog_records{stream=%q} %d\n", s.Name, s.BacklogRecords)
+	// byStream writes one series per stream.
+	byStream := func(name, kind, help string, n int, series func(i int) (string, float64)) {
+		if n == 0 {
+			return
 		}
-		metric("vigil_storage_oldest_unsynced_seconds", "gauge", "Age of the oldest record not yet acknowledged by the cloud, by stream.")
-		for _, s := range st.Storage.Streams {
-			fmt.Fprintf(b, "vigil_storage_oldest_unsynced_seconds{stream=%q} %g\n", s.Name, s.OldestAgeS)
-		}
-		metric("vigil_storage_durable_lag_records", "gauge", "Records accepted but not yet durable (what a power loss now would lose), by stream.")
-		for _, s := range st.Storage.Streams {
-			fmt.Fprintf(b, "vigil_storage_durable_lag_records{stream=%q} %d\n", s.Name, s.DurableLag)
-		}
-		metric("vigil_storage_evicted_total", "counter", "Records evicted under the disk quota before the cloud had them, by stream.")
-		for _, s := range st.Storage.Streams {
-			fmt.Fprintf(b, "vigil_storage_evicted_total{stream=%q} %d\n", s.Name, s.Evicted)
+		metric(name, kind, help)
+		for i := range n {
+			stream, v := series(i)
+			fmt.Fprintf(b, "%s{stream=%q} %g\n", name, stream, v)
 		}
 	}
+	ss := st.Storage.Streams
+	byStream("vigil_storage_backlog_records", "gauge", "Records not yet acknowledged by the cloud, by stream.", len(ss),
+		func(i int) (string, float64) { return ss[i].Name, float64(ss[i].BacklogRecords) })
+	byStream("vigil_storage_oldest_unsynced_seconds", "gauge", "Age of the oldest record not yet acknowledged by the cloud, by stream.", len(ss),
+		func(i int) (string, float64) { return ss[i].Name, ss[i].OldestAgeS })
+	byStream("vigil_storage_durable_lag_records", "gauge", "Records accepted but not yet durable (what a power loss now would lose), by stream.", len(ss),
+		func(i int) (string, float64) { return ss[i].Name, float64(ss[i].DurableLag) })
+	byStream("vigil_storage_evicted_total", "counter", "Records evicted under the disk quota before the cloud had them, by stream.", len(ss),
+		func(i int) (string, float64) { return ss[i].Name, float64(ss[i].Evicted) })
 	metric("vigil_sync_state", "gauge", "1 for the state the cloud link is in.")
 	for _, s := range []string{"off", "offline", "connecting", "draining", "live"} {
 		v := 0
@@ -82,16 +84,11 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(b, "vigil_sync_state{state=%q} %d\n", s, v)
 	}
-	if len(st.Sync.Streams) > 0 {
-		metric("vigil_sync_resent_total", "counter", "Batches sent again (no ack in time, a reconnect, sync-now), by stream.")
-		for _, s := range st.Sync.Streams {
-			fmt.Fprintf(b, "vigil_sync_resent_total{stream=%q} %d\n", s.Stream, s.Resent)
-		}
-		metric("vigil_sync_rejected_total", "counter", "Batches the ingester rejected, by stream.")
-		for _, s := range st.Sync.Streams {
-			fmt.Fprintf(b, "vigil_sync_rejected_total{stream=%q} %d\n", s.Stream, s.Rejected)
-		}
-	}
+	ys := st.Sync.Streams
+	byStream("vigil_sync_resent_total", "counter", "Batches sent again (no ack in time, a reconnect, sync-now), by stream.", len(ys),
+		func(i int) (string, float64) { return ys[i].Stream, float64(ys[i].Resent) })
+	byStream("vigil_sync_rejected_total", "counter", "Batches the ingester rejected, by stream.", len(ys),
+		func(i int) (string, float64) { return ys[i].Stream, float64(ys[i].Rejected) })
 	if c := st.Sync.Commands; c != nil {
 		metric("vigil_fleet_commands_total", "counter", "Fleet commands received, by outcome.")
 		for _, o := range []struct {
