@@ -22,7 +22,7 @@ help:
 	@echo "make fleet-demo  a broker, vigild with the cloud link, the ingester, and signed fleet commands"
 	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
 	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"
-	@echo "make bench    vigil-bench inference --quick"
+	@echo "make bench    the vigil-bench suites (inference, failover, socket, storage, sync), --quick"
 	@echo "make build    build the commands into build/bin"
 	@echo "make clean    remove build/ (fetched libraries stay in third_party/)"
 
@@ -83,6 +83,8 @@ bench: deps
 	$(GO) run ./cmd/vigil-bench inference --quick
 	$(GO) run ./cmd/vigil-bench failover --quick
 	$(GO) run ./cmd/vigil-bench socket --quick
+	$(GO) run ./cmd/vigil-bench storage --quick
+	$(GO) run ./cmd/vigil-bench sync --quick
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./agent/wire/
