@@ -57,23 +57,13 @@ func runFailover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&f.cycles, "cycles", 2, "times the fault schedule runs for each policy")
 	fs.StringVar(&f.policies, "policies", "hot,warm,cold", "policies to run, comma-separated")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (under 60 s): 100 frames/s, a watchdog with short cool-down and probation, two cycles for hot and one for warm and cold")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vigil-bench failover [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Drives the three real models through the router and the watchdog at a fixed")
-		fmt.Fprintln(stderr, "frame rate, injecting faults on a schedule (primary hang, error burst, latency")
-		fmt.Fprintln(stderr, "spikes, NaN, GPU lost, shadow errors, and every rung at once), for each")
-		fmt.Fprintln(stderr, "policy. Per scenario it prints frames, deadline misses, NO_RESULT, who")
-		fmt.Fprintln(stderr, "served, latency percentiles, detection time (fault injected → backend")
-		fmt.Fprintln(stderr, "failed) and failover time (request → answer from a lower rung).")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseSuite(fs, "failover", `Drives the three real models through the router and the watchdog at a fixed
+frame rate, injecting faults on a schedule (primary hang, error burst, latency
+spikes, NaN, GPU lost, shadow errors, and every rung at once), for each
+policy. Per scenario it prints frames, deadline misses, NO_RESULT, who
+served, latency percentiles, detection time (fault injected → backend
+failed) and failover time (request → answer from a lower rung).`, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("failover: unexpected argument %q", fs.Arg(0))
 	}
 	if f.quick {
 		f.rate = 100

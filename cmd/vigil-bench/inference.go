@@ -40,21 +40,11 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&f.intra, "intra-op", 1, "intra-op threads of each session")
 	fs.IntVar(&f.inter, "inter-op", 1, "inter-op threads of each session")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (400 timed runs of each side; well under 30 s on a small CPU)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vigil-bench inference [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs one model through Vigil's inference package and through a bare")
-		fmt.Fprintln(stderr, "onnxruntime_go session with the same provider, threads and inputs,")
-		fmt.Fprintln(stderr, "alternating run by run, and reports both latency distributions, their")
-		fmt.Fprintln(stderr, "ratio, and Go heap allocations per Vigil run.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseSuite(fs, "inference", `Runs one model through Vigil's inference package and through a bare
+onnxruntime_go session with the same provider, threads and inputs,
+alternating run by run, and reports both latency distributions, their
+ratio, and Go heap allocations per Vigil run.`, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("inference: unexpected argument %q", fs.Arg(0))
 	}
 	if f.quick {
 		f.runs, f.warmup = 400, 20

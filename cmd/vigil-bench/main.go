@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -62,3 +63,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func main() { cli.Main("vigil-bench", run) }
+
+// parseSuite parses a suite's flags: --help prints the usage line, about
+// (the suite's description) and the flags; an argument left over is an
+// error.
+func parseSuite(fs *flag.FlagSet, name, about string, args []string, stderr io.Writer) error {
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: vigil-bench %s [flags]\n\n%s\n\n", name, about)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+	}
+	return nil
+}

@@ -43,24 +43,14 @@ func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&f.library, "ort-library", "", "ONNX Runtime shared library for the daemon run")
 	fs.StringVar(&f.gpu, "gpu-provider", "cpu", "provider of the primary and shadow in the daemon run")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (1000 round trips of each side, 1 s of rate; a few seconds in all)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vigil-bench socket [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Sends a 1×3×66×200 float32 frame through the socket protocol (agent/client")
-		fmt.Fprintln(stderr, "→ agent server → a trivial handler answering 3 floats) and, alternating,")
-		fmt.Fprintln(stderr, "through a bare length-prefixed Unix-socket echo of the same bytes; reports")
-		fmt.Fprintln(stderr, "both round-trip distributions and their ratio, then the request rate of")
-		fmt.Fprintln(stderr, "several pipelining clients through the socket path, and through the real")
-		fmt.Fprintln(stderr, "daemon (router, watchdog, the three demo models) started in this process.")
-		fmt.Fprintln(stderr, "The RESULT line's rps is the real daemon's.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseSuite(fs, "socket", `Sends a 1×3×66×200 float32 frame through the socket protocol (agent/client
+→ agent server → a trivial handler answering 3 floats) and, alternating,
+through a bare length-prefixed Unix-socket echo of the same bytes; reports
+both round-trip distributions and their ratio, then the request rate of
+several pipelining clients through the socket path, and through the real
+daemon (router, watchdog, the three demo models) started in this process.
+The RESULT line's rps is the real daemon's.`, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("socket: unexpected argument %q", fs.Arg(0))
 	}
 	if f.quick {
 		f.runs, f.warmup, f.duration = 1000, 100, time.Second

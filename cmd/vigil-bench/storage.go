@@ -38,22 +38,12 @@ func runStorage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&f.interval, "sync-interval", 10*time.Millisecond, "group commit interval of the storage side")
 	fs.StringVar(&f.dir, "dir", "", "directory for the temporary databases (default: the system's temporary directory); put it on the device's real storage")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (50000 records, 1 round; well under 30 s on a small CPU)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vigil-bench storage [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Ingests records through the storage package (Append, group commit with")
-		fmt.Fprintln(stderr, "db.Sync every sync interval, until the last is durable) and, as the")
-		fmt.Fprintln(stderr, "baseline, the same records through a raw Badger WriteBatch with one final")
-		fmt.Fprintln(stderr, "Sync, with the same Badger options, and reports both rates, their ratio,")
-		fmt.Fprintln(stderr, "the Append latency and the process's peak resident memory.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseSuite(fs, "storage", `Ingests records through the storage package (Append, group commit with
+db.Sync every sync interval, until the last is durable) and, as the
+baseline, the same records through a raw Badger WriteBatch with one final
+Sync, with the same Badger options, and reports both rates, their ratio,
+the Append latency and the process's peak resident memory.`, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("storage: unexpected argument %q", fs.Arg(0))
 	}
 	if f.quick {
 		f.records, f.rounds = 50000, 1

@@ -103,33 +103,23 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&f.uplinkMbps, "uplink", 0, "emulate the vehicle's uplink: the raw publisher and the uploader reach the broker through a proxy limited to this many Mbit/s towards it (0: loopback, no proxy)")
 	fs.DurationVar(&f.uplinkRTT, "uplink-rtt", 40*time.Millisecond, "round-trip time the --uplink proxy adds (half each way)")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (100000 records, 5 rounds; 15 to 20 s on 2 busy cores)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vigil-bench sync [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Each round fills a fresh storage.Store (default configuration) with an offline")
-		fmt.Fprintln(stderr, "backlog of 51-byte inference summaries, then runs, on the same broker:")
-		fmt.Fprintln(stderr, "  raw read+pack+publish: a bare paho client reads the store, packs it with")
-		fmt.Fprintln(stderr, "    batch.Packer (the uploader's settings) and publishes each batch at QoS 1,")
-		fmt.Fprintln(stderr, "    with a window of publishes awaiting PUBACK, to a bare QoS 1 subscriber;")
-		fmt.Fprintln(stderr, "  raw publish: the same client publishes the very batches that run packed,")
-		fmt.Fprintln(stderr, "    packing untimed: the transport alone, the RESULT line's baseline;")
-		fmt.Fprintln(stderr, "  uploader: edge.Uploader drains the store into sync/ingest and a sync/sink,")
-		fmt.Fprintln(stderr, "    timed from Start until every stream's outbox cursor is at its last")
-		fmt.Fprintln(stderr, "    backlog seq, while live records are appended at --live-rate and each")
-		fmt.Fprintln(stderr, "    timed from append until the ingester's ack covers it, i.e. it is stored")
-		fmt.Fprintln(stderr, "    in the cloud (the RESULT line's figure), and, printed beside it, until")
-		fmt.Fprintln(stderr, "    the outbox cursor covers it.")
-		fmt.Fprintln(stderr, "ratio_vs_raw is the uploader's rate over the raw publish rate, the median of")
-		fmt.Fprintln(stderr, "the rounds'; the ratio against read+pack+publish is printed beside it.")
-		fmt.Fprintln(stderr, "The sink must hold every record exactly once, or the suite fails.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseSuite(fs, "sync", `Each round fills a fresh storage.Store (default configuration) with an offline
+backlog of 51-byte inference summaries, then runs, on the same broker:
+  raw read+pack+publish: a bare paho client reads the store, packs it with
+    batch.Packer (the uploader's settings) and publishes each batch at QoS 1,
+    with a window of publishes awaiting PUBACK, to a bare QoS 1 subscriber;
+  raw publish: the same client publishes the very batches that run packed,
+    packing untimed: the transport alone, the RESULT line's baseline;
+  uploader: edge.Uploader drains the store into sync/ingest and a sync/sink,
+    timed from Start until every stream's outbox cursor is at its last
+    backlog seq, while live records are appended at --live-rate and each
+    timed from append until the ingester's ack covers it, i.e. it is stored
+    in the cloud (the RESULT line's figure), and, printed beside it, until
+    the outbox cursor covers it.
+ratio_vs_raw is the uploader's rate over the raw publish rate, the median of
+the rounds'; the ratio against read+pack+publish is printed beside it.
+The sink must hold every record exactly once, or the suite fails.`, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("sync: unexpected argument %q", fs.Arg(0))
 	}
 	if f.quick {
 		f.records, f.rounds = 100000, 5
