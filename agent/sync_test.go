@@ -217,6 +217,29 @@ func (c *cloudSide) stream(vehicle, name string) (sink.StreamReport, bool) {
 	return sink.StreamReport{}, false
 }
 
+// frames counts, by frame sequence, the request summaries one store
+// incarnation of vehicle uploaded to the cloud.
+func (c *cloudSide) frames(t *testing.T, vehicle string, store uint64) map[uint64]int {
+	t.Helper()
+	out := map[uint64]int{}
+	var after uint64
+	for {
+		recs, err := c.sink.ReadStore(vehicle, store, storage.StreamInference, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return out
+		}
+		for _, r := range recs {
+			after = r.Seq
+			if r.Kind == storage.KindData && len(r.Payload) == summarySize {
+				out[binary.LittleEndian.Uint64(r.Payload[4:])]++
+			}
+		}
+	}
+}
+
 func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -315,28 +338,10 @@ func TestSyncDaemonKilledMidDrain(t *testing.T) {
 		}
 	}
 	// Every request's summary exactly once.
-	seen := make([]int, frames)
-	var after uint64
-	for {
-		recs, err := cloud.sink.ReadStream(cfg.VehicleID, storage.StreamInference, after, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			after = r.Seq
-			if r.Kind != storage.KindData || len(r.Payload) != summarySize {
-				continue
-			}
-			if f := binary.LittleEndian.Uint64(r.Payload[4:]); f < frames {
-				seen[f]++
-			}
-		}
-	}
-	for f, n := range seen {
-		if n != 1 {
+	inf, _ := cloud.stream(cfg.VehicleID, storage.StreamInference)
+	seen := cloud.frames(t, cfg.VehicleID, inf.Store)
+	for f := range uint64(frames) {
+		if n := seen[f]; n != 1 {
 			t.Errorf("frame %d's summary is in the cloud %d times", f, n)
 		}
 	}
@@ -685,21 +690,8 @@ func TestSyncAfterStoreMovedAside(t *testing.T) {
 	}
 	frames := map[uint64]int{}
 	for _, store := range stores {
-		var after uint64
-		for {
-			recs, err := cloud.sink.ReadStore(cfg.VehicleID, store, storage.StreamInference, after, 1000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				after = r.Seq
-				if r.Kind == storage.KindData && len(r.Payload) == summarySize {
-					frames[binary.LittleEndian.Uint64(r.Payload[4:])]++
-				}
-			}
+		for f, n := range cloud.frames(t, cfg.VehicleID, store) {
+			frames[f] += n
 		}
 	}
 	for _, f := range append(seqs(0, 20), seqs(1000, 10)...) {
