@@ -407,7 +407,7 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err)
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loopbackHost(host) {
 			return fmt.Errorf("metrics.listen %q: must be a loopback address (127.0.0.1, [::1] or localhost); metrics are not for the network", c.Metrics.Listen)
 		}
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/command"
+	"github.com/vigil-av/vigil/sync/linktls"
 )
 
 // SyncConfig is the link to the cloud: the uploader that drains the
@@ -101,12 +101,8 @@ func (s *SyncConfig) validate(vehicle string, storageOn bool) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("sync.broker %q: want scheme://host:port, e.g. ssl://broker.example:8883", s.Broker)
 	}
-	secure := false
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "tcps":
-		secure = true
-	case "tcp", "mqtt":
-	default:
+	secure := linktls.Secure(u.Scheme)
+	if !secure && u.Scheme != "tcp" && u.Scheme != "mqtt" {
 		return fmt.Errorf("sync.broker %q: scheme %q: want ssl, tls, mqtts or tcp", s.Broker, u.Scheme)
 	}
 	if !secure && !s.AllowInsecure && !loopbackHost(u.Hostname()) {
@@ -170,32 +166,8 @@ func (s *SyncConfig) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "tcps":
-	default:
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLS.ServerName}
-	if cfg.ServerName == "" {
-		cfg.ServerName = u.Hostname()
-	}
-	if s.TLS.CA != "" {
-		pem, err := os.ReadFile(s.TLS.CA)
-		if err != nil {
-			return nil, fmt.Errorf("sync.tls.ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("sync.tls.ca %s: no PEM certificate in it", s.TLS.CA)
-		}
-		cfg.RootCAs = pool
-	}
-	if s.TLS.Cert != "" {
-		pair, err := tls.LoadX509KeyPair(s.TLS.Cert, s.TLS.Key)
-		if err != nil {
-			return nil, fmt.Errorf("sync.tls.cert/key (%s, %s): %w", s.TLS.Cert, s.TLS.Key, err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
+	return linktls.Config(u, linktls.Files{
+		CA: s.TLS.CA, Cert: s.TLS.Cert, Key: s.TLS.Key, ServerName: s.TLS.ServerName,
+		CAName: "sync.tls.ca", CertName: "sync.tls.cert", KeyName: "sync.tls.key",
+	})
 }

@@ -59,11 +59,6 @@ import (
 // drains.
 const summaryBytes = 51
 
-// edgeDefaultWindow is edge.Config.Window's default (0 means 4) at the
-// time of writing; only used to size the baseline's window when --window
-// is left to the uploader's default.
-const edgeDefaultWindow = 4
-
 type syncFlags struct {
 	records      int
 	rounds       int
@@ -150,7 +145,7 @@ The sink must hold every record exactly once, or the suite fails.`, args, stderr
 	if rawWindow == 0 {
 		rawWindow = f.window
 		if rawWindow == 0 {
-			rawWindow = edgeDefaultWindow
+			rawWindow = edge.DefaultWindow
 		}
 	}
 

@@ -2,12 +2,13 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"net/url"
 	"os"
+
+	"github.com/vigil-av/vigil/sync/linktls"
 )
 
 // brokerFlags are the connection flags of the subcommands that talk to
@@ -38,12 +39,8 @@ func (b *brokerFlags) check() (*tls.Config, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("--broker %q: want scheme://host:port, e.g. ssl://broker.example:8883 or tcp://localhost:1883", b.url)
 	}
-	secure := false
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "tcps", "wss":
-		secure = true
-	case "tcp", "mqtt", "ws":
-	default:
+	secure := linktls.Secure(u.Scheme)
+	if !secure && u.Scheme != "tcp" && u.Scheme != "mqtt" && u.Scheme != "ws" {
 		return nil, fmt.Errorf("--broker %q: scheme %q: want ssl, tls, mqtts or tcp", b.url, u.Scheme)
 	}
 	if (b.cert == "") != (b.key == "") {
@@ -55,27 +52,8 @@ func (b *brokerFlags) check() (*tls.Config, error) {
 		}
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: b.serverName}
-	if cfg.ServerName == "" {
-		cfg.ServerName = u.Hostname()
-	}
-	if b.ca != "" {
-		pem, err := os.ReadFile(b.ca)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", b.ca)
-		}
-		cfg.RootCAs = pool
-	}
-	if b.cert != "" {
-		pair, err := tls.LoadX509KeyPair(b.cert, b.key)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key (%s, %s): %w", b.cert, b.key, err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
+	return linktls.Config(u, linktls.Files{
+		CA: b.ca, Cert: b.cert, Key: b.key, ServerName: b.serverName,
+		CAName: "--tls-ca", CertName: "--tls-cert", KeyName: "--tls-key",
+	})
 }

@@ -24,6 +24,9 @@ import (
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
 )
 
+// DefaultWindow is Config.Window's default: batches in flight per stream.
+const DefaultWindow = 4
+
 // Config configures an Uploader.
 type Config struct {
 	// Broker is the broker URL, e.g. tcp://broker:1883.
@@ -116,7 +119,7 @@ func (c *Config) defaults() error {
 		c.MaxPayload = batch.DefaultMaxPayload
 	}
 	if c.Window <= 0 {
-		c.Window = 4
+		c.Window = DefaultWindow
 	}
 	switch {
 	case c.LiveWindow < 0 || c.Window < 2:
