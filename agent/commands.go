@@ -19,8 +19,6 @@ import (
 	"github.com/vigil-av/vigil/watchdog"
 )
 
-func badArgs(format string, a ...any) error { return cmdlink.BadArgs(format, a...) }
-
 // commandArgs checks that args hold exactly the names given (all
 // required) and returns them in that order.
 func commandArgs(args map[string]string, names ...string) ([]string, error) {
@@ -30,14 +28,14 @@ func commandArgs(args map[string]string, names ...string) ([]string, error) {
 			if len(names) > 0 {
 				want = strings.Join(names, ", ")
 			}
-			return nil, badArgs("unknown argument %q; want %s", k, want)
+			return nil, cmdlink.BadArgs("unknown argument %q; want %s", k, want)
 		}
 	}
 	out := make([]string, len(names))
 	for i, n := range names {
 		v, ok := args[n]
 		if !ok || v == "" {
-			return nil, badArgs("missing argument %s", n)
+			return nil, cmdlink.BadArgs("missing argument %s", n)
 		}
 		out[i] = v
 	}
@@ -62,7 +60,7 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		}
 		p, err := watchdog.ParsePolicy(a[0])
 		if err != nil {
-			return nil, badArgs("policy: %v", err)
+			return nil, cmdlink.BadArgs("policy: %v", err)
 		}
 		if err := d.shell.Command(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p, Reason: "fleet command " + env.CorrelationID}); err != nil {
 			return nil, err
@@ -76,7 +74,7 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		}
 		b, ok := backendByName(a[0])
 		if !ok {
-			return nil, badArgs("backend %q: want primary, shadow or degraded", a[0])
+			return nil, cmdlink.BadArgs("backend %q: want primary, shadow or degraded", a[0])
 		}
 		op := watchdog.CmdClear
 		if env.Command == command.Failover {
@@ -94,7 +92,7 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		}
 		lvl, err := parseLevel(a[0])
 		if err != nil {
-			return nil, badArgs("level: %v", err)
+			return nil, cmdlink.BadArgs("level: %v", err)
 		}
 		d.level.SetLevel(lvl)
 		log.Info("log level set by fleet command", zap.Stringer("level", lvl))
@@ -108,7 +106,7 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		}
 		return json.Marshal(map[string]string{"sync": d.syncStatus().State})
 	}
-	return nil, badArgs("command %q is not handled by this daemon", env.Command)
+	return nil, cmdlink.BadArgs("command %q is not handled by this daemon", env.Command)
 }
 
 func backendByName(s string) (watchdog.Backend, bool) {
@@ -152,7 +150,7 @@ func (d *Daemon) newCommandChannel(c *cloud) (*commandChannel, error) {
 	cc := d.cfg.Sync.Commands
 	keys := map[string]ed25519.PublicKey{}
 	for i, p := range cc.TrustedKeys {
-		k, err := readPublicKey(p)
+		k, err := cmdlink.ReadPublicKey(p)
 		if err != nil {
 			return nil, fmt.Errorf("sync.commands.trusted_keys[%d]: %w", i, err)
 		}
@@ -237,7 +235,3 @@ func (ch *commandChannel) status() CommandsStatus {
 	}
 	return out
 }
-
-// readPublicKey reads an operator's public key file as vigil-fleet keygen
-// writes it.
-func readPublicKey(path string) (ed25519.PublicKey, error) { return cmdlink.ReadPublicKey(path) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
 	"github.com/vigil-av/vigil/sync/linktls"
 )
@@ -141,7 +142,7 @@ func (s *SyncConfig) validate(vehicle string, storageOn bool) error {
 			return errors.New("sync.commands.trusted_keys: empty; commands need at least one operator public key (vigil-fleet keygen writes one)")
 		}
 		for i, p := range c.TrustedKeys {
-			if _, err := readPublicKey(p); err != nil {
+			if _, err := cmdlink.ReadPublicKey(p); err != nil {
 				return fmt.Errorf("sync.commands.trusted_keys[%d]: %w", i, err)
 			}
 		}
