@@ -10,7 +10,7 @@ import (
 //	r <id:1> <bucket:8> <seq:8>    a record; bucket = seq / BucketRecords
 //	m/format                       storage format version
 //	m/boot                         the last boot number
-//	m/id                           the store's incarnation id (Store.ID)
+//	m/id                           the store's incarnation id (Store.StoreID)
 //	m/stream/<name>                stream id and bucket size
 //	m/last/<id:1>                  highest sequence number written
 //	m/cursor/<id:1>                highest sequence number acknowledged

@@ -12,7 +12,7 @@ import (
 // in order from its cursor, and acknowledge what the cloud has stored.
 // *Store implements it.
 type Outbox interface {
-	// StoreID is the store's incarnation id (Store.ID): non-zero, fixed
+	// StoreID is the store's incarnation id (Store.StoreID): non-zero, fixed
 	// for the life of the data directory, new when a directory is moved
 	// aside and started afresh and sequence numbers restart at 1. Batches
 	// carry it so that the cloud keys records on (store, stream, seq).

@@ -22,7 +22,7 @@ func fillAndClose(t *testing.T, cfg Config) uint64 {
 	for i := range 300 {
 		s.Stream(StreamInference).Append([]byte{byte(i)})
 	}
-	id := s.ID()
+	id := s.StoreID()
 	closeStore(t, s)
 	return id
 }
@@ -126,8 +126,8 @@ func TestRecovery(t *testing.T) {
 			}
 			// The fresh store is a new incarnation: its sequence numbers
 			// restart at 1, so it must not share the old one's id.
-			if s.ID() == 0 || s.ID() == oldID || s.StoreID() != s.ID() {
-				t.Errorf("store id %016x (StoreID %016x) after recovery; the moved-aside store's was %016x", s.ID(), s.StoreID(), oldID)
+			if s.StoreID() == 0 || s.StoreID() == oldID {
+				t.Errorf("store id %016x after recovery; the moved-aside store's was %016x", s.StoreID(), oldID)
 			}
 			t.Logf("cause: %v", r.Cause)
 			if !strings.Contains(r.Cause.Error(), tc.cause) {
@@ -216,8 +216,8 @@ func TestStoreID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.ID() != first || s.StoreID() != first || s.Recovered() != nil {
-			t.Errorf("reopened store has id %016x (StoreID %016x), want %016x", s.ID(), s.StoreID(), first)
+		if s.StoreID() != first || s.Recovered() != nil {
+			t.Errorf("reopened store has id %016x, want %016x", s.StoreID(), first)
 		}
 		closeStore(t, s)
 	}
@@ -240,7 +240,7 @@ func TestStoreID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	given := s.ID()
+	given := s.StoreID()
 	if given == 0 || given == first || s.Recovered() != nil {
 		t.Errorf("store without an id: given %016x (the deleted one was %016x), recovered %v", given, first, s.Recovered())
 	}
@@ -249,7 +249,7 @@ func TestStoreID(t *testing.T) {
 	}
 	closeStore(t, s)
 	s = openTest(t, cfg)
-	if s.ID() != given {
-		t.Errorf("id %016x after reopen, want %016x", s.ID(), given)
+	if s.StoreID() != given {
+		t.Errorf("id %016x after reopen, want %016x", s.StoreID(), given)
 	}
 }

@@ -122,14 +122,12 @@ func (s *Store) Streams() []string {
 // Boot returns this Open's boot number, the Boot of every record it writes.
 func (s *Store) Boot() uint32 { return s.boot }
 
-// ID returns the store's incarnation id: a random non-zero number drawn
-// when the data directory is created (or first opened by a build that
-// has ids) and kept across reopens. A directory moved aside and started
-// afresh gets a new one, so (ID, stream, seq) names a record for good,
-// while sequence numbers alone restart at 1 with a fresh store.
-func (s *Store) ID() uint64 { return s.id }
-
-// StoreID implements Outbox; it is ID.
+// StoreID returns the store's incarnation id (and implements Outbox): a
+// random non-zero number drawn when the data directory is created (or
+// first opened by a build that has ids) and kept across reopens. A
+// directory moved aside and started afresh gets a new one, so (id,
+// stream, seq) names a record for good, while sequence numbers alone
+// restart at 1 with a fresh store.
 func (s *Store) StoreID() uint64 { return s.id }
 
 // Recovered returns what Open did about a directory it could not open, or

@@ -13,7 +13,7 @@
 //     stream over one contiguous sequence range (holes left by eviction
 //     fall between batches; the gap record that explains a hole travels
 //     later, like any record), with a header naming vehicle, stream, the
-//     uploading store's incarnation id (storage's Store.ID, non-zero;
+//     uploading store's incarnation id (storage's Store.StoreID, non-zero;
 //     format version 2, version 1 had none and is refused), the uploader's
 //     boot, the range, the count, the compression (flate, which falls back
 //     to none when it does not shrink the body; Decode reads any flate
@@ -208,7 +208,7 @@
 // Fixed limit: a vehicle whose store was wiped (moved aside as corrupt)
 // restarts its sequence numbers at 1, and the sink took its new records
 // for duplicates, acked them, and the edge deleted them. Each store now
-// has an incarnation id (storage's Store.ID and Outbox.StoreID: random,
+// has an incarnation id (storage's Store.StoreID, which is Outbox.StoreID: random,
 // non-zero, drawn when the directory is created and kept across reopens,
 // new when a directory is moved aside). Every batch header carries it,
 // the sink keys records, files and reports on (vehicle, store, stream,

@@ -207,7 +207,7 @@ The sink must hold every record exactly once, or the suite fails.`, args, stderr
 		res, err := func() (roundResult, error) {
 			defer store.Close(context.Background())
 			var res roundResult
-			packer := batch.Packer{Vehicle: vehicle, Store: store.ID(), Boot: store.Boot(), Compression: batch.Flate, MaxPayload: f.maxPayload}
+			packer := batch.Packer{Vehicle: vehicle, Store: store.StoreID(), Boot: store.Boot(), Compression: batch.Flate, MaxPayload: f.maxPayload}
 			if f.uncompressed {
 				packer.Compression = batch.None
 			}
@@ -718,7 +718,7 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 	}
 	defer closeQuietly(up.Close)
 
-	acks, err := watchAcks(brokerURL, vehicle, f.liveStream, store.ID())
+	acks, err := watchAcks(brokerURL, vehicle, f.liveStream, store.StoreID())
 	if err != nil {
 		return err
 	}
@@ -830,8 +830,8 @@ func checkSink(sk *sink.Sink, sinkDir, vehicle string, store *storage.Store, liv
 			continue
 		}
 		for _, s := range v.Streams {
-			if s.Store != store.ID() {
-				return total, fmt.Errorf("the sink holds %s's stream %s of store %016x; the vehicle's store is %016x", vehicle, s.Stream, s.Store, store.ID())
+			if s.Store != store.StoreID() {
+				return total, fmt.Errorf("the sink holds %s's stream %s of store %016x; the vehicle's store is %016x", vehicle, s.Stream, s.Store, store.StoreID())
 			}
 			reports[s.Stream] = s
 		}
@@ -849,7 +849,7 @@ func checkSink(sk *sink.Sink, sinkDir, vehicle string, store *storage.Store, liv
 			return total, fmt.Errorf("%s: sink reports %d records through %d, missing %v; %d durable", ss.Name, rep.Records, rep.HighWater, rep.Missing, ss.Durable)
 		}
 		seen := make([]uint8, ss.Durable+1)
-		dir := filepath.Join(sinkDir, vehicle, fmt.Sprintf("%016x", store.ID()), ss.Name)
+		dir := filepath.Join(sinkDir, vehicle, fmt.Sprintf("%016x", store.StoreID()), ss.Name)
 		files, err := os.ReadDir(dir)
 		if err != nil {
 			return total, err

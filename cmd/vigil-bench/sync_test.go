@@ -100,7 +100,7 @@ func TestCheckSinkCatchesDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := packingSource(store, batch.Packer{Vehicle: vehicle, Store: store.ID(), Boot: store.Boot(), Compression: batch.Flate, MaxPayload: 1024})
+	next := packingSource(store, batch.Packer{Vehicle: vehicle, Store: store.StoreID(), Boot: store.Boot(), Compression: batch.Flate, MaxPayload: 1024})
 	for {
 		b, err := next()
 		if err != nil {
@@ -127,12 +127,12 @@ func TestCheckSinkCatchesDuplicates(t *testing.T) {
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("Read: %d records, %v", len(recs), err)
 	}
-	dup, err := batch.Encode(batch.Header{Vehicle: vehicle, Store: store.ID(), Stream: storage.StreamInference, Boot: store.Boot(), Compression: batch.Flate}, batch.FromStorage(recs))
+	dup, err := batch.Encode(batch.Header{Vehicle: vehicle, Store: store.StoreID(), Stream: storage.StreamInference, Boot: store.Boot(), Compression: batch.Flate}, batch.FromStorage(recs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("%020d-%020d.batch", recs[0].Seq, recs[1].Seq)
-	if err := os.WriteFile(filepath.Join(sinkDir, vehicle, fmt.Sprintf("%016x", store.ID()), storage.StreamInference, name), dup, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(sinkDir, vehicle, fmt.Sprintf("%016x", store.StoreID()), storage.StreamInference, name), dup, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := checkSink(sk, sinkDir, vehicle, store, storage.StreamInference, nil); err == nil || !strings.Contains(err.Error(), "more than once") {

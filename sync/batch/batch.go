@@ -13,7 +13,7 @@
 //	6      vehicle id length V (1..64), then V bytes
 //	.      stream name length S (1..64), then S bytes
 //	.      store (uint64, non-zero): the uploading store's incarnation id
-//	       (storage.Store.ID); sequence numbers restart at 1 when a
+//	       (storage.Store.StoreID); sequence numbers restart at 1 when a
 //	       vehicle's store is moved aside and started afresh, so a record
 //	       is named by (vehicle, store, stream, seq)
 //	.      boot (uint32): the uploading store's boot when the batch was built
