@@ -316,10 +316,14 @@ func (p *NVML) Read(ctx context.Context) (Sample, error) {
 	var gpuErr error
 	var r nvmlReading
 	if !lost {
-		if err := p.w.call(ctx, p.opts.CallTimeout, func() { r = p.readDevice() }); err != nil {
+		// The call writes into its own reading: one it overran may still
+		// finish after Read has returned, and must not touch r then.
+		got := new(nvmlReading)
+		if err := p.w.call(ctx, p.opts.CallTimeout, func() { *got = p.readDevice() }); err != nil {
 			s.GPUSuspect = true
 			gpuErr = fmt.Errorf("nvml read GPU %d: %w", p.opts.Device, err)
 		} else {
+			r = *got
 			lost = r.lost
 			gpuErr = errors.Join(r.errs...)
 		}
