@@ -141,6 +141,8 @@ ratio, and Go heap allocations per Vigil run.`, args, stderr); err != nil {
 		return err
 	}
 
+	handoff := handoffCost(min(f.runs, 400))
+
 	vp50, vp99 := percentile(vigil, 0.50), percentile(vigil, 0.99)
 	bp50, bp99 := percentile(base, 0.50), percentile(base, 0.99)
 	fmt.Fprintf(stdout, "%d timed runs each, alternating\n", f.runs)
@@ -149,8 +151,10 @@ ratio, and Go heap allocations per Vigil run.`, args, stderr); err != nil {
 	fmt.Fprintf(stdout, "%-8s %12v %12v\n", "vigil", vp50.Round(time.Microsecond), vp99.Round(time.Microsecond))
 	fmt.Fprintf(stdout, "%-8s %12.3f %12.3f\n", "ratio", float64(vp50)/float64(bp50), float64(vp99)/float64(bp99))
 	fmt.Fprintf(stdout, "Go heap allocations per Vigil run: %d\n", allocs)
-	fmt.Fprintf(stdout, "RESULT suite=inference overhead_p50=%.3f overhead_p99=%.3f bare_p50_us=%.0f allocs_per_run=%d\n",
-		float64(vp50)/float64(bp50), float64(vp99)/float64(bp99), micros(bp50), allocs)
+	fmt.Fprintf(stdout, "platform: a hand-off to a parked goroutine and back, as each Vigil run makes, p50 %.1f µs (GOMAXPROCS %d)\n",
+		float64(handoff)/float64(time.Microsecond), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "RESULT suite=inference overhead_p50=%.3f overhead_p99=%.3f bare_p50_us=%.0f allocs_per_run=%d handoff_us=%.1f\n",
+		float64(vp50)/float64(bp50), float64(vp99)/float64(bp99), micros(bp50), allocs, float64(handoff)/float64(time.Microsecond))
 	return nil
 }
 
@@ -172,6 +176,35 @@ func allocsPerRun(b *inference.Backend, in, out []inference.Tensor, frame []floa
 	}
 	runtime.ReadMemStats(&after)
 	return (after.Mallocs - before.Mallocs) / uint64(n), nil
+}
+
+// handoffCost measures, n times, what the two hand-offs of a Vigil run
+// cost on this platform with no model in between: the caller wakes the
+// goroutine parked for the slot, which answers at once and wakes the
+// caller again. Before each, the caller keeps its CPU busy for a while,
+// as a bare run would, so that the runtime's idle threads are asleep
+// again. Where another P is idle, Go wakes a thread for it on each
+// hand-off, and what that costs is the operating system's (or the
+// hypervisor's) price of a cross-CPU wake-up: the part of Vigil's
+// overhead that a faster wake-up removes. It returns the median.
+func handoffCost(n int) time.Duration {
+	start, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		for range start {
+			done <- struct{}{}
+		}
+	}()
+	defer close(start)
+	d := make([]time.Duration, 0, n)
+	for range n {
+		for t := time.Now(); time.Since(t) < 300*time.Microsecond; {
+		}
+		t0 := time.Now()
+		start <- struct{}{}
+		<-done
+		d = append(d, time.Since(t0))
+	}
+	return percentile(d, 0.5)
 }
 
 // benchModel finds the model to run, generating the demo primary into a

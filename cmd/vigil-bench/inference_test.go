@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestInferenceSuite runs a short inference suite on the demo primary
+// model (ONNX Runtime must be where `make deps` puts it) and checks its
+// RESULT line: the figures are there, allocations per run are zero, and
+// the platform's hand-off cost is measured.
+func TestInferenceSuite(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"inference", "--runs", "20", "--warmup", "2"}
+	if err := run(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	re := regexp.MustCompile(`^RESULT suite=inference overhead_p50=[0-9]+\.[0-9]{3} overhead_p99=[0-9]+\.[0-9]{3} bare_p50_us=[0-9]+ allocs_per_run=([0-9]+) handoff_us=([0-9]+\.[0-9])$`)
+	m := re.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
+	}
+	if m[1] != "0" {
+		t.Errorf("allocs_per_run=%s, want 0", m[1])
+	}
+	if h, _ := strconv.ParseFloat(m[2], 64); h <= 0 || h > float64(time.Second/time.Microsecond) {
+		t.Errorf("handoff_us=%s is not a measured hand-off", m[2])
+	}
+}
