@@ -28,39 +28,56 @@ func needMosquitto(t *testing.T) {
 	}
 }
 
+// TestSyncSuite runs a short sync suite over the default emulated uplink
+// and over plain loopback, and checks the RESULT line, which says which
+// link it measured, and that every round's sink held the backlog once.
 func TestSyncSuite(t *testing.T) {
 	needMosquitto(t)
-	var out, errb bytes.Buffer
-	args := []string{"sync", "--records", "3000", "--rounds", "2", "--live-rate", "200", "--dir", t.TempDir()}
-	if err := run(context.Background(), args, &out, &errb); err != nil {
-		t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	last := lines[len(lines)-1]
-	re := regexp.MustCompile(`^RESULT suite=sync records=([0-9]+) drain_records_per_s=([0-9]+) ratio_vs_raw=([0-9]+\.[0-9]{3}) live_p99_ms_during_drain=([0-9]+\.[0-9])$`)
-	m := re.FindStringSubmatch(last)
-	if m == nil {
-		t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
-	}
-	if m[1] != "3000" {
-		t.Errorf("records=%s, want 3000", m[1])
-	}
-	for i, name := range []string{"drain_records_per_s", "ratio_vs_raw", "live_p99_ms_during_drain"} {
-		v, err := strconv.ParseFloat(m[i+2], 64)
-		if err != nil || v < 0 || (i < 2 && v == 0) {
-			t.Errorf("%s=%s: want a positive number", name, m[i+2])
-		}
-	}
-	// Each round drains the 3000 summaries and the store's opening notice,
-	// and its sink holds them (and the live records) once.
-	if n := strings.Count(out.String(), ": 3001 records in "); n != 2 {
-		t.Errorf("%d rounds report a backlog of 3001 records, want 2\n%s", n, out.String())
-	}
-	if n := strings.Count(out.String(), "records, each once"); n != 2 {
-		t.Errorf("%d rounds checked the sink, want 2\n%s", n, out.String())
-	}
-	if !regexp.MustCompile(`(?m)^totals: batches [0-9]+ \([0-9.]+ MB packed\) of backlog, [0-9]+ sent by the uploader \(backlog and live\), resends [0-9]+, duplicates [0-9]+`).MatchString(out.String()) {
-		t.Errorf("no totals line with batches, bytes, resends and duplicates:\n%s", out.String())
+	for _, c := range []struct {
+		name      string
+		flags     []string
+		mbps, rtt string
+	}{
+		{"default uplink", nil, "20", "40"},
+		{"loopback", []string{"--uplink", "0"}, "0", "0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"sync", "--records", "3000", "--rounds", "2", "--live-rate", "200", "--dir", t.TempDir()}, c.flags...)
+			if err := run(context.Background(), args, &out, &errb); err != nil {
+				t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			last := lines[len(lines)-1]
+			re := regexp.MustCompile(`^RESULT suite=sync records=([0-9]+) drain_records_per_s=([0-9]+) ratio_vs_raw=([0-9]+\.[0-9]{3}) live_p99_ms_during_drain=([0-9]+\.[0-9]) uplink_mbps=([0-9.]+) uplink_rtt_ms=([0-9]+)$`)
+			m := re.FindStringSubmatch(last)
+			if m == nil {
+				t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
+			}
+			if m[1] != "3000" {
+				t.Errorf("records=%s, want 3000", m[1])
+			}
+			for i, name := range []string{"drain_records_per_s", "ratio_vs_raw", "live_p99_ms_during_drain"} {
+				v, err := strconv.ParseFloat(m[i+2], 64)
+				if err != nil || v < 0 || (i < 2 && v == 0) {
+					t.Errorf("%s=%s: want a positive number", name, m[i+2])
+				}
+			}
+			if m[5] != c.mbps || m[6] != c.rtt {
+				t.Errorf("uplink_mbps=%s uplink_rtt_ms=%s, want %s and %s", m[5], m[6], c.mbps, c.rtt)
+			}
+			// Each round drains the 3000 summaries and the store's opening
+			// notice, and its sink holds them (and the live records) once.
+			if n := strings.Count(out.String(), ": 3001 records in "); n != 2 {
+				t.Errorf("%d rounds report a backlog of 3001 records, want 2\n%s", n, out.String())
+			}
+			if n := strings.Count(out.String(), "records, each once"); n != 2 {
+				t.Errorf("%d rounds checked the sink, want 2\n%s", n, out.String())
+			}
+			if !regexp.MustCompile(`(?m)^totals: batches [0-9]+ \([0-9.]+ MB packed\) of backlog, [0-9]+ sent by the uploader \(backlog and live\), resends [0-9]+, duplicates [0-9]+`).MatchString(out.String()) {
+				t.Errorf("no totals line with batches, bytes, resends and duplicates:\n%s", out.String())
+			}
+		})
 	}
 }
 
