@@ -5,8 +5,11 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"testing"
 	"time"
+
+	kflate "github.com/klauspost/compress/flate"
 
 	"github.com/vigil-av/vigil/storage"
 )
@@ -132,36 +135,51 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkLevels compresses the body of one full batch (4096 records)
-// at flate levels 1 (BestSpeed), 2 (the package's) and 6 (the default):
-// the measurement behind the choice of level.
+// with the standard library's encoder at level 2 (what batches used
+// before) and with the package's encoder at levels 2, 5 (the package's),
+// 6 and 7: the measurement behind the choice of encoder and level.
 func BenchmarkLevels(b *testing.B) {
+	type writer interface {
+		io.Writer
+		Reset(io.Writer)
+		Close() error
+	}
+	encoders := []struct {
+		name string
+		new  func(int) (writer, error)
+	}{
+		{"stdlib", func(l int) (writer, error) { return flate.NewWriter(nil, l) }},
+		{"klauspost", func(l int) (writer, error) { return kflate.NewWriter(nil, l) }},
+	}
 	for _, c := range benchPayloads {
 		var body []byte
 		recs := storageRecords("inference", 4096, c.payload)
 		for _, r := range recs {
 			body = appendRecord(body, r.Seq, r.Kind, r.Boot, r.Mono, r.Wall, r.Payload)
 		}
-		for _, l := range []struct {
-			name  string
-			level int
-		}{{"BestSpeed", flate.BestSpeed}, {"level2", level}, {"Default", flate.DefaultCompression}} {
-			lvl := l.level
-			b.Run(c.name+"/"+l.name, func(b *testing.B) {
-				var out bytes.Buffer
-				w, err := flate.NewWriter(&out, lvl)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.SetBytes(int64(len(body)))
-				for b.Loop() {
-					out.Reset()
-					w.Reset(&out)
-					w.Write(body)
-					w.Close()
-				}
-				b.ReportMetric(float64(out.Len())/float64(len(recs)), "wireB/record")
-				b.ReportMetric(float64(out.Len())/float64(len(body)), "ratio")
-			})
+		for _, e := range encoders {
+			levels := []int{2, level, 6, 7}
+			if e.name == "stdlib" {
+				levels = []int{2}
+			}
+			for _, lvl := range levels {
+				b.Run(fmt.Sprintf("%s/%s/level%d", c.name, e.name, lvl), func(b *testing.B) {
+					var out bytes.Buffer
+					w, err := e.new(lvl)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.SetBytes(int64(len(body)))
+					for b.Loop() {
+						out.Reset()
+						w.Reset(&out)
+						w.Write(body)
+						w.Close()
+					}
+					b.ReportMetric(float64(out.Len())/float64(len(recs)), "wireB/record")
+					b.ReportMetric(float64(out.Len())/float64(len(body)), "ratio")
+				})
+			}
 		}
 	}
 }
