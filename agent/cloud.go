@@ -13,12 +13,18 @@ import (
 type SyncStatus struct {
 	// State is off, offline, connecting, draining or live; Why says why
 	// it is off.
-	State    string             `json:"state"`
-	Why      string             `json:"why,omitempty"`
-	Broker   string             `json:"broker,omitempty"`
-	Connects uint64             `json:"connects,omitempty"`
-	Streams  []SyncStreamStatus `json:"streams,omitempty"`
-	Commands *CommandsStatus    `json:"commands,omitempty"`
+	State    string `json:"state"`
+	Why      string `json:"why,omitempty"`
+	Broker   string `json:"broker,omitempty"`
+	Connects uint64 `json:"connects,omitempty"`
+	// InFlightBudget is the payload bytes the backlogs may have in flight
+	// now, sized from MinAckRTTMs and DeliveryRate (bytes a second), what
+	// the connection's acks have shown (zero before the first).
+	InFlightBudget int                `json:"in_flight_budget_bytes,omitempty"`
+	MinAckRTTMs    float64            `json:"min_ack_rtt_ms,omitempty"`
+	DeliveryRate   float64            `json:"delivery_bytes_per_s,omitempty"`
+	Streams        []SyncStreamStatus `json:"streams,omitempty"`
+	Commands       *CommandsStatus    `json:"commands,omitempty"`
 }
 
 // SyncStreamStatus is one stream's upload.
@@ -129,7 +135,8 @@ func (d *Daemon) syncStatus() SyncStatus {
 		return SyncStatus{State: "off", Why: d.syncWhy}
 	}
 	s := c.up.Stats()
-	out := SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects}
+	out := SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects,
+		InFlightBudget: s.InFlightBudget, MinAckRTTMs: float64(s.MinAckRTT) / float64(time.Millisecond), DeliveryRate: s.DeliveryRate}
 	for _, st := range s.Streams {
 		out.Streams = append(out.Streams, SyncStreamStatus{
 			Stream: st.Stream, Cursor: st.Cursor, InFlight: st.InFlight, Sent: st.Sent,

@@ -84,6 +84,14 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(b, "vigil_sync_state{state=%q} %d\n", s, v)
 	}
+	if st.Sync.State != "off" {
+		metric("vigil_sync_in_flight_budget_bytes", "gauge", "Payload bytes the backlogs may have in flight, sized from the link's ack round trip and delivery rate.")
+		fmt.Fprintf(b, "vigil_sync_in_flight_budget_bytes %d\n", st.Sync.InFlightBudget)
+		metric("vigil_sync_min_ack_rtt_seconds", "gauge", "Lowest round trip from a batch's publish to the ingester's ack on this connection (0 before the first).")
+		fmt.Fprintf(b, "vigil_sync_min_ack_rtt_seconds %g\n", st.Sync.MinAckRTTMs/1000)
+		metric("vigil_sync_delivery_bytes_per_second", "gauge", "Highest recent rate at which the ingester acknowledged payload bytes on this connection.")
+		fmt.Fprintf(b, "vigil_sync_delivery_bytes_per_second %g\n", st.Sync.DeliveryRate)
+	}
 	ys := st.Sync.Streams
 	byStream("vigil_sync_resent_total", "counter", "Batches sent again (no ack in time, a reconnect, sync-now), by stream.", len(ys),
 		func(i int) (string, float64) { return ys[i].Stream, float64(ys[i].Resent) })

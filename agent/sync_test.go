@@ -535,6 +535,9 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("a replayed command changed the log level to %v", d.level.Level())
 	}
 
+	if b := status(t, c).Sync.InFlightBudget; b <= 0 {
+		t.Errorf("status: in-flight budget %d with the link up", b)
+	}
 	cs := status(t, c).Sync.Commands
 	if cs == nil || cs.RejectedBy["unsafe_while_moving"] != 1 || cs.RejectedBy["unknown_key"] != 1 || cs.RejectedBy["replayed"] != 1 || cs.BadArgs != 1 {
 		t.Fatalf("command counts: %+v", cs)
@@ -552,6 +555,9 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 		`vigil_fleet_commands_rejected_total{reason="unknown_key"} 1`,
 		`vigil_storage_backlog_records{stream="inference"}`,
 		`vigil_sync_rejected_total{stream="events"} 0`,
+		"vigil_sync_in_flight_budget_bytes ",
+		"vigil_sync_min_ack_rtt_seconds ",
+		"vigil_sync_delivery_bytes_per_second ",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)

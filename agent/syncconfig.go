@@ -33,8 +33,9 @@ type SyncConfig struct {
 	TLS      SyncTLSConfig `yaml:"tls"`
 	// MaxPayload bounds a telemetry batch in bytes; 0 means 128 KiB.
 	MaxPayload int `yaml:"max_payload"`
-	// Window is the number of unacknowledged batches per stream; 0 means
-	// the uploader's default.
+	// Window is the most unacknowledged batches per stream; 0 means the
+	// uploader's default (16). Fewer are in flight unless the link's
+	// measured bandwidth-delay product needs them.
 	Window int `yaml:"window"`
 	// AckTimeout is how long a batch waits for the ingester's ack before
 	// it is sent again; 0 means 10s.

@@ -92,10 +92,14 @@
 //     at once and cuts a reconnect wait short. One drain goroutine owns the
 //     per-stream state: each stream is drained from its cursor with
 //     batch.Packer (reading at most 8 MaxPayloads per batch) into a window
-//     of Window batches published at QoS 1 without waiting for PUBACK, the
-//     logs stream on vigil/v1/<vehicle>/logs, every other on
-//     vigil/v1/<vehicle>/telemetry. When the link comes up with a backlog,
-//     a live lane (LiveWindow of the window, a quarter by default) sends
+//     of at most Window batches (16) published at QoS 1 without waiting
+//     for PUBACK, the logs stream on vigil/v1/<vehicle>/logs, every other
+//     on vigil/v1/<vehicle>/telemetry. The backlogs share a budget of
+//     bytes in flight: 1.5 times the bandwidth-delay product the
+//     connection's acks show (lowest ack round trip, highest recent
+//     delivery rate), at least 2 MaxPayloads (pace.go). When the link
+//     comes up with a backlog, a live lane (LiveWindow batches of the
+//     window, a quarter by default, outside the budget) sends
 //     the records appended since ahead of it, live lanes before backlogs;
 //     the backlog lane packs only below the first live batch and adopts it
 //     when it gets there, so the outbox cursor still moves only through

@@ -67,6 +67,7 @@ type syncFlags struct {
 	records      int
 	rounds       int
 	window       int
+	liveWindow   int
 	rawWindow    int
 	maxPayload   int
 	uncompressed bool
@@ -88,7 +89,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	fs.IntVar(&f.records, "records", 300000, "inference summaries in the offline backlog of each round")
 	fs.IntVar(&f.rounds, "rounds", 5, "rounds, each running the two raw baselines then the uploader on a freshly filled store")
-	fs.IntVar(&f.window, "window", 0, "edge.Config.Window: batches in flight per stream (0: the uploader's default)")
+	fs.IntVar(&f.window, "window", 0, "edge.Config.Window: the most batches in flight per stream (0: the uploader's default)")
+	fs.IntVar(&f.liveWindow, "live-window", 0, "edge.Config.LiveWindow: the live lane's batches in flight (0: the uploader's default; negative: no live lane)")
 	fs.IntVar(&f.rawWindow, "raw-window", 0, "QoS 1 publishes in flight in the baseline (0: the uploader's window)")
 	fs.IntVar(&f.maxPayload, "max-payload", 0, "edge.Config.MaxPayload: encoded batch bound in bytes (0: the default, 128 KiB)")
 	fs.BoolVar(&f.uncompressed, "uncompressed", false, "edge.Config.UseNone: send batch bodies uncompressed (default: flate)")
@@ -254,10 +256,11 @@ uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, 
 		live = append(live, res.live...)
 		liveCloud, liveMissed = append(liveCloud, res.liveCloud...), liveMissed+res.liveCloudMissed
 		tot.add(res)
-		fmt.Fprintf(stdout, "round %d: %d records in %d batches, %.2f MB; raw publish %v %.0f records/s; raw read+pack+publish %v %.0f records/s; uploader %v %.0f records/s; ratio %.3f (%.3f vs read+pack+publish); live to cursor p50 %.1f ms p99 %.1f ms, to ingester ack p99 %.1f ms (%d records); max in flight %d\n",
+		fmt.Fprintf(stdout, "round %d: %d records in %d batches, %.2f MB; raw publish %v %.0f records/s; raw read+pack+publish %v %.0f records/s; uploader %v %.0f records/s; ratio %.3f (%.3f vs read+pack+publish); live to cursor p50 %.1f ms p99 %.1f ms, to ingester ack p99 %.1f ms (%d records); max in flight %d batches, budget up to %.0f KiB (lowest ack round trip %.1f ms, delivery %.2f MB/s)\n",
 			round, res.backlog(targets), res.batches, float64(res.bytes)/1e6,
 			res.raw.Round(time.Millisecond), raw, res.rawPack.Round(time.Millisecond), rawPack, res.drain.Round(time.Millisecond), up,
-			up/raw, up/rawPack, millis(percentile(res.live, 0.5)), millis(percentile(res.live, 0.99)), millis(percentile(res.liveCloud, 0.99)), len(res.live), res.maxInFlight)
+			up/raw, up/rawPack, millis(percentile(res.live, 0.5)), millis(percentile(res.live, 0.99)), millis(percentile(res.liveCloud, 0.99)), len(res.live), res.maxInFlight,
+			float64(res.maxBudget)/1024, millis(res.minAckRTT), res.deliveryRate/1e6)
 		fmt.Fprintf(stdout, "round %d link: batches %d sent, %d resent, %d acked, %d rejected; ingester stored %d, duplicates %d, failed %d; sink holds %d records, each once\n",
 			round, res.sent, res.resent, res.acked, res.rejected, res.stored, res.duplicates, res.failed, res.sinkRecords)
 	}
@@ -293,6 +296,9 @@ func uploaderSettings(f syncFlags) string {
 		parts = append(parts, "window default")
 	} else {
 		parts = append(parts, fmt.Sprintf("window %d (not the default)", f.window))
+	}
+	if f.liveWindow != 0 {
+		parts = append(parts, fmt.Sprintf("live window %d (not the default)", f.liveWindow))
 	}
 	if f.maxPayload == 0 {
 		parts = append(parts, "max payload default (128 KiB)")
@@ -535,6 +541,9 @@ type roundResult struct {
 	liveCloud       []time.Duration // append to the ingester's ack covering it
 	liveCloudMissed int
 	maxInFlight     int
+	maxBudget       int           // the uploader's largest in-flight budget, bytes
+	minAckRTT       time.Duration // and what it was sized from, at the end
+	deliveryRate    float64
 
 	sent, resent, acked, rejected uint64 // the uploader's
 	stored, duplicates, failed    uint64 // the ingester's
@@ -728,7 +737,7 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 		}
 	}
 
-	cfg := edge.Config{Broker: edgeURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, MaxPayload: f.maxPayload, UseNone: f.uncompressed}
+	cfg := edge.Config{Broker: edgeURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, LiveWindow: f.liveWindow, MaxPayload: f.maxPayload, UseNone: f.uncompressed}
 	up, err := edge.New(cfg, store, nil)
 	if err != nil {
 		return err
@@ -768,9 +777,11 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 		if now.After(deadline) {
 			return fmt.Errorf("not drained within %v: uploader %+v, ingester %+v", f.timeout, up.Stats(), in.Stats())
 		}
-		for _, s := range up.Stats().Streams {
+		us := up.Stats()
+		for _, s := range us.Streams {
 			res.maxInFlight = max(res.maxInFlight, s.InFlight)
 		}
+		res.maxBudget = max(res.maxBudget, us.InFlightBudget)
 		c, err := store.Cursor(f.liveStream)
 		if err != nil {
 			return err
@@ -812,7 +823,9 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 			break
 		}
 	}
-	for _, s := range up.Stats().Streams {
+	us := up.Stats()
+	res.minAckRTT, res.deliveryRate = us.MinAckRTT, us.DeliveryRate
+	for _, s := range us.Streams {
 		res.sent += s.Sent
 		res.resent += s.Resent
 		res.acked += s.Acked

@@ -169,6 +169,13 @@ func printSync(w io.Writer, s *agent.SyncStatus) {
 		return
 	}
 	fmt.Fprintf(w, "sync: %s   broker %s   connections %d\n", s.State, s.Broker, s.Connects)
+	if s.InFlightBudget > 0 {
+		fmt.Fprintf(w, "  in flight up to %s", kib(s.InFlightBudget))
+		if s.MinAckRTTMs > 0 {
+			fmt.Fprintf(w, "   (lowest ack round trip %.1f ms, delivery %s/s)", s.MinAckRTTMs, kib(int(s.DeliveryRate)))
+		}
+		fmt.Fprintln(w)
+	}
 	for _, st := range s.Streams {
 		fmt.Fprintf(w, "  %-10s acked through %d   in flight %d   sent %d   acked %d   resent %d   rejected %d",
 			st.Stream, st.Cursor, st.InFlight, st.Sent, st.Acked, st.Resent, st.Rejected)
@@ -254,3 +261,6 @@ func printHealth(w io.Writer, h *agent.HealthStatus) {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// kib writes a byte count in KiB.
+func kib(n int) string { return fmt.Sprintf("%.0f KiB", float64(n)/1024) }

@@ -39,6 +39,14 @@ type inflight struct {
 	everSent    bool
 	live        bool // packed by the live lane
 	rejections  int  // times the ingester rejected it; each doubles its wait
+	size        int  // payload bytes
+
+	// For the pacer: sendings, and the connection and the delivered
+	// bytes and time when it was first sent.
+	sends       int
+	gen         uint64
+	delivered   int64
+	deliveredAt time.Time
 }
 
 // timeout is how long b waits for its ack before it goes again.
@@ -185,9 +193,11 @@ func (u *Uploader) pump() {
 	for {
 		durable := u.outbox.DurableChanged()
 		if e := u.epoch.Load(); e != epoch && u.online.Load() {
-			// A new connection: everything in flight goes again, and
-			// what is durable now is the backlog.
+			// A new connection: everything in flight goes again, what
+			// is durable now is the backlog, and the link is measured
+			// anew.
 			epoch = e
+			u.pace.reset(time.Now())
 			for _, st := range streams {
 				st.resendAll()
 				u.startLive(st)
@@ -257,6 +267,7 @@ func (u *Uploader) applyAck(streams []*streamState, a batch.Ack) {
 		return
 	}
 	matched := false
+	now := time.Now()
 	for _, st := range streams {
 		if st.name != a.Stream {
 			continue
@@ -264,6 +275,7 @@ func (u *Uploader) applyAck(streams []*streamState, a batch.Ack) {
 		for _, list := range [][]*inflight{st.inflight, st.live} {
 			for _, b := range list {
 				if !b.acked && b.first >= a.FirstSeq && b.last <= a.LastSeq {
+					u.pace.acked(b, now)
 					b.acked = true
 					b.payload = nil
 					matched = true
@@ -289,7 +301,16 @@ func (u *Uploader) step(streams []*streamState) time.Duration {
 	if !u.online.Load() {
 		return max(wake, time.Millisecond)
 	}
-	s := stepper{u: u, now: time.Now(), wake: wake}
+	s := stepper{u: u, now: time.Now(), wake: wake, budget: u.pace.budget()}
+	for _, st := range streams {
+		for _, list := range [][]*inflight{st.inflight, st.live} {
+			for _, b := range list {
+				if !b.acked {
+					s.inFlight += b.size
+				}
+			}
+		}
+	}
 	for _, st := range streams {
 		if st.liveOn {
 			s.fillLive(st)
@@ -351,6 +372,10 @@ type stepper struct {
 	now     time.Time
 	wake    time.Duration
 	blocked bool
+	// inFlight is the payload bytes of every lane's unacknowledged
+	// batches; the backlog lanes pack more only while it is under
+	// budget (see pacer).
+	inFlight, budget int
 }
 
 // send publishes b at QoS 1 without waiting for the PUBACK: only the
@@ -377,6 +402,10 @@ func (s *stepper) send(st *streamState, b *inflight) bool {
 			return false
 		}
 	default:
+	}
+	b.sends++
+	if b.sends == 1 {
+		u.pace.sent(b)
 	}
 	if b.everSent {
 		st.stats.Resent++
@@ -437,7 +466,8 @@ func (s *stepper) pack(st *streamState, r batch.Reader, after uint64, live bool)
 	if payload == nil {
 		return nil, true
 	}
-	return &inflight{topic: st.topic, first: h.FirstSeq, last: h.LastSeq, payload: payload, live: live}, true
+	s.inFlight += len(payload)
+	return &inflight{topic: st.topic, first: h.FirstSeq, last: h.LastSeq, payload: payload, live: live, size: len(payload)}, true
 }
 
 func (s *stepper) fillLive(st *streamState) {
@@ -471,7 +501,11 @@ func (s *stepper) fillBacklog(st *streamState) {
 	if st.liveOn {
 		window -= u.cfg.LiveWindow
 	}
-	for !s.blocked && !st.stalled && unacked(st.inflight) < window && len(st.inflight) < u.maxHeld() {
+	// Each stream may have one batch in flight over the budget, so that
+	// a large backlog ahead of it in priority order slows it but does not
+	// starve it.
+	for !s.blocked && !st.stalled && unacked(st.inflight) < window && len(st.inflight) < u.maxHeld() &&
+		(s.inFlight < s.budget || unacked(st.inflight) == 0) {
 		var limit uint64 // exclusive; 0: none
 		switch {
 		case len(st.live) > 0:
@@ -524,5 +558,6 @@ func (u *Uploader) publishStats(streams []*streamState) {
 	}
 	u.mu.Lock()
 	u.streams, u.backlog = out, backlog
+	u.paced = Stats{InFlightBudget: u.pace.budget(), MinAckRTT: u.pace.minRTT, DeliveryRate: u.pace.rate()}
 	u.mu.Unlock()
 }

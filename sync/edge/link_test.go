@@ -330,6 +330,11 @@ func TestDrainExactlyOnce(t *testing.T) {
 			t.Errorf("%s: %d in flight after the drain", s.Stream, s.InFlight)
 		}
 	}
+	// The link was measured: the budget rests on a round trip and a
+	// delivery rate, and is at least its floor.
+	if st.MinAckRTT <= 0 || st.DeliveryRate <= 0 || st.InFlightBudget < 2*(4<<10) { // 2 batches of the rig's MaxPayload
+		t.Errorf("in-flight budget %d B from a round trip of %v and %g B/s", st.InFlightBudget, st.MinAckRTT, st.DeliveryRate)
+	}
 	t.Logf("stats: %+v", st)
 }
 
