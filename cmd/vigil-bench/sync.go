@@ -91,7 +91,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&f.rounds, "rounds", 5, "rounds, each running the two raw baselines then the uploader on a freshly filled store")
 	fs.IntVar(&f.window, "window", 0, "edge.Config.Window: the most batches in flight per stream (0: the uploader's default)")
 	fs.IntVar(&f.liveWindow, "live-window", 0, "edge.Config.LiveWindow: the live lane's batches in flight (0: the uploader's default; negative: no live lane)")
-	fs.IntVar(&f.rawWindow, "raw-window", 0, "QoS 1 publishes in flight in the baseline (0: the uploader's window)")
+	fs.IntVar(&f.rawWindow, "raw-window", 0, "QoS 1 publishes in flight in the baselines (0: --window, or the uploader's default Window, 16)")
 	fs.IntVar(&f.maxPayload, "max-payload", 0, "edge.Config.MaxPayload: encoded batch bound in bytes (0: the default, 128 KiB)")
 	fs.BoolVar(&f.uncompressed, "uncompressed", false, "edge.Config.UseNone: send batch bodies uncompressed (default: flate)")
 	fs.Float64Var(&f.liveRate, "live-rate", 20, "live records appended per second while the backlog drains")
