@@ -64,7 +64,10 @@ func (s *Store) stream(name string) (*Stream, error) {
 }
 
 // Read implements Outbox. Records evicted or purged are skipped; a reader
-// that finds a hole learns why from a later gap record.
+// that finds a hole learns why from a later gap record. The payloads of
+// the records returned share buffers of 64 KiB (one allocation per
+// buffer, not per record): a caller that keeps a few of them for long
+// should copy them rather than hold their buffers.
 func (s *Store) Read(stream string, after uint64, maxRecords, maxBytes int) ([]Record, error) {
 	st, err := s.stream(stream)
 	if err != nil {
@@ -78,9 +81,16 @@ func (s *Store) Read(stream string, after uint64, maxRecords, maxBytes int) ([]R
 	err = s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = streamPrefix(st.id)
-		opts.PrefetchSize = min(maxRecords, 64)
+		// Records are small and live in the LSM tree with their keys:
+		// prefetching copies each value on its own, which made a read
+		// of 4096 summaries 2.5 times slower (BenchmarkRead).
+		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()
+		out = make([]Record, 0, min(uint64(maxRecords), durable-after))
+		// The records' bytes are copied into shared chunks rather than a
+		// slice each: one allocation per chunk, not per record.
+		var arena []byte
 		bytes := 0
 		for it.Seek(appendRecordKey(nil, st.id, st.bucketRecords, after+1)); it.Valid() && len(out) < maxRecords; it.Next() {
 			item := it.Item()
@@ -91,9 +101,18 @@ func (s *Store) Read(stream string, after uint64, maxRecords, maxBytes int) ([]R
 			if seq > durable {
 				break
 			}
-			v, err := item.ValueCopy(nil)
+			if sz := int(item.ValueSize()); cap(arena)-len(arena) < sz {
+				arena = make([]byte, 0, max(readChunk, sz))
+			}
+			v, err := item.ValueCopy(arena[len(arena):])
 			if err != nil {
 				return err
+			}
+			if len(v) <= cap(arena)-len(arena) {
+				// Copied into the chunk (ValueSize is approximate for
+				// values in the value log: one that did not fit was
+				// copied on its own).
+				arena = arena[:len(arena)+len(v)]
 			}
 			r := Record{Stream: st.name, Seq: seq}
 			if err := decodeRecord(v, &r); err != nil {
@@ -112,6 +131,9 @@ func (s *Store) Read(stream string, after uint64, maxRecords, maxBytes int) ([]R
 	}
 	return out, nil
 }
+
+// readChunk is the size of the chunks Read copies records into.
+const readChunk = 64 << 10
 
 // Ack implements Outbox.
 func (s *Store) Ack(stream string, through uint64) error {
