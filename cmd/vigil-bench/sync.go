@@ -127,7 +127,7 @@ backlog drains over such a link and the ratio says how much of it the
 uploader uses. With --uplink 0 both sides use plain loopback: there the raw
 publish moves bytes packed in advance at memory speed, so the ratio compares
 the uploader's reading and compressing with a copy and stays far below 1
-(0.04 to 0.06 on a 2-core VM); drain_records_per_s then measures the
+(0.04 to 0.07 on a 2-core VM); drain_records_per_s then measures the
 uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, stderr); err != nil {
 		return err
 	}
