@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
 )
 
@@ -116,20 +116,7 @@ func dial(ctx context.Context, cfg connConfig) (*conn, error) {
 }
 
 func (c *conn) onConnect(cl mqtt.Client) {
-	t := cl.SubscribeMultiple(c.cfg.filters, c.cfg.handler)
-	var err error
-	switch {
-	case !t.WaitTimeout(c.cfg.connectTimeout):
-		err = errors.New("no SUBACK from the broker in time")
-	case t.Error() != nil:
-		err = t.Error()
-	default:
-		for f, q := range t.(*mqtt.SubscribeToken).Result() {
-			if q == 0x80 {
-				err = fmt.Errorf("the broker refused the subscription to %s (its ACL?)", f)
-			}
-		}
-	}
+	err := mqttsub.Subscribe(cl, c.cfg.filters, c.cfg.handler, c.cfg.connectTimeout)
 	if err == nil && c.cfg.subscribed != nil {
 		c.cfg.subscribed()
 	}
@@ -142,17 +129,8 @@ func (c *conn) onConnect(cl mqtt.Client) {
 	case first:
 		c.ready <- err
 	case err != nil && !closed:
-		// Paho reconnects only after a loss it sees: make one.
 		c.cfg.log.Error("subscribe failed after reconnecting; reconnecting again", zap.Error(err))
-		go func() {
-			cl.Disconnect(0)
-			c.mu.Lock()
-			closed := c.closed
-			c.mu.Unlock()
-			if !closed {
-				cl.Connect()
-			}
-		}()
+		mqttsub.Redial(cl, c.isClosed)
 	default:
 		c.cfg.log.Info("reconnected and subscribed")
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
 )
 
@@ -561,19 +562,10 @@ func (u *Uploader) onConnect(c mqtt.Client) {
 }
 
 // subscribe subscribes to filter at QoS 1 and waits for the SUBACK; a
-// refusal (return code 0x80, e.g. the broker's ACL) is an error.
+// refusal (e.g. the broker's ACL) is an error.
 func (u *Uploader) subscribe(c mqtt.Client, filter string, h mqtt.MessageHandler) error {
-	t := c.Subscribe(filter, 1, h)
-	if !t.WaitTimeout(u.cfg.ConnectTimeout) {
-		return fmt.Errorf("subscribe %s: no SUBACK within %v", filter, u.cfg.ConnectTimeout)
-	}
-	if err := t.Error(); err != nil {
+	if err := mqttsub.Subscribe(c, map[string]byte{filter: 1}, h, u.cfg.ConnectTimeout); err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)
-	}
-	if st, ok := t.(*mqtt.SubscribeToken); ok {
-		if code, ok := st.Result()[filter]; ok && code > 2 {
-			return fmt.Errorf("subscribe %s: refused by the broker (code %#x)", filter, code)
-		}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
 	"github.com/vigil-av/vigil/sync/sink"
 )
@@ -204,32 +205,13 @@ func (in *Ingester) onConnect(c mqtt.Client) {
 	for _, f := range in.topics {
 		filters[f] = 1
 	}
-	t := c.SubscribeMultiple(filters, in.onMessage)
-	var err error
-	if !t.WaitTimeout(in.cfg.ConnectTimeout) {
-		err = fmt.Errorf("no SUBACK within %v", in.cfg.ConnectTimeout)
-	} else if err = t.Error(); err == nil {
-		if st, ok := t.(*mqtt.SubscribeToken); ok {
-			for f, code := range st.Result() {
-				if code > 2 {
-					err = fmt.Errorf("%s refused by the broker (code %#x)", f, code)
-				}
-			}
-		}
-	}
-	if err != nil {
+	if err := mqttsub.Subscribe(c, filters, in.onMessage, in.cfg.ConnectTimeout); err != nil {
 		in.log.Error("subscribe failed; dropping the connection to retry", zap.Strings("topics", in.topics), zap.Error(err))
-		// Paho reconnects only after a loss it sees; force one by
-		// closing and reconnecting in the background.
-		go func() {
-			c.Disconnect(0)
+		mqttsub.Redial(c, func() bool {
 			in.mu.Lock()
-			closed := in.closed
-			in.mu.Unlock()
-			if !closed {
-				c.Connect()
-			}
-		}()
+			defer in.mu.Unlock()
+			return in.closed
+		})
 		return
 	}
 	in.subscribed.Store(true)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 )
 
 // Options tune the broker.
@@ -343,15 +345,8 @@ func (b *Broker) Client(t testing.TB, clientID string, tlsCfg *tls.Config) mqtt.
 // Subscribe subscribes c to filter at QoS 1 and waits for the SUBACK; it
 // returns an error when the broker refuses (return code 0x80).
 func Subscribe(c mqtt.Client, filter string, h mqtt.MessageHandler) error {
-	tok := c.Subscribe(filter, 1, h)
-	if !tok.WaitTimeout(10 * time.Second) {
-		return fmt.Errorf("mqtttest: subscribe %s: timed out", filter)
-	}
-	if err := tok.Error(); err != nil {
-		return err
-	}
-	if code := tok.(*mqtt.SubscribeToken).Result()[filter]; code > 2 {
-		return fmt.Errorf("mqtttest: subscribe %s: refused (code %#x)", filter, code)
+	if err := mqttsub.Subscribe(c, map[string]byte{filter: 1}, h, 10*time.Second); err != nil {
+		return fmt.Errorf("mqtttest: subscribe %s: %w", filter, err)
 	}
 	return nil
 }
