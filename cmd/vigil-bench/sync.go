@@ -34,9 +34,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,6 +48,7 @@ import (
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/edge"
 	"github.com/vigil-av/vigil/sync/ingest"
+	"github.com/vigil-av/vigil/sync/mqtttest/mosquitto"
 	"github.com/vigil-av/vigil/sync/sink"
 )
 
@@ -180,7 +179,7 @@ uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, 
 		if err != nil {
 			return err
 		}
-		defer m.stop()
+		defer m.Kill()
 		brokerURL, brokerWhat = "tcp://"+m.addr, fmt.Sprintf("started here: %s, set_tcp_nodelay %v", bin, f.nodelay)
 	}
 	// The vehicle's side (raw publisher, uploader) reaches the broker at
@@ -930,31 +929,21 @@ func checkSink(sk *sink.Sink, sinkDir, vehicle string, store *storage.Store, liv
 // findMosquitto locates the broker as sync/mqtttest does: the given
 // path, else mosquitto on PATH, else the Debian package's locations.
 func findMosquitto(bin string) (string, error) {
-	if bin != "" {
-		p, err := exec.LookPath(bin)
-		if err != nil {
-			return "", fmt.Errorf("--mosquitto %s: %w", bin, err)
-		}
+	p, err := mosquitto.Find(bin)
+	switch {
+	case err == nil:
 		return p, nil
+	case bin != "":
+		return "", fmt.Errorf("--mosquitto %s: %w", bin, err)
+	default:
+		return "", fmt.Errorf("sync: %w, or give a broker with --broker URL", err)
 	}
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p, nil
-	}
-	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-	}
-	return "", errors.New("sync: the mosquitto binary was found neither on PATH nor at /usr/sbin/mosquitto: " +
-		"install Debian's mosquitto package (apt-get install -y mosquitto), or give a broker with --broker URL")
 }
 
 // mosquittoProc is a broker this process started.
 type mosquittoProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	*mosquitto.Proc
 	addr string
-	log  string
 }
 
 // startMosquitto starts bin on a free loopback port with a configuration
@@ -969,11 +958,11 @@ func startMosquitto(ctx context.Context, bin, dir string, nodelay bool) (*mosqui
 	conf := filepath.Join(dir, "mosquitto.conf")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		port, err := freeLoopbackPort()
+		port, err := mosquitto.FreePort()
 		if err != nil {
 			return nil, err
 		}
-		m := &mosquittoProc{addr: fmt.Sprintf("127.0.0.1:%d", port), log: logFile, done: make(chan struct{})}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		lines := []string{
 			fmt.Sprintf("listener %d 127.0.0.1", port),
 			"allow_anonymous true",
@@ -992,46 +981,17 @@ func startMosquitto(ctx context.Context, bin, dir string, nodelay bool) (*mosqui
 		if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 			return nil, err
 		}
-		m.cmd = exec.Command(bin, "-c", conf)
-		if err := m.cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start %s: %w", bin, err)
+		p, err := mosquitto.Start(bin, conf, addr, deadline)
+		if err == nil {
+			return &mosquittoProc{Proc: p, addr: addr}, nil
 		}
-		go func() { m.cmd.Wait(); close(m.done) }() //nolint:errcheck // killed on purpose
-		for time.Now().Before(deadline) {
-			select {
-			case <-m.done:
-			case <-ctx.Done():
-				m.stop()
-				return nil, ctx.Err()
-			default:
-				c, err := net.DialTimeout("tcp", m.addr, 200*time.Millisecond)
-				if err == nil {
-					c.Close()
-					return m, nil
-				}
-				time.Sleep(20 * time.Millisecond)
-				continue
-			}
-			break // it exited: the port may have been taken meanwhile
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		m.stop()
 		if time.Now().After(deadline) {
 			raw, _ := os.ReadFile(logFile)
-			return nil, fmt.Errorf("mosquitto did not start on %s; log:\n%s", m.addr, raw)
+			return nil, fmt.Errorf("mosquitto did not start on %s: %v; log:\n%s", addr, err, raw)
 		}
+		// It exited: the port may have been taken meanwhile.
 	}
-}
-
-func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (m *mosquittoProc) stop() {
-	m.cmd.Process.Kill() //nolint:errcheck // it may have exited
-	<-m.done
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/vigil-av/vigil/sync/mqtttest/mosquitto"
 )
 
 // TestExampleACLIsFleetACL: docs/broker/acl, the ACL operators are given,
@@ -35,13 +37,7 @@ func TestExampleACLIsFleetACL(t *testing.T) {
 // certificate name both stay connected; a vehicle cannot publish under
 // another vehicle's id.
 func TestExampleBrokerConfig(t *testing.T) {
-	bin, ok := findBinary("")
-	if !ok {
-		if os.Getenv("VIGIL_REQUIRE_DEPS") == "1" {
-			t.Fatal("mosquitto not found")
-		}
-		t.Skip("mosquitto not found")
-	}
+	bin := binary(t, "")
 	raw, err := os.ReadFile("../../docs/broker/mosquitto.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -52,11 +48,11 @@ func TestExampleBrokerConfig(t *testing.T) {
 	if err := os.WriteFile(acl, []byte(FleetACL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	vport, err := freePort()
+	vport, err := mosquitto.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sport, err := freePort()
+	sport, err := mosquitto.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

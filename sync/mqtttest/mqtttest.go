@@ -6,9 +6,7 @@ package mqtttest
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vigil-av/vigil/sync/internal/mqttsub"
+	"github.com/vigil-av/vigil/sync/mqtttest/mosquitto"
 )
 
 // Options tune the broker.
@@ -97,25 +96,7 @@ type Broker struct {
 	timeout time.Duration
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// findBinary locates mosquitto.
-func findBinary(bin string) (string, bool) {
-	if bin != "" {
-		p, err := exec.LookPath(bin)
-		return p, err == nil
-	}
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p, true
-	}
-	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, true
-		}
-	}
-	return "", false
+	proc *mosquitto.Proc // nil while stopped
 }
 
 // Start starts a broker on a free loopback port. The test is skipped when
@@ -123,15 +104,8 @@ func findBinary(bin string) (string, bool) {
 // fail. The broker is killed when the test ends.
 func Start(t testing.TB, opts Options) *Broker {
 	t.Helper()
-	bin, ok := findBinary(opts.Binary)
-	if !ok {
-		const msg = "mosquitto not found: install mosquitto (Debian: apt-get install -y mosquitto)"
-		if os.Getenv("VIGIL_REQUIRE_DEPS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	port, err := freePort()
+	bin := binary(t, opts.Binary)
+	port, err := mosquitto.FreePort()
 	if err != nil {
 		t.Fatalf("mqtttest: free port: %v", err)
 	}
@@ -192,13 +166,18 @@ func Start(t testing.TB, opts Options) *Broker {
 	return b
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// binary finds mosquitto. The test is skipped when it is not installed,
+// unless VIGIL_REQUIRE_DEPS=1, which makes it fail.
+func binary(t testing.TB, bin string) string {
+	t.Helper()
+	p, err := mosquitto.Find(bin)
 	if err != nil {
-		return 0, err
+		if os.Getenv("VIGIL_REQUIRE_DEPS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p
 }
 
 // Addr is the broker's host:port.
@@ -223,48 +202,22 @@ func (b *Broker) start() {
 	b.t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.cmd != nil {
+	if b.proc != nil {
 		b.t.Fatalf("mqtttest: broker already running")
 	}
 	deadline := time.Now().Add(b.timeout)
 	for {
-		cmd := exec.Command(b.bin, "-c", b.conf)
-		if err := cmd.Start(); err != nil {
-			b.t.Fatalf("mqtttest: start %s: %v", b.bin, err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }() //nolint:errcheck // killed on purpose
-		if b.waitReady(done, deadline) {
-			b.cmd, b.done = cmd, done
+		p, err := mosquitto.Start(b.bin, b.conf, b.Addr(), deadline)
+		if err == nil {
+			b.proc = p
 			return
 		}
-		cmd.Process.Kill() //nolint:errcheck
-		<-done
 		if time.Now().After(deadline) {
-			b.t.Fatalf("mqtttest: broker did not start on %s; log:\n%s", b.Addr(), b.Log())
+			b.t.Fatalf("mqtttest: broker did not start on %s: %v; log:\n%s", b.Addr(), err, b.Log())
 		}
 		// The port may still be held by the previous instance: retry.
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// waitReady reports whether the broker accepts TCP connections before
-// deadline and before it exits.
-func (b *Broker) waitReady(done <-chan struct{}, deadline time.Time) bool {
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return false
-		default:
-		}
-		c, err := net.DialTimeout("tcp", b.Addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }
 
 // Stop kills the broker (SIGKILL: a crash, no goodbye to the clients) and
@@ -273,12 +226,11 @@ func (b *Broker) waitReady(done <-chan struct{}, deadline time.Time) bool {
 func (b *Broker) Stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.cmd == nil {
+	if b.proc == nil {
 		return
 	}
-	b.cmd.Process.Kill() //nolint:errcheck
-	<-b.done
-	b.cmd, b.done = nil, nil
+	b.proc.Kill()
+	b.proc = nil
 }
 
 // Restart starts the broker again on the same port, stopping it first if
@@ -293,7 +245,7 @@ func (b *Broker) Restart() {
 func (b *Broker) Running() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.cmd != nil
+	return b.proc != nil
 }
 
 // ClientOptions are the options of a plain test client of b: clean
