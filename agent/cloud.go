@@ -63,9 +63,7 @@ func (d *Daemon) startSync() {
 	}
 	tlsCfg, err := sc.tlsConfig()
 	if err != nil {
-		d.syncWhy = err.Error()
-		d.warnings = append(d.warnings, "sync off: "+err.Error())
-		d.log.Error("sync off", zap.Error(err))
+		d.syncOff("sync off", err)
 		return
 	}
 	c := &cloud{}
@@ -73,9 +71,7 @@ func (d *Daemon) startSync() {
 	if sc.Commands.Enabled {
 		ch, err := d.newCommandChannel(c)
 		if err != nil {
-			d.syncWhy = err.Error()
-			d.warnings = append(d.warnings, "sync off: "+err.Error())
-			d.log.Error("sync off: command channel", zap.Error(err))
+			d.syncOff("sync off: command channel", err)
 			return
 		}
 		c.cmds = ch
@@ -98,9 +94,7 @@ func (d *Daemon) startSync() {
 		Subscriptions:     subs,
 	}, d.tel.store, d.log.Named("sync"))
 	if err != nil {
-		d.syncWhy = err.Error()
-		d.warnings = append(d.warnings, "sync off: "+err.Error())
-		d.log.Error("sync off", zap.Error(err))
+		d.syncOff("sync off", err)
 		return
 	}
 	c.up = up
@@ -126,6 +120,14 @@ func (d *Daemon) closeSync(ctx context.Context) error {
 		c.cmds.close()
 	}
 	return err
+}
+
+// syncOff leaves the link off for err: status says why, start-up
+// warns, and the log says msg.
+func (d *Daemon) syncOff(msg string, err error) {
+	d.syncWhy = err.Error()
+	d.warnings = append(d.warnings, "sync off: "+err.Error())
+	d.log.Error(msg, zap.Error(err))
 }
 
 // syncStatus reports the link.
