@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -22,6 +24,11 @@ const (
 	MetaRole        = "vigil.role"
 	MetaRangePrefix = "vigil.output_range." // + output name: JSON [[min,max],...] or [min,max]
 )
+
+// Unversioned is the Version of a model that declares none: no vigil.version
+// in its metadata and no ONNX model_version (which ONNX Runtime then reports
+// as the largest int64).
+const Unversioned = "unversioned"
 
 // TensorInfo describes one input or output of a loaded model. Shape is the
 // concrete shape the backend runs with; DeclaredShape is what the model file
@@ -183,8 +190,9 @@ func (info *ModelInfo) readMetadata(data []byte) error {
 		info.Name, _ = md.GetGraphName()
 	}
 	if info.Version == "" {
-		if v, err := md.GetVersion(); err == nil && v != 0 {
-			info.Version = fmt.Sprint(v)
+		info.Version = Unversioned
+		if v, err := md.GetVersion(); err == nil && v > 0 && v != math.MaxInt64 {
+			info.Version = strconv.FormatInt(v, 10)
 		}
 	}
 	return nil
