@@ -392,9 +392,7 @@ func (c *conn) serveInfer(sl *slot) wire.Message {
 	if req.DeadlineMonoNS != 0 {
 		var ts unix.Timespec
 		if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
-			if d := sl.arrival.Add(time.Duration(int64(req.DeadlineMonoNS) - ts.Nano())); d.Before(deadline) {
-				deadline = d
-			}
+			deadline = effectiveDeadline(sl.arrival, req.Budget(), req.DeadlineMonoNS, uint64(ts.Nano()))
 		}
 	}
 	if !deadline.After(sl.arrival) {
