@@ -15,7 +15,7 @@
 //	for {
 //		var ev watchdog.Event
 //		select {
-//		case ev = <-results:             // RunResult, Comparison, Vote from the router
+//		case ev = <-results:             // RequestResult, RunResult (canaries), Comparison, Vote
 //		case ev = <-health:              // HealthSample from hw
 //		case ev = <-commands:            // Command from the socket or the fleet
 //		case <-ticker.C:
@@ -53,13 +53,16 @@
 //   - if Plan.Vote and all three answered, reports VoteOf(...) of the three
 //     pairwise comparisons (the degraded model is smaller: use a tolerance
 //     that fits it);
-//   - reports a RunResult for every backend it started: RunOK with the
-//     latency and output validity, RunFailed on an error, RunDeadline when it
-//     stopped waiting (the run is abandoned, not cancelled: a hung GPU kernel
-//     cannot be stopped).
+//   - once every backend it started is over, reports one RequestResult with
+//     a RunResult for each of them: RunOK with the latency and output
+//     validity, RunFailed on an error (or when the backend is not loaded),
+//     RunDeadline when it stopped waiting (the run is abandoned, not
+//     cancelled: a hung GPU kernel cannot be stopped). Every run ends by the
+//     request's deadline, so the report is never later than that.
 //
 // Canary probes run off the serving path, with the plan's deadline; their
-// answers come back as RunResult with Canary set.
+// answers come back as RunResult with Canary set. A RunResult without Canary
+// is judged on its own, as one run of a request that nothing else ran on.
 //
 // # Plans of the policies
 //
@@ -119,6 +122,42 @@
 // canary answers of a backend not in probation. Health samples are levels: a
 // GPU fault stays latched until a sample without it.
 //
+// # Faults of the request
+//
+// A bad frame from the supervisor (or anything else wrong with one request)
+// can make every backend fail it: NaN in, NaN out. Blaming each backend for
+// it would cost the vehicle its models for one frame, so the runs of a
+// request are judged together. A run that failed with a run error, or with an
+// invalid output (NaN, Inf and out of range are one way of failing), is a
+// fault of the request when
+//
+//   - no usable backend that ran on the request answered well, and
+//   - another usable backend that ran failed it the same way.
+//
+// Such runs are counted once per request (Counters.RequestFaults), alerted
+// (AlertRequestFault, at most once a second with the count in between) and
+// otherwise ignored: no window, no latency sample, no state change, not even
+// a break in a suspect backend's run of good results. Every other run is
+// applied as a RunResult of its own. So a backend is blamed only when its
+// peers on the same request did not fail the same way:
+//
+//	primary NaN, shadow NaN, degraded NaN     request fault; nobody blamed
+//	primary NaN, shadow NaN, degraded ok      primary and shadow blamed
+//	primary error, shadow NaN, degraded NaN   primary blamed; the NaNs are
+//	                                          the request's
+//	primary error, shadow NaN, degraded ok    both blamed (not the same way)
+//	deadline misses, however many             always the backend's own
+//	degraded NaN, running alone               degraded blamed
+//
+// Runs of backends that are not usable (stragglers from requests begun
+// before they failed) are ignored and are nobody's peers. Faults that are
+// truly common to the backends still reach them: a lost GPU through health
+// samples, and anything that fails both GPU backends through the degraded
+// model, which the router starts at once when every backend started so far
+// failed, and which then answers well or not. A fault that made every rung
+// fail every request the same way would blame nobody; each such request is
+// answered NO_RESULT (all backends failed) and counted as a request fault.
+//
 // # Divergence and voting
 //
 // With two answers nobody can tell which one is wrong: a Comparison that
@@ -162,7 +201,8 @@
 //
 // backend.go names the backends, states and policies; config.go holds
 // Config, its defaults and validation; events.go the events; states.go the
-// per-backend rules; plan.go the plan and its delays; latency.go the latency
+// per-backend rules; request.go the attribution of a request's runs;
+// plan.go the plan and its delays; latency.go the latency
 // estimate; machine.go Step, time-driven rules, switch accounting and
 // accessors; ready.go what Step returns. The scenario scripts in testdata
 // are run by scenario_test.go, which documents their language.

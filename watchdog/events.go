@@ -5,18 +5,19 @@ import (
 	"time"
 )
 
-// Event is what Machine.Step consumes: a RunResult, Comparison, Vote,
-// HealthSample, Tick or Command, passed by value.
+// Event is what Machine.Step consumes: a RunResult, RequestResult,
+// Comparison, Vote, HealthSample, Tick or Command, passed by value.
 type Event interface {
 	event()
 }
 
-func (RunResult) event()    {}
-func (Comparison) event()   {}
-func (Vote) event()         {}
-func (HealthSample) event() {}
-func (Tick) event()         {}
-func (Command) event()      {}
+func (RunResult) event()     {}
+func (RequestResult) event() {}
+func (Comparison) event()    {}
+func (Vote) event()          {}
+func (HealthSample) event()  {}
+func (Tick) event()          {}
+func (Command) event()       {}
 
 // RunErr says how a run ended, as far as the router could tell.
 type RunErr uint8
@@ -70,9 +71,10 @@ func (v Validity) String() string {
 	return fmt.Sprintf("validity(%d)", uint8(v))
 }
 
-// RunResult reports one run of one backend. The router sends one for every
-// backend it started, including the ones whose answer it did not serve and
-// the ones it stopped waiting for (Err: RunDeadline).
+// RunResult reports one run of one backend: the answer to a canary probe,
+// or, as part of a RequestResult, one backend's run on a serving request.
+// As an event on its own it is judged alone: nothing tells a fault of the
+// backend from a fault of its input.
 type RunResult struct {
 	Backend Backend
 	// Latency from the backend's start to its answer (or to the deadline).
@@ -88,6 +90,27 @@ type RunResult struct {
 	// ignored.
 	Canary bool
 }
+
+// RequestResult reports the runs of one serving request together, once
+// every backend that ran on it is over: the ones whose answer was served,
+// the ones whose answer was not, the ones the router stopped waiting for
+// (Err: RunDeadline) and the ones it could not start because they are not
+// loaded (Err: RunFailed). Backends skipped or busy did not run and are not
+// listed. Seeing the runs together lets the machine tell a fault of the
+// request from a fault of a backend: when every rung that ran failed the
+// request the same way, nobody is blamed (see the package documentation).
+//
+// It is a fixed-size value so that the router reports it without
+// allocating. Only Runs[:NumRuns] is meaningful, one run per backend, none
+// of them a canary.
+type RequestResult struct {
+	NumRuns int
+	Runs    [NumBackends]RunResult
+}
+
+// RunList returns the meaningful part of Runs. It aliases q: do not modify
+// it.
+func (q *RequestResult) RunList() []RunResult { return q.Runs[:max(0, min(q.NumRuns, NumBackends))] }
 
 // Comparison reports that the primary's and the shadow's answers to one
 // request were compared. The router measures the distance and applies its

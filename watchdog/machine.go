@@ -25,6 +25,11 @@ type Machine struct {
 
 	arbitrateUntil time.Time
 
+	// Request faults: when the last one was alerted, and how many came
+	// since without an alert of their own.
+	requestFaultAlertAt time.Time
+	requestFaultsQuiet  uint64
+
 	// switchTimes holds the times of the most recent switches of the serving
 	// rung, a ring of MaxSwitchesPerMinute entries.
 	switchTimes []time.Time
@@ -80,6 +85,8 @@ func (m *Machine) Step(now time.Time, ev Event) Ready {
 	switch e := ev.(type) {
 	case RunResult:
 		m.onResult(now, e)
+	case RequestResult:
+		m.onRequest(now, e)
 	case Comparison:
 		m.onComparison(now, e)
 	case Vote:

@@ -86,10 +86,14 @@ func TestStepAllocations(t *testing.T) {
 	for range 40 {
 		m.Step(now, RunResult{Backend: Primary, Latency: 5 * ms})
 	}
+	// Boxed once: the shell boxes events on its own goroutine.
+	var good Event = RequestResult{NumRuns: 2, Runs: [NumBackends]RunResult{
+		{Backend: Primary, Latency: 5 * ms}, {Backend: Shadow, Latency: 6 * ms}}}
 	allocs := testing.AllocsPerRun(1000, func() {
 		now = now.Add(ms)
 		m.Step(now, RunResult{Backend: Primary, Latency: 5 * ms})
 		m.Step(now, RunResult{Backend: Shadow, Latency: 6 * ms})
+		m.Step(now, good)
 		m.Step(now, Tick{})
 	})
 	if allocs != 0 {
@@ -129,6 +133,11 @@ func TestRejectedEvents(t *testing.T) {
 		{Command{Op: CmdForceOut, Backend: 5}, "unknown backend"},
 		{Command{Op: CmdSetPolicy, Policy: 4}, "unknown policy"},
 		{Command{Op: CmdClear, Backend: Shadow}, "not failed"},
+		{RequestResult{NumRuns: 4}, "4 runs"},
+		{RequestResult{NumRuns: -1}, "-1 runs"},
+		{RequestResult{NumRuns: 1, Runs: [NumBackends]RunResult{{Backend: 3}}}, "unknown backend"},
+		{RequestResult{NumRuns: 2, Runs: [NumBackends]RunResult{{Backend: Shadow}, {Backend: Shadow}}}, "two runs of shadow"},
+		{RequestResult{NumRuns: 1, Runs: [NumBackends]RunResult{{Backend: Primary, Canary: true}}}, "canary"},
 	}
 	for _, tt := range tests {
 		m := newMachine(t, nil)
@@ -167,14 +176,19 @@ func TestStatus(t *testing.T) {
 // TestRandomInvariants steps random events and checks, after every step,
 // what must always hold.
 func TestRandomInvariants(t *testing.T) {
+	var requestFaults uint64
 	for seed := uint64(1); seed <= 50; seed++ {
 		rng := rand.New(rand.NewPCG(seed, seed*7919))
 		data := make([]byte, 3*2000)
 		for i := range data {
 			data[i] = byte(rng.UintN(256))
 		}
-		checkInvariants(t, data)
+		requestFaults += checkInvariants(t, data).RequestFaults
 	}
+	if requestFaults == 0 {
+		t.Error("no request fault in any stream: the streams do not exercise the rule")
+	}
+	t.Logf("%d request faults", requestFaults)
 }
 
 // FuzzMachine runs the same checks on fuzzed event streams
@@ -186,8 +200,9 @@ func FuzzMachine(f *testing.F) {
 }
 
 // checkInvariants decodes data three bytes an event (kind, argument, time
-// step in units of 10ms) and checks the machine after each one.
-func checkInvariants(t *testing.T, data []byte) {
+// step in units of 10ms), checks the machine after each one and returns its
+// counters at the end.
+func checkInvariants(t *testing.T, data []byte) Counters {
 	t.Helper()
 	m := newMachine(t, func(c *Config) {
 		c.CoolDown = 200 * time.Millisecond
@@ -219,12 +234,18 @@ func checkInvariants(t *testing.T, data []byte) {
 				Throttled: arg%5 == 0, TemperatureC: float64(arg)}
 		case 7:
 			ev = Command{Op: CommandOp(arg%3 + 1), Backend: b, Policy: Policy(arg / 3 % 3)}
+		case 8:
+			ev = randomRequest(arg)
 		default:
 			ev = Tick{}
 		}
 		before := [NumBackends]State{m.State(Primary), m.State(Shadow), m.State(Degraded)}
+		faultsBefore := m.Counters().RequestFaults
 		r := m.Step(now, ev)
 		p := r.Plan
+		if q, ok := ev.(RequestResult); ok {
+			checkBlame(t, i/3, q, before, r.Transitions, m.Counters().RequestFaults-faultsBefore)
+		}
 
 		if p != m.Plan() || r.MRM != p.MRM {
 			t.Fatalf("event %d: Ready.Plan/MRM disagree with the machine", i/3)
@@ -288,6 +309,80 @@ func checkInvariants(t *testing.T, data []byte) {
 			t.Fatalf("event %d: counters %+v", i/3, c)
 		}
 		lastSwitch = c
+	}
+	return m.Counters()
+}
+
+// randomRequest makes a RequestResult from one byte: which backends ran
+// (the top two bits) and how each one's run went (two bits each: ok, run
+// error, NaN, deadline miss).
+func randomRequest(arg byte) RequestResult {
+	var q RequestResult
+	ran := [4]uint8{7, 3, 5, 6}[arg>>6]
+	for b := Primary; b < NumBackends; b++ {
+		if ran&(1<<b) == 0 {
+			continue
+		}
+		r := RunResult{Backend: b, Latency: 5 * ms}
+		switch arg >> (2 * b) & 3 {
+		case 1:
+			r.Err = RunFailed
+		case 2:
+			r.Invalid = InvalidNaN
+		case 3:
+			r.Err, r.Latency = RunDeadline, DefaultConfig().Deadline
+		}
+		q.Runs[q.NumRuns] = r
+		q.NumRuns++
+	}
+	return q
+}
+
+// checkBlame checks the rule of request faults for one RequestResult, from
+// the states before it: a run that failed the same way as another usable
+// backend's run, on a request no usable backend answered well, blames
+// nobody (and counts one request fault); only backends whose run failed
+// otherwise may turn suspect or fail.
+func checkBlame(t *testing.T, event int, q RequestResult, before [NumBackends]State, trs []Transition, faults uint64) {
+	t.Helper()
+	const good, miss, failed, invalid = 0, 1, 2, 3
+	class := func(r RunResult) int {
+		switch {
+		case r.Err == RunDeadline:
+			return miss
+		case r.Err == RunFailed:
+			return failed
+		case r.Invalid != Valid:
+			return invalid
+		}
+		return good
+	}
+	var n [4]int
+	for _, r := range q.RunList() {
+		if before[r.Backend].Usable() {
+			n[class(r)]++
+		}
+	}
+	var blamable [NumBackends]bool
+	common := false
+	for _, r := range q.RunList() {
+		c := class(r)
+		if !before[r.Backend].Usable() || c == good {
+			continue
+		}
+		if n[good] == 0 && c != miss && n[c] >= 2 {
+			common = true
+			continue
+		}
+		blamable[r.Backend] = true
+	}
+	if want := map[bool]uint64{false: 0, true: 1}[common]; faults != want {
+		t.Fatalf("event %d (%+v): %d request faults counted, want %d", event, q, faults, want)
+	}
+	for _, tr := range trs {
+		if (tr.To == Suspect || tr.To == Failed) && !blamable[tr.Backend] {
+			t.Fatalf("event %d (%+v): %v, but %s is not to blame", event, q, tr, tr.Backend)
+		}
 	}
 }
 

@@ -70,6 +70,10 @@ const (
 	// AlertRejected: an event or command was malformed or made no sense and
 	// was ignored.
 	AlertRejected
+	// AlertRequestFault: every rung that ran on a request failed it the
+	// same way, so the request is blamed, not the backends (raised at most
+	// once a second; the message counts the ones in between).
+	AlertRequestFault
 )
 
 func (k AlertKind) String() string {
@@ -94,6 +98,8 @@ func (k AlertKind) String() string {
 		return "operator"
 	case AlertRejected:
 		return "rejected"
+	case AlertRequestFault:
+		return "request-fault"
 	}
 	return fmt.Sprintf("alert(%d)", uint8(k))
 }
@@ -123,6 +129,10 @@ type Counters struct {
 	Divergences, Outvoted, InconclusiveVotes uint64
 	// MRMEntries counts entries into MRM.
 	MRMEntries uint64
+	// RequestFaults counts requests that every rung that ran failed the
+	// same way (invalid output, or run error): faults of the request, for
+	// which no backend was blamed.
+	RequestFaults uint64
 }
 
 // BackendStatus describes one backend for status reports.

@@ -176,6 +176,8 @@ func (s *scenario) expectOne(a string) {
 		got = fmt.Sprint(c.InconclusiveVotes)
 	case "mrm_entries":
 		got = fmt.Sprint(c.MRMEntries)
+	case "request_faults":
+		got = fmt.Sprint(c.RequestFaults)
 	default:
 		s.fatalf("unknown expectation %q", key)
 	}

@@ -23,6 +23,11 @@ package watchdog
 //	                            ten of them, advancing 100ms before each
 //	canary primary ok 5ms x5 every 500ms
 //	                            the same with Canary set
+//	request primary=nan shadow=nan degraded=ok:8ms [xN] [every <dur>]
+//	                            one RequestResult: the runs of the backends
+//	                            named, in the order given, each
+//	                            <backend>=<outcome>[:<latency>] as for
+//	                            `result`; repeats as for `result`
 //	health ok | gpu_lost | xid=79 | xid_warn=13 | ecc | throttled | temp=96
 //	                            one HealthSample; flags combine
 //	agree | diverge [distance]  a Comparison of primary and shadow
@@ -38,6 +43,7 @@ package watchdog
 //	expect compare=true vote=false mrm=false delay(shadow)=12ms
 //	expect switches=2 failovers=1 failbacks=1 transitions=4 deferred=0
 //	       divergences=1 outvoted=1 inconclusive=0 mrm_entries=1
+//	       request_faults=1
 //	expect plan_reason~"no usable backend" estimate(primary)=8ms
 //	expect error~"MissThreshold"
 //
@@ -195,6 +201,8 @@ func (s *scenario) run(tok []string) {
 		s.tick(tok[1:])
 	case "result", "canary":
 		s.result(tok[0] == "canary", tok[1:])
+	case "request":
+		s.request(tok[1:])
 	case "health":
 		s.health(tok[1:])
 	case "agree":
@@ -259,8 +267,20 @@ func (s *scenario) result(canary bool, args []string) {
 	if len(args) < 2 {
 		s.fatalf("usage: result <backend> <outcome> [latency] [xN] [every <dur>]")
 	}
-	r := RunResult{Backend: s.backend(args[0]), Canary: canary, Latency: 5 * time.Millisecond}
-	switch args[1] {
+	r := s.runResult(args[0], args[1])
+	r.Canary = canary
+	rest := s.repeat(args[2:], func(a string) bool {
+		r.Latency = s.dur(a)
+		return true
+	})
+	s.stepN(r, rest)
+}
+
+// runResult makes the RunResult of backend name with an outcome (ok,
+// deadline, error, nan, inf, range) and the default latency.
+func (s *scenario) runResult(name, outcome string) RunResult {
+	r := RunResult{Backend: s.backend(name), Latency: 5 * time.Millisecond}
+	switch outcome {
 	case "ok":
 	case "deadline":
 		r.Err, r.Latency = RunDeadline, s.machine().Config().Deadline
@@ -273,29 +293,72 @@ func (s *scenario) result(canary bool, args []string) {
 	case "range":
 		r.Invalid = InvalidRange
 	default:
-		s.fatalf("unknown outcome %q", args[1])
+		s.fatalf("unknown outcome %q", outcome)
 	}
-	n, every := 1, time.Duration(0)
-	for i := 2; i < len(args); i++ {
+	return r
+}
+
+// repeat parses the trailing [xN] [every <dur>] of an event line; other
+// arguments go to arg, which reports whether it took them.
+type repetition struct {
+	n     int
+	every time.Duration
+}
+
+func (s *scenario) repeat(args []string, arg func(string) bool) repetition {
+	rep := repetition{n: 1}
+	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "every" && i+1 < len(args):
-			every = s.dur(args[i+1])
+			rep.every = s.dur(args[i+1])
 			i++
 		case strings.HasPrefix(a, "x"):
 			v, err := strconv.Atoi(a[1:])
 			if err != nil || v < 1 {
 				s.fatalf("bad repeat %q", a)
 			}
-			n = v
+			rep.n = v
 		default:
-			r.Latency = s.dur(a)
+			if !arg(a) {
+				s.fatalf("unexpected argument %q", a)
+			}
 		}
 	}
-	for range n {
-		s.now = s.now.Add(every)
-		s.step(r)
+	return rep
+}
+
+// stepN steps ev rep.n times, advancing the clock by rep.every before each.
+func (s *scenario) stepN(ev Event, rep repetition) {
+	for range rep.n {
+		s.now = s.now.Add(rep.every)
+		s.step(ev)
 	}
+}
+
+func (s *scenario) request(args []string) {
+	var q RequestResult
+	rest := s.repeat(args, func(a string) bool {
+		name, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return false
+		}
+		outcome, lat, hasLat := strings.Cut(v, ":")
+		r := s.runResult(name, outcome)
+		if hasLat {
+			r.Latency = s.dur(lat)
+		}
+		if q.NumRuns == NumBackends {
+			s.fatalf("request: more than %d runs", NumBackends)
+		}
+		q.Runs[q.NumRuns] = r
+		q.NumRuns++
+		return true
+	})
+	if q.NumRuns == 0 {
+		s.fatalf("usage: request <backend>=<outcome>[:<latency>] ... [xN] [every <dur>]")
+	}
+	s.stepN(q, rest)
 }
 
 func (s *scenario) health(args []string) {

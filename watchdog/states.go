@@ -107,9 +107,8 @@ func (m *Machine) onResult(now time.Time, r RunResult) {
 		return // a straggler from a run begun before the backend failed
 	}
 
-	miss := r.Err == RunDeadline || (r.Err == RunOK && r.Latency > m.cfg.Deadline)
-	failed := r.Err == RunFailed
-	invalid := r.Err == RunOK && !miss && r.Invalid != Valid
+	class := m.classOf(r)
+	miss, failed, invalid := class == failMiss, class == failError, class == failInvalid
 	switch {
 	case miss:
 		s.lat.add(max(r.Latency, m.cfg.Deadline))
