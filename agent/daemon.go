@@ -377,6 +377,12 @@ func (r *lateReporter) ReportRun(x watchdog.RunResult) {
 	}
 }
 
+func (r *lateReporter) ReportRequest(x watchdog.RequestResult) {
+	if s := r.s.Load(); s != nil {
+		s.ReportRequest(x)
+	}
+}
+
 func (r *lateReporter) ReportComparison(x watchdog.Comparison) {
 	if s := r.s.Load(); s != nil {
 		s.ReportComparison(x)

@@ -94,6 +94,7 @@ func newLadder(t *testing.T, cfg watchdog.Config) *ladder {
 type reporterFunc struct{ s *shell.Shell }
 
 func (r *reporterFunc) ReportRun(x watchdog.RunResult)         { r.s.ReportRun(x) }
+func (r *reporterFunc) ReportRequest(x watchdog.RequestResult) { r.s.ReportRequest(x) }
 func (r *reporterFunc) ReportComparison(x watchdog.Comparison) { r.s.ReportComparison(x) }
 func (r *reporterFunc) ReportVote(x watchdog.Vote)             { r.s.ReportVote(x) }
 
@@ -451,9 +452,10 @@ func TestRouterDoesNotAllocate(t *testing.T) {
 	}
 }
 
-type countingReporter struct{ runs, comparisons, votes atomic.Int64 }
+type countingReporter struct{ runs, requests, comparisons, votes atomic.Int64 }
 
 func (c *countingReporter) ReportRun(watchdog.RunResult)         { c.runs.Add(1) }
+func (c *countingReporter) ReportRequest(watchdog.RequestResult) { c.requests.Add(1) }
 func (c *countingReporter) ReportComparison(watchdog.Comparison) { c.comparisons.Add(1) }
 func (c *countingReporter) ReportVote(watchdog.Vote)             { c.votes.Add(1) }
 

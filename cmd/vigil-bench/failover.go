@@ -221,6 +221,7 @@ func (l *benchLadder) failedAt(b watchdog.Backend) time.Time {
 type forwarder struct{ s *shell.Shell }
 
 func (f *forwarder) ReportRun(x watchdog.RunResult)         { f.s.ReportRun(x) }
+func (f *forwarder) ReportRequest(x watchdog.RequestResult) { f.s.ReportRequest(x) }
 func (f *forwarder) ReportComparison(x watchdog.Comparison) { f.s.ReportComparison(x) }
 func (f *forwarder) ReportVote(x watchdog.Vote)             { f.s.ReportVote(x) }
 

@@ -45,11 +45,12 @@ type Config struct {
 // report is one message from the router, as a concrete union so that
 // queueing it does not allocate.
 type report struct {
-	kind uint8 // 1 run, 2 comparison, 3 vote, 4 health
+	kind uint8 // 1 run, 2 comparison, 3 vote, 4 health, 5 request
 	run  watchdog.RunResult
 	cmp  watchdog.Comparison
 	vote watchdog.Vote
 	hs   watchdog.HealthSample
+	req  watchdog.RequestResult
 }
 
 type command struct {
@@ -122,8 +123,11 @@ func (s *Shell) Close() {
 	})
 }
 
-// ReportRun queues a run result; it never blocks.
+// ReportRun queues a run result (a canary's answer); it never blocks.
 func (s *Shell) ReportRun(r watchdog.RunResult) { s.queue(report{kind: 1, run: r}) }
+
+// ReportRequest queues the runs of one serving request; it never blocks.
+func (s *Shell) ReportRequest(q watchdog.RequestResult) { s.queue(report{kind: 5, req: q}) }
 
 // ReportComparison queues a primary–shadow comparison; it never blocks.
 func (s *Shell) ReportComparison(c watchdog.Comparison) { s.queue(report{kind: 2, cmp: c}) }
@@ -218,6 +222,8 @@ func (s *Shell) loop(ctx context.Context) {
 				ev = r.cmp
 			case 3:
 				ev = r.vote
+			case 5:
+				ev = r.req
 			default:
 				ev = r.hs
 			}

@@ -147,3 +147,23 @@ func TestHardwareSuspectGPU(t *testing.T) {
 	s.Hardware(hw.Sample{GPULost: true})
 	eventually(t, "the shadow failed", func() bool { return s.Status().Backends[watchdog.Shadow].State == watchdog.Failed })
 }
+
+// TestShellRequestFault: a request every rung failed the same way reaches
+// the machine as one event; it is counted in the status and blames nobody.
+func TestShellRequestFault(t *testing.T) {
+	s, _ := newShell(t, watchdog.DefaultConfig())
+	var q watchdog.RequestResult
+	for b := range watchdog.NumBackends {
+		q.Runs[b] = watchdog.RunResult{Backend: watchdog.Backend(b), Latency: time.Millisecond, Invalid: watchdog.InvalidNaN}
+	}
+	q.NumRuns = watchdog.NumBackends
+	for range 3 {
+		s.ReportRequest(q)
+	}
+	eventually(t, "three request faults in the status", func() bool { return s.Status().Counters.RequestFaults == 3 })
+	for _, b := range s.Status().Backends {
+		if b.State != watchdog.Healthy {
+			t.Errorf("%s %s (%s) after request faults", b.Backend, b.State, b.Reason)
+		}
+	}
+}
