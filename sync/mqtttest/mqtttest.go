@@ -57,7 +57,9 @@ type Options struct {
 // The pattern lines apply to every client, ingest and fleet included,
 // with %u replaced by the client's user name (so "ingest" and "fleet"
 // must not be vehicle ids, and every identity may read the broadcast;
-// Mosquitto warns that that pattern has no %u, and applies it).
+// Mosquitto warns that that pattern has no %u, and applies it: the ACL
+// says why, and TestExampleBrokerConfig checks that this warning is the
+// only one).
 // Mosquitto 2.0 grants any subscription and filters on delivery: a
 // subscription to another vehicle's acks succeeds and receives nothing.
 // A publication the ACL forbids is acknowledged (PUBACK) and dropped.
@@ -72,6 +74,11 @@ pattern write vigil/v1/%u/status
 pattern write vigil/v1/%u/cmd/res
 pattern read vigil/v1/%u/ack
 pattern read vigil/v1/%u/cmd
+# The fleet's broadcast, for every identity. Mosquitto 2.0 warns at each
+# start: "Warning: ACL pattern 'vigil/v1/fleet/cmd' does not contain '%c'
+# or '%u'." The warning is expected, and the line applies: a pattern is the
+# only line of an ACL file that applies to every user, and "topic" lines
+# before the first "user" apply to clients without a user name only.
 pattern read vigil/v1/fleet/cmd
 
 user ingest
