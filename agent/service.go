@@ -71,7 +71,11 @@ func (s *service) Infer(ctx context.Context, deadline time.Time, req *wire.Infer
 		}
 		name, version = s.d.modelOf(ans.ServedBy)
 	default:
-		resp.SetNoResult(wire.Reason(ans.Reason), ans.Detail)
+		detail := ans.Detail
+		if detail == "" {
+			detail = noResultDetail(ans)
+		}
+		resp.SetNoResult(wire.Reason(ans.Reason), detail)
 	}
 	if name == "" {
 		name, version = s.d.modelOf(watchdog.Primary)
@@ -208,4 +212,45 @@ func (d *Daemon) newOutputs() []inference.Tensor {
 		}
 	}
 	return outs
+}
+
+// Details of NO_RESULT answers the router gives without one: every NO_RESULT
+// carries a detail (docs/protocol.md). They are constants, so that saying
+// why costs the request path nothing.
+const (
+	detailMRM         = "no backend is usable: the watchdog is in MRM"
+	detailTooClose    = "the deadline left less than the router's answer margin (router.answer_margin): nothing ran"
+	detailAllFailed   = "every backend started failed (error or invalid output): the backend reports say which"
+	detailDeadline    = "no acceptable answer by the deadline: the backend reports say which backend was still running"
+	detailAllBusy     = "every planned backend was busy with earlier requests: send fewer at once, or give the models more sessions (models.<rung>.sessions)"
+	detailTooMany     = "the daemon's limit of requests in flight across connections (router.requests) was reached"
+	detailCancelled   = "the request's connection or the daemon went away before the answer"
+	detailClosed      = "the daemon is shutting down"
+	detailUnspecified = "no acceptable answer"
+)
+
+// noResultDetail says why the router gave no result when it did not.
+func noResultDetail(ans *inference.Answer) string {
+	switch ans.Reason {
+	case inference.ReasonMRM:
+		return detailMRM
+	case inference.ReasonDeadlinePassed:
+		return detailTooClose
+	case inference.ReasonAllFailed:
+		return detailAllFailed
+	case inference.ReasonDeadline:
+		return detailDeadline
+	case inference.ReasonOverloaded:
+		for _, r := range ans.Backends {
+			if r.Outcome == inference.OutcomeBusy {
+				return detailAllBusy
+			}
+		}
+		return detailTooMany
+	case inference.ReasonCancelled:
+		return detailCancelled
+	case inference.ReasonClosed:
+		return detailClosed
+	}
+	return detailUnspecified
 }

@@ -448,6 +448,9 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(resp.Result, &st); err != nil || st.VehicleID != r.vehicle || st.Sync.Commands == nil {
 		t.Fatalf("status result: %v %+v", err, st)
 	}
+	// With the link up, storage open and commands on, the document still
+	// matches its published schema.
+	validateStatus(t, statusSchema(t), resp.Result)
 
 	// The supervisor has not said the vehicle is parked: unsafe commands
 	// wait.
