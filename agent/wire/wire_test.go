@@ -171,6 +171,11 @@ func TestDecodeInvalidPayloads(t *testing.T) {
 		{"infer: negative dim", &InferRequest{}, inferPayload(1, tensorBlock("x", 2, 1, 0, []int64{-1}, nil)), "negative dim"},
 		{"infer: data length mismatch", &InferRequest{}, inferPayload(1, tensorBlock("x", 1, 1, 4, []int64{2}, make([]byte, 4))), "needs 8 bytes"},
 		{"infer: huge shape", &InferRequest{}, inferPayload(1, tensorBlock("x", 1, 2, 0, []int64{1 << 40, 1 << 40}, nil)), "larger than a frame"},
+		{"infer: final padding left out", &InferRequest{}, func() []byte {
+			p := inferPayload(1, tensorBlock("x", 2, 1, 3, []int64{3}, []byte{1, 2, 3}))
+			return p[:len(p)-5]
+		}(), "truncated"},
+		{"control: final padding left out", &ControlRequest{}, append([]byte{5, 1, 0, 4}, append(make([]byte, 20), 'h', 'a', 'n', 'g')...), "truncated"},
 		{"infer: data beyond the payload", &InferRequest{}, inferPayload(1, tensorBlock("x", 2, 1, 1000, []int64{1000}, nil)), "truncated"},
 		{"response: OK without backend", &InferResponse{}, (&InferResponse{Status: StatusNoResult, Reason: ReasonMRM}).mustPayload(t, func(p []byte) { p[0] = 1; p[2] = 0 }), "served_by none"},
 		{"response: NO_RESULT without reason", &InferResponse{}, (&InferResponse{Status: StatusNoResult, Reason: ReasonMRM}).mustPayload(t, func(p []byte) { p[2] = 0 }), "without a reason"},
