@@ -129,6 +129,11 @@ type Answer struct {
 // are called from the router's goroutines on the request path and must not
 // block.
 type Reporter interface {
+	// ReportRequest gets the runs of one serving request together, once
+	// every backend started for it is over, so that the watchdog can tell a
+	// fault of the request from a fault of a backend.
+	ReportRequest(watchdog.RequestResult)
+	// ReportRun gets the answer to a canary probe (Canary set).
 	ReportRun(watchdog.RunResult)
 	ReportComparison(watchdog.Comparison)
 	ReportVote(watchdog.Vote)
@@ -316,6 +321,7 @@ type request struct {
 	result   [watchdog.NumBackends]laneResult
 	started  [watchdog.NumBackends]bool
 	seen     [watchdog.NumBackends]bool // the router has received the lane's answer
+	unloaded [watchdog.NumBackends]bool // planned but not loaded: a failed run
 	t0       time.Time
 	deadline time.Time
 	timer    *time.Timer
@@ -329,6 +335,7 @@ type request struct {
 type laneResult struct {
 	outcome Outcome
 	latency time.Duration
+	run     watchdog.RunResult // the watchdog's view of the run
 }
 
 func (r *Router) newRequest() *request {
@@ -361,9 +368,10 @@ func (r *Router) lane(b watchdog.Backend) {
 				rr.Latency = q.deadline.Sub(q.t0)
 			}
 		}
+		lr.run = rr
 		q.result[b] = lr
-		if r.rep != nil {
-			r.rep.ReportRun(rr)
+		if q.canary && r.rep != nil {
+			r.rep.ReportRun(rr) // serving runs go out together, from finish
 		}
 		// Free the lane before telling the router, so that a request the
 		// caller sends right after this answer finds the lane free.
@@ -405,12 +413,25 @@ func (r *Router) release(q *request) {
 	r.finish(q)
 }
 
-// finish runs once every lane of q is over: it compares primary and shadow
-// when the plan asked for it and, when they diverged and the degraded model
-// answered too, lets it break the tie.
+// finish runs once every lane of q is over: it reports the runs of a
+// serving request together, compares primary and shadow when the plan asked
+// for it and, when they diverged and the degraded model answered too, lets
+// it break the tie.
 func (r *Router) finish(q *request) {
 	for len(q.done) > 0 {
 		<-q.done
+	}
+	if !q.canary && r.rep != nil {
+		var rr watchdog.RequestResult
+		for b := range q.result {
+			if q.started[b] || q.unloaded[b] {
+				rr.Runs[rr.NumRuns] = q.result[b].run
+				rr.NumRuns++
+			}
+		}
+		if rr.NumRuns > 0 {
+			r.rep.ReportRequest(rr)
+		}
 	}
 	ok := func(b watchdog.Backend) bool { return q.started[b] && q.result[b].outcome == OutcomeOK }
 	if q.compare && r.rep != nil && ok(watchdog.Primary) && ok(watchdog.Shadow) {
@@ -426,6 +447,7 @@ func (r *Router) finish(q *request) {
 	}
 	q.started = [watchdog.NumBackends]bool{}
 	q.seen = [watchdog.NumBackends]bool{}
+	q.unloaded = [watchdog.NumBackends]bool{}
 	if q.canary {
 		r.canaryIn[q.canaryOf].Store(false)
 		return
@@ -643,18 +665,25 @@ func (r *Router) dispatch(b watchdog.Backend, q *request) bool {
 }
 
 // notRun accounts for a backend that could not be started. A backend that
-// is not loaded has failed, and the watchdog hears so. A backend whose lanes
-// are all taken is not reported: that is load, not a fault of the backend,
-// and if its runs are stuck, their own results (deadline misses) tell the
-// watchdog.
+// is not loaded has failed, and the watchdog hears so: at once for a
+// canary, with the request's other runs for a serving request. A backend
+// whose lanes are all taken is not reported: that is load, not a fault of
+// the backend, and if its runs are stuck, their own results (deadline
+// misses) tell the watchdog.
 func (r *Router) notRun(b watchdog.Backend, q *request) Outcome {
 	if r.backends[b] != nil {
 		r.stats.busy.Add(1)
 		return OutcomeBusy
 	}
-	if r.rep != nil {
-		r.rep.ReportRun(watchdog.RunResult{Backend: b, Err: watchdog.RunFailed, Canary: q.canary})
+	run := watchdog.RunResult{Backend: b, Err: watchdog.RunFailed, Canary: q.canary}
+	if q.canary {
+		if r.rep != nil {
+			r.rep.ReportRun(run)
+		}
+		return OutcomeFailed
 	}
+	q.result[b] = laneResult{outcome: OutcomeFailed, run: run}
+	q.unloaded[b] = true
 	return OutcomeFailed
 }
 

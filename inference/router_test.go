@@ -447,8 +447,9 @@ func TestRouterDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Infer allocates %v times per request", allocs)
 	}
-	if rep.runs.Load() == 0 || rep.comparisons.Load() == 0 {
-		t.Errorf("the router reported %d runs and %d comparisons", rep.runs.Load(), rep.comparisons.Load())
+	if rep.requests.Load() == 0 || rep.comparisons.Load() == 0 || rep.runs.Load() != 0 {
+		t.Errorf("the router reported %d requests, %d comparisons and %d runs outside a request",
+			rep.requests.Load(), rep.comparisons.Load(), rep.runs.Load())
 	}
 }
 
@@ -515,5 +516,206 @@ func TestOverloadIsNotAFault(t *testing.T) {
 		if s := sh.Status().Backends[b]; s.State != watchdog.Healthy && s.State != watchdog.Suspect {
 			t.Errorf("%s %s (%s) after overload", watchdog.Backend(b), s.State, s.Reason)
 		}
+	}
+}
+
+// recordingReporter keeps what the router reports.
+type recordingReporter struct {
+	mu       sync.Mutex
+	runs     []watchdog.RunResult
+	requests []watchdog.RequestResult
+}
+
+func (r *recordingReporter) ReportRun(x watchdog.RunResult) {
+	r.mu.Lock()
+	r.runs = append(r.runs, x)
+	r.mu.Unlock()
+}
+
+func (r *recordingReporter) ReportRequest(x watchdog.RequestResult) {
+	r.mu.Lock()
+	r.requests = append(r.requests, x)
+	r.mu.Unlock()
+}
+
+func (r *recordingReporter) ReportComparison(watchdog.Comparison) {}
+func (r *recordingReporter) ReportVote(watchdog.Vote)             {}
+
+func (r *recordingReporter) counts() (runs, requests int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.runs), len(r.requests)
+}
+
+// waitCounts waits until the reporter has the given numbers of reports.
+func (r *recordingReporter) waitCounts(t *testing.T, runs, requests int) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for {
+		gotRuns, gotRequests := r.counts()
+		if gotRuns == runs && gotRequests == requests {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("reported %d runs and %d requests, want %d and %d", gotRuns, gotRequests, runs, requests)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// newRecordingRouter builds a router over the demo backends behind fault
+// injectors (nil where loaded is false) with the default hot plan.
+func newRecordingRouter(t *testing.T, loaded [watchdog.NumBackends]bool) (*inference.Router, [watchdog.NumBackends]*inference.Faulty, *recordingReporter) {
+	t.Helper()
+	paths := inferencetest.DemoModels(t)
+	var runners [watchdog.NumBackends]inference.Runner
+	var faults [watchdog.NumBackends]*inference.Faulty
+	for b, role := range []string{demo.RolePrimary, demo.RoleShadow, demo.RoleDegraded} {
+		if !loaded[b] {
+			continue
+		}
+		faults[b] = inference.NewFaulty(load(t, inference.Config{Name: role, ModelPath: paths[role]}))
+		runners[b] = faults[b]
+	}
+	rep := &recordingReporter{}
+	router, err := inference.NewRouter(inference.RouterConfig{}, runners, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, f := range faults {
+			if f != nil {
+				f.Clear()
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := router.Close(ctx); err != nil {
+			t.Errorf("router close: %v", err)
+		}
+	})
+	m, err := watchdog.New(watchdog.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.SetPlan(m.Plan())
+	return router, faults, rep
+}
+
+// TestRouterReportsRequestTogether: a request that every backend answers
+// with NaN comes to the watchdog as one RequestResult holding the three
+// runs, not as three RunResults; a canary still comes as a RunResult.
+func TestRouterReportsRequestTogether(t *testing.T) {
+	router, faults, rep := newRecordingRouter(t, [watchdog.NumBackends]bool{true, true, true})
+	for _, f := range faults {
+		if err := f.Inject(inference.Fault{Kind: inference.FaultNaN}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	be := faults[watchdog.Degraded].Unwrap().(*inference.Backend)
+	in, out := be.NewInputs(), be.NewOutputs()
+	randomFrame(rand.New(rand.NewPCG(5, 6)), in[0].Data)
+	var ans inference.Answer
+	if err := router.Infer(context.Background(), time.Now().Add(time.Second), in, out, &ans); err != nil {
+		t.Fatal(err)
+	}
+	if ans.Status != inference.StatusNoResult || ans.Reason != inference.ReasonAllFailed {
+		t.Fatalf("answer %+v, want NO_RESULT all_backends_failed", ans)
+	}
+	rep.waitCounts(t, 0, 1)
+	q := rep.requests[0]
+	if q.NumRuns != watchdog.NumBackends {
+		t.Fatalf("request result %+v, want the runs of all three backends", q)
+	}
+	for i, r := range q.RunList() {
+		if r.Backend != watchdog.Backend(i) || r.Err != watchdog.RunOK || r.Invalid != watchdog.InvalidNaN || r.Canary {
+			t.Errorf("run %d: %+v, want %s's NaN answer", i, r, watchdog.Backend(i))
+		}
+	}
+
+	if !router.Canary(watchdog.Primary, 33*time.Millisecond) {
+		t.Fatal("canary not started")
+	}
+	rep.waitCounts(t, 1, 1)
+	if r := rep.runs[0]; r.Backend != watchdog.Primary || !r.Canary || r.Invalid != watchdog.InvalidNaN {
+		t.Errorf("canary result %+v", r)
+	}
+}
+
+// TestRouterReportsUnloadedAsFailedRun: a planned backend that is not
+// loaded is a failed run in its request's result; a canary of it is a
+// failed RunResult.
+func TestRouterReportsUnloadedAsFailedRun(t *testing.T) {
+	router, faults, rep := newRecordingRouter(t, [watchdog.NumBackends]bool{false, true, true})
+	be := faults[watchdog.Degraded].Unwrap().(*inference.Backend)
+	in, out := be.NewInputs(), be.NewOutputs()
+	var ans inference.Answer
+	if err := router.Infer(context.Background(), time.Now().Add(time.Second), in, out, &ans); err != nil {
+		t.Fatal(err)
+	}
+	if ans.Status != inference.StatusOK || ans.ServedBy != watchdog.Shadow {
+		t.Fatalf("answer %+v, want the shadow's", ans)
+	}
+	rep.waitCounts(t, 0, 1)
+	q := rep.requests[0]
+	if q.NumRuns < 2 {
+		t.Fatalf("request result %+v, want the primary's and the shadow's runs", q)
+	}
+	if p, s := q.Runs[0], q.Runs[1]; p.Backend != watchdog.Primary || p.Err != watchdog.RunFailed || s.Backend != watchdog.Shadow || s.Err != watchdog.RunOK {
+		t.Errorf("request result %+v, want a failed primary and a good shadow", q)
+	}
+	router.Canary(watchdog.Primary, 33*time.Millisecond)
+	rep.waitCounts(t, 1, 1)
+	if r := rep.runs[0]; r.Backend != watchdog.Primary || !r.Canary || r.Err != watchdog.RunFailed {
+		t.Errorf("canary result %+v", r)
+	}
+}
+
+// TestPoisonedFramesBlameNobody drives the whole ladder: frames that every
+// backend answers with NaN (a common-mode fault, as a bad frame from the
+// supervisor would give) are answered NO_RESULT, counted as request faults,
+// and cost no backend its state; once they stop, the primary serves.
+func TestPoisonedFramesBlameNobody(t *testing.T) {
+	l := newLadder(t, quickConfig(watchdog.Hot))
+	l.drive(5, 5*time.Millisecond)
+	for b := range l.faults {
+		l.inject(watchdog.Backend(b), inference.Fault{Kind: inference.FaultNaN})
+	}
+	tl := l.drive(20, 5*time.Millisecond)
+	if tl.served != [watchdog.NumBackends]int{} || tl.reasons[inference.ReasonAllFailed] == 0 {
+		t.Errorf("poisoned frames: %+v, want NO_RESULT all_backends_failed", tl)
+	}
+	// A run the loaded machine made late is its backend's own deadline miss,
+	// and a backend whose lanes were all busy did not run: within the load
+	// tolerance, every frame is a request fault.
+	eventually(t, "the request faults counted", func() bool {
+		return mostly(int(l.shell.Status().Counters.RequestFaults), tl.frames)
+	})
+	st := l.shell.Status()
+	for _, b := range st.Backends {
+		if b.State != watchdog.Healthy && (b.State != watchdog.Suspect || !strings.Contains(b.Reason, "deadline")) {
+			t.Errorf("%s %s (%s) after poisoned frames", b.Backend, b.State, b.Reason)
+		}
+	}
+	if st.Counters.Switches != 0 {
+		t.Errorf("counters %+v after poisoned frames: a switch", st.Counters)
+	}
+	for _, f := range l.faults {
+		f.Clear()
+	}
+	if tl := l.drive(10, 5*time.Millisecond); !tl.cleanish() || !mostly(tl.served[watchdog.Primary], tl.frames) {
+		t.Errorf("after the poisoned frames: %+v, want the primary serving", tl)
+	}
+}
+
+// eventually polls cond for up to five seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
