@@ -31,6 +31,8 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(b, "vigil_failovers_total %d\n", st.Counters.Failovers)
 	metric("vigil_failbacks_total", "counter", "Moves of the serving rung up the ladder.")
 	fmt.Fprintf(b, "vigil_failbacks_total %d\n", st.Counters.Failbacks)
+	metric("vigil_request_faults_total", "counter", "Requests every rung that ran failed the same way, blamed on the request, not the backends.")
+	fmt.Fprintf(b, "vigil_request_faults_total %d\n", st.Counters.RequestFaults)
 	metric("vigil_backend_state", "gauge", "1 for the state each backend is in.")
 	for _, be := range st.Backends {
 		for _, s := range []string{"healthy", "suspect", "failed", "probation"} {

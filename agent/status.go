@@ -77,6 +77,10 @@ type Counters struct {
 	// BusySkips counts backends skipped for a request because all their
 	// lanes were taken by earlier requests (load, not a fault).
 	BusySkips uint64 `json:"busy_skips"`
+	// RequestFaults counts requests every rung that ran failed the same
+	// way (invalid output, or run error): blamed on the request, not on the
+	// backends.
+	RequestFaults uint64 `json:"request_faults"`
 }
 
 // LatencyStatus holds answer latency percentiles.
@@ -127,6 +131,7 @@ func (d *Daemon) Status() Status {
 			Divergences:       ws.Counters.Divergences,
 			Outvoted:          ws.Counters.Outvoted,
 			MRMEntries:        ws.Counters.MRMEntries,
+			RequestFaults:     ws.Counters.RequestFaults,
 			DroppedReports:    ws.Dropped,
 			BusySkips:         rs.Busy,
 		},

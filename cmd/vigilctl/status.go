@@ -118,8 +118,8 @@ func printStatus(w io.Writer, st *agent.Status) error {
 	c := st.Counters
 	fmt.Fprintf(w, "\nrequests %d   deadline misses %d   availability %.4f%%\n", c.Requests, c.DeadlineMisses, 100*st.Availability)
 	fmt.Fprintf(w, "no result: %s\n", noResult(c.NoResult))
-	fmt.Fprintf(w, "failovers %d   fail-backs %d   switches %d (deferred fail-backs %d)   divergences %d   outvoted %d   MRM entries %d\n",
-		c.Failovers, c.Failbacks, c.Switches, c.DeferredFailbacks, c.Divergences, c.Outvoted, c.MRMEntries)
+	fmt.Fprintf(w, "failovers %d   fail-backs %d   switches %d (deferred fail-backs %d)   divergences %d   outvoted %d   MRM entries %d   request faults %d\n",
+		c.Failovers, c.Failbacks, c.Switches, c.DeferredFailbacks, c.Divergences, c.Outvoted, c.MRMEntries, c.RequestFaults)
 	fmt.Fprintf(w, "latency p50 %.2fms   p90 %.2fms   p99 %.2fms   max %.2fms\n", st.Latency.P50, st.Latency.P90, st.Latency.P99, st.Latency.Max)
 	fmt.Fprintf(w, "failover answers %d: last %.2fms, max %.2fms", c.FailoverAnswers, st.Failover.LastMs, st.Failover.MaxMs)
 	if st.Failover.LastAt != "" {
