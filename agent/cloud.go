@@ -20,11 +20,16 @@ type SyncStatus struct {
 	// InFlightBudget is the payload bytes the backlogs may have in flight
 	// now, sized from MinAckRTTMs and DeliveryRate (bytes a second), what
 	// the connection's acks have shown (zero before the first).
-	InFlightBudget int                `json:"in_flight_budget_bytes,omitempty"`
-	MinAckRTTMs    float64            `json:"min_ack_rtt_ms,omitempty"`
-	DeliveryRate   float64            `json:"delivery_bytes_per_s,omitempty"`
-	Streams        []SyncStreamStatus `json:"streams,omitempty"`
-	Commands       *CommandsStatus    `json:"commands,omitempty"`
+	InFlightBudget int     `json:"in_flight_budget_bytes,omitempty"`
+	MinAckRTTMs    float64 `json:"min_ack_rtt_ms,omitempty"`
+	DeliveryRate   float64 `json:"delivery_bytes_per_s,omitempty"`
+	// AckTimeoutMs is how long a batch sent now would wait for its ack
+	// before going again, from the smoothed ack round trip
+	// (SmoothedAckRTTMs, zero before the first ack) and its variation.
+	AckTimeoutMs     float64            `json:"ack_timeout_ms,omitempty"`
+	SmoothedAckRTTMs float64            `json:"smoothed_ack_rtt_ms,omitempty"`
+	Streams          []SyncStreamStatus `json:"streams,omitempty"`
+	Commands         *CommandsStatus    `json:"commands,omitempty"`
 }
 
 // SyncStreamStatus is one stream's upload.
@@ -85,6 +90,7 @@ func (d *Daemon) startSync() {
 		MaxPayload:        sc.MaxPayload,
 		Window:            sc.Window,
 		AckTimeout:        sc.AckTimeout,
+		HeartbeatInterval: sc.HeartbeatInterval,
 		ReconnectMin:      sc.ReconnectMin,
 		ReconnectMax:      sc.ReconnectMax,
 		ConnectTimeout:    sc.ConnectTimeout,
@@ -138,7 +144,8 @@ func (d *Daemon) syncStatus() SyncStatus {
 	}
 	s := c.up.Stats()
 	out := SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects,
-		InFlightBudget: s.InFlightBudget, MinAckRTTMs: float64(s.MinAckRTT) / float64(time.Millisecond), DeliveryRate: s.DeliveryRate}
+		InFlightBudget: s.InFlightBudget, MinAckRTTMs: float64(s.MinAckRTT) / float64(time.Millisecond), DeliveryRate: s.DeliveryRate,
+		AckTimeoutMs: float64(s.AckTimeout) / float64(time.Millisecond), SmoothedAckRTTMs: float64(s.SmoothedAckRTT) / float64(time.Millisecond)}
 	for _, st := range s.Streams {
 		out.Streams = append(out.Streams, SyncStreamStatus{
 			Stream: st.Stream, Cursor: st.Cursor, InFlight: st.InFlight, Sent: st.Sent,

@@ -37,9 +37,16 @@ type SyncConfig struct {
 	// uploader's default (16). Fewer are in flight unless the link's
 	// measured bandwidth-delay product needs them.
 	Window int `yaml:"window"`
-	// AckTimeout is how long a batch waits for the ingester's ack before
-	// it is sent again; 0 means 10s.
+	// AckTimeout caps how long a batch waits for the ingester's ack
+	// before it is sent again; 0 means 10s. The wait itself follows the
+	// acks' measured round trip (from 250ms up to this; see
+	// edge.Config.AckTimeout).
 	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// HeartbeatInterval is how often the vehicle publishes its heartbeat
+	// (retained, on vigil/v1/<vehicle_id>/heartbeat) while connected;
+	// 0 means 10s. The cloud shows the vehicle stale once its last
+	// heartbeat is three intervals old.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// ReconnectMin and ReconnectMax bound the reconnect backoff; 0 means
 	// 500ms and 60s.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
@@ -132,6 +139,8 @@ func (s *SyncConfig) validate(vehicle string, storageOn bool) error {
 		return fmt.Errorf("sync.window %d: want 0 (default) to 1024", s.Window)
 	case s.AckTimeout < 0 || s.ReconnectMin < 0 || s.ReconnectMax < 0 || s.ConnectTimeout < 0 || s.KeepAlive < 0:
 		return errors.New("sync: durations must not be negative")
+	case s.HeartbeatInterval < 0 || (s.HeartbeatInterval > 0 && s.HeartbeatInterval < 100*time.Millisecond) || s.HeartbeatInterval > time.Hour:
+		return fmt.Errorf("sync.heartbeat_interval %v: want 0 (10s) or 100ms to 1h", s.HeartbeatInterval)
 	case s.ReconnectMax > 0 && s.ReconnectMax < s.ReconnectMin:
 		return fmt.Errorf("sync.reconnect_max %v: below reconnect_min %v", s.ReconnectMax, s.ReconnectMin)
 	case s.MaxBytesPerSecond < 0:

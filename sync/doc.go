@@ -64,7 +64,8 @@
 //     ed25519 over a domain prefix and the exact payload bytes. Verifier
 //     checks trusted key ids, signature, command, target, clock skew,
 //     lifetime, expiry and replay, each failure with its own sentinel
-//     error; the nonce cache is an interface with an in-memory and a
+//     error (Check does all of it and spends nothing, Spend spends the
+//     nonce once; Verify is both); the nonce cache is an interface with an in-memory and a
 //     storage-state implementation (replays refused after a restart,
 //     expired nonces pruned, fail closed when full or failing). Response
 //     answers with the correlation id; UnsafeWhileMoving and Allowed say
@@ -162,15 +163,19 @@
 //
 //   - sync/cmdlink is the command channel over MQTT. Receiver is the
 //     vehicle's end: Handle (an edge.Subscription handler on the
-//     vehicle's cmd topic and vigil/v1/fleet/cmd) copies each message into
-//     a bounded queue and never blocks; one worker checks the topic,
-//     Verifier.Verify (nonces in the store's state), Allowed against the
-//     supervisor's motion state, runs the Executor with a timeout, records
-//     one Event and publishes one Response with the correlation id on
-//     vigil/v1/<vehicle>/cmd/res; every rejection class is answered, with
-//     the correlation id the unverified envelope claims (command.Peek). A
-//     full queue drops the command, counted and logged, and answers it busy
-//     (unverified, nonce unspent) while a second queue as long has room.
+//     vehicle's cmd topic and vigil/v1/fleet/cmd) checks each message as
+//     it arrives (topic, then Verifier.Check: envelope, signature, key,
+//     command, target, times, an unspent nonce; one at a time, about 75
+//     µs each) and queues only the genuine ones; refusals are counted by
+//     class and answered while a token bucket allows (10 a second, burst
+//     20); a genuine command that finds the bounded queue full, or whose
+//     signing key is over its rate (the key id is the sender: MQTT 3.1.1
+//     does not say who published), is answered busy, nonce unspent. One
+//     worker spends the nonce (Verifier.Spend), checks Allowed against
+//     the supervisor's motion state, runs the Executor with a timeout,
+//     records one Event and publishes one Response with the correlation
+//     id on vigil/v1/<vehicle>/cmd/res; a rejection carries the
+//     correlation id the unverified envelope claims (command.Peek).
 //     Sender is the operator's end (signs, publishes on the vehicle's or
 //     the fleet's topic, collects responses by correlation id, lists the
 //     vehicles' retained statuses); key files hold base64 ed25519 keys.
@@ -195,7 +200,9 @@
 //
 // Also: sync/cmdlink's tests (each rejection class, a replay after a
 // restart, "all" answered by two vehicles, the receiver on the
-// uploader's connection), agent's (vigild killed with SIGKILL mid-drain
+// uploader's connection, a flood of 2,000 forged, unknown-key, expired,
+// replayed and malformed messages with eleven valid commands among them,
+// each valid one executed and answered), agent's (vigild killed with SIGKILL mid-drain
 // and restarted: every durable record in the cloud once; fleet commands
 // end to end over mutual TLS with the ACL, a replay refused after a
 // restart) and make fleet-demo (vigild, vigil-fleet ingest and signed

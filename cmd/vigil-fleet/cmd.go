@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
+	"github.com/vigil-av/vigil/sync/presence"
 )
 
 var knownCommands = []command.Command{command.Status, command.Policy, command.Failover, command.Clear, command.LogLevel, command.SyncNow}
@@ -27,7 +28,7 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the broker, and then for the responses")
 	ttl := fs.Duration("ttl", cmdlink.DefaultTTL, "how long the signed command stays valid (vehicles refuse more than their max_lifetime, 1h by default)")
 	id := fs.String("id", "", "the correlation id (default: random)")
-	statusWait := fs.Duration("status-wait", time.Second, "for all: how long to collect the retained statuses that say which vehicles are online")
+	statusWait := fs.Duration("status-wait", time.Second, "for all: how long to collect the retained statuses and heartbeats that say which vehicles are online (stale ones are not waited for)")
 	asJSON := fs.Bool("json", false, "print the responses as one JSON document")
 	return func(ctx context.Context, args []string) error {
 		if len(args) < 2 {
@@ -68,17 +69,33 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 
 		var wait []string
 		if target == command.TargetAll {
+			// Online by heartbeat, not by retained status alone (which a
+			// restored broker may hold for a dead vehicle): on a
+			// connection of its own, so as not to touch the sender's.
 			vctx, cancel := context.WithTimeout(ctx, *timeout)
-			vs, err := s.Vehicles(vctx, *statusWait)
+			presenceID := ""
+			if b.clientID != "" {
+				presenceID = b.clientID + "-presence"
+			}
+			vs, err := watchVehicles(vctx, b.url, tlsCfg, presenceID, *statusWait, *timeout)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("cmd: vehicles: %w", err)
 			}
-			wait = cmdlink.Online(vs)
+			wait = presence.OnlineOf(vs)
+			var stale []string
+			for _, v := range vs {
+				if v.State == presence.Stale {
+					stale = append(stale, v.Observation.Vehicle)
+				}
+			}
 			if len(wait) == 0 {
 				fmt.Fprintf(g.stderr, "no vehicle reports online; collecting responses for %v\n", *timeout)
 			} else {
 				fmt.Fprintf(g.stderr, "waiting for the %d vehicles online: %s\n", len(wait), strings.Join(wait, ", "))
+			}
+			if len(stale) > 0 {
+				fmt.Fprintf(g.stderr, "not waiting for the %d stale vehicles (no heartbeat for %d intervals): %s\n", len(stale), presence.StaleIntervals, strings.Join(stale, ", "))
 			}
 		}
 		now := time.Now()

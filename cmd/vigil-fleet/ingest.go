@@ -19,6 +19,8 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 	b := addBrokerFlags(fs)
 	dir := fs.String("sink", "", "the sink directory (created if missing); required")
 	group := fs.String("group", "vigil-ingest", "shared-subscription group: replicas in one group split the fleet's batches")
+	replica := fs.String("replica", "", "this replica's name in its presence topic, vigil/v1/fleet/ingest/<replica>/status (default: the client id); give each replica a stable one, since each name leaves a retained status on the broker")
+	reconnectMax := fs.Duration("reconnect-max", ingest.DefaultReconnectMax, "longest wait between attempts to reach the broker again after losing it (the waits are 1 s, or this if less, then doubling up to this); vehicles' batches go nowhere while no ingester is subscribed")
 	progress := fs.Duration("progress", 10*time.Second, "how often to log the counts when they changed (0: never)")
 	verbose := fs.Bool("verbose", false, "log at debug level")
 	asJSON := fs.Bool("json", false, "print the final report as JSON")
@@ -32,6 +34,9 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 		if *progress < 0 {
 			return errors.New("ingest: --progress must not be negative")
 		}
+		if *reconnectMax <= 0 {
+			return fmt.Errorf("ingest: --reconnect-max %v: want a positive duration, e.g. 2s", *reconnectMax)
+		}
 		tlsCfg, err := b.check()
 		if err != nil {
 			return fmt.Errorf("ingest: %w", err)
@@ -42,11 +47,16 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 		}
 		log := newLogger(g.stderr, *verbose)
 		defer log.Sync() //nolint:errcheck
-		in, err := ingest.New(ingest.Config{Broker: b.url, ClientID: b.clientID, Group: *group, TLS: tlsCfg}, s, log)
+		in, err := ingest.New(ingest.Config{Broker: b.url, ClientID: b.clientID, Replica: *replica, Group: *group,
+			ReconnectMax: *reconnectMax, TLS: tlsCfg}, s, log)
 		if err != nil {
-			return fmt.Errorf("ingest: %w", err)
+			if *replica == "" && b.clientID != "" {
+				return fmt.Errorf("ingest: --client-id %q is no replica name: give --replica: %w", b.clientID, err)
+			}
+			return fmt.Errorf("ingest: --replica: %w", err)
 		}
-		log.Info("ingesting", zap.String("broker", b.url), zap.Bool("tls", tlsCfg != nil), zap.String("group", *group), zap.String("sink", *dir))
+		log.Info("ingesting", zap.String("broker", b.url), zap.Bool("tls", tlsCfg != nil), zap.String("group", *group), zap.String("sink", *dir),
+			zap.String("replica", in.Replica()), zap.Duration("reconnect_max", *reconnectMax))
 		in.Start()
 		var tick <-chan time.Time
 		if *progress > 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
 	"github.com/vigil-av/vigil/sync/mqtttest"
+	"github.com/vigil-av/vigil/sync/presence"
 	"github.com/vigil-av/vigil/sync/sink"
 )
 
@@ -277,8 +278,22 @@ func TestCmd(t *testing.T) {
 	}
 }
 
+// beat publishes a fresh retained heartbeat of vehicle from c, as the
+// uploader does.
+func beat(t *testing.T, c mqtt.Client, vehicle string) {
+	t.Helper()
+	raw, err := presence.Heartbeat{Vehicle: vehicle, Boot: 1, Seq: 1, Wall: time.Now(), Interval: 10 * time.Second}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mqtttest.Publish(c, presence.HeartbeatTopic(vehicle), raw, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // cmd all over mutual TLS, under the fleet's ACL: the vehicles online
-// (by their retained status) are waited for.
+// (by their retained status and a fresh heartbeat) are waited for, not
+// the stale one (online by its status, but without a heartbeat).
 func TestCmdAllOverMutualTLS(t *testing.T) {
 	pki := mqtttest.NewPKI(t)
 	b := mqtttest.Start(t, mqtttest.Options{TLS: pki, ACL: mqtttest.FleetACL})
@@ -290,6 +305,11 @@ func TestCmdAllOverMutualTLS(t *testing.T) {
 		if err := mqtttest.Publish(c, cmdlink.StatusTopic(v), []byte("online"), true); err != nil {
 			t.Fatal(err)
 		}
+		beat(t, c, v)
+	}
+	c5 := b.Client(t, "veh-5-status", pki.ClientTLS("veh-5"))
+	if err := mqtttest.Publish(c5, cmdlink.StatusTopic("veh-5"), []byte("online"), true); err != nil {
+		t.Fatal(err)
 	}
 	c := b.Client(t, "veh-3-status", pki.ClientTLS("veh-3"))
 	if err := mqtttest.Publish(c, cmdlink.StatusTopic("veh-3"), []byte("offline"), true); err != nil {
@@ -299,7 +319,7 @@ func TestCmdAllOverMutualTLS(t *testing.T) {
 	tlsArgs := []string{"--broker", b.URL(), "--tls-ca", pki.CAFile, "--tls-cert", op.CertFile, "--tls-key", op.KeyFile}
 
 	out, stderr, err := fleet(t, append(append([]string{"vehicles"}, tlsArgs...), "--wait", "1500ms")...)
-	if err != nil || !strings.Contains(out, "veh-1") || !strings.Contains(out, "veh-3") || !strings.Contains(out, "3 vehicles, 2 online") {
+	if err != nil || !strings.Contains(out, "veh-1") || !strings.Contains(out, "veh-3") || !strings.Contains(out, "4 vehicles, 2 online, 1 stale") {
 		t.Errorf("vehicles: %v\n%s%s", err, out, stderr)
 	}
 
@@ -308,7 +328,8 @@ func TestCmdAllOverMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s%s", err, out, stderr)
 	}
-	if !strings.Contains(stderr, "waiting for the 2 vehicles online: veh-1, veh-2") || strings.Count(out, " ok ") != 2 {
+	if !strings.Contains(stderr, "waiting for the 2 vehicles online: veh-1, veh-2") || strings.Count(out, " ok ") != 2 ||
+		!strings.Contains(stderr, "not waiting for the 1 stale vehicles (no heartbeat for 3 intervals): veh-5") {
 		t.Errorf("output:\n%s%s", out, stderr)
 	}
 	for i, e := range edges {
@@ -322,6 +343,7 @@ func TestCmdAllOverMutualTLS(t *testing.T) {
 	if err := mqtttest.Publish(c4, cmdlink.StatusTopic("veh-4"), []byte("online"), true); err != nil {
 		t.Fatal(err)
 	}
+	beat(t, c4, "veh-4")
 	out, _, err = fleet(t, append(args, "--timeout", "5s")...)
 	if err == nil || !strings.Contains(err.Error(), "no response from veh-4 within 5s") || !strings.Contains(out, "veh-4") {
 		t.Errorf("silent vehicle: %v\n%s", err, out)

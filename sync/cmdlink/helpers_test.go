@@ -136,12 +136,20 @@ func (failingNonces) Remember(string, time.Time) error { return errors.New("disk
 
 func newVerifier(t *testing.T, vehicle string, pub ed25519.PublicKey, nonces command.NonceStore) *command.Verifier {
 	t.Helper()
+	return verifierFor(t, vehicle, nonces, time.Now, pub)
+}
+
+// verifierFor trusts pubs, on the clock now.
+func verifierFor(t *testing.T, vehicle string, nonces command.NonceStore, now func() time.Time, pubs ...ed25519.PublicKey) *command.Verifier {
+	t.Helper()
 	if nonces == nil {
-		nonces = command.NewMemoryNonces(time.Now)
+		nonces = command.NewMemoryNonces(now)
 	}
-	v, err := command.NewVerifier(command.VerifierConfig{
-		Keys: map[string]ed25519.PublicKey{command.KeyIDOf(pub): pub}, Vehicle: vehicle, Now: time.Now, Nonces: nonces,
-	})
+	keys := map[string]ed25519.PublicKey{}
+	for _, p := range pubs {
+		keys[command.KeyIDOf(p)] = p
+	}
+	v, err := command.NewVerifier(command.VerifierConfig{Keys: keys, Vehicle: vehicle, Now: now, Nonces: nonces})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +204,7 @@ type capture struct {
 	calls    atomic.Int32
 }
 
-func newCapture(t *testing.T) *capture { return &capture{t: t, ch: make(chan published, 64)} }
+func newCapture(t *testing.T) *capture { return &capture{t: t, ch: make(chan published, 4096)} }
 
 func (c *capture) publish(topic string, payload []byte) error {
 	c.calls.Add(1)

@@ -1,7 +1,6 @@
 package cmdlink
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,19 +143,43 @@ type Config struct {
 	Moving func() bool
 	// Publish publishes a response at QoS 1 (not retained) and returns
 	// once the broker has it, or an error. It is called from the
-	// receiver's worker goroutine, never from Handle.
+	// receiver's worker and answering goroutines, never from Handle.
 	Publish func(topic string, payload []byte) error
 	// Record, when set, is called once per command answered, with its
-	// outcome, from the worker goroutine or the one answering busy (so
-	// possibly two calls at once; it may block briefly, e.g. to store it).
+	// outcome, from the worker goroutine or the one answering refusals
+	// (so possibly two calls at once; it may block briefly, e.g. to
+	// store it). Refusals over AnswerRate are counted, not recorded.
 	Record func(Event)
-	// Log receives a line per command and per drop; nil means none.
+	// Log receives a line per command answered, and summaries of what
+	// was not; nil means none.
 	Log *zap.Logger
-	// QueueLen bounds the commands waiting for the worker; a command
-	// arriving when it is full is dropped (logged, counted) and answered
-	// busy without being looked at, as long as no more than QueueLen such
-	// answers are waiting; beyond that it goes unanswered. 0 means 16.
+	// QueueLen bounds the verified commands waiting for the worker; one
+	// that finds it full is answered busy (its nonce unspent). 0 means
+	// 16.
 	QueueLen int
+	// Verifiers bounds the messages Handle checks at once (mostly the
+	// ed25519 verification, 75 µs on a server core); the others wait
+	// for their turn in Handle, which holds back their MQTT
+	// acknowledgements and so, through the broker's in-flight window,
+	// slows a flood at the broker. 0 means 1: a flood costs the vehicle
+	// at most one core.
+	Verifiers int
+	// AnswerRate and AnswerBurst bound the refusals answered (rejections
+	// and busy): a token bucket of AnswerBurst answers, refilled at
+	// AnswerRate a second. A refusal beyond it is counted (by class, and
+	// in Stats.Unanswered) and neither answered, recorded nor logged on
+	// its own line. 0 means 10 a second and 20.
+	AnswerRate  float64
+	AnswerBurst int
+	// KeyRate and KeyBurst bound, per signing key, the verified commands
+	// queued: a token bucket per key id (the sender, as far as the
+	// receiver can tell: MQTT 3.1.1 does not say who published, and the
+	// key id is proven once the signature verifies). A command over its
+	// key's rate is answered busy (its nonce unspent), so that one key
+	// cannot fill the queue against the others. 0 means 5 a second and
+	// half of QueueLen (at least 1).
+	KeyRate  float64
+	KeyBurst int
 	// ExecTimeout bounds one execution; 0 means 10s. When it passes the
 	// command is answered failed ("timed out") at once, and the next
 	// command waits until the executor has returned.
@@ -167,30 +190,39 @@ type Config struct {
 	// PublishAttempts is how often a response is tried when Publish
 	// fails (500 ms, then 1 s, ... apart); 0 means 3.
 	PublishAttempts int
-	// Now is the clock of the events; nil means time.Now.
+	// Now is the clock of the events and the rate limits; nil means
+	// time.Now.
 	Now func() time.Time
 }
 
-// MaxEnvelope is the largest payload Handle queues; a larger one is
-// rejected as malformed without being copied (command's own limit).
+// MaxEnvelope is the largest payload Handle checks; a larger one is
+// rejected as malformed without being parsed (command's own limit).
 const MaxEnvelope = 64 << 10
 
 // Stats are the receiver's counts.
 type Stats struct {
 	Received uint64 // Handle calls
-	Dropped  uint64 // not queued: the queue was full, or the receiver closed
-	// Busy counts the dropped commands answered busy (the rest of a
-	// flood, beyond a second queue as long as the first, goes unanswered).
-	Busy     uint64
-	Accepted uint64 // verified, allowed, handed to the executor
-	// Rejected counts the commands refused, by class.
+	// Dropped counts the commands that passed every check and were not
+	// queued (busy: the queue was full, or their key over its rate),
+	// and the messages that came after Close (not looked at).
+	Dropped uint64
+	// Busy counts the dropped commands answered busy.
+	Busy uint64
+	// OverKeyRate counts the dropped commands whose key was over its
+	// rate (KeyRate, KeyBurst).
+	OverKeyRate uint64
+	// Unanswered counts the refusals (rejections and busy) not answered
+	// because more came than AnswerRate allows.
+	Unanswered uint64
+	Accepted   uint64 // verified, allowed, handed to the executor
+	// Rejected counts the commands refused, by class, answered or not.
 	Rejected      map[Reason]uint64
 	Executed      uint64 // executor returned a result: answered ok
 	BadArgs       uint64 // executor's error matched ErrBadArgs
 	Failed        uint64 // executor's other errors, timeouts and panics
 	TimedOut      uint64 // of Failed: answered at ExecTimeout
 	PublishErrors uint64 // responses that could not be published
-	Queued        int    // waiting now
+	Queued        int    // verified commands waiting now
 }
 
 // RejectedTotal is the sum of Rejected.
@@ -202,37 +234,47 @@ func (s Stats) RejectedTotal() uint64 {
 	return n
 }
 
+// item is a verified command waiting for the worker: its nonce unspent.
 type item struct {
-	topic   string
-	payload []byte
-	size    int // > 0: too large, payload not kept
-	at      time.Time
+	ev  Event // time, topic and the envelope's ids
+	env command.Envelope
+}
+
+// answer is a refusal waiting to be recorded and published.
+type answer struct {
+	ev   Event
+	resp command.Response
 }
 
 // Receiver is the edge end of the command channel: MQTT messages in
-// through Handle, one worker that verifies, checks motion, executes and
-// answers through Publish.
+// through Handle, which verifies them and queues the genuine ones; one
+// worker that spends the nonce, checks motion, executes and answers
+// through Publish; one goroutine that answers the refusals.
 type Receiver struct {
-	cfg   Config
-	log   *zap.Logger
-	queue chan item
-	// overflow holds commands that found the queue full, to be answered
-	// busy by a goroutine of their own without being looked at.
-	overflow chan item
-	stop     chan struct{}
-	done     chan struct{}
-	busyDone chan struct{}
-	ctx      context.Context
-	kill     context.CancelFunc
+	cfg       Config
+	log       *zap.Logger
+	queue     chan item
+	answers   chan answer
+	verifiers chan struct{} // a semaphore of Verifiers slots
+	stop      chan struct{}
+	done      chan struct{}
+	answered  chan struct{} // the answering goroutine ended
+	ctx       context.Context
+	kill      context.CancelFunc
 
-	mu      sync.Mutex
+	mu      sync.Mutex // started, and admission to the queue
 	started bool
+	pending map[string]bool    // nonces of the queued commands
+	keys    map[string]*bucket // per trusted key id
 	closed  atomic.Bool
 
-	lastDropLog atomic.Int64
-	rejected    map[Reason]*atomic.Uint64 // fixed keys: Reasons
+	answerMu     sync.Mutex
+	answerBudget *bucket
 
-	received, dropped, busy, accepted, executed, badArgs, failed, timedOut, publishErrors atomic.Uint64
+	lastDropLog, lastQuietLog atomic.Int64
+	rejected                  map[Reason]*atomic.Uint64 // fixed keys: Reasons
+
+	received, dropped, busy, overKey, unanswered, accepted, executed, badArgs, failed, timedOut, publishErrors atomic.Uint64
 }
 
 // NewReceiver checks cfg. Handle may be called at once; commands wait in
@@ -249,9 +291,26 @@ func NewReceiver(cfg Config) (*Receiver, error) {
 		return nil, errors.New("cmdlink: no Moving (the vehicle's motion decides which commands may run)")
 	case cfg.Publish == nil:
 		return nil, errors.New("cmdlink: no Publish")
+	case cfg.AnswerRate < 0 || cfg.KeyRate < 0 || cfg.AnswerBurst < 0 || cfg.KeyBurst < 0:
+		return nil, errors.New("cmdlink: AnswerRate, AnswerBurst, KeyRate and KeyBurst must not be negative")
 	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = 16
+	}
+	if cfg.Verifiers <= 0 {
+		cfg.Verifiers = 1
+	}
+	if cfg.AnswerRate == 0 {
+		cfg.AnswerRate = 10
+	}
+	if cfg.AnswerBurst == 0 {
+		cfg.AnswerBurst = 20
+	}
+	if cfg.KeyRate == 0 {
+		cfg.KeyRate = 5
+	}
+	if cfg.KeyBurst == 0 {
+		cfg.KeyBurst = max(1, cfg.QueueLen/2)
 	}
 	if cfg.ExecTimeout <= 0 {
 		cfg.ExecTimeout = 10 * time.Second
@@ -272,9 +331,12 @@ func NewReceiver(cfg Config) (*Receiver, error) {
 	ctx, kill := context.WithCancel(context.Background())
 	r := &Receiver{
 		cfg: cfg, log: log.Named("cmdlink").With(zap.String("vehicle", cfg.Vehicle)),
-		queue: make(chan item, cfg.QueueLen), overflow: make(chan item, cfg.QueueLen),
-		stop: make(chan struct{}), done: make(chan struct{}), busyDone: make(chan struct{}),
+		queue: make(chan item, cfg.QueueLen), answers: make(chan answer, cfg.AnswerBurst),
+		verifiers: make(chan struct{}, cfg.Verifiers),
+		stop:      make(chan struct{}), done: make(chan struct{}), answered: make(chan struct{}),
 		ctx: ctx, kill: kill, rejected: map[Reason]*atomic.Uint64{},
+		pending: map[string]bool{}, keys: map[string]*bucket{},
+		answerBudget: newBucket(cfg.AnswerRate, cfg.AnswerBurst),
 	}
 	for _, reason := range Reasons {
 		r.rejected[reason] = new(atomic.Uint64)
@@ -288,68 +350,188 @@ func (r *Receiver) Topics() []string {
 	return []string{CommandTopic(r.cfg.Vehicle), FleetCommandTopic}
 }
 
-// Handle takes one MQTT message. It never blocks: it copies the payload
-// into the bounded queue and returns; when the queue is full (or the
-// receiver is closed) the command is dropped, counted (Stats.Dropped),
-// logged (at most once a second) and not answered, so its issuer times
-// out. It is safe for concurrent use.
+// Handle takes one MQTT message and checks it at once: size, topic, then
+// command.Verifier.Check (envelope, signature, trusted key, command,
+// target, times, and a nonce not spent), at most Config.Verifiers
+// messages at a time. A message that fails is refused with its class,
+// answered while AnswerRate allows and counted either way. One that
+// passes is queued for the worker, unless the same envelope is queued
+// already (refused as replayed), the queue is full or its key is over
+// its rate (both answered busy, nonce unspent). The queue thus holds
+// only genuine commands, and a flood of forgeries cannot push one out.
+// Handle returns once the message is checked (about 75 µs, more while
+// others wait for a verifier slot); it never waits for the worker, a
+// publication or the clock. It does not keep payload. It is safe for
+// concurrent use.
 func (r *Receiver) Handle(topic string, payload []byte) {
 	r.received.Add(1)
-	it := item{topic: topic, at: r.cfg.Now()}
-	if len(payload) > MaxEnvelope {
-		it.size = len(payload)
-	} else {
-		it.payload = bytes.Clone(payload)
-	}
+	ev := Event{Time: r.cfg.Now(), Topic: topic}
 	if r.closed.Load() {
 		r.dropped.Add(1)
 		return
 	}
-	select {
-	case r.queue <- it:
+	if len(payload) > MaxEnvelope {
+		r.refuse(ev, nil, ReasonMalformed, fmt.Errorf("%w: %d bytes, the limit is %d", command.ErrMalformed, len(payload), MaxEnvelope))
 		return
-	default:
 	}
+	if !r.ownTopic(topic) {
+		// Not this vehicle's: whatever it says, it is not for us, and
+		// its nonce is left unspent.
+		r.refuse(ev, payload, ReasonWrongTarget, fmt.Errorf("%w: arrived on %s, which is neither %s nor %s",
+			command.ErrWrongTarget, topic, CommandTopic(r.cfg.Vehicle), FleetCommandTopic))
+		return
+	}
+	r.verifiers <- struct{}{}
+	env, err := r.cfg.Verifier.Check(payload)
+	<-r.verifiers
+	if err != nil {
+		r.refuse(ev, payload, Classify(err), err)
+		return
+	}
+	ev.CorrelationID, ev.Command, ev.Target, ev.KeyID = env.CorrelationID, env.Command, env.Target, env.KeyID
+	r.admit(item{ev: ev, env: env})
+}
+
+// admit queues a verified command, or turns it away.
+func (r *Receiver) admit(it item) {
+	r.mu.Lock()
+	switch {
+	case r.pending[it.env.Nonce]:
+		r.mu.Unlock()
+		r.refuse(it.ev, nil, ReasonReplayed, fmt.Errorf("%w %s: the same envelope is queued already", command.ErrReplayed, it.env.Nonce))
+		return
+	case len(r.queue) == cap(r.queue):
+		r.mu.Unlock()
+		r.turnAway(it.ev, false)
+		return
+	case !r.keyBucket(it.env.KeyID).take(it.ev.Time):
+		r.mu.Unlock()
+		r.turnAway(it.ev, true)
+		return
+	}
+	r.pending[it.env.Nonce] = true
+	// Only admit sends, under r.mu, and there is room: this never blocks.
+	r.queue <- it
+	r.mu.Unlock()
+}
+
+// keyBucket is the rate limit of a trusted key id (r.mu held); there are
+// as many as the verifier trusts keys.
+func (r *Receiver) keyBucket(id string) *bucket {
+	b := r.keys[id]
+	if b == nil {
+		b = newBucket(r.cfg.KeyRate, r.cfg.KeyBurst)
+		r.keys[id] = b
+	}
+	return b
+}
+
+// turnAway answers a verified command busy: the queue was full, or its
+// key over its rate. Its nonce is unspent: the same envelope may be sent
+// again.
+func (r *Receiver) turnAway(ev Event, overKey bool) {
 	n := r.dropped.Add(1)
-	what := "command queue full: command dropped, answered busy"
-	select {
-	case r.overflow <- it:
-	default:
-		what = "command queue full: command dropped, not answered"
+	ev.Code = command.CodeBusy
+	ev.Message = fmt.Sprintf("busy: the command queue (%d) is full; not run, send it again", r.cfg.QueueLen)
+	if overKey {
+		r.overKey.Add(1)
+		ev.Message = fmt.Sprintf("busy: key %s sent more than %d commands at once, or more than %g a second; not run, send it again",
+			ev.KeyID, r.cfg.KeyBurst, r.cfg.KeyRate)
+	}
+	if r.takeAnswer(ev.Time) && r.enqueue(ev, command.Response{CorrelationID: ev.CorrelationID, Code: command.CodeBusy, Message: ev.Message}) {
+		r.busy.Add(1)
+	} else {
+		r.unanswered.Add(1)
 	}
 	now := time.Now().UnixNano()
 	last := r.lastDropLog.Load()
 	if now-last >= int64(time.Second) && r.lastDropLog.CompareAndSwap(last, now) {
-		r.log.Warn(what, zap.String("topic", topic), zap.Int("queue_len", r.cfg.QueueLen), zap.Uint64("dropped_total", n))
+		r.log.Warn("verified command not queued: busy", zap.String("message", ev.Message), zap.String("correlation_id", ev.CorrelationID),
+			zap.Int("queue_len", r.cfg.QueueLen), zap.Uint64("dropped_total", n))
 	}
 }
 
-// answerBusy answers the commands that found the queue full: busy, with
-// the correlation id they claim, without verifying them (their nonces
-// stay unspent). Messages on a topic that is not this vehicle's are not
-// answered here: the worker would refuse them anyway.
-func (r *Receiver) answerBusy() {
-	defer close(r.busyDone)
+// takeAnswer takes a token of the refusals' answer budget.
+func (r *Receiver) takeAnswer(now time.Time) bool {
+	r.answerMu.Lock()
+	defer r.answerMu.Unlock()
+	return r.answerBudget.take(now)
+}
+
+// enqueue hands a refusal to the answering goroutine; false when it is
+// behind by a whole burst.
+func (r *Receiver) enqueue(ev Event, resp command.Response) bool {
+	select {
+	case r.answers <- answer{ev, resp}:
+		return true
+	default:
+		return false
+	}
+}
+
+// refuse counts a rejection on arrival and answers it while the budget
+// allows; payload, when given, is what the correlation id is taken from.
+func (r *Receiver) refuse(ev Event, payload []byte, reason Reason, err error) {
+	r.count(reason)
+	if !r.takeAnswer(ev.Time) {
+		n := r.unanswered.Add(1)
+		now := time.Now().UnixNano()
+		last := r.lastQuietLog.Load()
+		if now-last >= int64(time.Second) && r.lastQuietLog.CompareAndSwap(last, now) {
+			r.log.Warn("commands rejected faster than they are answered: counted, not answered",
+				zap.String("reason", string(reason)), zap.Uint64("unanswered_total", n))
+		}
+		return
+	}
+	if payload != nil {
+		if u, ok := command.Peek(payload); ok {
+			ev.CorrelationID, ev.Command, ev.Target, ev.KeyID = u.CorrelationID, u.Command, u.Target, u.KeyID
+		}
+	}
+	ev, resp := r.rejection(ev, reason, err)
+	if !r.enqueue(ev, resp) {
+		r.unanswered.Add(1)
+	}
+}
+
+// count counts a rejection by its class.
+func (r *Receiver) count(reason Reason) {
+	c, ok := r.rejected[reason]
+	if !ok {
+		c = r.rejected[ReasonMalformed]
+	}
+	c.Add(1)
+}
+
+// rejection fills in ev's outcome and logs it.
+func (r *Receiver) rejection(ev Event, reason Reason, err error) (Event, command.Response) {
+	ev.Reason = reason
+	ev.Code = command.CodeRejected
+	if reason == ReasonUnsafeWhileMoving {
+		ev.Code = command.CodeUnsafeWhileMoving
+	}
+	ev.Message = string(reason) + ": " + err.Error()
+	r.log.Warn("command rejected", zap.String("reason", string(reason)), zap.String("topic", ev.Topic),
+		zap.String("correlation_id", ev.CorrelationID), zap.String("command", string(ev.Command)),
+		zap.String("key_id", ev.KeyID), zap.Error(err))
+	return ev, command.Response{CorrelationID: ev.CorrelationID, Code: ev.Code, Message: ev.Message}
+}
+
+// answerRefusals records and publishes the refusals Handle queued.
+func (r *Receiver) answerRefusals() {
+	defer close(r.answered)
 	for {
 		select {
 		case <-r.stop:
 			return
-		case it := <-r.overflow:
-			if !r.ownTopic(it.topic) {
-				continue
-			}
-			ev := Event{Time: it.at, Topic: it.topic, Code: command.CodeBusy,
-				Message: fmt.Sprintf("busy: the command queue (%d) is full; not looked at, send it again", r.cfg.QueueLen)}
-			if u, ok := command.Peek(it.payload); ok {
-				ev.CorrelationID, ev.Command, ev.Target, ev.KeyID = u.CorrelationID, u.Command, u.Target, u.KeyID
-			}
-			r.busy.Add(1)
-			r.finish(ev, command.Response{CorrelationID: ev.CorrelationID, Code: command.CodeBusy, Message: ev.Message})
+		case a := <-r.answers:
+			r.finish(a.ev, a.resp)
 		}
 	}
 }
 
-// Start starts the worker. Starting twice, or after Close, does nothing.
+// Start starts the worker and the answering goroutine. Starting twice,
+// or after Close, does nothing.
 func (r *Receiver) Start() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -358,13 +540,14 @@ func (r *Receiver) Start() {
 	}
 	r.started = true
 	go r.run()
-	go r.answerBusy()
+	go r.answerRefusals()
 }
 
 // Close stops taking commands. The command being executed may finish
 // (and be answered) until ctx ends; then its context is cancelled. The
 // commands still queued are abandoned unanswered (their nonces unspent,
-// so the same envelopes may be sent again).
+// so the same envelopes may be sent again), as are the refusals not
+// answered yet.
 func (r *Receiver) Close(ctx context.Context) error {
 	r.mu.Lock()
 	first := !r.closed.Swap(true)
@@ -385,17 +568,18 @@ func (r *Receiver) Close(ctx context.Context) error {
 	}
 	r.kill()
 	select {
-	case <-r.busyDone:
+	case <-r.answered:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("cmdlink: close: a busy answer did not go out: %w", ctx.Err())
+		return fmt.Errorf("cmdlink: close: a refusal's answer did not go out: %w", ctx.Err())
 	}
 }
 
 // Stats returns the counts.
 func (r *Receiver) Stats() Stats {
 	s := Stats{
-		Received: r.received.Load(), Dropped: r.dropped.Load(), Busy: r.busy.Load(), Accepted: r.accepted.Load(),
+		Received: r.received.Load(), Dropped: r.dropped.Load(), Busy: r.busy.Load(), OverKeyRate: r.overKey.Load(),
+		Unanswered: r.unanswered.Load(), Accepted: r.accepted.Load(),
 		Executed: r.executed.Load(), BadArgs: r.badArgs.Load(), Failed: r.failed.Load(),
 		TimedOut: r.timedOut.Load(), PublishErrors: r.publishErrors.Load(), Queued: len(r.queue),
 		Rejected: map[Reason]uint64{},
@@ -431,28 +615,19 @@ func (r *Receiver) ownTopic(topic string) bool {
 	return topic == CommandTopic(r.cfg.Vehicle) || topic == FleetCommandTopic
 }
 
+// process runs a verified command: its nonce is spent here, when it is
+// taken for execution.
 func (r *Receiver) process(it item) {
-	ev := Event{Time: it.at, Topic: it.topic}
-	if u, ok := command.Peek(it.payload); ok {
-		ev.CorrelationID, ev.Command, ev.Target, ev.KeyID = u.CorrelationID, u.Command, u.Target, u.KeyID
-	}
-	if it.size > 0 {
-		r.reject(ev, ReasonMalformed, fmt.Errorf("%w: %d bytes, the limit is %d", command.ErrMalformed, it.size, MaxEnvelope))
-		return
-	}
-	if !r.ownTopic(it.topic) {
-		// Not this vehicle's: whatever it says, it is not for us, and
-		// its nonce is left unspent.
-		r.reject(ev, ReasonWrongTarget, fmt.Errorf("%w: arrived on %s, which is neither %s nor %s",
-			command.ErrWrongTarget, it.topic, CommandTopic(r.cfg.Vehicle), FleetCommandTopic))
-		return
-	}
-	env, err := r.cfg.Verifier.Verify(it.payload)
+	ev, env := it.ev, it.env
+	err := r.cfg.Verifier.Spend(env)
+	r.mu.Lock()
+	delete(r.pending, env.Nonce)
+	r.mu.Unlock()
 	if err != nil {
+		// Expired while queued, or the nonce cache failed.
 		r.reject(ev, Classify(err), err)
 		return
 	}
-	ev.CorrelationID, ev.Command, ev.Target, ev.KeyID = env.CorrelationID, env.Command, env.Target, env.KeyID
 	if err := command.Allowed(env.Command, r.cfg.Moving()); err != nil {
 		// The nonce is spent: the same envelope is refused from now on,
 		// so a refused command cannot be run later by surprise. The
@@ -467,22 +642,11 @@ func (r *Receiver) process(it item) {
 	r.execute(ev, env)
 }
 
+// reject refuses a verified command from the worker: always answered.
 func (r *Receiver) reject(ev Event, reason Reason, err error) {
-	c, ok := r.rejected[reason]
-	if !ok {
-		c = r.rejected[ReasonMalformed]
-	}
-	c.Add(1)
-	ev.Reason = reason
-	ev.Code = command.CodeRejected
-	if reason == ReasonUnsafeWhileMoving {
-		ev.Code = command.CodeUnsafeWhileMoving
-	}
-	ev.Message = string(reason) + ": " + err.Error()
-	r.log.Warn("command rejected", zap.String("reason", string(reason)), zap.String("topic", ev.Topic),
-		zap.String("correlation_id", ev.CorrelationID), zap.String("command", string(ev.Command)),
-		zap.String("key_id", ev.KeyID), zap.Error(err))
-	r.finish(ev, command.Response{CorrelationID: ev.CorrelationID, Code: ev.Code, Message: ev.Message})
+	r.count(reason)
+	ev, resp := r.rejection(ev, reason, err)
+	r.finish(ev, resp)
 }
 
 type outcome struct {

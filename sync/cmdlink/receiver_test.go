@@ -2,6 +2,7 @@ package cmdlink_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -122,49 +123,187 @@ func TestExecTimeoutAnswersAndSerialises(t *testing.T) {
 	}
 }
 
-// Handle never blocks: with the worker not started, a full queue drops.
-func TestQueueFullDrops(t *testing.T) {
-	u := newUnit(t, func(c *cmdlink.Config) { c.QueueLen = 2 })
+// responses takes n responses, by correlation id.
+func (c *capture) responses(t *testing.T, n int) map[string][]command.Response {
+	t.Helper()
+	out := map[string][]command.Response{}
+	for range n {
+		p := c.next(t)
+		out[p.resp.CorrelationID] = append(out[p.resp.CorrelationID], p.resp)
+	}
+	return out
+}
+
+// The queue holds verified commands only: with the worker not started, a
+// full queue turns the next ones away, answered busy, nonces unspent.
+func TestQueueFullBusy(t *testing.T) {
+	u := newUnit(t, func(c *cmdlink.Config) { c.QueueLen = 2; c.KeyBurst = 100 })
 	var sent []command.Envelope
 	for range 5 {
 		sent = append(sent, u.send(t, envelope("veh-1", command.Status, nil)))
 	}
 	s := u.r.Stats()
-	if s.Received != 5 || s.Dropped != 3 || s.Queued != 2 || s.Accepted != 0 {
+	if s.Received != 5 || s.Dropped != 3 || s.Busy != 3 || s.Queued != 2 || s.Accepted != 0 || s.OverKeyRate != 0 {
 		t.Fatalf("stats before start %+v", s)
 	}
 	u.r.Start()
-	// The two queued run; the next two, which found the queue full, are
-	// answered busy (the fifth found the busy queue full too).
-	got := map[string]command.Code{}
-	for range 4 {
-		p := u.pub.next(t)
-		got[p.resp.CorrelationID] = p.resp.Code
-	}
-	want := map[string]command.Code{
-		sent[0].CorrelationID: command.CodeOK, sent[1].CorrelationID: command.CodeOK,
-		sent[2].CorrelationID: command.CodeBusy, sent[3].CorrelationID: command.CodeBusy,
-	}
-	for id, code := range want {
-		if got[id] != code {
-			t.Errorf("%s answered %q, want %q", id, got[id], code)
+	got := u.pub.responses(t, 5)
+	for i, env := range sent {
+		want := command.CodeOK
+		if i >= 2 {
+			want = command.CodeBusy
+		}
+		if r := got[env.CorrelationID]; len(r) != 1 || r[0].Code != want {
+			t.Errorf("command %d answered %+v, want %s", i, r, want)
 		}
 	}
 	u.pub.none(t, 200*time.Millisecond)
-	if s := u.r.Stats(); s.Executed != 2 || s.Dropped != 3 || s.Busy != 2 || s.Queued != 0 {
+	if s := u.r.Stats(); s.Executed != 2 || s.Dropped != 3 || s.Busy != 3 || s.Queued != 0 || s.Unanswered != 0 {
 		t.Errorf("stats %+v", s)
 	}
-	if n := len(u.ev.all()); n != 4 {
-		t.Errorf("%d events, want 4 (two executed, two busy)", n)
-	}
-	if n := len(u.exec.executed()); n != 2 {
-		t.Errorf("%d executed, want 2", n)
+	if n := len(u.ev.all()); n != 5 {
+		t.Errorf("%d events, want 5 (two executed, three busy)", n)
 	}
 	// A busy answer spends no nonce: the same envelope runs when sent
 	// again.
 	u.r.Handle(cmdlink.CommandTopic("veh-1"), sign(t, sent[2], u.keys.priv))
 	if p := u.pub.next(t); p.resp.CorrelationID != sent[2].CorrelationID || !p.resp.OK {
 		t.Errorf("resent after busy: %+v", p.resp)
+	}
+}
+
+// One key cannot fill the queue: beyond its burst its commands are
+// answered busy, and another key's still run.
+func TestKeyRate(t *testing.T) {
+	now := time.Now() // a clock that stands still: no token comes back
+	ka := newKeys(t)
+	_, privB, idB, err := command.KeyGen(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := newUnit(t, func(c *cmdlink.Config) {
+		c.Verifier = verifierFor(t, "veh-1", nil, time.Now, ka.pub, privB.Public().(ed25519.PublicKey))
+		c.KeyBurst = 3
+		c.Now = func() time.Time { return now }
+	})
+	u.keys = ka
+	var a, b []command.Envelope
+	for range 5 {
+		a = append(a, u.send(t, envelope("veh-1", command.Status, nil)))
+	}
+	for range 2 {
+		env := envelope("veh-1", command.Status, nil)
+		u.r.Handle(cmdlink.CommandTopic("veh-1"), sign(t, env, privB))
+		b = append(b, env)
+	}
+	if s := u.r.Stats(); s.Queued != 5 || s.Dropped != 2 || s.OverKeyRate != 2 || s.Busy != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	u.r.Start()
+	got := u.pub.responses(t, 7)
+	for i, env := range append(a, b...) {
+		want := command.CodeOK
+		if i == 3 || i == 4 {
+			want = command.CodeBusy
+		}
+		if r := got[env.CorrelationID]; len(r) != 1 || r[0].Code != want {
+			t.Errorf("command %d answered %+v, want %s", i, r, want)
+		} else if want == command.CodeBusy && !strings.Contains(r[0].Message, u.keys.id) {
+			t.Errorf("busy answer %q does not name the key", r[0].Message)
+		}
+	}
+	if ex := u.exec.executed(); len(ex) != 5 || ex[3].KeyID != idB || ex[4].KeyID != idB {
+		t.Errorf("executed %d: %+v", len(ex), ex)
+	}
+}
+
+// Refusals are answered at a bounded rate; the rest are counted by class
+// and not answered; a valid command among them runs and is answered.
+func TestAnswerRate(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	u := newUnit(t, func(c *cmdlink.Config) { c.AnswerBurst = 5; c.AnswerRate = 10; c.Now = now })
+	u.r.Start()
+	var valid command.Envelope
+	for i := range 20 {
+		if i == 10 {
+			valid = u.send(t, envelope("veh-1", command.Status, nil))
+		}
+		u.r.Handle(cmdlink.CommandTopic("veh-1"), sign(t, envelope("veh-1", command.Status, nil), u.keys.other))
+	}
+	got := u.pub.responses(t, 6)
+	if r := got[valid.CorrelationID]; len(r) != 1 || !r[0].OK {
+		t.Errorf("the valid command: %+v", r)
+	}
+	u.pub.none(t, 200*time.Millisecond)
+	s := u.r.Stats()
+	if s.Rejected[cmdlink.ReasonUnknownKey] != 20 || s.Unanswered != 15 || s.Executed != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	if n := len(u.ev.all()); n != 6 {
+		t.Errorf("%d events, want the 6 answered", n)
+	}
+	// A second later: 10 tokens more, but no more than the burst (5).
+	clock.Add(int64(time.Second))
+	for range 8 {
+		u.r.Handle(cmdlink.CommandTopic("veh-1"), []byte("garbage"))
+	}
+	u.pub.responses(t, 5)
+	u.pub.none(t, 200*time.Millisecond)
+	if s := u.r.Stats(); s.Rejected[cmdlink.ReasonMalformed] != 8 || s.Unanswered != 18 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// The same envelope twice: the second copy is refused as replayed on
+// arrival while the first is queued, and afterwards because its nonce is
+// spent.
+func TestReplayWhileQueued(t *testing.T) {
+	u := newUnit(t, nil)
+	env := envelope("veh-1", command.Status, nil)
+	raw := sign(t, env, u.keys.priv)
+	u.r.Handle(cmdlink.CommandTopic("veh-1"), raw)
+	u.r.Handle(cmdlink.FleetCommandTopic, raw)
+	if s := u.r.Stats(); s.Queued != 1 || s.Rejected[cmdlink.ReasonReplayed] != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	u.r.Start()
+	got := u.pub.responses(t, 2)
+	if r := got[env.CorrelationID]; len(r) != 2 || r[0].Code == r[1].Code {
+		t.Fatalf("answers %+v, want one ok and one rejected", r)
+	}
+	u.r.Handle(cmdlink.CommandTopic("veh-1"), raw)
+	if p := u.pub.next(t); p.resp.Code != command.CodeRejected || !strings.HasPrefix(p.resp.Message, "replayed: ") {
+		t.Errorf("%+v", p.resp)
+	}
+	if n := len(u.exec.executed()); n != 1 {
+		t.Errorf("%d executed", n)
+	}
+}
+
+// A command checked on arrival that expires while it waits is refused
+// when taken: the nonce is spent only then, and the expiry checked again.
+func TestExpiredWhileQueued(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	k := newKeys(t)
+	u := newUnit(t, func(c *cmdlink.Config) { c.Verifier = verifierFor(t, "veh-1", nil, now, k.pub) })
+	u.keys = k
+	env := envelope("veh-1", command.Status, nil)
+	env.IssuedAt, env.Expires = now().Truncate(time.Millisecond), now().Add(time.Minute).Truncate(time.Millisecond)
+	u.send(t, env)
+	if s := u.r.Stats(); s.Queued != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	clock.Add(int64(2 * time.Minute))
+	u.r.Start()
+	if p := u.pub.next(t); p.resp.CorrelationID != env.CorrelationID || !strings.HasPrefix(p.resp.Message, "expired: ") {
+		t.Errorf("%+v", p.resp)
+	}
+	if n := len(u.exec.executed()); n != 0 {
+		t.Errorf("%d executed", n)
 	}
 }
 

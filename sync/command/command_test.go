@@ -41,7 +41,7 @@ type fixture struct {
 	nonceRd seq
 }
 
-func newFixture(t *testing.T, nonces func(now func() time.Time) NonceStore) *fixture {
+func newFixture(t testing.TB, nonces func(now func() time.Time) NonceStore) *fixture {
 	t.Helper()
 	r := seq(0)
 	pub, priv, id, err := KeyGen(&r)
@@ -63,7 +63,7 @@ func newFixture(t *testing.T, nonces func(now func() time.Time) NonceStore) *fix
 	return f
 }
 
-func (f *fixture) env(t *testing.T) Envelope {
+func (f *fixture) env(t testing.TB) Envelope {
 	n, err := NewNonce(&f.nonceRd)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func (f *fixture) env(t *testing.T) Envelope {
 		Command: LogLevel, Args: map[string]string{"level": "debug", "a": "b"}, CorrelationID: "c-1"}
 }
 
-func marshal(t *testing.T, s SignedEnvelope) []byte {
+func marshal(t testing.TB, s SignedEnvelope) []byte {
 	t.Helper()
 	b, err := s.Marshal()
 	if err != nil {
@@ -81,7 +81,7 @@ func marshal(t *testing.T, s SignedEnvelope) []byte {
 	return b
 }
 
-func (f *fixture) signed(t *testing.T, edit func(*Envelope)) []byte {
+func (f *fixture) signed(t testing.TB, edit func(*Envelope)) []byte {
 	t.Helper()
 	e := f.env(t)
 	if edit != nil {
@@ -424,4 +424,107 @@ func TestSafety(t *testing.T) {
 			t.Errorf("%s while stopped: %v", c.c, err)
 		}
 	}
+}
+
+// Check spends nothing; Spend spends once, and refuses an envelope that
+// expired or was spent since it was checked.
+func TestCheckThenSpend(t *testing.T) {
+	f := newFixture(t, nil)
+	raw := f.signed(t, nil)
+	for range 3 {
+		if _, err := f.v.Check(raw); err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+	}
+	env, _ := f.v.Check(raw)
+	if err := f.v.Spend(env); err != nil {
+		t.Fatalf("Spend: %v", err)
+	}
+	if _, err := f.v.Check(raw); !errors.Is(err, ErrReplayed) {
+		t.Errorf("Check after Spend: %v, want replayed", err)
+	}
+	if err := f.v.Spend(env); !errors.Is(err, ErrReplayed) {
+		t.Errorf("Spend twice: %v, want replayed", err)
+	}
+
+	// Checked while valid, spent after its expiry (plus the skew).
+	late, err := f.v.Check(f.signed(t, func(e *Envelope) { e.Expires = t0.Add(time.Minute) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.t = t0.Add(time.Minute + 31*time.Second)
+	if err := f.v.Spend(late); !errors.Is(err, ErrExpired) {
+		t.Errorf("Spend after expiry: %v, want expired", err)
+	}
+
+	// Every check of Verify is Check's: each class, nothing spent.
+	f.clock.t = t0
+	for name, raw := range map[string][]byte{
+		"unknown key": func() []byte {
+			s, _ := Sign(f.env(t), f.other)
+			return marshal(t, s)
+		}(),
+		"wrong target": f.signed(t, func(e *Envelope) { e.Target = "veh-2" }),
+		"expired":      f.signed(t, func(e *Envelope) { e.IssuedAt = t0.Add(-time.Hour); e.Expires = t0.Add(-time.Minute) }),
+	} {
+		if _, err := f.v.Check(raw); err == nil {
+			t.Errorf("%s: Check passed", name)
+		}
+	}
+}
+
+func TestConcurrentSpendOnce(t *testing.T) {
+	f := newFixture(t, nil)
+	env, err := f.v.Check(f.signed(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { errs <- f.v.Spend(env) }()
+	}
+	ok := 0
+	for range 8 {
+		if err := <-errs; err == nil {
+			ok++
+		} else if !errors.Is(err, ErrReplayed) {
+			t.Error(err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("spent %d times", ok)
+	}
+}
+
+// BenchmarkCheck measures what the receiver does for each message on
+// arrival: a valid envelope (the signature verified) and a forged one
+// (a trusted key id, a bad signature: the same work).
+func BenchmarkCheck(b *testing.B) {
+	f := newFixture(b, nil)
+	good := f.signed(b, nil)
+	other, _ := Sign(f.env(b), f.other)
+	forged := marshal(b, SignedEnvelope{V: 1, Payload: f.signedPayload(b), Signature: other.Signature})
+	b.Run("valid", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := f.v.Check(good); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("forged", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := f.v.Check(forged); !errors.Is(err, ErrBadSignature) {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// signedPayload is the canonical payload of a valid envelope.
+func (f *fixture) signedPayload(t testing.TB) []byte {
+	var s SignedEnvelope
+	if err := json.Unmarshal(f.signed(t, nil), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Payload
 }

@@ -28,7 +28,7 @@ type VerifierConfig struct {
 // Verifier checks signed envelopes. It is safe for concurrent use.
 type Verifier struct {
 	cfg VerifierConfig
-	mu  gosync.Mutex // orders Seen and Remember
+	mu  gosync.Mutex // orders Spend's Seen and Remember
 }
 
 // NewVerifier checks cfg and returns a Verifier.
@@ -59,14 +59,31 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	return &Verifier{cfg: cfg}, nil
 }
 
-// Verify checks raw and, when every check passes, remembers its nonce so
-// that the same envelope is refused from then on. The checks, in order:
-// well-formed, signed, by a trusted key, signature valid, command known,
-// addressed to this vehicle or all, not issued beyond the skew in the
-// future, lifetime within bounds, not expired, nonce never seen. Each
-// failure wraps its own sentinel error; a failing nonce store is
-// ErrNonceStore, and the command is refused.
+// Verify checks raw and, when every check passes, spends its nonce so
+// that the same envelope is refused from then on: Check, then Spend.
+// The checks, in order: well-formed, signed, by a trusted key, signature
+// valid, command known, addressed to this vehicle or all, not issued
+// beyond the skew in the future, lifetime within bounds, not expired,
+// nonce never seen. Each failure wraps its own sentinel error; a failing
+// nonce store is ErrNonceStore, and the command is refused.
 func (v *Verifier) Verify(raw []byte) (Envelope, error) {
+	env, err := v.Check(raw)
+	if err != nil {
+		return Envelope{}, err
+	}
+	if err := v.Spend(env); err != nil {
+		return Envelope{}, err
+	}
+	return env, nil
+}
+
+// Check runs every check of Verify, the nonce's included (it must not
+// have been spent), but spends nothing: a command checked on arrival and
+// queued is spent by Spend when it is taken for execution, so that one
+// refused later (busy, dropped at shutdown) may be sent again. It only
+// reads the nonce cache, and is safe to call concurrently with itself
+// and with Spend.
+func (v *Verifier) Check(raw []byte) (Envelope, error) {
 	s, env, err := parse(raw)
 	if err != nil {
 		// A bare envelope, without the signed wrapper.
@@ -98,12 +115,9 @@ func (v *Verifier) Verify(raw []byte) (Envelope, error) {
 	if l := env.Expires.Sub(env.IssuedAt); l > v.cfg.MaxLifetime {
 		return Envelope{}, fmt.Errorf("%w: %v, the limit is %v", ErrLifetimeTooLong, l, v.cfg.MaxLifetime)
 	}
-	keepUntil := env.Expires.Add(v.cfg.MaxSkew)
-	if now.After(keepUntil) {
-		return Envelope{}, fmt.Errorf("%w at %v", ErrExpired, env.Expires.UTC())
+	if err := v.unexpired(env, now); err != nil {
+		return Envelope{}, err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	seen, err := v.cfg.Nonces.Seen(env.Nonce)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", ErrNonceStore, err)
@@ -111,10 +125,42 @@ func (v *Verifier) Verify(raw []byte) (Envelope, error) {
 	if seen {
 		return Envelope{}, fmt.Errorf("%w %s", ErrReplayed, env.Nonce)
 	}
+	return env, nil
+}
+
+// Spend remembers the nonce of env, an envelope Check passed, so that
+// the same envelope is refused from then on. It refuses env as expired
+// when it expired since it was checked, and as replayed when its nonce
+// was spent since (the same envelope, received twice); of two
+// concurrent Spends of one nonce exactly one succeeds. A failing nonce
+// store is ErrNonceStore, and nothing is spent.
+func (v *Verifier) Spend(env Envelope) error {
+	if err := v.unexpired(env, v.cfg.Now()); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	seen, err := v.cfg.Nonces.Seen(env.Nonce)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNonceStore, err)
+	}
+	if seen {
+		return fmt.Errorf("%w %s", ErrReplayed, env.Nonce)
+	}
 	// Past keepUntil the envelope is refused as expired, so the nonce
 	// need not be kept longer.
-	if err := v.cfg.Nonces.Remember(env.Nonce, keepUntil); err != nil {
-		return Envelope{}, fmt.Errorf("%w: %v", ErrNonceStore, err)
+	if err := v.cfg.Nonces.Remember(env.Nonce, v.keepUntil(env)); err != nil {
+		return fmt.Errorf("%w: %v", ErrNonceStore, err)
 	}
-	return env, nil
+	return nil
+}
+
+// keepUntil is when env is refused as expired: its expiry plus the skew.
+func (v *Verifier) keepUntil(env Envelope) time.Time { return env.Expires.Add(v.cfg.MaxSkew) }
+
+func (v *Verifier) unexpired(env Envelope, now time.Time) error {
+	if now.After(v.keepUntil(env)) {
+		return fmt.Errorf("%w at %v", ErrExpired, env.Expires.UTC())
+	}
+	return nil
 }

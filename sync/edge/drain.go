@@ -35,6 +35,7 @@ type inflight struct {
 	first, last uint64
 	payload     []byte    // nil once acknowledged
 	sentAt      time.Time // zero: to send (again) when connected
+	deadline    time.Time // when it goes again without an ack
 	acked       bool
 	everSent    bool
 	live        bool // packed by the live lane
@@ -49,8 +50,13 @@ type inflight struct {
 	deliveredAt time.Time
 }
 
-// timeout is how long b waits for its ack before it goes again.
+// timeout is how long b, sent now, waits for its ack before it goes
+// again: the link's ack timeout (rto.go), or for a batch the ingester
+// rejected, AckTimeout doubled with each rejection.
 func (u *Uploader) timeout(b *inflight) time.Duration {
+	if b.rejections == 0 {
+		return u.rto.timeout()
+	}
 	d := u.cfg.AckTimeout
 	for range b.rejections {
 		if d >= u.cfg.RejectBackoffMax {
@@ -198,6 +204,7 @@ func (u *Uploader) pump() {
 			// anew.
 			epoch = e
 			u.pace.reset(time.Now())
+			u.rto.acked()
 			for _, st := range streams {
 				st.resendAll()
 				u.startLive(st)
@@ -220,6 +227,15 @@ func (u *Uploader) pump() {
 		case <-u.connected:
 		case <-u.syncPump:
 			if u.online.Load() {
+				u.rto.acked()
+				for _, st := range streams {
+					st.resendAll()
+				}
+			}
+		case <-u.ingestUp:
+			if u.online.Load() {
+				u.ingestOnce.Add(1)
+				u.rto.acked()
 				for _, st := range streams {
 					st.resendAll()
 				}
@@ -240,6 +256,8 @@ func (u *Uploader) pump() {
 }
 
 func (u *Uploader) applyAck(streams []*streamState, a batch.Ack) {
+	// Whatever it says, the ingester answered: the backoff ends.
+	u.rto.acked()
 	if a.Status == batch.StatusRejected {
 		n := 0
 		for _, st := range streams {
@@ -275,6 +293,9 @@ func (u *Uploader) applyAck(streams []*streamState, a batch.Ack) {
 		for _, list := range [][]*inflight{st.inflight, st.live} {
 			for _, b := range list {
 				if !b.acked && b.first >= a.FirstSeq && b.last <= a.LastSeq {
+					if b.sends == 1 { // Karn's rule: else the ack may answer either sending
+						u.rto.sample(now.Sub(b.sentAt))
+					}
 					u.pace.acked(b, now)
 					b.acked = true
 					b.payload = nil
@@ -416,26 +437,30 @@ func (s *stepper) send(st *streamState, b *inflight) bool {
 		}
 	}
 	st.stats.Bytes += uint64(len(b.payload))
-	b.sentAt = s.now
+	wait := u.timeout(b)
+	b.sentAt, b.deadline = s.now, s.now.Add(wait)
 	b.everSent = true
-	s.wake = min(s.wake, u.cfg.AckTimeout)
+	s.wake = min(s.wake, wait)
 	return true
 }
 
 // resend sends again what waited too long for its ack (or everything
-// after a reconnect).
+// after a reconnect, an ingester coming online or SyncNow); a timeout
+// backs the ack timeout off (see rto).
 func (s *stepper) resend(st *streamState, list []*inflight) {
 	for _, b := range list {
 		if b.acked {
 			continue
 		}
-		wait := s.u.timeout(b)
-		if b.sentAt.IsZero() || !s.now.Before(b.sentAt.Add(wait)) {
+		if b.sentAt.IsZero() || !s.now.Before(b.deadline) {
+			if !b.sentAt.IsZero() && b.rejections == 0 {
+				s.u.rto.expired(b.sentAt, s.now)
+			}
 			if !s.send(st, b) {
 				return
 			}
 		}
-		s.wake = min(s.wake, b.sentAt.Add(wait).Sub(s.now))
+		s.wake = min(s.wake, b.deadline.Sub(s.now))
 	}
 }
 
@@ -558,6 +583,7 @@ func (u *Uploader) publishStats(streams []*streamState) {
 	}
 	u.mu.Lock()
 	u.streams, u.backlog = out, backlog
-	u.paced = Stats{InFlightBudget: u.pace.budget(), MinAckRTT: u.pace.minRTT, DeliveryRate: u.pace.rate()}
+	u.paced = Stats{InFlightBudget: u.pace.budget(), MinAckRTT: u.pace.minRTT, DeliveryRate: u.pace.rate(),
+		AckTimeout: u.rto.timeout(), SmoothedAckRTT: u.rto.srtt}
 	u.mu.Unlock()
 }

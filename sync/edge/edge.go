@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
+	"github.com/vigil-av/vigil/sync/presence"
 )
 
 // DefaultWindow is Config.Window's default: the most batches in flight
@@ -70,15 +71,31 @@ type Config struct {
 	// their bytes, live lanes first; Publish's messages are counted but
 	// never wait.
 	MaxBytesPerSecond int
-	// AckTimeout is how long a batch waits for its ack before it is sent
-	// again; 0 means 10 s.
+	// AckTimeout caps how long a batch waits for its ack before it is
+	// sent again; 0 means 10 s. The wait follows the link's measured ack
+	// round trip (smoothed round trip plus four times its variation, as
+	// TCP's retransmission timeout, RFC 6298: see rto.go), from
+	// AckTimeoutMin up to AckTimeout, 1 s before the first ack, and
+	// doubles while nothing is acknowledged.
 	AckTimeout time.Duration
+	// AckTimeoutMin is the floor of that wait; 0 means 250 ms (or
+	// AckTimeout, if less). Below it, the jitter of an ingester's writes
+	// would make resends (harmless duplicates) common.
+	AckTimeoutMin time.Duration
 	// RejectBackoffMax caps the wait before a batch the ingester rejected
 	// is sent again: AckTimeout doubled with each rejection of it, up to
 	// this; 0 means 10 minutes. A rejection is the cloud refusing the
 	// batch (a misconfigured ingester, a vehicle unknown to it): sending
 	// it at the normal pace would only flood the link and the logs.
 	RejectBackoffMax time.Duration
+	// HeartbeatInterval is how often the uploader publishes the
+	// vehicle's heartbeat (retained, on vigil/v1/<vehicle>/heartbeat; see
+	// sync/presence) while connected, besides one at each connection; 0
+	// means presence.DefaultInterval (10 s). The cloud calls a vehicle
+	// stale once its last heartbeat is older than
+	// presence.StaleIntervals (3) intervals, whatever its retained
+	// status says.
+	HeartbeatInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the exponential reconnect
 	// backoff (each wait is jittered to between half and all of the
 	// current step); 0 means 500 ms and 60 s.
@@ -146,6 +163,16 @@ func (c *Config) defaults() error {
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
 	}
+	if c.AckTimeoutMin <= 0 {
+		c.AckTimeoutMin = 250 * time.Millisecond
+	}
+	c.AckTimeoutMin = min(c.AckTimeoutMin, c.AckTimeout)
+	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && c.HeartbeatInterval < 10*time.Millisecond) {
+		return fmt.Errorf("edge: HeartbeatInterval %v: want 0 (the default) or at least 10ms", c.HeartbeatInterval)
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = presence.DefaultInterval
+	}
 	if c.RejectBackoffMax <= 0 {
 		c.RejectBackoffMax = 10 * time.Minute
 	}
@@ -178,6 +205,7 @@ func TelemetryTopic(vehicle string) string { return "vigil/v1/" + vehicle + "/te
 func LogsTopic(vehicle string) string      { return "vigil/v1/" + vehicle + "/logs" }
 func AckTopic(vehicle string) string       { return "vigil/v1/" + vehicle + "/ack" }
 func StatusTopic(vehicle string) string    { return "vigil/v1/" + vehicle + "/status" }
+func HeartbeatTopic(vehicle string) string { return presence.HeartbeatTopic(vehicle) }
 
 // StreamTopic is the topic the batches of stream go on: the logs stream
 // (storage.StreamLogs) on the logs topic, every other on telemetry.
@@ -252,6 +280,17 @@ type Stats struct {
 	InFlightBudget int
 	MinAckRTT      time.Duration
 	DeliveryRate   float64
+	// AckTimeout is how long a batch sent now would wait for its ack
+	// before going again, from SmoothedAckRTT and its variation, backed
+	// off while nothing is acknowledged (see Config.AckTimeout);
+	// SmoothedAckRTT is zero before the first ack.
+	AckTimeout     time.Duration
+	SmoothedAckRTT time.Duration
+	// IngesterOnline counts the times an ingester replica came online
+	// while connected, and everything in flight went again at once.
+	IngesterOnline uint64
+	// Heartbeats counts the heartbeats published (PUBACK received).
+	Heartbeats uint64
 }
 
 // Uploader drains an outbox to the broker. Start it, then Close it.
@@ -266,6 +305,8 @@ type Uploader struct {
 
 	acks      chan batch.Ack
 	connected chan struct{} // the OnConnect handler subscribed
+	ingestUp  chan struct{} // an ingester replica came online
+	beatNow   chan struct{} // a new connection: heartbeat at once
 	lost      chan struct{}
 	syncPump  chan struct{} // SyncNow, for the drain loop
 	syncLink  chan struct{} // SyncNow, for the link loop's backoff
@@ -282,9 +323,14 @@ type Uploader struct {
 	connects atomic.Uint64
 	ignored  atomic.Uint64
 
+	started    time.Time     // the heartbeats' monotonic origin
+	beats      atomic.Uint64 // heartbeats published
+	ingestOnce atomic.Uint64 // ingesters seen coming online
+
 	rate *bucket // nil: no cap
 
 	pace *pacer // the drain loop's
+	rto  *rto   // the drain loop's
 
 	mu      sync.Mutex // guards the stats snapshot below
 	streams []StreamStats
@@ -307,6 +353,8 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		cfg: cfg, outbox: outbox, log: log.Named("edge").With(zap.String("vehicle", cfg.Vehicle)),
 		acks:      make(chan batch.Ack, 256),
 		connected: make(chan struct{}, 1),
+		ingestUp:  make(chan struct{}, 1),
+		beatNow:   make(chan struct{}, 1),
 		lost:      make(chan struct{}, 1),
 		syncPump:  make(chan struct{}, 1),
 		syncLink:  make(chan struct{}, 1),
@@ -316,6 +364,7 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		u.rate = newBucket(cfg.MaxBytesPerSecond, cfg.MaxPayload, time.Now())
 	}
 	u.pace = newPacer(cfg.MaxPayload, cfg.Window)
+	u.rto = newRTO(cfg.AckTimeoutMin, cfg.AckTimeout)
 	// Batches carry the store's incarnation id, so that the cloud tells a
 	// fresh store's records from an earlier one's with the same seqs.
 	u.packer = batch.Packer{Vehicle: cfg.Vehicle, Store: outbox.StoreID(), Boot: cfg.Boot, Compression: batch.Flate, MaxPayload: cfg.MaxPayload}
@@ -349,22 +398,25 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		opts.SetTLSConfig(cfg.TLS)
 	}
 	u.opts = opts
-	u.routes = []route{{AckTopic(cfg.Vehicle), u.onAck}}
+	u.routes = []route{{AckTopic(cfg.Vehicle), 1, u.onAck}, {presence.IngestStatusFilter, 0, u.onIngestStatus}}
 	for _, sub := range cfg.Subscriptions {
 		h := sub.Handler
-		u.routes = append(u.routes, route{sub.Topic, func(_ mqtt.Client, m mqtt.Message) { h(m.Topic(), m.Payload()) }})
+		u.routes = append(u.routes, route{sub.Topic, 1, func(_ mqtt.Client, m mqtt.Message) { h(m.Topic(), m.Payload()) }})
 	}
 	c := mqtt.NewClient(opts)
 	u.client.Store(&c)
 	return u, nil
 }
 
-// Start starts the connection loop and the drain loop.
+// Start starts the connection loop, the drain loop and the heartbeat
+// loop.
 func (u *Uploader) Start() {
 	u.startOnce.Do(func() {
-		u.wg.Add(2)
+		u.started = time.Now()
+		u.wg.Add(3)
 		go u.linkLoop()
 		go u.pump()
+		go u.heartbeatLoop()
 	})
 }
 
@@ -478,16 +530,19 @@ func (u *Uploader) State() State {
 // Stats returns the uploader's figures.
 func (u *Uploader) Stats() Stats {
 	s := Stats{State: u.State(), Connects: u.connects.Load(), AcksIgnore: u.ignored.Load()}
+	s.IngesterOnline, s.Heartbeats = u.ingestOnce.Load(), u.beats.Load()
 	u.mu.Lock()
 	s.Streams = append([]StreamStats(nil), u.streams...)
 	s.InFlightBudget, s.MinAckRTT, s.DeliveryRate = u.paced.InFlightBudget, u.paced.MinAckRTT, u.paced.DeliveryRate
+	s.AckTimeout, s.SmoothedAckRTT = u.paced.AckTimeout, u.paced.SmoothedAckRTT
 	u.mu.Unlock()
 	return s
 }
 
-// route is a topic filter and its handler.
+// route is a topic filter, its QoS and its handler.
 type route struct {
 	filter  string
+	qos     byte
 	handler mqtt.MessageHandler
 }
 
@@ -525,12 +580,15 @@ func (u *Uploader) signalLost() {
 
 // onConnect runs in its own goroutine after each connection: it
 // subscribes to the ack topic (the session may be new: a broker without
-// persistence forgets it), then to Config.Subscriptions, publishes the
-// retained online status, then tells the drain loop to resend what is
-// in flight.
+// persistence forgets it), to the ingesters' status (QoS 0: an ingester
+// that came online while the vehicle was away is no news once it
+// reconnects, since everything in flight goes again anyway), then to
+// Config.Subscriptions, publishes the retained online status, then
+// tells the drain loop to resend what is in flight and the heartbeat
+// loop to beat.
 func (u *Uploader) onConnect(c mqtt.Client) {
 	for _, r := range u.routes {
-		if err := u.subscribe(c, r.filter, r.handler); err != nil {
+		if err := u.subscribe(c, r.filter, r.qos, r.handler); err != nil {
 			u.log.Warn("subscribe failed; reconnecting", zap.String("topic", r.filter), zap.Error(err))
 			// Drop the connection so the link loop starts over.
 			c.Disconnect(0)
@@ -559,12 +617,16 @@ func (u *Uploader) onConnect(c mqtt.Client) {
 	case u.connected <- struct{}{}:
 	default:
 	}
+	select {
+	case u.beatNow <- struct{}{}:
+	default:
+	}
 }
 
-// subscribe subscribes to filter at QoS 1 and waits for the SUBACK; a
+// subscribe subscribes to filter at qos and waits for the SUBACK; a
 // refusal (e.g. the broker's ACL) is an error.
-func (u *Uploader) subscribe(c mqtt.Client, filter string, h mqtt.MessageHandler) error {
-	if err := mqttsub.Subscribe(c, map[string]byte{filter: 1}, h, u.cfg.ConnectTimeout); err != nil {
+func (u *Uploader) subscribe(c mqtt.Client, filter string, qos byte, h mqtt.MessageHandler) error {
+	if err := mqttsub.Subscribe(c, map[string]byte{filter: qos}, h, u.cfg.ConnectTimeout); err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -167,14 +168,55 @@ func TestSyncNowCutsBackoff(t *testing.T) {
 	}
 }
 
-// TestSyncNowResendsInFlight: batches published while no ingester
-// listened are lost; with an ack timeout of an hour only SyncNow sends
-// them again.
+// TestSyncNowResendsInFlight: with an ack timeout of an hour and no
+// ingester, only SyncNow sends the window again (a bare subscriber sees
+// each batch twice).
 func TestSyncNowResendsInFlight(t *testing.T) {
+	r := newRig(t)
+	var mu sync.Mutex
+	sends := map[string]int{}
+	spy := r.broker.Client(t, "spy", nil)
+	if err := mqtttest.Subscribe(spy, edge.TelemetryTopic(vehicle), func(_ mqtt.Client, m mqtt.Message) {
+		if h, _, err := batch.Decode(m.Payload()); err == nil {
+			mu.Lock()
+			sends[fmt.Sprintf("%s %d-%d", h.Stream, h.FirstSeq, h.LastSeq)]++
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(min int) func() (bool, string) {
+		return func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, n := range sends {
+				if n < min {
+					return false, fmt.Sprint(sends)
+				}
+			}
+			return len(sends) > 0, fmt.Sprint(sends)
+		}
+	}
+	r.appendN(storage.StreamEvents, 200)
+	r.waitDurable()
+	r.startUploader(func(c *edge.Config) { c.AckTimeout, c.AckTimeoutMin = time.Hour, time.Hour })
+	waitUntil(t, 10*time.Second, "window sent", count(1))
+	time.Sleep(300 * time.Millisecond)
+	if ok, got := count(2)(); ok {
+		t.Fatalf("sent again before SyncNow: %s", got)
+	}
+	r.up.SyncNow()
+	waitUntil(t, 10*time.Second, "window sent again", count(2))
+}
+
+// TestIngesterOnlineResendsInFlight: batches published while no
+// ingester listened are lost; with an ack timeout of an hour, what sends
+// them again is the ingester's online status.
+func TestIngesterOnlineResendsInFlight(t *testing.T) {
 	r := newRig(t)
 	r.appendN(storage.StreamEvents, 200)
 	r.waitDurable()
-	r.startUploader(func(c *edge.Config) { c.AckTimeout = time.Hour })
+	r.startUploader(func(c *edge.Config) { c.AckTimeout, c.AckTimeoutMin = time.Hour, time.Hour })
 	waitUntil(t, 10*time.Second, "window sent", func() (bool, string) {
 		for _, s := range r.up.Stats().Streams {
 			if s.Stream == storage.StreamEvents {
@@ -183,15 +225,17 @@ func TestSyncNowResendsInFlight(t *testing.T) {
 		}
 		return false, "no events stream"
 	})
-	in := r.startIngester("ingest-a")
-	waitUntil(t, 10*time.Second, "ingester subscribed", func() (bool, string) { return in.Stats().Subscribed, "" })
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	if c := r.cursor(storage.StreamEvents); c != 0 {
-		t.Fatalf("cursor %d before SyncNow: the window was not lost", c)
+		t.Fatalf("cursor %d with no ingester", c)
 	}
-	r.up.SyncNow()
+	r.startIngester("ingest-a")
 	r.waitDrained(10 * time.Second)
-	for _, s := range r.up.Stats().Streams {
+	st := r.up.Stats()
+	if st.IngesterOnline == 0 {
+		t.Errorf("drained without hearing the ingester come online: %+v", st)
+	}
+	for _, s := range st.Streams {
 		if s.Stream == storage.StreamEvents && s.Resent == 0 {
 			t.Fatalf("nothing resent: %+v", s)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
+	"github.com/vigil-av/vigil/sync/presence"
 	"github.com/vigil-av/vigil/sync/sink"
 )
 
@@ -32,6 +33,15 @@ type Config struct {
 	Broker string
 	// ClientID must differ between replicas; empty means a random one.
 	ClientID string
+	// Replica names this replica in its presence topic,
+	// vigil/v1/fleet/ingest/<Replica>/status (see sync/presence), where
+	// it keeps a retained "online" while subscribed and "offline" as its
+	// last will and when it closes; vehicles send again what waits for an
+	// ack when a replica comes online. Empty means ClientID, which must
+	// then be a valid name (letters, digits, '-', '_', '.'). Give each
+	// replica a stable name: each name leaves a retained status on the
+	// broker.
+	Replica string
 	// Group is the shared-subscription group; empty means "vigil-ingest".
 	// Replicas in one group split the fleet's load.
 	Group string
@@ -45,7 +55,12 @@ type Config struct {
 	PublishTimeout time.Duration
 	// ConnectTimeout bounds a connection attempt; 0 means 10 s.
 	ConnectTimeout time.Duration
-	// ReconnectMax caps paho's reconnect backoff; 0 means 30 s.
+	// ReconnectMax caps the reconnect backoff (paho's: it waits 1 s, or
+	// ReconnectMax if less, after the first failed attempt, doubling up
+	// to ReconnectMax); 0 means DefaultReconnectMax (2 s). Vehicles'
+	// batches go nowhere while no ingester is subscribed, so an ingester
+	// comes back soon after the broker does; its replicas are few, and
+	// their attempts cost the broker little.
 	ReconnectMax time.Duration
 	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
 	KeepAlive time.Duration
@@ -67,6 +82,9 @@ type Stats struct {
 	Connects   uint64
 	Subscribed bool
 }
+
+// DefaultReconnectMax is Config.ReconnectMax's default.
+const DefaultReconnectMax = 2 * time.Second
 
 // Ingester consumes telemetry for a sink.
 type Ingester struct {
@@ -118,7 +136,13 @@ func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	if cfg.ReconnectMax <= 0 {
-		cfg.ReconnectMax = 30 * time.Second
+		cfg.ReconnectMax = DefaultReconnectMax
+	}
+	if cfg.Replica == "" {
+		cfg.Replica = cfg.ClientID
+	}
+	if !presence.ValidReplica(cfg.Replica) {
+		return nil, fmt.Errorf("ingest: replica name %q (the client id unless given): want 1 to 64 letters, digits, '-', '_' or '.'", cfg.Replica)
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
@@ -145,6 +169,7 @@ func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
 		SetKeepAlive(cfg.KeepAlive).
 		SetPingTimeout(min(cfg.KeepAlive, 10*time.Second)).
 		SetWriteTimeout(cfg.PublishTimeout).
+		SetWill(presence.IngestStatusTopic(cfg.Replica), presence.StatusOffline, 1, true).
 		SetOnConnectHandler(in.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			in.subscribed.Store(false)
@@ -177,6 +202,10 @@ func (in *Ingester) Close(ctx context.Context) error {
 	}
 	in.closed = true
 	in.mu.Unlock()
+	if in.client.IsConnectionOpen() {
+		t := in.client.Publish(presence.IngestStatusTopic(in.cfg.Replica), 1, true, presence.StatusOffline)
+		t.WaitTimeout(time.Second)
+	}
 	in.client.Disconnect(250)
 	done := make(chan struct{})
 	go func() { in.wg.Wait(); close(done) }()
@@ -188,6 +217,9 @@ func (in *Ingester) Close(ctx context.Context) error {
 	}
 }
 
+// Replica is the replica's name in its presence topic.
+func (in *Ingester) Replica() string { return in.cfg.Replica }
+
 // Stats returns the ingester's figures.
 func (in *Ingester) Stats() Stats {
 	return Stats{
@@ -198,7 +230,9 @@ func (in *Ingester) Stats() Stats {
 }
 
 // onConnect (re-)subscribes after every connection: a clean session, or
-// a broker that lost its state, has no subscription.
+// a broker that lost its state, has no subscription. Once the broker has
+// granted it, the replica's retained online status tells the vehicles to
+// send again what they sent into the void meanwhile.
 func (in *Ingester) onConnect(c mqtt.Client) {
 	in.connects.Add(1)
 	filters := make(map[string]byte, len(in.topics))
@@ -214,8 +248,13 @@ func (in *Ingester) onConnect(c mqtt.Client) {
 		})
 		return
 	}
+	p := c.Publish(presence.IngestStatusTopic(in.cfg.Replica), 1, true, presence.StatusOnline)
+	if !p.WaitTimeout(in.cfg.ConnectTimeout) || p.Error() != nil {
+		// The vehicles resend at their ack timeout instead.
+		in.log.Warn("publish online status failed", zap.String("replica", in.cfg.Replica), zap.Error(p.Error()))
+	}
 	in.subscribed.Store(true)
-	in.log.Info("subscribed", zap.Strings("topics", in.topics))
+	in.log.Info("subscribed", zap.Strings("topics", in.topics), zap.String("replica", in.cfg.Replica))
 }
 
 // Kinds of data topic.

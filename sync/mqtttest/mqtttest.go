@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +41,11 @@ type Options struct {
 	// enforces (acl_file); see FleetACL. User names are the clients'
 	// certificate common names with TLS.
 	ACL string
+	// Persistence turns Mosquitto's persistence on, in the test's
+	// directory, with autosave every hour: the database is written when
+	// Save asks, and a restart after Stop (SIGKILL) brings back what it
+	// held then, as a broker restarted from its last snapshot does.
+	Persistence bool
 }
 
 // FleetACL is an ACL for the link's topics (DESIGN.md, "MQTT topics"),
@@ -47,19 +53,20 @@ type Options struct {
 // certificate's common name:
 //
 //   - a vehicle (common name = vehicle id) may write only its own
-//     telemetry, logs, status and cmd/res, and read only its own ack and
-//     cmd and the fleet's broadcast commands;
+//     telemetry, logs, status, heartbeat and cmd/res, and read only its
+//     own ack and cmd, the fleet's broadcast commands and the ingester
+//     replicas' status;
 //   - "ingest" (the ingester) reads every vehicle's telemetry and logs
-//     and writes every vehicle's acks;
+//     and writes every vehicle's acks and its replicas' status;
 //   - "fleet" (the operator) writes every vehicle's cmd and the
-//     broadcast, and reads every vehicle's cmd/res and status.
+//     broadcast, and reads every vehicle's cmd/res, status and heartbeat.
 //
 // The pattern lines apply to every client, ingest and fleet included,
 // with %u replaced by the client's user name (so "ingest" and "fleet"
-// must not be vehicle ids, and every identity may read the broadcast;
-// Mosquitto warns that that pattern has no %u, and applies it: the ACL
-// says why, and TestExampleBrokerConfig checks that this warning is the
-// only one).
+// must not be vehicle ids, and every identity may read the broadcast and
+// the replicas' status; Mosquitto warns that those two patterns have no
+// %u, and applies them: the ACL says why, and TestExampleBrokerConfig
+// checks that these warnings are the only ones).
 // Mosquitto 2.0 grants any subscription and filters on delivery: a
 // subscription to another vehicle's acks succeeds and receives nothing.
 // A publication the ACL forbids is acknowledged (PUBACK) and dropped.
@@ -71,6 +78,7 @@ const FleetACL = `# The Vigil fleet's ACL: user names are client certificates' c
 pattern write vigil/v1/%u/telemetry
 pattern write vigil/v1/%u/logs
 pattern write vigil/v1/%u/status
+pattern write vigil/v1/%u/heartbeat
 pattern write vigil/v1/%u/cmd/res
 pattern read vigil/v1/%u/ack
 pattern read vigil/v1/%u/cmd
@@ -80,16 +88,22 @@ pattern read vigil/v1/%u/cmd
 # only line of an ACL file that applies to every user, and "topic" lines
 # before the first "user" apply to clients without a user name only.
 pattern read vigil/v1/fleet/cmd
+# The ingester replicas' presence, for every identity: vehicles send again
+# what waits for an ack when a replica comes online. Mosquitto warns of
+# this pattern as of the one above, and applies it.
+pattern read vigil/v1/fleet/ingest/+/status
 
 user ingest
 topic read vigil/v1/+/telemetry
 topic read vigil/v1/+/logs
 topic write vigil/v1/+/ack
+topic write vigil/v1/fleet/ingest/+/status
 
 user fleet
 topic write vigil/v1/+/cmd
 topic read vigil/v1/+/cmd/res
 topic read vigil/v1/+/status
+topic read vigil/v1/+/heartbeat
 `
 
 // Broker is a running (or stopped) Mosquitto.
@@ -147,8 +161,12 @@ func Start(t testing.TB, opts Options) *Broker {
 		}
 		lines = append(lines, "acl_file "+acl)
 	}
+	persistence := []string{"persistence false"}
+	if opts.Persistence {
+		persistence = []string{"persistence true", "persistence_location " + dir + "/", "autosave_interval 3600"}
+	}
+	lines = append(lines, persistence...)
 	lines = append(lines,
-		"persistence false",
 		"max_queued_messages 100000",
 		"max_queued_bytes 0",
 		"max_inflight_messages 0",
@@ -238,6 +256,28 @@ func (b *Broker) Stop() {
 	}
 	b.proc.Kill()
 	b.proc = nil
+}
+
+// Save makes the broker write its persistence database now (SIGUSR1;
+// Options.Persistence) and waits until it has logged doing so.
+func (b *Broker) Save() {
+	b.t.Helper()
+	saves := func() int { return strings.Count(b.Log(), "Saving in-memory database to ") }
+	before := saves()
+	b.mu.Lock()
+	p := b.proc
+	b.mu.Unlock()
+	if p == nil {
+		b.t.Fatal("mqtttest: Save: the broker is stopped")
+	}
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		b.t.Fatalf("mqtttest: Save: %v", err)
+	}
+	for deadline := time.Now().Add(b.timeout); saves() == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("mqtttest: Save: the broker logged no save within %v; log:\n%s", b.timeout, b.Log())
+		}
+	}
 }
 
 // Restart starts the broker again on the same port, stopping it first if

@@ -77,6 +77,10 @@ func Start(bin, conf, addr string, deadline time.Time) (*Proc, error) {
 	return nil, fmt.Errorf("%s did not listen on %s in time", bin, addr)
 }
 
+// Signal sends sig to the broker, e.g. SIGUSR1, which makes Mosquitto
+// write its persistence database.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Kill kills the broker (SIGKILL: a crash, no goodbye to its clients)
 // and waits for it to exit.
 func (p *Proc) Kill() {
