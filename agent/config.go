@@ -98,6 +98,9 @@ type RouterConfig struct {
 	PreferWait       time.Duration `yaml:"prefer_wait"`
 	CompareTolerance float32       `yaml:"compare_tolerance"`
 	VoteTolerance    float32       `yaml:"vote_tolerance"`
+	// Inputs: which input values are refused before any backend sees them
+	// (non_finite: reject|pass, range: enforce|ignore; see docs/inference.md).
+	Inputs inference.InputChecks `yaml:"inputs"`
 }
 
 // SocketConfig is the supervisors' socket; see ServerConfig and
@@ -205,7 +208,43 @@ func ParseConfig(r io.Reader) (Config, error) {
 	if err := applyStorage(&cfg, &file.Storage, ""); err != nil {
 		return cfg, err
 	}
+	// A typo in an input check must not pass for a setting: it is an
+	// error at its line.
+	if err := cfg.Router.Inputs.Validate(); err != nil {
+		at := ""
+		for _, key := range []string{"non_finite", "range"} {
+			if strings.HasPrefix(err.Error(), key+" ") {
+				if n := nodeAt(&root, "router", "inputs", key); n != nil {
+					at = fmt.Sprintf(" (line %d)", n.Line)
+				}
+			}
+		}
+		return cfg, fmt.Errorf("config: router.inputs.%v%s", err, at)
+	}
 	return cfg, nil
+}
+
+// nodeAt finds the value at a path of mapping keys, or nil.
+func nodeAt(n *yaml.Node, path ...string) *yaml.Node {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	for _, key := range path {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
 }
 
 // applyStorage applies the storage section: "enabled", and every other key
@@ -399,6 +438,9 @@ func (c *Config) Validate() error {
 	case r.CompareTolerance < 0 || r.VoteTolerance < 0:
 		return errors.New("router: tolerances must not be negative")
 	}
+	if err := r.Inputs.Validate(); err != nil {
+		return fmt.Errorf("router.inputs.%w", err)
+	}
 	if _, err := c.ServerConfig(); err != nil {
 		return err
 	}
@@ -486,5 +528,6 @@ func (c *Config) InferenceRouterConfig() inference.RouterConfig {
 		PreferWait:       r.PreferWait,
 		CompareTolerance: r.CompareTolerance,
 		VoteTolerance:    r.VoteTolerance,
+		Inputs:           r.Inputs,
 	}
 }

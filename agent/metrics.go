@@ -25,6 +25,8 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for reason, n := range st.Counters.NoResult {
 		fmt.Fprintf(b, "vigil_no_result_total{reason=%q} %d\n", reason, n)
 	}
+	metric("vigil_invalid_inputs_total", "counter", "Requests refused before any backend ran: tensors that do not fit the models, or refused values (NaN, Inf, outside a declared range).")
+	fmt.Fprintf(b, "vigil_invalid_inputs_total %d\n", st.Counters.InvalidInputs)
 	metric("vigil_deadline_misses_total", "counter", "Answers that went out after their deadline.")
 	fmt.Fprintf(b, "vigil_deadline_misses_total %d\n", st.Counters.DeadlineMisses)
 	metric("vigil_failovers_total", "counter", "Moves of the serving rung down the ladder.")

@@ -81,6 +81,11 @@ type Counters struct {
 	// way (invalid output, or run error): blamed on the request, not on the
 	// backends.
 	RequestFaults uint64 `json:"request_faults"`
+	// InvalidInputs counts requests refused before any backend ran
+	// (NO_RESULT/INVALID_INPUT): tensors that do not fit the models, or
+	// values the router's input checks refuse (NaN, ±Inf, outside a
+	// declared range). They count in requests, not in availability.
+	InvalidInputs uint64 `json:"invalid_inputs"`
 }
 
 // LatencyStatus holds answer latency percentiles.
@@ -134,6 +139,7 @@ func (d *Daemon) Status() Status {
 			RequestFaults:     ws.Counters.RequestFaults,
 			DroppedReports:    ws.Dropped,
 			BusySkips:         rs.Busy,
+			InvalidInputs:     rs.InvalidInputs,
 		},
 		Latency:      LatencyStatus{P50: msOf(rs.P50), P90: msOf(rs.P90), P99: msOf(rs.P99), Max: msOf(rs.Max)},
 		Failover:     FailoverStatus{LastReason: ws.LastFailoverReason, LastMs: msOf(rs.LastFailover), MaxMs: msOf(rs.MaxFailover)},

@@ -134,6 +134,9 @@ func Load(cfg Config) (*Backend, error) {
 	if err := model.readRanges(); err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
+	if err := model.readInputRanges(); err != nil {
+		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
+	}
 	b := &Backend{
 		info: Info{Name: cfg.Name, Provider: cfg.Provider.String(), Model: model, Sessions: cfg.Sessions},
 		pool: make(chan *slot, cfg.Sessions),

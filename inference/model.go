@@ -58,6 +58,9 @@ type ModelInfo struct {
 	// Ranges holds, per output index, either nil (no declared range), one
 	// range for every element, or one range per element.
 	Ranges [][]Range `json:"-"`
+	// InputRanges holds, per input index, the declared range of its
+	// values (MetaInputRangePrefix), or nil.
+	InputRanges []*Range `json:"-"`
 }
 
 // readModel reads a model file and its description through ONNX Runtime,

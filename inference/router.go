@@ -163,6 +163,9 @@ type RouterConfig struct {
 	// output element differs by more. It is a different, smaller network,
 	// so this is loose. 0 means 0.5.
 	VoteTolerance float32 `yaml:"vote_tolerance" json:"vote_tolerance"`
+	// Inputs says which input values are refused before any backend sees
+	// them; by default NaN and ±Inf, and values outside a declared range.
+	Inputs InputChecks `yaml:"inputs" json:"inputs"`
 }
 
 func (c *RouterConfig) defaults() {
@@ -181,6 +184,7 @@ func (c *RouterConfig) defaults() {
 	if c.VoteTolerance <= 0 {
 		c.VoteTolerance = 0.5
 	}
+	c.Inputs.defaults()
 }
 
 // Router answers requests with the backends the current watchdog plan names,
@@ -197,6 +201,7 @@ type Router struct {
 	plan     atomic.Pointer[watchdog.Plan]
 	inputs   []TensorInfo
 	outputs  []TensorInfo
+	checks   []valueCheck // per input
 	pool     chan *request
 	canaries [watchdog.NumBackends]*request // one canary at a time per backend
 	canaryIn [watchdog.NumBackends]atomic.Bool
@@ -211,13 +216,19 @@ type Router struct {
 // every run it is asked for). All loaded backends must share one input and
 // output contract. rep may be nil.
 func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Reporter) (*Router, error) {
+	if err := cfg.Inputs.Validate(); err != nil {
+		return nil, fmt.Errorf("router: inputs.%w", err)
+	}
 	cfg.defaults()
 	r := &Router{cfg: cfg, backends: backends, rep: rep}
 	var ref Runner
+	var models []*ModelInfo
 	for b, be := range backends {
 		if be == nil {
 			continue
 		}
+		info := be.Info()
+		models = append(models, &info.Model)
 		if ref == nil {
 			ref = be
 			m := be.Info().Model
@@ -234,6 +245,11 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 	if backends[watchdog.Degraded] == nil {
 		return nil, errors.New("router: the degraded backend must be loaded: it is the last rung")
 	}
+	checks, err := valueChecks(cfg.Inputs, r.inputs, models)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.checks = checks
 	r.pool = make(chan *request, cfg.Requests)
 	for range cfg.Requests {
 		r.pool <- r.newRequest()
@@ -474,11 +490,12 @@ func distance(a, b []Tensor) float64 {
 	return float64(d)
 }
 
-// Infer answers one request: it checks the inputs against the contract,
-// then follows the plan in force until it has the answer to serve or the
-// deadline comes. The winning outputs are copied into out (see
-// Backend.NewOutputs for buffers to reuse). The only error is a bad
-// request (*InputError); everything else is told by ans.
+// Infer answers one request: it checks the inputs against the contract and
+// their values (see InputChecks), then follows the plan in force until it
+// has the answer to serve or the deadline comes. The winning outputs are
+// copied into out (see Backend.NewOutputs for buffers to reuse). The only
+// error is a bad request (*InputError), which no backend sees and which
+// counts in Stats as an invalid input only; everything else is told by ans.
 func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor, ans *Answer) error {
 	t0 := time.Now()
 	p := r.plan.Load()
@@ -486,16 +503,15 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 	if active, ok := p.Active(); ok {
 		ans.Active = active
 	}
+	if err := r.checkRequest(in, out); err != nil {
+		ans.Latency = time.Since(t0)
+		r.stats.refused()
+		return err
+	}
 	defer func() {
 		ans.Latency = time.Since(t0)
 		r.stats.record(ans, deadline)
 	}()
-	if err := checkTensors(r.inputs, in); err != nil {
-		return err
-	}
-	if len(out) != len(r.outputs) {
-		return &InputError{Expected: fmt.Sprintf("%d output tensors", len(r.outputs)), Got: fmt.Sprint(len(out))}
-	}
 	switch {
 	case r.closing.Load():
 		ans.noResult(ReasonClosed)
@@ -532,6 +548,23 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 		}
 	}
 	r.release(q)
+	return nil
+}
+
+// checkRequest checks a request's tensors against the contract, then the
+// values of its inputs.
+func (r *Router) checkRequest(in, out []Tensor) error {
+	if err := checkTensors(r.inputs, in); err != nil {
+		return err
+	}
+	if len(out) != len(r.outputs) {
+		return &InputError{Expected: fmt.Sprintf("%d output tensors", len(r.outputs)), Got: fmt.Sprint(len(out))}
+	}
+	for i := range in {
+		if err := r.checks[tensorIndex(r.inputs, in[i].Name, i)].checkValues(&in[i]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

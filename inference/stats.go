@@ -22,6 +22,7 @@ type routerStats struct {
 	late      atomic.Uint64 // answers that went out after their deadline
 	failovers atomic.Uint64 // answers served by a rung below the plan's active one
 	busy      atomic.Uint64 // backends not started because all their lanes were taken
+	invalid   atomic.Uint64 // requests refused for their inputs (*InputError)
 	// failover latency: the latency of answers served below the active
 	// rung, i.e. time from the request to an answer from the next rung.
 	lastFailover, maxFailover atomic.Int64
@@ -55,6 +56,13 @@ func (s *routerStats) record(a *Answer, deadline time.Time) {
 	s.hist[i].Add(1)
 }
 
+// refused counts a request refused for its inputs: a request, but not an
+// answer, so it stays out of the latency histogram and of availability.
+func (s *routerStats) refused() {
+	s.requests.Add(1)
+	s.invalid.Add(1)
+}
+
 func storeMax(v *atomic.Int64, x int64) {
 	for {
 		old := v.Load()
@@ -77,6 +85,10 @@ type RouterStats struct {
 	// Busy counts backends not started for a request because all their
 	// lanes were taken (load, not a fault).
 	Busy uint64 `json:"busy"`
+	// InvalidInputs counts requests refused before any backend ran, for
+	// tensors that do not fit the contract or values that InputChecks
+	// refuses. They count in Requests but not in availability or latency.
+	InvalidInputs uint64 `json:"invalid_inputs"`
 	// Failovers counts answers served below the plan's active rung;
 	// LastFailover and MaxFailover are their latencies (request to answer
 	// from the next rung).
@@ -97,14 +109,15 @@ type RouterStats struct {
 func (r *Router) Stats() RouterStats {
 	s := &r.stats
 	st := RouterStats{
-		Requests:     s.requests.Load(),
-		Late:         s.late.Load(),
-		Failovers:    s.failovers.Load(),
-		Busy:         s.busy.Load(),
-		LastFailover: time.Duration(s.lastFailover.Load()),
-		MaxFailover:  time.Duration(s.maxFailover.Load()),
-		Max:          time.Duration(s.maxLatency.Load()),
-		NoResult:     map[string]uint64{},
+		Requests:      s.requests.Load(),
+		Late:          s.late.Load(),
+		Failovers:     s.failovers.Load(),
+		Busy:          s.busy.Load(),
+		InvalidInputs: s.invalid.Load(),
+		LastFailover:  time.Duration(s.lastFailover.Load()),
+		MaxFailover:   time.Duration(s.maxFailover.Load()),
+		Max:           time.Duration(s.maxLatency.Load()),
+		NoResult:      map[string]uint64{},
 	}
 	var ok uint64
 	for b := range st.Served {
@@ -116,12 +129,12 @@ func (r *Router) Stats() RouterStats {
 			st.NoResult[Reason(i).String()] = n
 		}
 	}
-	if st.Requests > 0 {
+	if answered := st.Requests - min(st.InvalidInputs, st.Requests); answered > 0 {
 		good := ok
 		if st.Late < good {
 			good -= st.Late
 		}
-		st.Availability = float64(good) / float64(st.Requests)
+		st.Availability = float64(good) / float64(answered)
 	}
 	var counts [histSize + 1]uint64
 	var total uint64

@@ -82,11 +82,17 @@ type Tensor struct {
 	Raw   []byte
 }
 
-// InputError says how a request's inputs differ from what the model expects.
+// InputError says how a request's inputs differ from what the model
+// expects, or which value of an input the router refused (see InputChecks).
 type InputError struct {
 	Input    string // input name, or "" when the count is wrong
 	Expected string
 	Got      string
+	// Reason is InvalidNaN, InvalidInf or InvalidRange when the input was
+	// refused for a value, and Index is then the first such element
+	// (row-major); Reason is "" when the input does not fit the contract.
+	Reason string
+	Index  int
 }
 
 func (e *InputError) Error() string {

@@ -116,7 +116,7 @@ func printStatus(w io.Writer, st *agent.Status) error {
 	}
 	tw.Flush()
 	c := st.Counters
-	fmt.Fprintf(w, "\nrequests %d   deadline misses %d   availability %.4f%%\n", c.Requests, c.DeadlineMisses, 100*st.Availability)
+	fmt.Fprintf(w, "\nrequests %d   invalid inputs %d   deadline misses %d   availability %.4f%%\n", c.Requests, c.InvalidInputs, c.DeadlineMisses, 100*st.Availability)
 	fmt.Fprintf(w, "no result: %s\n", noResult(c.NoResult))
 	fmt.Fprintf(w, "failovers %d   fail-backs %d   switches %d (deferred fail-backs %d)   divergences %d   outvoted %d   MRM entries %d   request faults %d\n",
 		c.Failovers, c.Failbacks, c.Switches, c.DeferredFailbacks, c.Divergences, c.Outvoted, c.MRMEntries, c.RequestFaults)

@@ -22,6 +22,11 @@ var (
 	OutputShape = []int64{1, 3}
 )
 
+// InputRange is the [min, max] of every element of InputName: a camera
+// frame scaled to [0,1]. Every model records it as JSON under
+// MetaInputRangePrefix+InputName, and Vigil refuses frames outside it.
+var InputRange = [2]float32{0, 1}
+
 // OutputRanges is the [min, max] of each element of OutputName, in order:
 // steering (Tanh), acceleration (Sigmoid), braking (Sigmoid). Every model
 // records it as JSON under MetaOutputRangePrefix+OutputName.
@@ -36,14 +41,21 @@ const (
 	// MetaOutputRangePrefix followed by an output name holds the JSON list
 	// of per-element [min,max] pairs of that output.
 	MetaOutputRangePrefix = "vigil.output_range."
+	// MetaInputRangePrefix followed by an input name holds the JSON
+	// [min,max] of every element of that input.
+	MetaInputRangePrefix = "vigil.input_range."
 )
 
-// outputRangeJSON is OutputRanges as stored in the metadata.
-const outputRangeJSON = "[[-1,1],[0,1],[0,1]]"
+// outputRangeJSON and inputRangeJSON are OutputRanges and InputRange as
+// stored in the metadata.
+const (
+	outputRangeJSON = "[[-1,1],[0,1],[0,1]]"
+	inputRangeJSON  = "[0,1]"
+)
 
 // Version is the vigil.version of the demo models. Bump it whenever a
 // generator change alters a model's bytes.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // Model roles, as recorded under MetaRole.
 const (

@@ -27,9 +27,9 @@ import (
 // `go test ./models/demo -run TestPinnedHashes`, check that the change is the
 // one you meant, and copy the "got" hashes from the failure messages here.
 var pinnedSHA256 = map[string]string{
-	RolePrimary:  "924e7b22650eb26ac4610744e65acc5d02ea13fc2d99502c26e76dfb2aa94266",
-	RoleShadow:   "59e3cfd67d93dc9251a198a3d23d5a5972835f29a879083f9ef6edacc1b46fb9",
-	RoleDegraded: "ad616f5b020a810a5a8a4597bf7540a6e736f23ca26a750f432fe5c52f15d779",
+	RolePrimary:  "9c9f8e51f2c97d8924273e442a8af058304c68871402bdbe7aa2c23591181032",
+	RoleShadow:   "f7ca0175265ecd66a80f7c93d69784f9141e011de39930def558378b27e4cfd8",
+	RoleDegraded: "073559d289cf5095f415ae9d7721630b579d028f5fdf251398526776a8fcee93",
 }
 
 func TestDeterministic(t *testing.T) {
@@ -124,6 +124,7 @@ func TestMetadata(t *testing.T) {
 			MetaRole:                           role,
 			MetaSeed:                           strconv.FormatUint(seeds[role], 10),
 			MetaOutputRangePrefix + OutputName: "[[-1,1],[0,1],[0,1]]",
+			MetaInputRangePrefix + InputName:   "[0,1]",
 		}
 		for key, value := range want {
 			got, ok, err := md.LookupCustomMetadataMap(key)

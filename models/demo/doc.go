@@ -26,10 +26,11 @@
 // Each ends in the same head: Split the three pre-activations, Tanh the
 // first, Sigmoid the other two, Concat.
 //
-// Each model's metadata_props carry MetaName, MetaVersion, MetaRole, MetaSeed
-// and MetaOutputRangePrefix+"controls" = "[[-1,1],[0,1],[0,1]]", the JSON list
+// Each model's metadata_props carry MetaName, MetaVersion, MetaRole, MetaSeed,
+// MetaOutputRangePrefix+"controls" = "[[-1,1],[0,1],[0,1]]", the JSON list
 // of per-element [min,max] bounds that the inference layer checks outputs
-// against.
+// against, and MetaInputRangePrefix+"frame" = "[0,1]", the range outside
+// which the inference layer refuses a frame before any model sees it.
 //
 // Primary, Shadow and Degraded return the serialised models; WriteAll writes
 // all three to a directory atomically (cmd/vigil-models does this for

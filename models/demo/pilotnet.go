@@ -59,6 +59,7 @@ func newModel(name, role string, seed uint64, doc string) *onnxgraph.Builder {
 	b.SetMetadata(MetaVersion, Version)
 	b.SetMetadata(MetaRole, role)
 	b.SetMetadata(MetaOutputRangePrefix+OutputName, outputRangeJSON)
+	b.SetMetadata(MetaInputRangePrefix+InputName, inputRangeJSON)
 	b.SetMetadata(MetaSeed, strconv.FormatUint(seed, 10))
 	b.AddInput(InputName, InputShape...)
 	return b
