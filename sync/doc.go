@@ -80,12 +80,15 @@
 //     off), with a fresh paho client for each attempt (paho never frees
 //     the message ids of publications a lost connection cut off in a
 //     persistent session). Each connection subscribes at QoS 1 to
-//     vigil/v1/<vehicle>/ack and then to Config.Subscriptions (topic and
+//     vigil/v1/<vehicle>/ack, at QoS 0 to the ingester replicas' status
+//     (sync/presence) and then to Config.Subscriptions (topic and
 //     handler, for the command channel; their routes are installed before
 //     connecting, since the session may deliver queued messages before the
 //     subscriptions are renewed; a refused subscription, SUBACK 0x80,
 //     drops the connection), then publishes a retained "online" on
-//     vigil/v1/<vehicle>/status (the last will is a retained "offline").
+//     vigil/v1/<vehicle>/status (the last will is a retained "offline"),
+//     and a retained heartbeat on vigil/v1/<vehicle>/heartbeat, again
+//     every HeartbeatInterval (10 s) while connected (its own goroutine).
 //     Handlers run on paho's goroutines, one per message, and must not
 //     block. Publish(topic, payload, retained, timeout) publishes at QoS 1
 //     over the link and waits for the PUBACK; ErrOffline when the link is
@@ -110,8 +113,16 @@
 //     again (after a restart they are, and the sink answers duplicate).
 //     Acks of another store incarnation are ignored; rejections are counted
 //     and reported, never acknowledged, and a rejected batch waits twice
-//     as long before each resend (up to RejectBackoffMax, 10 minutes). Unacknowledged batches go again
-//     after AckTimeout, after every reconnect and on SyncNow.
+//     as long before each resend (up to RejectBackoffMax, 10 minutes).
+//     Unacknowledged batches go again after the ack timeout, after every
+//     reconnect, when an ingester replica comes online (its status
+//     published while connected; a retained one is old news) and on
+//     SyncNow. The ack timeout follows the link (rto.go, after RFC 6298):
+//     the smoothed ack round trip of batches sent once plus four times
+//     its variation, between AckTimeoutMin (250 ms) and AckTimeout (the
+//     cap, 10 s), 1 s before the first sample, doubled once per round of
+//     expiries while nothing is acknowledged; any ack, a new connection,
+//     an ingester coming online and SyncNow end the backoff.
 //     MaxBytesPerSecond caps the published payload bytes (a token bucket
 //     of one MaxPayload; Publish's bytes are counted, never held). The
 //     loop wakes on acks, on DurableChanged, on (re)connection, on SyncNow
@@ -126,35 +137,51 @@
 //   - sync/ingest is the cloud side (New(cfg, sink, log), Start,
 //     Close(ctx), Stats): shared subscriptions
 //     $share/<group>/vigil/v1/+/telemetry and $share/<group>/vigil/v1/+/logs
-//     at QoS 1 with manual MQTT acks, paho's auto-reconnect and
-//     re-subscription in OnConnect (a refused subscription drops the
-//     connection). A batch whose stream does not belong on the topic it
-//     came on (logs on telemetry, any other stream on logs) is rejected
-//     with the reason and not stored (Stats.WrongTopic); every other goes
-//     to Sink.Ingest under the vehicle named by the topic; the returned
-//     ack (stored, duplicate or rejected) is published on
-//     vigil/v1/<vehicle>/ack at QoS 1 and only then is the message
-//     acknowledged to the broker. On the sink's own failure no ack is
-//     published and the edge resends; the MQTT-level ack is still given,
-//     since 3.1.1 redelivers only on reconnect and withholding it would
-//     only hold an in-flight slot. Sessions are clean by default
-//     (Config.PersistentSession to change): a dead replica's persistent
-//     session would keep receiving its share of the messages. Replicas
-//     may each open a sink.Sink over one directory.
+//     at QoS 1 with manual MQTT acks, paho's auto-reconnect (at once, then
+//     every ReconnectMax, 1 s) and re-subscription in OnConnect (a
+//     refused subscription drops the connection), after which the
+//     replica publishes a retained "online" on
+//     vigil/v1/fleet/ingest/<Replica>/status ("offline" is its last will
+//     and what Close publishes): vehicles send again what they sent while
+//     no ingester was subscribed. A batch whose stream does not belong
+//     on the topic it came on (logs on telemetry, any other stream on
+//     logs) is rejected with the reason and not stored
+//     (Stats.WrongTopic); every other goes to Sink.Ingest under the
+//     vehicle named by the topic; the returned ack (stored, duplicate or
+//     rejected) is published on vigil/v1/<vehicle>/ack at QoS 1 and only
+//     then is the message acknowledged to the broker. On the sink's own
+//     failure no ack is published and the edge resends; the MQTT-level
+//     ack is still given, since 3.1.1 redelivers only on reconnect and
+//     withholding it would only hold an in-flight slot. Sessions are
+//     clean by default (Config.PersistentSession to change): a dead
+//     replica's persistent session would keep receiving its share of the
+//     messages. Replicas may each open a sink.Sink over one directory.
+//
+//   - sync/presence is who is on the link: the topics and payload of the
+//     vehicles' heartbeats and the replicas' status, Judge (pure: a
+//     vehicle is online when its last heartbeat is at most StaleIntervals,
+//     3, of its intervals old, offline when its status says so and no
+//     heartbeat came after, stale otherwise, whatever its retained status
+//     says, since a broker restored from a snapshot brings back the
+//     "online" of a vehicle that died after it), and Watch, which
+//     collects statuses and heartbeats for vigil-fleet vehicles and cmd.
 //
 //   - sync/mqtttest starts a real Mosquitto (2.0) on a free loopback port
-//     for tests: Start, Stop (SIGKILL), Restart on the same port, Addr,
-//     URL, Log, and test clients (Dial, Client, Subscribe, Publish). NewPKI
-//     generates an ECDSA P-256 CA, a server certificate for 127.0.0.1 and
-//     localhost and client certificates by common name, as files in the
-//     test's directory, with ClientTLS and LoadClientTLS for clients'
-//     configurations; Options.TLS starts the broker with a TLS listener
-//     that requires a client certificate and takes its common name as the
-//     user name, Options.ACL with an ACL file, FleetACL being the link's
-//     (a vehicle writes only its own telemetry, logs, status and cmd/res
-//     and reads only its own ack and cmd and the fleet's broadcast;
-//     "ingest" reads telemetry and logs and writes acks; "fleet" writes
-//     commands and reads responses and status). Mosquitto 2.0.11 grants
+//     for tests: Start, Stop (SIGKILL), Restart on the same port
+//     (Options.Persistence and Save, SIGUSR1: a broker that restarts from
+//     its last snapshot), Addr, URL, Log, and test clients (Dial,
+//     Client, Subscribe, Publish). NewPKI generates an ECDSA P-256 CA,
+//     a server certificate for 127.0.0.1 and localhost and client
+//     certificates by common name, as files in the test's directory,
+//     with ClientTLS and LoadClientTLS for clients' configurations;
+//     Options.TLS starts the broker with a TLS listener that requires a
+//     client certificate and takes its common name as the user name,
+//     Options.ACL with an ACL file, FleetACL being the link's (a vehicle
+//     writes only its own telemetry, logs, status, heartbeat and cmd/res
+//     and reads only its own ack and cmd, the fleet's broadcast and the
+//     ingester replicas' status; "ingest" reads telemetry and logs and
+//     writes acks and its replicas' status; "fleet" writes commands and
+//     reads responses, statuses and heartbeats). Mosquitto 2.0.11 grants
 //     every subscription and filters on delivery, and acknowledges then
 //     drops a forbidden publication. Proxy is a TCP proxy for faults the
 //     broker cannot stage: Sever (connections reset, no DISCONNECT), Kill
@@ -186,7 +213,11 @@
 // restarted five times during a drain with records still being appended, the
 // ingester closed mid-stream and replaced by a new instance over a
 // reopened sink, logs on their own topic, subscriptions renewed after a
-// broker restart and Publish, SyncNow; over mutual TLS with FleetACL a
+// broker restart and Publish, SyncNow, an ingester coming online
+// resending a lost window at once; the broker killed (SIGKILL) during a
+// live stream with the vehicle back before the ingester and after it,
+// live records stored within 2 s (1.1 s and about 0.8 s) of the
+// broker's return; over mutual TLS with FleetACL a
 // drain exactly once, clients without a certificate or with another
 // CA's refused, a vehicle's certificate unable to publish batches under
 // another vehicle's id or read its acks; live records acknowledged long

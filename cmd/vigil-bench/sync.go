@@ -80,6 +80,9 @@ type syncFlags struct {
 	quick        bool
 	uplinkMbps   float64
 	uplinkRTT    time.Duration
+
+	restarts      int
+	restartOutage time.Duration
 }
 
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -102,7 +105,9 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "longest a round's drain may take before the suite fails")
 	fs.Float64Var(&f.uplinkMbps, "uplink", defaultUplinkMbps, "the vehicle's uplink, emulated: the raw publishers and the uploader reach the broker through a proxy limited to this many Mbit/s towards it (0: plain loopback, no proxy)")
 	fs.DurationVar(&f.uplinkRTT, "uplink-rtt", 40*time.Millisecond, "round-trip time the --uplink proxy adds (half each way)")
-	fs.BoolVar(&f.quick, "quick", false, "a short run (100000 records, 5 rounds; about 25 s at the default uplink, 10 s on loopback)")
+	fs.IntVar(&f.restarts, "restarts", 5, "broker restarts timed after the drain rounds, each on a fresh store streaming live records (0: none; skipped with --broker, since they kill the broker)")
+	fs.DurationVar(&f.restartOutage, "restart-outage", time.Second, "how long the broker stays down in each timed restart (killed with SIGKILL, then started again on the same port)")
+	fs.BoolVar(&f.quick, "quick", false, "a short run (100000 records, 5 rounds, 3 broker restarts; about 45 s at the default uplink)")
 	if err := parseSuite(fs, "sync", `Each round fills a fresh storage.Store (default configuration) with an offline
 backlog of 51-byte inference summaries, then runs, on the same broker:
   raw read+pack+publish: a bare paho client reads the store, packs it with
@@ -120,6 +125,16 @@ ratio_vs_raw is the uploader's rate over the raw publish rate, the median of
 the rounds'; the ratio against read+pack+publish is printed beside it.
 The sink must hold every record exactly once, or the suite fails.
 
+Then --restarts times, on a fresh store streaming live records at --live-rate
+(no backlog) through the same uplink, the broker is killed (SIGKILL) and
+started again on its port after --restart-outage; restart_to_live_ms is the
+median time from its return (listening again) to the first live record the
+ingester stores (a new one, not a duplicate of one stored before the kill).
+Vehicle and ingester reconnect with their default backoffs (the vehicle's
+jittered, from 500 ms doubling; the ingester's every second), so either may be
+back first; each restart's line says which, and when every record appended
+before the return was acknowledged.
+
 The vehicle's side reaches the broker over an emulated uplink, 20 Mbit/s
 with 40 ms of round trip by default (an LTE-class vehicle link), since a
 backlog drains over such a link and the ratio says how much of it the
@@ -131,7 +146,7 @@ uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, 
 		return err
 	}
 	if f.quick {
-		f.records, f.rounds = 100000, 5
+		f.records, f.rounds, f.restarts = 100000, 5, 3
 	}
 	streams := map[string]bool{}
 	for _, s := range storage.DefaultStreams() {
@@ -154,6 +169,8 @@ uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, 
 		return fmt.Errorf("--timeout %v: want a positive duration", f.timeout)
 	case f.uplinkMbps < 0 || f.uplinkRTT < 0:
 		return fmt.Errorf("--uplink %g, --uplink-rtt %v: must not be negative", f.uplinkMbps, f.uplinkRTT)
+	case f.restarts < 0 || f.restartOutage < 0:
+		return fmt.Errorf("--restarts %d, --restart-outage %v: must not be negative", f.restarts, f.restartOutage)
 	}
 	rawWindow := f.rawWindow
 	if rawWindow == 0 {
@@ -170,6 +187,7 @@ uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, 
 	defer os.RemoveAll(root)
 
 	brokerURL, brokerWhat := f.broker, "given"
+	var broker *mosquittoProc
 	if brokerURL == "" {
 		bin, err := findMosquitto(f.mosquitto)
 		if err != nil {
@@ -179,7 +197,8 @@ uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, 
 		if err != nil {
 			return err
 		}
-		defer m.Kill()
+		broker = m
+		defer func() { m.Kill() }() // the process of the last restart
 		brokerURL, brokerWhat = "tcp://"+m.addr, fmt.Sprintf("started here: %s, set_tcp_nodelay %v", bin, f.nodelay)
 	}
 	// The vehicle's side (raw publisher, uploader) reaches the broker at
@@ -276,12 +295,24 @@ uploader's CPU-bound pace, which decides how fast a faster link drains.`, args, 
 		millis(p50), millis(p99), millis(percentile(live, 1)))
 	fmt.Fprintf(stdout, "live records during the drain, from append until the ingester's ack covers them: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d with no ack seen)\n",
 		millis(percentile(liveCloud, 0.5)), millis(percentile(liveCloud, 0.99)), millis(percentile(liveCloud, 1)), liveMissed)
+	restart := ""
+	if f.restarts > 0 && broker == nil {
+		fmt.Fprintf(stdout, "broker restarts: skipped, since the broker was given (--broker): the scenario kills the broker\n")
+	} else if f.restarts > 0 {
+		toLive, err := runRestarts(ctx, f, broker, edgeURL, brokerURL, runID, root, stdout)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "broker restarts (%d, down %v each): from the broker's return to the first live record stored in the cloud: p50 %.0f ms, max %.0f ms\n",
+			len(toLive), f.restartOutage, millis(percentile(toLive, 0.5)), millis(percentile(toLive, 1)))
+		restart = fmt.Sprintf(" restart_to_live_ms=%.0f", millis(percentile(toLive, 0.5)))
+	}
 	rtt := f.uplinkRTT
 	if f.uplinkMbps == 0 {
 		rtt = 0
 	}
-	fmt.Fprintf(stdout, "RESULT suite=sync records=%d drain_records_per_s=%.0f ratio_vs_raw=%.3f live_p99_ms_during_drain=%.1f uplink_mbps=%g uplink_rtt_ms=%.0f\n",
-		f.records, median(upRates), median(ratios), millis(percentile(liveCloud, 0.99)), f.uplinkMbps, millis(rtt))
+	fmt.Fprintf(stdout, "RESULT suite=sync records=%d drain_records_per_s=%.0f ratio_vs_raw=%.3f live_p99_ms_during_drain=%.1f%s uplink_mbps=%g uplink_rtt_ms=%.0f\n",
+		f.records, median(upRates), median(ratios), millis(percentile(liveCloud, 0.99)), restart, f.uplinkMbps, millis(rtt))
 	return nil
 }
 
@@ -943,7 +974,27 @@ func findMosquitto(bin string) (string, error) {
 // mosquittoProc is a broker this process started.
 type mosquittoProc struct {
 	*mosquitto.Proc
-	addr string
+	addr, bin, conf string
+}
+
+// restart starts the broker again (after Kill) on its port, with its
+// configuration.
+func (m *mosquittoProc) restart(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, err := mosquitto.Start(m.bin, m.conf, m.addr, deadline)
+		if err == nil {
+			m.Proc = p
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mosquitto did not start again on %s: %w", m.addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // the port may still be held
+	}
 }
 
 // startMosquitto starts bin on a free loopback port with a configuration
@@ -983,7 +1034,7 @@ func startMosquitto(ctx context.Context, bin, dir string, nodelay bool) (*mosqui
 		}
 		p, err := mosquitto.Start(bin, conf, addr, deadline)
 		if err == nil {
-			return &mosquittoProc{Proc: p, addr: addr}, nil
+			return &mosquittoProc{Proc: p, addr: addr, bin: bin, conf: conf}, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -29,8 +29,9 @@ func needMosquitto(t *testing.T) {
 }
 
 // TestSyncSuite runs a short sync suite over the default emulated uplink
-// and over plain loopback, and checks the RESULT line, which says which
-// link it measured, and that every round's sink held the backlog once.
+// (with one broker restart) and over plain loopback (with none), and
+// checks the RESULT line, which says which link it measured, and that
+// every round's sink held the backlog once.
 func TestSyncSuite(t *testing.T) {
 	needMosquitto(t)
 	for _, c := range []struct {
@@ -38,8 +39,8 @@ func TestSyncSuite(t *testing.T) {
 		flags     []string
 		mbps, rtt string
 	}{
-		{"default uplink", nil, "20", "40"},
-		{"loopback", []string{"--uplink", "0"}, "0", "0"},
+		{"default uplink", []string{"--restarts", "1"}, "20", "40"},
+		{"loopback", []string{"--uplink", "0", "--restarts", "0"}, "0", "0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -49,7 +50,7 @@ func TestSyncSuite(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 			last := lines[len(lines)-1]
-			re := regexp.MustCompile(`^RESULT suite=sync records=([0-9]+) drain_records_per_s=([0-9]+) ratio_vs_raw=([0-9]+\.[0-9]{3}) live_p99_ms_during_drain=([0-9]+\.[0-9]) uplink_mbps=([0-9.]+) uplink_rtt_ms=([0-9]+)$`)
+			re := regexp.MustCompile(`^RESULT suite=sync records=([0-9]+) drain_records_per_s=([0-9]+) ratio_vs_raw=([0-9]+\.[0-9]{3}) live_p99_ms_during_drain=([0-9]+\.[0-9]) (?:restart_to_live_ms=([0-9]+) )?uplink_mbps=([0-9.]+) uplink_rtt_ms=([0-9]+)$`)
 			m := re.FindStringSubmatch(last)
 			if m == nil {
 				t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
@@ -63,16 +64,21 @@ func TestSyncSuite(t *testing.T) {
 					t.Errorf("%s=%s: want a positive number", name, m[i+2])
 				}
 			}
-			if m[5] != c.mbps || m[6] != c.rtt {
-				t.Errorf("uplink_mbps=%s uplink_rtt_ms=%s, want %s and %s", m[5], m[6], c.mbps, c.rtt)
+			if m[6] != c.mbps || m[7] != c.rtt {
+				t.Errorf("uplink_mbps=%s uplink_rtt_ms=%s, want %s and %s", m[6], m[7], c.mbps, c.rtt)
+			}
+			// The restart: timed, and its sink checked.
+			restarts := len(regexp.MustCompile(`(?m)^restart [0-9]+: `).FindAllString(out.String(), -1))
+			if c.mbps != "0" && (m[5] == "" || restarts != 1) || c.mbps == "0" && (m[5] != "" || restarts != 0) {
+				t.Errorf("restart_to_live_ms=%q and %d restart lines, with %v\n%s", m[5], restarts, c.flags, out.String())
 			}
 			// Each round drains the 3000 summaries and the store's opening
 			// notice, and its sink holds them (and the live records) once.
 			if n := strings.Count(out.String(), ": 3001 records in "); n != 2 {
 				t.Errorf("%d rounds report a backlog of 3001 records, want 2\n%s", n, out.String())
 			}
-			if n := strings.Count(out.String(), "records, each once"); n != 2 {
-				t.Errorf("%d rounds checked the sink, want 2\n%s", n, out.String())
+			if n := strings.Count(out.String(), "records, each once"); n != 2+restarts {
+				t.Errorf("%d rounds checked the sink, want %d\n%s", n, 2+restarts, out.String())
 			}
 			if !regexp.MustCompile(`(?m)^totals: batches [0-9]+ \([0-9.]+ MB packed\) of backlog, [0-9]+ sent by the uploader \(backlog and live\), resends [0-9]+, duplicates [0-9]+`).MatchString(out.String()) {
 				t.Errorf("no totals line with batches, bytes, resends and duplicates:\n%s", out.String())
@@ -90,6 +96,7 @@ func TestSyncFlagErrors(t *testing.T) {
 		"--live-rate":         {"sync", "--live-rate", "0"},
 		"--live-stream":       {"sync", "--live-stream", "nope"},
 		"--timeout":           {"sync", "--timeout", "0s"},
+		"--restarts":          {"sync", "--restarts", "-1"},
 		"unexpected argument": {"sync", "extra"},
 		"--mosquitto":         {"sync", "--mosquitto", "/nonexistent/mosquitto"},
 	}

@@ -20,7 +20,7 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 	dir := fs.String("sink", "", "the sink directory (created if missing); required")
 	group := fs.String("group", "vigil-ingest", "shared-subscription group: replicas in one group split the fleet's batches")
 	replica := fs.String("replica", "", "this replica's name in its presence topic, vigil/v1/fleet/ingest/<replica>/status (default: the client id); give each replica a stable one, since each name leaves a retained status on the broker")
-	reconnectMax := fs.Duration("reconnect-max", ingest.DefaultReconnectMax, "longest wait between attempts to reach the broker again after losing it (the waits are 1 s, or this if less, then doubling up to this); vehicles' batches go nowhere while no ingester is subscribed")
+	reconnectMax := fs.Duration("reconnect-max", ingest.DefaultReconnectMax, "longest wait between attempts to reach the broker again after losing it (the first attempt is at once, then the waits double from 1 s, or this if less, up to this); vehicles' batches go nowhere while no ingester is subscribed")
 	progress := fs.Duration("progress", 10*time.Second, "how often to log the counts when they changed (0: never)")
 	verbose := fs.Bool("verbose", false, "log at debug level")
 	asJSON := fs.Bool("json", false, "print the final report as JSON")

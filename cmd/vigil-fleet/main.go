@@ -34,7 +34,7 @@ var subcommands = []subcommand{
 		"List the vehicles the broker knows of, judged by their heartbeats: online (a heartbeat within 3 of its intervals), offline (its last will fired, or it closed), or stale (its retained status says online but its last heartbeat is older than 3 intervals, or missing: a vehicle that died unseen, e.g. after a broker restored an old snapshot); with each one's status and when it was last seen.",
 		setupVehicles},
 	{"ingest", "--sink <dir> [flags]",
-		"Run the cloud ingester: take every vehicle's telemetry and logs batches from the broker (shared subscription) into the sink directory and acknowledge them, until SIGINT or SIGTERM; then print the sink's report. The replica keeps a retained online status on vigil/v1/fleet/ingest/<replica>/status while subscribed (offline as its last will), which tells vehicles to resend what went nowhere while no ingester listened. After losing the broker it tries again at once, then after 1 s, then every --reconnect-max (2 s).",
+		"Run the cloud ingester: take every vehicle's telemetry and logs batches from the broker (shared subscription) into the sink directory and acknowledge them, until SIGINT or SIGTERM; then print the sink's report. The replica keeps a retained online status on vigil/v1/fleet/ingest/<replica>/status while subscribed (offline as its last will), which tells vehicles to resend what went nowhere while no ingester listened. After losing the broker it tries again at once, then every --reconnect-max (1 s).",
 		setupIngest},
 	{"report", "--sink <dir> [--json]",
 		"Print what a sink directory holds, per vehicle, store and stream: high-water mark, complete-through, records, gaps reported by the vehicle, evicted and missing ranges.",
