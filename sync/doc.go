@@ -79,9 +79,10 @@
 //     with capped exponential backoff and jitter (paho's auto-reconnect is
 //     off), with a fresh paho client for each attempt (paho never frees
 //     the message ids of publications a lost connection cut off in a
-//     persistent session). Each connection subscribes at QoS 1 to
-//     vigil/v1/<vehicle>/ack, at QoS 0 to the ingester replicas' status
-//     (sync/presence) and then to Config.Subscriptions (topic and
+//     persistent session). Each connection subscribes, in one
+//     SUBSCRIBE, at QoS 1 to vigil/v1/<vehicle>/ack, at QoS 0 to the
+//     ingester replicas' status (sync/presence) and to
+//     Config.Subscriptions (topic and
 //     handler, for the command channel; their routes are installed before
 //     connecting, since the session may deliver queued messages before the
 //     subscriptions are renewed; a refused subscription, SUBACK 0x80,

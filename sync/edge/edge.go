@@ -579,22 +579,27 @@ func (u *Uploader) signalLost() {
 }
 
 // onConnect runs in its own goroutine after each connection: it
-// subscribes to the ack topic (the session may be new: a broker without
-// persistence forgets it), to the ingesters' status (QoS 0: an ingester
-// that came online while the vehicle was away is no news once it
-// reconnects, since everything in flight goes again anyway), then to
-// Config.Subscriptions, publishes the retained online status, then
-// tells the drain loop to resend what is in flight and the heartbeat
-// loop to beat.
+// subscribes, in one SUBSCRIBE, to the ack topic (the session may be
+// new: a broker without persistence forgets it), to the ingesters'
+// status (QoS 0: an ingester that came online while the vehicle was
+// away is no news once it reconnects, since everything in flight goes
+// again anyway) and to Config.Subscriptions, publishes the retained
+// online status, then tells the drain loop to resend what is in flight
+// and the heartbeat loop to beat.
 func (u *Uploader) onConnect(c mqtt.Client) {
+	// One SUBSCRIBE for every filter: one round trip of the link before
+	// the first batch, not one per filter. The handlers are the routes
+	// linkLoop installed.
+	filters := make(map[string]byte, len(u.routes))
 	for _, r := range u.routes {
-		if err := u.subscribe(c, r.filter, r.qos, r.handler); err != nil {
-			u.log.Warn("subscribe failed; reconnecting", zap.String("topic", r.filter), zap.Error(err))
-			// Drop the connection so the link loop starts over.
-			c.Disconnect(0)
-			u.signalLost()
-			return
-		}
+		filters[r.filter] = r.qos
+	}
+	if err := mqttsub.Subscribe(c, filters, nil, u.cfg.ConnectTimeout); err != nil {
+		u.log.Warn("subscribe failed; reconnecting", zap.Error(err))
+		// Drop the connection so the link loop starts over.
+		c.Disconnect(0)
+		u.signalLost()
+		return
 	}
 	p := c.Publish(StatusTopic(u.cfg.Vehicle), 1, true, StatusOnline)
 	if !p.WaitTimeout(u.cfg.ConnectTimeout) || p.Error() != nil {
@@ -621,15 +626,6 @@ func (u *Uploader) onConnect(c mqtt.Client) {
 	case u.beatNow <- struct{}{}:
 	default:
 	}
-}
-
-// subscribe subscribes to filter at qos and waits for the SUBACK; a
-// refusal (e.g. the broker's ACL) is an error.
-func (u *Uploader) subscribe(c mqtt.Client, filter string, qos byte, h mqtt.MessageHandler) error {
-	if err := mqttsub.Subscribe(c, map[string]byte{filter: qos}, h, u.cfg.ConnectTimeout); err != nil {
-		return fmt.Errorf("subscribe %s: %w", filter, err)
-	}
-	return nil
 }
 
 func (u *Uploader) onAck(_ mqtt.Client, m mqtt.Message) {

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/ingest"
 	"github.com/vigil-av/vigil/sync/mqtttest"
+	"github.com/vigil-av/vigil/sync/presence"
 	"github.com/vigil-av/vigil/sync/sink"
 )
 
@@ -126,5 +128,92 @@ func TestStreamCheckedAgainstTopic(t *testing.T) {
 	}
 	if stored[storage.StreamLogs] != 5 || stored[storage.StreamEvents] != 5 || len(stored) != 2 {
 		t.Errorf("sink holds %v, want 5 logs and 5 events", stored)
+	}
+}
+
+// TestPresenceStatus: a replica keeps a retained online status on
+// vigil/v1/fleet/ingest/<replica>/status once subscribed (so a vehicle
+// subscribing later reads it), offline when it closes, and offline as
+// its last will when its connection dies; a name that is no topic level
+// is refused.
+func TestPresenceStatus(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{})
+	proxy := mqtttest.NewProxy(t, b.Addr())
+	sk, err := sink.Open(filepath.Join(t.TempDir(), "sink"), sink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	if _, err := ingest.New(ingest.Config{Broker: b.URL(), ClientID: "a/b"}, sk, log); err == nil || !strings.Contains(err.Error(), "replica") {
+		t.Fatalf("a client id with a slash as the replica name: %v", err)
+	}
+	start := func(url, replica string) *ingest.Ingester {
+		in, err := ingest.New(ingest.Config{Broker: url, ClientID: "client-" + replica, Replica: replica, ConnectTimeout: 2 * time.Second,
+			PublishTimeout: 2 * time.Second, KeepAlive: time.Second}, sk, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Start()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			in.Close(ctx)
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for !in.Stats().Subscribed {
+			if time.Now().After(deadline) {
+				t.Fatal("ingester never subscribed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return in
+	}
+	// status reads the retained status of replica with a fresh client.
+	n := 0
+	status := func(replica string) string {
+		t.Helper()
+		n++
+		c := b.Client(t, fmt.Sprintf("reader-%d", n), nil)
+		defer c.Disconnect(0)
+		got := make(chan string, 1)
+		if err := mqtttest.Subscribe(c, presence.IngestStatusTopic(replica), func(_ mqtt.Client, m mqtt.Message) {
+			if m.Retained() {
+				select {
+				case got <- string(m.Payload()):
+				default:
+				}
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(2 * time.Second):
+			return "(none)"
+		}
+	}
+	a := start(b.URL(), "replica-a")
+	if s := status("replica-a"); s != presence.StatusOnline {
+		t.Fatalf("replica-a subscribed: status %q, want online", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := status("replica-a"); s != presence.StatusOffline {
+		t.Fatalf("replica-a closed: status %q, want offline", s)
+	}
+	start(proxy.URL(false), "replica-b")
+	if s := status("replica-b"); s != presence.StatusOnline {
+		t.Fatalf("replica-b subscribed: status %q, want online", s)
+	}
+	proxy.Kill() // no DISCONNECT: the broker publishes the will
+	deadline := time.Now().Add(10 * time.Second)
+	for s := status("replica-b"); s != presence.StatusOffline; s = status("replica-b") {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica-b's connection died: status %q, want its will, offline", s)
+		}
 	}
 }

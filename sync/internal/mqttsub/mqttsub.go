@@ -11,8 +11,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// Subscribe subscribes c to filters (each at its QoS) with handler h and
-// waits up to timeout for the SUBACK. It is an error when none comes,
+// Subscribe subscribes c to filters (each at its QoS) with handler h (nil:
+// the routes already added to c) and waits up to timeout for the SUBACK. It is an error when none comes,
 // when paho reports one, or when the broker refuses a filter (return code
 // 0x80, typically its ACL), which paho does not count as an error.
 func Subscribe(c mqtt.Client, filters map[string]byte, h mqtt.MessageHandler, timeout time.Duration) error {
