@@ -74,7 +74,11 @@ type HealthConfig struct {
 // ModelsConfig places the three models.
 type ModelsConfig struct {
 	// Dir is where relative model paths are looked up.
-	Dir      string        `yaml:"dir"`
+	Dir string `yaml:"dir"`
+	// MaxBatch above 1 lets a request carry up to MaxBatch frames (several
+	// cameras) on the first axis of its inputs, for models with a dynamic
+	// first axis; see inference.Config.MaxBatch. 0: one frame a request.
+	MaxBatch int           `yaml:"max_batch"`
 	Primary  BackendConfig `yaml:"primary"`
 	Shadow   BackendConfig `yaml:"shadow"`
 	Degraded BackendConfig `yaml:"degraded"`
@@ -399,6 +403,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryLimitMB < 0 || (c.MemoryLimitMB > 0 && c.MemoryLimitMB < 64) {
 		return fmt.Errorf("memory_limit_mb %d: want 0 (none) or at least 64", c.MemoryLimitMB)
+	}
+	if c.Models.MaxBatch < 0 || c.Models.MaxBatch > inference.MaxBatchLimit {
+		return fmt.Errorf("models.max_batch %d: want 0 (one frame a request) to %d", c.Models.MaxBatch, inference.MaxBatchLimit)
 	}
 	for _, m := range []struct {
 		name string

@@ -199,6 +199,7 @@ func (d *Daemon) loadModels() error {
 			TensorRT:   bc.TensorRT,
 			Sessions:   bc.Sessions,
 			WarmupRuns: bc.Warmup,
+			MaxBatch:   m.MaxBatch,
 		}
 		be, err := inference.Load(cfg)
 		if err != nil {

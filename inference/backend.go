@@ -32,6 +32,11 @@ type Config struct {
 	// InputShapes fixes the dynamic axes of inputs by name; axes left
 	// dynamic run with size 1.
 	InputShapes map[string][]int64 `yaml:"input_shapes" json:"input_shapes,omitempty"`
+	// MaxBatch above 1 lets a request carry up to MaxBatch frames on the
+	// first axis of every input, for a model whose inputs and outputs have
+	// a dynamic first axis (a model with a fixed one fails to load). 0 or 1:
+	// one shape, as InputShapes and the model say.
+	MaxBatch int `yaml:"max_batch" json:"max_batch,omitempty"`
 }
 
 // Result describes one successful (or output-invalid) run.
@@ -87,6 +92,12 @@ type slot struct {
 	sess *ort.AdvancedSession
 	in   []*ort.CustomDataTensor
 	out  []*ort.CustomDataTensor
+	// runs[n] runs a batch of n frames (see batch.go): sess for the full
+	// batch, views of it bound to batchIn/batchOut for smaller ones. run is
+	// the one the worker runs next.
+	runs              []*ort.AdvancedSession
+	run               *ort.AdvancedSession
+	batchIn, batchOut []*ort.CustomDataTensor
 	// inRaw and outRaw are the tensors' bytes; inF32 and outF32 view them
 	// as float32 where the dtype is float32.
 	inRaw, outRaw [][]byte
@@ -115,11 +126,19 @@ func Load(cfg Config) (*Backend, error) {
 	if cfg.WarmupRuns == 0 {
 		cfg.WarmupRuns = 3
 	}
+	if cfg.MaxBatch < 0 || cfg.MaxBatch > MaxBatchLimit {
+		return nil, fmt.Errorf("backend %s: max_batch %d: want 0 or 1 (no batches) up to %d", cfg.Name, cfg.MaxBatch, MaxBatchLimit)
+	}
+	if cfg.MaxBatch > 1 {
+		if err := checkSessionLayout(); err != nil {
+			return nil, fmt.Errorf("backend %s: max_batch %d: %w", cfg.Name, cfg.MaxBatch, err)
+		}
+	}
 	data, err := readModel(cfg.ModelPath)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
-	model, err := describeModel(cfg.ModelPath, data, cfg.InputShapes)
+	model, err := describeModel(cfg.ModelPath, data, cfg.InputShapes, cfg.MaxBatch)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
@@ -137,6 +156,7 @@ func Load(cfg Config) (*Backend, error) {
 	if err := model.readInputRanges(); err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
+	model.setBatches()
 	b := &Backend{
 		info: Info{Name: cfg.Name, Provider: cfg.Provider.String(), Model: model, Sessions: cfg.Sessions},
 		pool: make(chan *slot, cfg.Sessions),
@@ -169,9 +189,11 @@ func baseName(p string) string {
 }
 
 // resolveOutputShapes settles dynamic output axes by running the model once
-// on the fixed input shapes and reading what comes out.
+// on the fixed input shapes and reading what comes out. A model that takes
+// batches runs once more with one frame, to check that its outputs carry the
+// batch on their first axis.
 func resolveOutputShapes(m *ModelInfo, data []byte, opts *ort.SessionOptions) error {
-	dynamic := false
+	dynamic := m.MaxBatch > 1
 	for _, o := range m.Outputs {
 		for _, d := range o.Shape {
 			dynamic = dynamic || d <= 0
@@ -189,25 +211,54 @@ func resolveOutputShapes(m *ModelInfo, data []byte, opts *ort.SessionOptions) er
 		return sessionError(m.Path, err)
 	}
 	defer sess.Destroy()
-	ins := make([]ort.Value, len(m.Inputs))
-	for i, in := range m.Inputs {
+	full, err := trialRun(sess, m, m.Inputs)
+	if err != nil {
+		return err
+	}
+	if m.MaxBatch > 1 {
+		ones := make([]TensorInfo, len(m.Inputs))
+		for i, in := range m.Inputs {
+			ones[i] = in
+			ones[i].Shape = append([]int64{1}, in.Shape[1:]...)
+			ones[i].Size = in.Size / m.MaxBatch
+		}
+		one, err := trialRun(sess, m, ones)
+		if err != nil {
+			return err
+		}
+		if err := m.checkBatchOutputs(full, one); err != nil {
+			return err
+		}
+	}
+	for i, shape := range full {
+		m.Outputs[i].Shape = []int64(shape)
+		m.Outputs[i].Size = int(shape.FlattenedSize())
+	}
+	return nil
+}
+
+// trialRun runs the model on zeros of the given input shapes and returns
+// the output shapes.
+func trialRun(sess *ort.DynamicAdvancedSession, m *ModelInfo, inputs []TensorInfo) ([]ort.Shape, error) {
+	ins := make([]ort.Value, len(inputs))
+	for i, in := range inputs {
 		t, _, err := newTensor(in)
 		if err != nil {
-			return fmt.Errorf("model %s: input %q: %w", m.Path, in.Name, err)
+			return nil, fmt.Errorf("model %s: input %q: %w", m.Path, in.Name, err)
 		}
 		defer t.Destroy()
 		ins[i] = t
 	}
 	outs := make([]ort.Value, len(m.Outputs))
 	if err := sess.Run(ins, outs); err != nil {
-		return fmt.Errorf("model %s: trial run to learn output shapes: %w", m.Path, err)
+		return nil, fmt.Errorf("model %s: trial run to learn output shapes: %w", m.Path, err)
 	}
+	shapes := make([]ort.Shape, len(outs))
 	for i, v := range outs {
 		defer v.Destroy()
-		m.Outputs[i].Shape = []int64(v.GetShape().Clone())
-		m.Outputs[i].Size = int(v.GetShape().FlattenedSize())
+		shapes[i] = v.GetShape().Clone()
 	}
-	return nil
+	return shapes, nil
 }
 
 func (m *ModelInfo) names() (in, out []string) {
@@ -265,7 +316,38 @@ func (b *Backend) newSlot(data []byte, opts *ort.SessionOptions) (*slot, error) 
 		return nil, sessionError(m.Path, err)
 	}
 	s.sess = sess
+	s.runs = make([]*ort.AdvancedSession, m.batch()+1)
+	s.runs[m.batch()], s.run = sess, sess
+	if err := s.batchViews(m); err != nil {
+		s.destroy()
+		return nil, err
+	}
 	return s, nil
+}
+
+// batchViews binds, for each batch size n below the full one, tensors of n
+// frames over the front of the slot's memory to a view of its session.
+func (s *slot) batchViews(m *ModelInfo) error {
+	for n := 1; n < m.batch(); n++ {
+		ins := make([]*ort.CustomDataTensor, len(m.Inputs))
+		for i, t := range m.Inputs {
+			x, err := ort.NewCustomDataTensor(ort.NewShape(t.shapeFor(n)...), s.inRaw[i][:len(s.inRaw[i])/m.batch()*n], ort.TensorElementDataType(t.DType))
+			if err != nil {
+				return fmt.Errorf("allocate input %q for a batch of %d: %w", t.Name, n, err)
+			}
+			s.batchIn, ins[i] = append(s.batchIn, x), x
+		}
+		outs := make([]*ort.CustomDataTensor, len(m.Outputs))
+		for i, t := range m.Outputs {
+			x, err := ort.NewCustomDataTensor(ort.NewShape(t.shapeFor(n)...), s.outRaw[i][:len(s.outRaw[i])/m.batch()*n], ort.TensorElementDataType(t.DType))
+			if err != nil {
+				return fmt.Errorf("allocate output %q for a batch of %d: %w", t.Name, n, err)
+			}
+			s.batchOut, outs[i] = append(s.batchOut, x), x
+		}
+		s.runs[n] = sessionView(s.sess, ins, outs)
+	}
+	return nil
 }
 
 // newTensor allocates the bytes of a tensor on the Go heap (which does not
@@ -285,13 +367,12 @@ func f32View(d DType, raw []byte) []float32 {
 
 func (s *slot) destroy() {
 	if s.sess != nil {
-		s.sess.Destroy()
+		s.sess.Destroy() // and with it every view in runs
 	}
-	for _, t := range s.in {
-		t.Destroy()
-	}
-	for _, t := range s.out {
-		t.Destroy()
+	for _, ts := range [][]*ort.CustomDataTensor{s.in, s.out, s.batchIn, s.batchOut} {
+		for _, t := range ts {
+			t.Destroy()
+		}
 	}
 	if s.opts != nil {
 		s.opts.Destroy()
@@ -305,12 +386,16 @@ func (b *Backend) warmUp(runs int) error {
 			fill(d, 0.5)
 		}
 		for r := 0; r < runs; r++ {
-			t0 := time.Now()
-			if err := s.sess.Run(); err != nil {
-				return fmt.Errorf("session %d run %d: %w", i, r, err)
-			}
-			if i == 0 && r == 0 {
-				b.info.FirstRun = time.Since(t0)
+			// Every batch size: ONNX Runtime plans memory (and a GPU
+			// provider may pick kernels) per shape on its first run.
+			for n := len(s.runs) - 1; n >= 1; n-- {
+				t0 := time.Now()
+				if err := s.runs[n].Run(); err != nil {
+					return fmt.Errorf("session %d run %d (batch of %d): %w", i, r, n, err)
+				}
+				if i == 0 && r == 0 && n == len(s.runs)-1 {
+					b.info.FirstRun = time.Since(t0)
+				}
 			}
 		}
 	}
@@ -331,7 +416,7 @@ func fill(d []float32, v float32) {
 func (s *slot) work() {
 	defer s.b.workers.Done()
 	for range s.start {
-		err := s.sess.RunWithOptions(s.opts)
+		err := s.run.RunWithOptions(s.opts)
 		s.b.inFlight.Add(-1)
 		if s.state.CompareAndSwap(slotRunning, slotFinished) {
 			s.done <- err
@@ -385,7 +470,7 @@ func (b *Backend) NewInputs() []Tensor {
 }
 
 // Run runs the model on in and writes the outputs into out (whose Data is
-// reused when it has the right length, allocated otherwise), answering by
+// reused when its capacity suffices, allocated otherwise), answering by
 // deadline at the latest. in must hold every model input, by name; see
 // InputError. Past the deadline (or when ctx ends) the native run is asked to
 // stop and Run returns a *DeadlineError (errors.Is ErrDeadline) or ctx's
@@ -394,9 +479,14 @@ func (b *Backend) NewInputs() []Tensor {
 //
 // NaN, Inf or out-of-range outputs give an *InvalidOutputError with the
 // outputs still written to out.
+//
+// A backend loaded with MaxBatch runs a batch of 1 to MaxBatch frames, as
+// many as the inputs' first axis holds, and writes as many answers on the
+// outputs' first axis.
 func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
 	var res Result
-	if err := b.checkInputs(in); err != nil {
+	n, err := b.checkInputs(in)
+	if err != nil {
 		return res, err
 	}
 	if len(out) != len(b.info.Model.Outputs) {
@@ -413,6 +503,7 @@ func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor)
 	if err != nil {
 		return res, err
 	}
+	s.run = s.runs[n]
 	if b.closed.Load() {
 		b.pool <- s
 		return res, ErrClosed
@@ -453,7 +544,7 @@ func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor)
 		s.release()
 		return res, fmt.Errorf("backend %s: run: %w", b.info.Name, err)
 	}
-	err = b.copyOutputs(s, out)
+	err = b.copyOutputs(s, out, n)
 	s.release()
 	return res, err
 }
@@ -536,41 +627,88 @@ func tensorIndex(want []TensorInfo, name string, i int) int {
 	return -1
 }
 
-func (b *Backend) checkInputs(in []Tensor) error { return checkTensors(b.info.Model.Inputs, in) }
+func (b *Backend) checkInputs(in []Tensor) (int, error) {
+	return checkTensors(b.info.Model.Inputs, b.info.Model.MaxBatch, in)
+}
 
 // checkTensors checks a request's tensors against a model's inputs: each
-// input once, by name, with its dtype, shape and length.
-func checkTensors(want []TensorInfo, in []Tensor) error {
+// input once, by name, with its dtype, shape and length. It returns the
+// number of frames: with maxBatch above 1, the first axis of every input,
+// 1 to maxBatch and the same for all; else 1.
+func checkTensors(want []TensorInfo, maxBatch int, in []Tensor) (int, error) {
 	if len(in) != len(want) {
-		return &InputError{Expected: fmt.Sprintf("%d input tensors (%s)", len(want), tensorNames(want)), Got: fmt.Sprint(len(in))}
+		return 0, &InputError{Expected: fmt.Sprintf("%d input tensors (%s)", len(want), tensorNames(want)), Got: fmt.Sprint(len(in))}
 	}
+	batch := 0
 	for i := range in {
-		t := &in[i]
-		j := tensorIndex(want, t.Name, i)
-		if j < 0 {
-			return &InputError{Input: t.Name, Expected: "one of the model's inputs (" + tensorNames(want) + ")", Got: "an unknown name"}
+		n, err := checkTensor(want, maxBatch, in, i)
+		if err != nil {
+			return 0, err
 		}
-		for k := range i {
-			if in[k].Name == t.Name {
-				return &InputError{Input: t.Name, Expected: "each input once", Got: "it twice"}
-			}
+		if batch != 0 && n != batch {
+			return 0, &InputError{Input: in[i].Name, Expected: fmt.Sprintf("a batch of %d frames, as input %q has", batch, in[0].Name), Got: fmt.Sprintf("shape %v", in[i].Shape)}
 		}
-		w := &want[j]
-		if t.DType.normal() != w.DType {
-			return &InputError{Input: t.Name, Expected: "dtype " + w.DType.String(), Got: "dtype " + t.DType.String()}
-		}
-		if !sameShape(t.Shape, w.Shape) {
-			return &InputError{Input: t.Name, Expected: fmt.Sprintf("shape %v", w.Shape), Got: fmt.Sprintf("shape %v", t.Shape)}
-		}
-		if w.DType == Float32 {
-			if len(t.Data) != w.Size {
-				return &InputError{Input: t.Name, Expected: fmt.Sprintf("%d float32 values for shape %v", w.Size, w.Shape), Got: fmt.Sprint(len(t.Data))}
-			}
-		} else if len(t.Raw) != w.Size*w.DType.Size() {
-			return &InputError{Input: t.Name, Expected: fmt.Sprintf("%d bytes of %s for shape %v", w.Size*w.DType.Size(), w.DType, w.Shape), Got: fmt.Sprintf("%d bytes", len(t.Raw))}
+		batch = n
+	}
+	return batch, nil
+}
+
+// checkTensor checks in[i] and returns its number of frames.
+func checkTensor(want []TensorInfo, maxBatch int, in []Tensor, i int) (int, error) {
+	t := &in[i]
+	j := tensorIndex(want, t.Name, i)
+	if j < 0 {
+		return 0, &InputError{Input: t.Name, Expected: "one of the model's inputs (" + tensorNames(want) + ")", Got: "an unknown name"}
+	}
+	for k := range i {
+		if in[k].Name == t.Name {
+			return 0, &InputError{Input: t.Name, Expected: "each input once", Got: "it twice"}
 		}
 	}
-	return nil
+	w := &want[j]
+	if t.DType.normal() != w.DType {
+		return 0, &InputError{Input: t.Name, Expected: "dtype " + w.DType.String(), Got: "dtype " + t.DType.String()}
+	}
+	n, size := 1, w.Size
+	if maxBatch > 1 {
+		if len(t.Shape) > 0 && t.Shape[0] >= 1 && t.Shape[0] <= int64(maxBatch) {
+			n = int(t.Shape[0])
+		}
+		if !sameShape(t.Shape, w.shapeFor(n)) {
+			return 0, &InputError{Input: t.Name, Expected: fmt.Sprintf("shape [N%s] with a batch of N = 1 to %d frames", dims(w.Shape[1:]), maxBatch), Got: fmt.Sprintf("shape %v", t.Shape)}
+		}
+		size = w.Size / maxBatch * n
+	} else if !sameShape(t.Shape, w.Shape) {
+		return 0, &InputError{Input: t.Name, Expected: fmt.Sprintf("shape %v%s", w.Shape, batchHint(w, t.Shape)), Got: fmt.Sprintf("shape %v", t.Shape)}
+	}
+	if w.DType == Float32 {
+		if len(t.Data) != size {
+			return 0, &InputError{Input: t.Name, Expected: fmt.Sprintf("%d float32 values for shape %v", size, t.Shape), Got: fmt.Sprint(len(t.Data))}
+		}
+	} else if len(t.Raw) != size*w.DType.Size() {
+		return 0, &InputError{Input: t.Name, Expected: fmt.Sprintf("%d bytes of %s for shape %v", size*w.DType.Size(), w.DType, t.Shape), Got: fmt.Sprintf("%d bytes", len(t.Raw))}
+	}
+	return n, nil
+}
+
+// batchHint explains a request that differs from a model without batches
+// on the first axis only.
+func batchHint(w *TensorInfo, got []int64) string {
+	if len(got) != len(w.Shape) || len(got) == 0 || !sameShape(got[1:], w.Shape[1:]) {
+		return ""
+	}
+	if len(w.DeclaredShape) > 0 && w.DeclaredShape[0] <= 0 {
+		return " (the model's first axis is dynamic, but max_batch is not set: one shape only)"
+	}
+	return fmt.Sprintf(" (the model's first axis is fixed at %d: it takes no batches)", w.Shape[0])
+}
+
+func dims(d []int64) string {
+	var sb strings.Builder
+	for _, x := range d {
+		fmt.Fprintf(&sb, " %d", x)
+	}
+	return sb.String()
 }
 
 func tensorNames(ts []TensorInfo) string {
@@ -596,30 +734,40 @@ func sameShape(a, b []int64) bool {
 	return true
 }
 
-func (b *Backend) copyOutputs(s *slot, out []Tensor) error {
+// copyOutputs copies the outputs of a batch of n frames into out, reusing
+// out's buffers where their capacity suffices.
+func (b *Backend) copyOutputs(s *slot, out []Tensor, n int) error {
 	var invalid error
-	for i, o := range b.info.Model.Outputs {
+	m := &b.info.Model
+	for i := range m.Outputs {
+		o := &m.Outputs[i]
 		t := &out[i]
-		t.Name, t.DType, t.Shape = o.Name, o.DType, o.Shape
+		size := o.Size / m.batch() * n
+		t.Name, t.DType, t.Shape = o.Name, o.DType, o.shapeFor(n)
 		if s.outF32[i] == nil {
-			if len(t.Raw) != len(s.outRaw[i]) {
-				t.Raw = make([]byte, len(s.outRaw[i]))
-			}
+			t.Raw = resize(t.Raw, size*o.DType.Size())
 			copy(t.Raw, s.outRaw[i])
 			continue
 		}
-		if len(t.Data) != o.Size {
-			t.Data = make([]float32, o.Size)
-		}
+		t.Data = resize(t.Data, size)
 		copy(t.Data, s.outF32[i])
 		if invalid == nil {
-			invalid = checkValues(o.Name, t.Data, b.info.Model.Ranges[i])
+			invalid = checkValues(o.Name, t.Data, m.Ranges[i])
 		}
 	}
 	if invalid != nil {
 		return fmt.Errorf("backend %s: %w", b.info.Name, invalid)
 	}
 	return nil
+}
+
+// resize returns b with length n, reusing its memory when its capacity
+// suffices.
+func resize[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }
 
 // Close stops taking runs, waits until no native run is in flight (or ctx

@@ -8,9 +8,16 @@
 // ErrProviderUnavailable; a GPU backend never runs silently on the CPU.
 //
 // Load discovers the model's inputs and outputs and its Vigil metadata
-// (name, version, role and declared output ranges), and every request is
-// checked against them: a wrong name, dtype, shape or length is an
-// *InputError that says what was expected and what came.
+// (name, version, role, declared output and input ranges), and every request
+// is checked against them: a wrong name, dtype, shape or length is an
+// *InputError that says what was expected and what came. With
+// Config.MaxBatch, a model with a dynamic first axis takes a batch of 1 to
+// MaxBatch frames in one run (see batch.go).
+//
+// The Router checks more before any backend sees a request (InputChecks):
+// NaN and ±Inf in floating-point inputs, and values outside a range a model
+// declares for an input, are an *InputError naming the input and the first
+// offending element, so that one bad frame costs no backend its health.
 //
 // Backend.Run answers by the request's deadline at the latest. Each backend
 // owns a fixed number of sessions; each session has preallocated tensors, its

@@ -31,7 +31,8 @@ const (
 const Unversioned = "unversioned"
 
 // TensorInfo describes one input or output of a loaded model. Shape is the
-// concrete shape the backend runs with; DeclaredShape is what the model file
+// concrete shape the backend runs with (for a model that takes batches, with
+// the largest batch on the first axis); DeclaredShape is what the model file
 // says, where -1 marks a dynamic axis. Vigil's models are float32 throughout;
 // other numeric element types are carried as raw bytes.
 type TensorInfo struct {
@@ -41,6 +42,8 @@ type TensorInfo struct {
 	DeclaredShape []int64 `json:"declared_shape"`
 	// Size is the number of elements of Shape.
 	Size int `json:"size"`
+
+	batchShapes [][]int64 // by batch size, when the model takes batches
 }
 
 // Range is the inclusive interval an output element must fall in.
@@ -48,10 +51,14 @@ type Range struct{ Min, Max float32 }
 
 // ModelInfo is what Vigil learned about a model when it loaded it.
 type ModelInfo struct {
-	Path     string            `json:"path"`
-	Name     string            `json:"name"`
-	Version  string            `json:"version"`
-	Role     string            `json:"role"`
+	Path    string `json:"path"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Role    string `json:"role"`
+	// MaxBatch is the largest batch of frames a request may carry on the
+	// first axis of every input (Config.MaxBatch); 0 when the model runs
+	// one shape only.
+	MaxBatch int               `json:"max_batch,omitempty"`
 	Inputs   []TensorInfo      `json:"inputs"`
 	Outputs  []TensorInfo      `json:"outputs"`
 	Metadata map[string]string `json:"metadata,omitempty"`
@@ -81,8 +88,11 @@ func readModel(path string) ([]byte, error) {
 
 // describeModel reads inputs, outputs and metadata from model bytes. It
 // accepts only models whose inputs and outputs are all float32 tensors.
-func describeModel(path string, data []byte, shapes map[string][]int64) (ModelInfo, error) {
+func describeModel(path string, data []byte, shapes map[string][]int64, maxBatch int) (ModelInfo, error) {
 	info := ModelInfo{Path: path}
+	if maxBatch > 1 {
+		info.MaxBatch = maxBatch
+	}
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
 		return info, fmt.Errorf("%w: model %s is not an ONNX model ONNX Runtime can load (truncated or corrupt?): %v", ErrBadModel, path, err)
@@ -108,6 +118,9 @@ func describeModel(path string, data []byte, shapes map[string][]int64) (ModelIn
 			return info, err
 		}
 		info.Inputs = append(info.Inputs, t)
+	}
+	if err := info.batchInputs(shapes); err != nil {
+		return info, err
 	}
 	for _, out := range outs {
 		t, err := tensorInfo(path, "output", out)
@@ -221,7 +234,7 @@ func (info *ModelInfo) readRanges() error {
 		if info.Outputs[idx].DType != Float32 {
 			return fmt.Errorf("%w: model %s: metadata %s: ranges apply to float32 outputs only", ErrBadModel, info.Path, k)
 		}
-		r, err := parseRanges(v, info.Outputs[idx].Size)
+		r, err := parseRanges(v, info.Outputs[idx].Size/info.batch())
 		if err != nil {
 			return fmt.Errorf("%w: model %s: metadata %s: %v", ErrBadModel, info.Path, k, err)
 		}

@@ -201,6 +201,7 @@ type Router struct {
 	plan     atomic.Pointer[watchdog.Plan]
 	inputs   []TensorInfo
 	outputs  []TensorInfo
+	maxBatch int          // frames a request may carry, when above 1
 	checks   []valueCheck // per input
 	pool     chan *request
 	canaries [watchdog.NumBackends]*request // one canary at a time per backend
@@ -232,7 +233,7 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 		if ref == nil {
 			ref = be
 			m := be.Info().Model
-			r.inputs, r.outputs = m.Inputs, m.Outputs
+			r.inputs, r.outputs, r.maxBatch = m.Inputs, m.Outputs, m.MaxBatch
 			continue
 		}
 		if err := sameContract(ref.Info(), be.Info()); err != nil {
@@ -258,6 +259,7 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 		q := r.newRequest()
 		q.canary, q.canaryOf = true, watchdog.Backend(b)
 		fillPattern(q.in)
+		r.setBatch(q, 1) // a canary probes with one frame
 		r.canaries[b] = q
 	}
 	for b := range r.lanes {
@@ -285,6 +287,9 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 }
 
 func sameContract(a, b Info) error {
+	if a.Model.MaxBatch != b.Model.MaxBatch {
+		return fmt.Errorf("max_batch %d vs %d", a.Model.MaxBatch, b.Model.MaxBatch)
+	}
 	if err := sameTensors("input", a.Model.Inputs, b.Model.Inputs); err != nil {
 		return err
 	}
@@ -368,6 +373,21 @@ func (r *Router) newRequest() *request {
 		}
 	}
 	return q
+}
+
+// setBatch sizes q's inputs for a batch of n frames, within the capacity
+// newRequest gave them.
+func (r *Router) setBatch(q *request, n int) {
+	for j := range q.in {
+		t, w := &q.in[j], &r.inputs[j]
+		size := w.Size / max(r.maxBatch, 1) * n
+		t.Shape = w.shapeFor(n)
+		if t.Data != nil {
+			t.Data = t.Data[:size]
+		} else {
+			t.Raw = t.Raw[:size*w.DType.Size()]
+		}
+	}
 }
 
 // lane runs backend b for requests until the router closes.
@@ -503,7 +523,8 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 	if active, ok := p.Active(); ok {
 		ans.Active = active
 	}
-	if err := r.checkRequest(in, out); err != nil {
+	batch, err := r.checkRequest(in, out)
+	if err != nil {
 		ans.Latency = time.Since(t0)
 		r.stats.refused()
 		return err
@@ -531,6 +552,7 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 		ans.noResult(ReasonOverloaded)
 		return nil
 	}
+	r.setBatch(q, batch)
 	for i := range in {
 		j := tensorIndex(r.inputs, in[i].Name, i)
 		copy(q.in[j].Data, in[i].Data)
@@ -552,20 +574,21 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 }
 
 // checkRequest checks a request's tensors against the contract, then the
-// values of its inputs.
-func (r *Router) checkRequest(in, out []Tensor) error {
-	if err := checkTensors(r.inputs, in); err != nil {
-		return err
+// values of its inputs, and returns the number of frames it carries.
+func (r *Router) checkRequest(in, out []Tensor) (int, error) {
+	batch, err := checkTensors(r.inputs, r.maxBatch, in)
+	if err != nil {
+		return 0, err
 	}
 	if len(out) != len(r.outputs) {
-		return &InputError{Expected: fmt.Sprintf("%d output tensors", len(r.outputs)), Got: fmt.Sprint(len(out))}
+		return 0, &InputError{Expected: fmt.Sprintf("%d output tensors", len(r.outputs)), Got: fmt.Sprint(len(out))}
 	}
 	for i := range in {
 		if err := r.checks[tensorIndex(r.inputs, in[i].Name, i)].checkValues(&in[i]); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return batch, nil
 }
 
 func (a *Answer) noResult(reason Reason) {
@@ -574,14 +597,10 @@ func (a *Answer) noResult(reason Reason) {
 
 func copyTensor(dst, src *Tensor) {
 	dst.Name, dst.DType, dst.Shape = src.Name, src.DType, src.Shape
-	if len(dst.Data) != len(src.Data) {
-		dst.Data = make([]float32, len(src.Data))
-	}
+	dst.Data = resize(dst.Data, len(src.Data))
 	copy(dst.Data, src.Data)
 	if len(src.Raw) > 0 {
-		if len(dst.Raw) != len(src.Raw) {
-			dst.Raw = make([]byte, len(src.Raw))
-		}
+		dst.Raw = resize(dst.Raw, len(src.Raw))
 		copy(dst.Raw, src.Raw)
 	}
 }

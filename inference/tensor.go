@@ -150,7 +150,8 @@ func (e *DeadlineError) Error() string {
 func (e *DeadlineError) Is(target error) bool { return target == ErrDeadline }
 
 // checkValues returns the first NaN, Inf or out-of-range element of data.
-// ranges is nil, one range for all, or one per element.
+// ranges is nil, one range for all, or one per element of a frame (data
+// may hold several frames).
 func checkValues(name string, data []float32, ranges []Range) error {
 	for i, v := range data {
 		switch {
@@ -166,7 +167,7 @@ func checkValues(name string, data []float32, ranges []Range) error {
 		case 1:
 			r = ranges[0]
 		default:
-			r = ranges[i]
+			r = ranges[i%len(ranges)]
 		}
 		if v < r.Min || v > r.Max {
 			return &InvalidOutputError{Output: name, Index: i, Value: v, Reason: InvalidRange, Range: r}

@@ -55,6 +55,26 @@ func DemoModels(t testing.TB) map[string]string {
 	return m
 }
 
+// DemoBatchModels writes the multi-camera variants of the three demo models
+// (demo.GenerateBatched: a dynamic first axis on input and output) into a
+// temporary directory and returns a map from role to path.
+func DemoBatchModels(t testing.TB) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	m := make(map[string]string, len(demo.Roles))
+	for _, role := range demo.Roles {
+		data, err := demo.GenerateBatched(role)
+		if err != nil {
+			t.Fatalf("generate batched %s model: %v", role, err)
+		}
+		m[role] = filepath.Join(dir, demo.FileName(role))
+		if err := os.WriteFile(m[role], data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
 // WriteModel writes model bytes (from a generator that may fail) to a file
 // in a temporary directory and returns its path.
 func WriteModel(t testing.TB, name string, data []byte, err error) string {

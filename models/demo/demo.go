@@ -83,6 +83,22 @@ func Generate(role string) ([]byte, error) {
 	return nil, fmt.Errorf("%w %q (want one of %v)", ErrUnknownRole, role, Roles)
 }
 
+// GenerateBatched returns the model for a role in Roles in its multi-camera
+// variant: the same network and weights, with a dynamic first axis on the
+// input and the output ("batch"), so that one run takes a batch of frames
+// [N,3,66,200] and answers [N,3].
+func GenerateBatched(role string) ([]byte, error) {
+	switch role {
+	case RolePrimary:
+		return primary(true)
+	case RoleShadow:
+		return shadow(true)
+	case RoleDegraded:
+		return degraded(true)
+	}
+	return nil, fmt.Errorf("%w %q (want one of %v)", ErrUnknownRole, role, Roles)
+}
+
 // FileName is the file WriteAll writes for a role, e.g. "primary.onnx".
 func FileName(role string) string {
 	return role + ".onnx"

@@ -34,5 +34,7 @@
 //
 // Primary, Shadow and Degraded return the serialised models; WriteAll writes
 // all three to a directory atomically (cmd/vigil-models does this for
-// `make models`).
+// `make models`). GenerateBatched returns their multi-camera variants: the
+// same networks and weights with a dynamic first axis ("batch") on input and
+// output, taking [N,3,66,200] and answering [N,3].
 package demo

@@ -51,7 +51,7 @@ func (l *layers) dense(in string, nin, nout int, relu bool) string {
 // controlsHead maps the [1,3] pre-activations to the output contract:
 // steering = Tanh, acceleration and braking = Sigmoid, concatenated into
 // OutputName.
-func controlsHead(b *onnxgraph.Builder, logits string) {
+func controlsHead(b *onnxgraph.Builder, logits string, batch bool) {
 	b.AddNode("Split", []string{logits}, []string{"steer.logit", "accel.logit", "brake.logit"},
 		onnxgraph.Int("axis", 1))
 	b.AddNode("Tanh", []string{"steer.logit"}, []string{"steer"})
@@ -59,7 +59,11 @@ func controlsHead(b *onnxgraph.Builder, logits string) {
 	b.AddNode("Sigmoid", []string{"brake.logit"}, []string{"brake"})
 	b.AddNode("Concat", []string{"steer", "accel", "brake"}, []string{OutputName},
 		onnxgraph.Int("axis", 1))
-	b.AddOutput(OutputName, OutputShape...)
+	shape := OutputShape
+	if batch {
+		shape = batchShape(OutputShape)
+	}
+	b.AddOutput(OutputName, shape...)
 }
 
 func dims(d ...int) []int64 {

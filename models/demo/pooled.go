@@ -6,9 +6,11 @@ import "github.com/vigil-av/vigil/models/onnxgraph"
 // AveragePool over 11×20 tiles (3×66×200 → 3×6×10), Flatten, a dense layer of
 // 32 with ReLU, a dense output layer of 3 and the controls head. Its weights
 // come from DegradedSeed.
-func Degraded() ([]byte, error) {
+func Degraded() ([]byte, error) { return degraded(false) }
+
+func degraded(batch bool) ([]byte, error) {
 	const name = "pooled-mlp"
-	b := newModel(name, RoleDegraded, DegradedSeed,
+	b := newModel(name, RoleDegraded, DegradedSeed, batch,
 		"Average-pooled MLP with seeded He-uniform weights: the CPU fallback (a demo model, not trained).")
 	l := &layers{b: b, w: newWeights(DegradedSeed, nil)}
 
@@ -18,6 +20,6 @@ func Degraded() ([]byte, error) {
 	b.AddNode("Flatten", []string{"pool"}, []string{"flatten"}, onnxgraph.Int("axis", 1))
 	x := l.dense("flatten", 3*6*10, 32, true)
 	x = l.dense(x, 32, 3, false)
-	controlsHead(b, x)
+	controlsHead(b, x, batch)
 	return b.Marshal()
 }

@@ -17,6 +17,15 @@ const (
 	Opset     = 13
 )
 
+// Batch, as a dimension of a graph input or output, is a dynamic axis: its
+// dim_param is BatchParam, so that ONNX Runtime takes any size there and
+// ties together the axes that share the name (a batch of frames in, as many
+// answers out).
+const (
+	Batch      int64 = -1
+	BatchParam       = "batch"
+)
+
 // Attribute is one node attribute; build it with Int, Ints or Float.
 type Attribute struct {
 	proto *onnx.AttributeProto
@@ -81,12 +90,14 @@ func (b *Builder) SetMetadata(key, value string) {
 	b.metadata = append(b.metadata, &onnx.StringStringEntryProto{Key: key, Value: value})
 }
 
-// AddInput declares a float32 graph input with a fixed shape.
+// AddInput declares a float32 graph input with a fixed shape, where only
+// Batch marks a dynamic axis.
 func (b *Builder) AddInput(name string, shape ...int64) {
 	b.inputs = append(b.inputs, b.valueInfo("input", name, shape))
 }
 
-// AddOutput declares a float32 graph output with a fixed shape.
+// AddOutput declares a float32 graph output with a fixed shape, where only
+// Batch marks a dynamic axis.
 func (b *Builder) AddOutput(name string, shape ...int64) {
 	b.outputs = append(b.outputs, b.valueInfo("output", name, shape))
 }
@@ -190,14 +201,20 @@ func (b *Builder) valueInfo(kind, name string, shape []int64) *onnx.ValueInfoPro
 	if name == "" {
 		b.fail(fmt.Errorf("graph %s with an empty name", kind))
 	}
-	if _, ok := numElements(shape); !ok {
-		b.fail(fmt.Errorf("graph %s %q: invalid shape %v", kind, name, shape))
-	}
+	fixed := make([]int64, len(shape))
 	dims := make([]*onnx.TensorShapeProto_Dimension, len(shape))
 	for i, d := range shape {
+		fixed[i] = d
 		dims[i] = &onnx.TensorShapeProto_Dimension{
 			Value: &onnx.TensorShapeProto_Dimension_DimValue{DimValue: d},
 		}
+		if d == Batch {
+			fixed[i] = 1
+			dims[i].Value = &onnx.TensorShapeProto_Dimension_DimParam{DimParam: BatchParam}
+		}
+	}
+	if _, ok := numElements(fixed); !ok {
+		b.fail(fmt.Errorf("graph %s %q: invalid shape %v", kind, name, shape))
 	}
 	return &onnx.ValueInfoProto{
 		Name: name,

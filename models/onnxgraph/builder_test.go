@@ -135,7 +135,7 @@ func TestMarshalErrors(t *testing.T) {
 			b.AddInitializer("w", []int64{2, 0}, nil)
 		}, `initializer "w": invalid shape`},
 		{"input bad shape", func(b *Builder) {
-			b.AddInput("x", 1, -1)
+			b.AddInput("x", 1, -2) // only Batch (-1) is dynamic
 		}, `graph input "x": invalid shape`},
 		{"undefined node input", func(b *Builder) {
 			b.AddInput("x", 1)
@@ -184,5 +184,29 @@ func TestOptionalInputsAndOutputs(t *testing.T) {
 	b.AddOutput("a", 1, 1)
 	if _, err := b.Marshal(); err != nil {
 		t.Fatalf("empty names for omitted optional inputs/outputs: %v", err)
+	}
+}
+
+// TestBatchAxis: Batch marks a dynamic axis named by BatchParam; other
+// non-positive dimensions are still mistakes.
+func TestBatchAxis(t *testing.T) {
+	b := New("batched")
+	b.AddInput("x", Batch, 2)
+	b.AddNode("Relu", []string{"x"}, []string{"y"})
+	b.AddOutput("y", Batch, 2)
+	m, err := b.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range append(m.Graph.Input, m.Graph.Output...) {
+		dims := v.Type.GetTensorType().Shape.Dim
+		if len(dims) != 2 || dims[0].GetDimParam() != BatchParam || dims[1].GetDimValue() != 2 {
+			t.Errorf("%s: dims %v", v.Name, dims)
+		}
+	}
+	bad := New("bad")
+	bad.AddInput("x", -2, 2)
+	if _, err := bad.Marshal(); err == nil || !strings.Contains(err.Error(), "invalid shape") {
+		t.Errorf("dimension -2: %v", err)
 	}
 }

@@ -4,7 +4,7 @@
 // A Builder collects, in call order, the parts of one graph:
 //
 //   - graph inputs and outputs (AddInput, AddOutput): float32 tensors with a
-//     fixed shape;
+//     fixed shape, or with dynamic axes marked Batch (dim_param "batch");
 //   - initializers (AddInitializer): named float32 constants with a shape,
 //     stored little-endian in TensorProto.raw_data;
 //   - nodes (AddNode): an operator type, input and output tensor names, and
