@@ -130,6 +130,7 @@ sync:
   window: 16
   max_payload: 65536
   ack_timeout: 3s
+  heartbeat_interval: 5s
   reconnect_min: 1s
   reconnect_max: 2m
   max_bytes_per_second: 100000
@@ -139,7 +140,7 @@ sync:
 	}
 	s := cfg.Sync
 	if !s.Enabled || s.Broker != "ssl://broker.example:8883" || s.TLS.CA != ca || s.TLS.ServerName != "mqtt.internal" ||
-		s.Window != 16 || s.MaxPayload != 65536 || s.AckTimeout != 3*time.Second || s.ReconnectMax != 2*time.Minute || s.MaxBytesPerSecond != 100000 {
+		s.Window != 16 || s.MaxPayload != 65536 || s.AckTimeout != 3*time.Second || s.HeartbeatInterval != 5*time.Second || s.ReconnectMax != 2*time.Minute || s.MaxBytesPerSecond != 100000 {
 		t.Errorf("sync: %+v", s)
 	}
 	if s.Commands.Enabled {
@@ -166,6 +167,7 @@ sync:
 		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", commands: {enabled: true, trusted_keys: [/no/such.pub]}}": "sync.commands.trusted_keys[0]",
 		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", brokr: x}":                                                "brokr",
 		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", ack_timeout: soon}":                                       "ack_timeout",
+		"sync: {enabled: true, broker: \"tcp://127.0.0.1:1\", heartbeat_interval: 10ms}":                                "sync.heartbeat_interval",
 		"storage: {enabled: false}\nsync: {enabled: true, broker: \"tcp://127.0.0.1:1\"}":                               "storage.enabled",
 		"vehicle_id: all\nsync: {enabled: true, broker: \"tcp://127.0.0.1:1\"}":                                         "vehicle_id",
 	}
