@@ -39,26 +39,39 @@
 //     edge can ignore an ack meant for an earlier incarnation of its store;
 //     an ingester that failed on its own side sends none, and the edge
 //     resends.
-//   - sync/sink is the cloud side's idempotent store: one file per stored
-//     range, <root>/<vehicle>/<store>/<stream>/<first>-<last>.batch (store:
-//     the incarnation id in 16 lowercase hex digits), each a batch, written
-//     by temp file, fsync, rename and directory fsync before the ack. A
-//     batch whose records are all new is stored as received, once Decode
-//     has checked it; only the new sub-ranges of an overlapping batch are
-//     re-encoded. Records are de-duplicated on (vehicle, store, stream,
-//     seq): the edge's sequence numbers continue across boots, so the boot
-//     is carried but is not part of the key; they restart at 1 with a fresh
-//     store, which has a new id, so the store is. A resent batch is a
-//     duplicate and writes nothing; an overlapping one writes only its new
-//     ranges. Names are fixed by content, so replicas writing the same
-//     range collide harmlessly, and overlapping files left by replicas that
-//     share no state are merged on read and on recovery. Report gives per
-//     vehicle, store incarnation and stream (sorted by store id,
-//     numerically) the high-water mark, what is complete through, the gap
-//     records received, the ranges that eviction gaps explain and the
-//     ranges missing without explanation. ReadStore reads one incarnation's
-//     stream; ReadStream reads a stream only one incarnation has sent. Open
-//     rebuilds all of it from the tree.
+//   - sync/sink is the cloud side's idempotent store: per vehicle, store
+//     incarnation and stream, segment files
+//     <root>/<vehicle>/<store>/<stream>/<started>-<writer>-<n>.seg (store:
+//     the incarnation id in 16 lowercase hex digits) to which each batch
+//     is appended as one frame (length, sequence range, flags, CRC-32C)
+//     and synced before the ack; a segment is rolled after an hour or at
+//     64 MiB, so one vehicle's day at the demo's rates is 96 files
+//     (TestFleetDayFiles), not a file per batch. Each Sink writes segments
+//     of its own (a writer id drawn by Open) and never appends to another's
+//     or, after a restart, to its own earlier ones; a crash leaves at most
+//     part of an unacknowledged frame at a segment's end, which readers
+//     skip, and a failed write is truncated away. A batch whose records
+//     are all new is framed as received, once Decode has checked it; only
+//     the new sub-ranges of an overlapping batch are re-encoded. Records
+//     are de-duplicated on (vehicle, store, stream, seq): the edge's
+//     sequence numbers continue across boots, so the boot is carried but
+//     is not part of the key; they restart at 1 with a fresh store, which
+//     has a new id, so the store is. A resent batch is a duplicate and
+//     writes nothing; an overlapping one writes only its new ranges.
+//     Ranges stored twice by replicas that share no state are merged on
+//     read and on recovery. Compact merges the one-file-per-batch layout
+//     of earlier versions (<first>-<last>.batch, still read) into
+//     segments: new segment to a temporary name, sync, rename, directory
+//     sync, then the old files removed, so a crash mid-way loses and
+//     duplicates nothing (vigil-fleet compact). Report gives per vehicle,
+//     store incarnation and stream (sorted by store id, numerically) the
+//     high-water mark, what is complete through, the files, the gap records
+//     received, the ranges that eviction gaps explain and the ranges
+//     missing without explanation. ReadStore reads one incarnation's
+//     stream; ReadStream reads a stream only one incarnation has sent; Scan
+//     gives every record as stored, duplicates included, for checks of the
+//     sink itself. Open rebuilds all of it from the tree (every frame's
+//     header and checksum; only batches with gap records are inflated).
 //   - sync/command is the fleet-command envelope: canonical JSON of fixed
 //     field order carried base64 in {"v","payload","sig"}, signed with
 //     ed25519 over a domain prefix and the exact payload bytes. Verifier
@@ -244,7 +257,7 @@
 //
 //   - Checkpoints (vigil/v1/<vehicle>/checkpoints): planned, not issued.
 //   - Throughput: the drain is CPU-bound (reading the store, compressing,
-//     the sink's two fsyncs per batch); on loopback it reaches a small
+//     the sink's sync per batch); on loopback it reaches a small
 //     fraction of a bare publisher's rate, behind a vehicle-like uplink
 //     most of it (vigil-bench sync, --uplink).
 //

@@ -878,10 +878,10 @@ func closeQuietly(close func(context.Context) error) {
 
 // checkSink verifies that the sink holds every durable record of every
 // stream of the store exactly once, under the store's incarnation id
-// (<root>/<vehicle>/<store id in hex>/<stream>/): it decodes each stored
-// file itself (the sink's own reads de-duplicate, which would hide a
-// record stored twice), counts each seq, and compares the data records
-// with what was appended. It returns the records checked.
+// (<root>/<vehicle>/<store id in hex>/<stream>/): it reads every record
+// as stored (sink.Scan: the sink's own reads de-duplicate, which would
+// hide a record stored twice), counts each seq, and compares the data
+// records with what was appended. It returns the records checked.
 func checkSink(sk *sink.Sink, sinkDir, vehicle string, store *storage.Store, liveStream string, live map[uint64][]byte) (uint64, error) {
 	var total uint64
 	reports := map[string]sink.StreamReport{}
@@ -909,45 +909,31 @@ func checkSink(sk *sink.Sink, sinkDir, vehicle string, store *storage.Store, liv
 			return total, fmt.Errorf("%s: sink reports %d records through %d, missing %v; %d durable", ss.Name, rep.Records, rep.HighWater, rep.Missing, ss.Durable)
 		}
 		seen := make([]uint8, ss.Durable+1)
-		dir := filepath.Join(sinkDir, vehicle, fmt.Sprintf("%016x", store.StoreID()), ss.Name)
-		files, err := os.ReadDir(dir)
+		err := sk.Scan(vehicle, store.StoreID(), ss.Name, func(r batch.Record) error {
+			if r.Seq == 0 || r.Seq > ss.Durable {
+				return fmt.Errorf("%s: seq %d stored, only %d durable", ss.Name, r.Seq, ss.Durable)
+			}
+			if seen[r.Seq]++; seen[r.Seq] > 1 {
+				return fmt.Errorf("%s/%d stored more than once", ss.Name, r.Seq)
+			}
+			if r.Kind != storage.KindData {
+				return nil
+			}
+			exp, ok := []byte(nil), false
+			if ss.Name == liveStream {
+				exp, ok = live[r.Seq]
+			}
+			if !ok {
+				summary(want, r.Seq)
+				exp = want
+			}
+			if !bytes.Equal(r.Payload, exp) {
+				return fmt.Errorf("%s/%d: payload %x, appended %x", ss.Name, r.Seq, r.Payload, exp)
+			}
+			return nil
+		})
 		if err != nil {
 			return total, err
-		}
-		for _, fi := range files {
-			if !strings.HasSuffix(fi.Name(), ".batch") {
-				continue
-			}
-			raw, err := os.ReadFile(filepath.Join(dir, fi.Name()))
-			if err != nil {
-				return total, err
-			}
-			_, recs, err := batch.Decode(raw)
-			if err != nil {
-				return total, fmt.Errorf("%s/%s: %w", ss.Name, fi.Name(), err)
-			}
-			for _, r := range recs {
-				if r.Seq == 0 || r.Seq > ss.Durable {
-					return total, fmt.Errorf("%s: seq %d stored, only %d durable", ss.Name, r.Seq, ss.Durable)
-				}
-				if seen[r.Seq]++; seen[r.Seq] > 1 {
-					return total, fmt.Errorf("%s/%d stored more than once", ss.Name, r.Seq)
-				}
-				if r.Kind != storage.KindData {
-					continue
-				}
-				exp, ok := []byte(nil), false
-				if ss.Name == liveStream {
-					exp, ok = live[r.Seq]
-				}
-				if !ok {
-					summary(want, r.Seq)
-					exp = want
-				}
-				if !bytes.Equal(r.Payload, exp) {
-					return total, fmt.Errorf("%s/%d: payload %x, appended %x", ss.Name, r.Seq, r.Payload, exp)
-				}
-			}
 		}
 		if i := slices.Index(seen[1:], 0); i >= 0 {
 			return total, fmt.Errorf("%s/%d missing from the sink", ss.Name, i+1)

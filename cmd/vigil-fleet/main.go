@@ -39,6 +39,9 @@ var subcommands = []subcommand{
 	{"report", "--sink <dir> [--json]",
 		"Print what a sink directory holds, per vehicle, store and stream: high-water mark, complete-through, records, gaps reported by the vehicle, evicted and missing ranges.",
 		setupReport},
+	{"compact", "--sink <dir>",
+		"Merge the one-file-per-batch layout that earlier versions of the ingester wrote (<first>-<last>.batch) into segment files, which the ingester now appends to (a file per stream per hour). Safe while ingesters run and after a crash mid-way: every record stays stored exactly once. Prints what it merged.",
+		setupCompact},
 }
 
 type globals struct {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -526,12 +527,53 @@ func TestArgumentErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"keygen", "cmd", "vehicles", "ingest", "report", "-tls-key", "-status-wait", "-ttl", "-sink", "-group", "-out", "-json", "refused while the vehicle moves"} {
+	for _, want := range []string{"keygen", "cmd", "vehicles", "ingest", "report", "compact", "-tls-key", "-status-wait", "-ttl", "-sink", "-group", "-out", "-json", "refused while the vehicle moves"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help lacks %q", want)
 		}
 	}
 	if _, stderr, err := fleet(t, "cmd", "--help"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "usage: vigil-fleet cmd") || !strings.Contains(stderr, "-key") {
 		t.Errorf("cmd --help: %v\n%s", err, stderr)
+	}
+}
+
+// compact merges an earlier version's one-batch files into a segment;
+// the report reads the same records from it.
+func TestCompactCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sink")
+	events := filepath.Join(dir, "veh-1", "0000000000000abc", storage.StreamEvents)
+	if err := os.MkdirAll(events, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]uint64{{1, 10}, {11, 12}, {15, 20}, {5, 11}} {
+		name := fmt.Sprintf("%020d-%020d.batch", r[0], r[1])
+		if err := os.WriteFile(filepath.Join(events, name), encodeBatch(t, "veh-1", storage.StreamEvents, r[0], r[1]), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _, err := fleet(t, "report", "--sink", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := fleet(t, "compact", "--sink", dir)
+	if err != nil || !strings.Contains(out, "4 one-batch files of 1 streams merged into 1 segments") {
+		t.Fatalf("compact: %v\n%s", err, out)
+	}
+	es, _ := os.ReadDir(events)
+	if len(es) != 1 || !strings.HasSuffix(es[0].Name(), ".seg") {
+		t.Errorf("files after compact: %v", es)
+	}
+	after, _, err := fleet(t, "report", "--sink", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same row but for the count of files: 4, then 1.
+	b, a := strings.Fields(strings.Split(before, "\n")[1]), strings.Fields(strings.Split(after, "\n")[1])
+	if len(a) != 10 || b[6] != "4" || a[6] != "1" || !slices.Equal(append(b[:6:6], b[7:]...), append(a[:6:6], a[7:]...)) ||
+		a[3] != "20" || a[4] != "12" || a[5] != "18" || a[9] != "13-14" {
+		t.Errorf("report before:\n%s\nafter:\n%s", before, after)
+	}
+	if _, _, err := fleet(t, "compact", "--sink", filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "compact: --sink: stat") {
+		t.Errorf("missing directory: %v", err)
 	}
 }

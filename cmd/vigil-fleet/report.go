@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,22 +20,31 @@ func setupReport(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 		if len(args) > 0 {
 			return fmt.Errorf("report: unexpected arguments %q", args)
 		}
-		if *dir == "" {
-			return errors.New("report: --sink is required")
-		}
-		st, err := os.Stat(*dir)
+		s, err := openSink("report", *dir)
 		if err != nil {
-			return fmt.Errorf("report: --sink: %w", err)
-		}
-		if !st.IsDir() {
-			return fmt.Errorf("report: --sink %s: not a directory", *dir)
-		}
-		s, err := sink.Open(*dir, sink.Options{})
-		if err != nil {
-			return fmt.Errorf("report: --sink %s: %w", *dir, err)
+			return err
 		}
 		return printReport(g.stdout, s.Report(), *asJSON)
 	}
+}
+
+// openSink opens an existing sink directory for the subcommand cmd.
+func openSink(cmd, dir string) (*sink.Sink, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%s: --sink is required", cmd)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --sink: %w", cmd, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: --sink %s: not a directory", cmd, dir)
+	}
+	s, err := sink.Open(dir, sink.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: --sink %s: %w", cmd, dir, err)
+	}
+	return s, nil
 }
 
 func printReport(w io.Writer, r sink.Report, asJSON bool) error {

@@ -74,6 +74,30 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)*float64(records)/float64(len(batches))/b.Elapsed().Seconds(), "records/s")
 	})
+	b.Run("small", func(b *testing.B) {
+		// The demo's live batches: two summaries each, every one a
+		// write and a sync.
+		recs := benchSummaries(1, 2*b.N)
+		p := batch.Packer{Vehicle: veh, Store: storeA, Boot: 2, Compression: batch.Flate, MaxRecords: 2}
+		small := make([][]byte, 0, b.N)
+		for rest := recs; len(rest) > 0; {
+			raw, _, n, err := p.Pack("inference", rest)
+			if err != nil {
+				b.Fatal(err)
+			}
+			small = append(small, raw)
+			rest = rest[n:]
+		}
+		s := open(b, b.TempDir())
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if _, err := s.Ingest(veh, small[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
+	})
 	b.Run("overlap", func(b *testing.B) {
 		// Batches covering the second half of one batch and the first
 		// half of the next, over a sink holding every other batch.

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -84,6 +85,66 @@ func storeFiles(t *testing.T, root string, store uint64, stream string) []string
 	return out
 }
 
+// storedFrame is a frame of a segment, as a test sees it.
+type storedFrame struct {
+	file  string
+	r     Range
+	flags uint32
+	batch []byte
+}
+
+// frames lists the frames of store's stream's segments, file by file.
+func frames(t *testing.T, root string, store uint64, stream string) []storedFrame {
+	t.Helper()
+	dir := filepath.Join(root, veh, storeDir(store), stream)
+	var out []storedFrame
+	for _, name := range storeFiles(t, root, store, stream) {
+		if !isSegmentName(name) {
+			continue
+		}
+		end, err := scanSegment(filepath.Join(dir, name), func(fr frame) error {
+			out = append(out, storedFrame{name, fr.r, fr.flags, bytes.Clone(fr.batch)})
+			return nil
+		})
+		if err != nil || end.torn || end.damage != nil {
+			t.Fatalf("%s: %+v, %v", name, end, err)
+		}
+	}
+	return out
+}
+
+func frameRanges(fs []storedFrame) []Range {
+	var out []Range
+	for _, f := range fs {
+		out = append(out, f.r)
+	}
+	return out
+}
+
+// writeOneBatch writes recs as an earlier version did: one file.
+func writeOneBatch(t *testing.T, root string, store uint64, stream string, recs []batch.Record) string {
+	t.Helper()
+	dir := filepath.Join(root, veh, storeDir(store), stream)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, fileName(Range{recs[0].Seq, recs[len(recs)-1].Seq}))
+	if err := os.WriteFile(path, encStore(t, store, stream, recs), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// scanAll is every record Scan gives, by seq: how often each is stored.
+func scanAll(t *testing.T, s *Sink, store uint64, stream string) map[uint64]int {
+	t.Helper()
+	n := map[uint64]int{}
+	if err := s.Scan(veh, store, stream, func(r batch.Record) error { n[r.Seq]++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func ingest(t *testing.T, s *Sink, b []byte, want batch.Status) batch.Ack {
 	t.Helper()
 	ack, err := s.Ingest(veh, b)
@@ -105,31 +166,29 @@ func TestDeduplication(t *testing.T) {
 	steps := []struct {
 		first, last uint64
 		want        batch.Status
-		files       []string
+		frames      []Range
 	}{
-		{1, 10, batch.StatusStored, []string{fileName(Range{1, 10})}},
+		{1, 10, batch.StatusStored, []Range{{1, 10}}},
 		{1, 10, batch.StatusDuplicate, nil},
 		{3, 7, batch.StatusDuplicate, nil},
-		{5, 15, batch.StatusStored, []string{fileName(Range{11, 15})}},
-		{20, 25, batch.StatusStored, []string{fileName(Range{20, 25})}},
-		{1, 30, batch.StatusStored, []string{fileName(Range{16, 19}), fileName(Range{26, 30})}},
+		{5, 15, batch.StatusStored, []Range{{11, 15}}},
+		{20, 25, batch.StatusStored, []Range{{20, 25}}},
+		{1, 30, batch.StatusStored, []Range{{16, 19}, {26, 30}}},
 	}
-	have := map[string]bool{}
+	had := 0
 	for _, st := range steps {
 		ack := ingest(t, s, enc(t, "inference", data(st.first, st.last)), st.want)
 		if ack.FirstSeq != st.first || ack.LastSeq != st.last || ack.Vehicle != veh || ack.Store != storeA || ack.Stream != "inference" || ack.Boot != 2 {
 			t.Errorf("ack %+v", ack)
 		}
-		var added []string
-		for _, f := range files(t, root, "inference") {
-			if !have[f] {
-				have[f] = true
-				added = append(added, f)
-			}
+		fs := frames(t, root, storeA, "inference")
+		if added := frameRanges(fs[had:]); !reflect.DeepEqual(added, st.frames) {
+			t.Errorf("%d-%d wrote %v, want %v", st.first, st.last, added, st.frames)
 		}
-		if !reflect.DeepEqual(added, st.files) {
-			t.Errorf("%d-%d wrote %v, want %v", st.first, st.last, added, st.files)
-		}
+		had = len(fs)
+	}
+	if fs := files(t, root, "inference"); len(fs) != 1 {
+		t.Errorf("files %v, want one segment", fs)
 	}
 	got, err := s.ReadStream(veh, "inference", 0, 0)
 	if err != nil {
@@ -191,7 +250,7 @@ func gapScenario(t *testing.T, s *Sink) {
 func wantGapReport() Report {
 	return Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
 		{
-			Stream: "health", Store: storeA, HighWater: 33, Through: 15, Records: 23, Files: 3,
+			Stream: "health", Store: storeA, HighWater: 33, Through: 15, Records: 23, Files: 1,
 			Stored: []Range{{1, 10}, {21, 33}},
 			Gaps: []RecordedGap{
 				{Seq: 31, Boot: 2, Reason: storage.GapEvictedQuota, First: 11, Last: 15, Count: 5},
@@ -213,20 +272,21 @@ func TestReportAndRestart(t *testing.T) {
 		t.Fatalf("report\n got %+v\nwant %+v", got, want)
 	}
 
-	// A leftover temporary file and a corrupt file, then a restart.
+	// A leftover temporary file and a corrupt one-batch file, then a
+	// restart.
 	dir := filepath.Join(root, veh, storeDir(storeA), "logs")
 	os.WriteFile(filepath.Join(dir, ".tmp-x"), []byte("half"), 0o640)
 	os.WriteFile(filepath.Join(dir, fileName(Range{5, 6})), []byte("garbage"), 0o640)
 	s = open(t, root)
 	got := s.Report()
-	if len(got.Corrupt) != 1 {
+	if len(got.Corrupt) != 1 || !strings.Contains(got.Corrupt[0], fileName(Range{5, 6})) {
 		t.Errorf("corrupt: %v", got.Corrupt)
 	}
 	got.Corrupt = nil
 	if want := wantGapReport(); !reflect.DeepEqual(got, want) {
 		t.Errorf("after restart\n got %+v\nwant %+v", got, want)
 	}
-	if fs := files(t, root, "logs"); !reflect.DeepEqual(fs, []string{fileName(Range{1, 4}), fileName(Range{5, 6}) + ".corrupt"}) {
+	if fs := files(t, root, "logs"); len(fs) != 2 || !isSegmentName(fs[1]) || fs[0] != fileName(Range{5, 6})+".corrupt" {
 		t.Errorf("files %v", fs)
 	}
 	// State survived: a resent batch is a duplicate; the rest fills the hole.
@@ -251,6 +311,23 @@ func TestWriteFailureStoresNothing(t *testing.T) {
 		t.Errorf("files left: %v", fs)
 	}
 	ingest(t, s, enc(t, "logs", data(1, 5)), batch.StatusStored)
+
+	// A write to the segment fails: nothing of it stays, the segment is
+	// abandoned, and the resend goes to a new one.
+	writeHook = func(string) error { return errors.New("disk full") }
+	ack, err = s.Ingest(veh, enc(t, "logs", data(6, 9)))
+	writeHook = nil
+	if err == nil || ack != (batch.Ack{}) {
+		t.Fatalf("ack %+v, err %v", ack, err)
+	}
+	ingest(t, s, enc(t, "logs", data(6, 9)), batch.StatusStored)
+	fs := frames(t, root, storeA, "logs")
+	if got := frameRanges(fs); !reflect.DeepEqual(got, []Range{{1, 5}, {6, 9}}) || fs[0].file == fs[1].file {
+		t.Errorf("frames %+v", fs)
+	}
+	if r := s.Report().Vehicles[0].Streams[0]; r.Files != 2 || r.Records != 9 {
+		t.Errorf("report %+v", r)
+	}
 }
 
 func TestConcurrentReplicas(t *testing.T) {
@@ -378,8 +455,8 @@ func TestNewStoreIncarnation(t *testing.T) {
 
 	want := Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
 		{Stream: "events", Store: storeB, HighWater: 2, Through: 2, Records: 2, Files: 1, Stored: []Range{{1, 2}}},
-		{Stream: "inference", Store: storeB, HighWater: 50, Through: 50, Records: 50, Files: 5, Stored: []Range{{1, 50}}},
-		{Stream: "inference", Store: storeA, HighWater: 100, Through: 100, Records: 100, Files: 10, Stored: []Range{{1, 100}}},
+		{Stream: "inference", Store: storeB, HighWater: 50, Through: 50, Records: 50, Files: 1, Stored: []Range{{1, 50}}},
+		{Stream: "inference", Store: storeA, HighWater: 100, Through: 100, Records: 100, Files: 1, Stored: []Range{{1, 100}}},
 		{Stream: "logs", Store: storeA, HighWater: 3, Through: 3, Records: 3, Files: 1, Stored: []Range{{1, 3}}},
 	}}}}
 	check := func(s *Sink, when string) {
@@ -418,35 +495,27 @@ func TestNewStoreIncarnation(t *testing.T) {
 		}
 	}
 	check(s, "before restart")
-	if fs := storeFiles(t, root, storeB, "inference"); len(fs) != 5 || fs[0] != fileName(Range{1, 10}) {
-		t.Errorf("store B's files %v", fs)
+	if fs := frames(t, root, storeB, "inference"); len(fs) != 5 || fs[0].r != (Range{1, 10}) {
+		t.Errorf("store B's frames %+v", fs)
 	}
-	if _, err := os.Stat(filepath.Join(root, veh, "00000000000000b2", "events", fileName(Range{1, 2}))); err != nil {
-		t.Error(err)
+	if fs := frames(t, root, 0xb2, "events"); len(fs) != 1 || fs[0].r != (Range{1, 2}) {
+		t.Errorf("store B's events %+v", fs)
 	}
 
 	// A file of store A's put in store B's directory is corrupt: Open
 	// checks the header's store against the directory. A directory that
 	// is not a store id is ignored.
 	for _, junk := range []string{"inference", "00000000000000B2", "0000000000000000"} {
-		if err := os.MkdirAll(filepath.Join(root, veh, junk, "inference"), 0o750); err != nil {
+		dir := filepath.Join(root, veh, junk, "inference")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			t.Fatal(err)
 		}
-		src := filepath.Join(root, veh, storeDir(storeA), "inference", fileName(Range{1, 10}))
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, veh, junk, "inference", fileName(Range{1, 10})), b, 0o640); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, fileName(Range{1, 10})), encStore(t, storeA, "inference", dataOf(storeA, 1, 10)), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
 	misplaced := filepath.Join(root, veh, storeDir(storeB), "inference", fileName(Range{51, 60}))
-	b, err := os.ReadFile(filepath.Join(root, veh, storeDir(storeA), "inference", fileName(Range{51, 60})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(misplaced, b, 0o640); err != nil {
+	if err := os.WriteFile(misplaced, encStore(t, storeA, "inference", dataOf(storeA, 51, 60)), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	s = open(t, root)
@@ -474,10 +543,10 @@ func TestNewStoreIncarnation(t *testing.T) {
 	}
 }
 
-// TestStoredAsReceived: a batch whose records are all new is the file, byte
+// TestStoredAsReceived: a batch whose records are all new is framed byte
 // for byte, whatever its compression; only the new sub-ranges of an
-// overlapping batch are encoded afresh. Either kind of file is read back,
-// recovered and reported alike.
+// overlapping batch are encoded afresh. Either kind of frame is read
+// back, recovered and reported alike.
 func TestStoredAsReceived(t *testing.T) {
 	root := t.TempDir()
 	s := open(t, root)
@@ -491,7 +560,7 @@ func TestStoredAsReceived(t *testing.T) {
 	steps := []struct {
 		raw      []byte
 		want     batch.Status
-		files    []Range
+		frames   []Range
 		verbatim bool
 	}{
 		{encWith(batch.Flate, data(1, 40)), batch.StatusStored, []Range{{1, 40}}, true},
@@ -500,30 +569,33 @@ func TestStoredAsReceived(t *testing.T) {
 		{encWith(batch.None, data(45, 80)), batch.StatusStored, []Range{{51, 60}, {71, 80}}, false},
 		{encWith(batch.Flate, data(1, 80)), batch.StatusDuplicate, nil, false},
 	}
+	had := 0
 	for i, st := range steps {
 		raw := append([]byte(nil), st.raw...)
 		ingest(t, s, raw, st.want)
 		clear(raw) // the caller may reuse its buffer once Ingest returns
-		for _, r := range st.files {
-			b, err := os.ReadFile(filepath.Join(root, veh, storeDir(storeA), "inference", fileName(r)))
-			if err != nil {
-				t.Fatal(err)
+		fs := frames(t, root, storeA, "inference")
+		added := fs[had:]
+		had = len(fs)
+		if got := frameRanges(added); !reflect.DeepEqual(got, st.frames) {
+			t.Errorf("step %d: frames %v, want %v", i, got, st.frames)
+		}
+		for _, f := range added {
+			if st.verbatim && string(f.batch) != string(st.raw) {
+				t.Errorf("step %d: %v is not the batch as received", i, f.r)
 			}
-			if st.verbatim && string(b) != string(st.raw) {
-				t.Errorf("step %d: %v is not the batch as received", i, r)
-			}
-			h, recs, err := batch.Decode(b)
-			if err != nil || h.FirstSeq != r.First || h.LastSeq != r.Last || h.Vehicle != veh || h.Store != storeA || h.Stream != "inference" ||
-				h.Boot != 5 || !reflect.DeepEqual(recs, data(r.First, r.Last)) {
-				t.Errorf("step %d: file %v holds %+v, %d records, %v", i, r, h, len(recs), err)
+			h, recs, err := batch.Decode(f.batch)
+			if err != nil || h.FirstSeq != f.r.First || h.LastSeq != f.r.Last || h.Vehicle != veh || h.Store != storeA || h.Stream != "inference" ||
+				h.Boot != 5 || !reflect.DeepEqual(recs, data(f.r.First, f.r.Last)) || f.flags != 0 {
+				t.Errorf("step %d: frame %v holds %+v, %d records, %v", i, f.r, h, len(recs), err)
 			}
 			if !st.verbatim && h.Compression != batch.Flate {
-				t.Errorf("step %d: re-encoded %v with %v", i, r, h.Compression)
+				t.Errorf("step %d: re-encoded %v with %v", i, f.r, h.Compression)
 			}
 		}
 	}
 	want := Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
-		{Stream: "inference", Store: storeA, HighWater: 80, Through: 80, Records: 80, Files: 5, Stored: []Range{{1, 80}}},
+		{Stream: "inference", Store: storeA, HighWater: 80, Through: 80, Records: 80, Files: 1, Stored: []Range{{1, 80}}},
 	}}}}
 	for _, s := range []*Sink{s, open(t, root)} {
 		if got := s.Report(); !reflect.DeepEqual(got, want) {
@@ -539,7 +611,8 @@ func TestStoredAsReceived(t *testing.T) {
 }
 
 // TestDirectoryRemoved: the sink makes a stream's directories once, and
-// again if they were removed behind its back.
+// again if they were removed behind its back; the segment it was writing
+// went with them, and the next batch starts a new one.
 func TestDirectoryRemoved(t *testing.T) {
 	root := t.TempDir()
 	s := open(t, root)
@@ -548,7 +621,15 @@ func TestDirectoryRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	ingest(t, s, enc(t, "logs", data(6, 10)), batch.StatusStored)
-	if fs := files(t, root, "logs"); !reflect.DeepEqual(fs, []string{fileName(Range{6, 10})}) {
-		t.Errorf("files %v", fs)
+	if fs := frames(t, root, storeA, "logs"); len(fs) != 1 || fs[0].r != (Range{6, 10}) {
+		t.Errorf("frames %+v", fs)
+	}
+	// A segment removed alone: likewise.
+	if err := os.Remove(filepath.Join(root, veh, storeDir(storeA), "logs", files(t, root, "logs")[0])); err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, enc(t, "logs", data(11, 12)), batch.StatusStored)
+	if fs := frames(t, root, storeA, "logs"); len(fs) != 1 || fs[0].r != (Range{11, 12}) {
+		t.Errorf("frames %+v", fs)
 	}
 }
