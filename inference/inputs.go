@@ -306,10 +306,15 @@ func finite32(v float32) bool { return math.Float32bits(v)&0x7f800000 != 0x7f800
 // is in range, flags its block for the exact search). Other ranges are
 // tested element by element.
 func firstOutside32(d []float32, lo, hi float32, nonFinite bool) int {
-	refused := func(v float32) bool { return !(v >= lo && v <= hi) && (nonFinite || finite32(v)) }
 	if !(lo >= 0) {
-		return search(d, refused)
+		for i, v := range d {
+			if !(v >= lo && v <= hi) && (nonFinite || finite32(v)) {
+				return i
+			}
+		}
+		return -1
 	}
+	refused := func(v float32) bool { return !(v >= lo && v <= hi) && (nonFinite || finite32(v)) }
 	blo, bhi := uint64(math.Float32bits(lo)&0x7fffffff), uint64(math.Float32bits(hi))
 	lo2, hi2 := blo|blo<<32, (bhi|bhi<<32)|lanes
 	for i := range aligned(d) {

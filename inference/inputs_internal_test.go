@@ -145,6 +145,7 @@ func BenchmarkInputCheck(b *testing.B) {
 		{"non_finite", valueCheck{finite: true}},
 		{"non_finite+range", valueCheck{finite: true, ranged: true, r: Range{0, 1}}},
 		{"range_only", valueCheck{ranged: true, r: Range{0, 1}}},
+		{"non_finite+range_below_0", valueCheck{finite: true, ranged: true, r: Range{-1, 1}}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(4 * len(frame)))
