@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -201,7 +202,11 @@ func (c *valueCheck) refusal(t *Tensor, i int) *InputError {
 	case math.IsInf(v, 0):
 		e.Reason, e.Got = InvalidInf, fmt.Sprint(v)
 	default:
-		e.Reason, e.Got = InvalidRange, fmt.Sprint(v)
+		bits := 32
+		if t.DType.normal() == Float64 {
+			bits = 64
+		}
+		e.Reason, e.Got = InvalidRange, strconv.FormatFloat(v, 'g', -1, bits)
 		e.Expected = fmt.Sprintf("values in the declared range [%g, %g]", c.r.Min, c.r.Max)
 	}
 	e.Got += fmt.Sprintf(" at index %d %v", i, coordinates(t.Shape, i))

@@ -82,6 +82,7 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"-Inf in the middle", 20000, -inf, inference.InvalidInf, []string{"-Inf at index 20000"}},
 		{"above the range", 7, 1.5, inference.InvalidRange, []string{"declared range [0, 1]", "1.5 at index 7 [0 0 0 7]"}},
 		{"below the range", 13200, -0.25, inference.InvalidRange, []string{"-0.25 at index 13200 [0 1 0 0]"}},
+		{"just above the range", 13207, 1.1, inference.InvalidRange, []string{"got 1.1 at index 13207 [0 1 0 7]"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in[0].Data[c.at] = c.v
@@ -104,8 +105,8 @@ func TestBadValuesAreRefused(t *testing.T) {
 		t.Errorf("frame at the range's edges: %v %+v", err, ans)
 	}
 	st := router.Stats()
-	if st.InvalidInputs != 5 || st.Requests != 11 || st.Availability != 1 || st.Served[watchdog.Primary] != 6 {
-		t.Errorf("stats: %d invalid inputs of %d requests, availability %v, served %v; want 5 of 11, 1, 6 by the primary", st.InvalidInputs, st.Requests, st.Availability, st.Served)
+	if st.InvalidInputs != 6 || st.Requests != 13 || st.Availability != 1 || st.Served[watchdog.Primary] != 7 {
+		t.Errorf("stats: %d invalid inputs of %d requests, availability %v, served %v; want 6 of 13, 1, 7 by the primary", st.InvalidInputs, st.Requests, st.Availability, st.Served)
 	}
 }
 
