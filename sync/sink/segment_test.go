@@ -488,3 +488,59 @@ func TestFleetDayFiles(t *testing.T) {
 		"an hour of the demo's batches of two inference records: %.1f MiB; written in %v",
 		nfiles, ndirs, float64(bytes)/(1<<20), float64(perHour)/(1<<20), time.Since(start).Round(time.Millisecond))
 }
+
+// A crash while a new segment is written (its header, or its first
+// frame, cut short) leaves a file that readers skip; nothing is stored,
+// nothing reported damaged, and the resend is stored once.
+func TestCrashMidNewSegment(t *testing.T) {
+	for _, keep := range []int{0, 3, len(segMagic), len(segMagic) + frameHeaderLen + 2} {
+		root := t.TempDir()
+		s := open(t, root)
+		setCrash(t, func(step string, n int) (int, bool) { return keep, step == crashAppend })
+		if _, err := s.Ingest(veh, enc(t, "events", data(1, 4))); err == nil {
+			t.Fatal("the crashed write returned no error")
+		}
+		crash = nil
+		s = open(t, root)
+		if rep := s.Report(); len(rep.Corrupt) != 0 || len(rep.Vehicles) != 1 || rep.Vehicles[0].Streams[0].Records != 0 || rep.Vehicles[0].Streams[0].Files != 0 {
+			t.Errorf("keep %d: report %+v", keep, rep)
+		}
+		ingest(t, s, enc(t, "events", data(1, 4)), batch.StatusStored)
+		if got := scanAll(t, open(t, root), storeA, "events"); len(got) != 4 {
+			t.Errorf("keep %d: stored %v", keep, got)
+		}
+	}
+}
+
+// FuzzScanSegment: whatever a segment file holds, scanning it returns,
+// gives only frames whose checksum holds, and stops at the first that
+// does not read.
+func FuzzScanSegment(f *testing.F) {
+	whole := append([]byte(segMagic), appendFrame(nil, Range{1, 4}, 0, []byte("a batch"))...)
+	whole = appendFrame(whole, Range{5, 5}, flagGaps, []byte("another"))
+	f.Add(whole)
+	f.Add(whole[:len(whole)-3])
+	f.Add([]byte(segMagic))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "x.seg")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var last int64
+		end, err := scanSegment(path, func(fr frame) error {
+			if fr.off < last || fr.r.First == 0 || fr.r.Last < fr.r.First {
+				t.Fatalf("frame %+v after %d", fr, last)
+			}
+			last = fr.off + frameHeaderLen + int64(len(fr.batch))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end.size != int64(len(b)) || end.end > end.size || (end.torn && end.damage != nil) ||
+			(!end.torn && end.damage == nil && end.end != end.size && len(b) >= len(segMagic)) {
+			t.Fatalf("end %+v of %d bytes", end, len(b))
+		}
+	})
+}
