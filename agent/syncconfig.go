@@ -39,7 +39,7 @@ type SyncConfig struct {
 	Window int `yaml:"window"`
 	// AckTimeout caps how long a batch waits for the ingester's ack
 	// before it is sent again; 0 means 10s. The wait itself follows the
-	// acks' measured round trip (from 250ms up to this; see
+	// acks' measured round trip (from 500ms up to this; see
 	// edge.Config.AckTimeout).
 	AckTimeout time.Duration `yaml:"ack_timeout"`
 	// HeartbeatInterval is how often the vehicle publishes its heartbeat

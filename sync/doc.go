@@ -133,7 +133,7 @@
 //     published while connected; a retained one is old news) and on
 //     SyncNow. The ack timeout follows the link (rto.go, after RFC 6298):
 //     the smoothed ack round trip of batches sent once plus four times
-//     its variation, between AckTimeoutMin (250 ms) and AckTimeout (the
+//     its variation, between AckTimeoutMin (500 ms) and AckTimeout (the
 //     cap, 10 s), 1 s before the first sample, doubled once per round of
 //     expiries while nothing is acknowledged; any ack, a new connection,
 //     an ingester coming online and SyncNow end the backoff.

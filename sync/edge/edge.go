@@ -78,9 +78,11 @@ type Config struct {
 	// AckTimeoutMin up to AckTimeout, 1 s before the first ack, and
 	// doubles while nothing is acknowledged.
 	AckTimeout time.Duration
-	// AckTimeoutMin is the floor of that wait; 0 means 250 ms (or
+	// AckTimeoutMin is the floor of that wait; 0 means 500 ms (or
 	// AckTimeout, if less). Below it, the jitter of an ingester's writes
-	// would make resends (harmless duplicates) common.
+	// (fsyncs stalling on a busy disk) makes resends (harmless, but
+	// duplicates on the vehicle's uplink) common: with 250 ms a test
+	// under the race detector on a loaded 2-core machine saw them.
 	AckTimeoutMin time.Duration
 	// RejectBackoffMax caps the wait before a batch the ingester rejected
 	// is sent again: AckTimeout doubled with each rejection of it, up to
@@ -164,7 +166,7 @@ func (c *Config) defaults() error {
 		c.AckTimeout = 10 * time.Second
 	}
 	if c.AckTimeoutMin <= 0 {
-		c.AckTimeoutMin = 250 * time.Millisecond
+		c.AckTimeoutMin = 500 * time.Millisecond
 	}
 	c.AckTimeoutMin = min(c.AckTimeoutMin, c.AckTimeout)
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && c.HeartbeatInterval < 10*time.Millisecond) {

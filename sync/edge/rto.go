@@ -15,7 +15,7 @@ import "time"
 //     first sets SRTT = R and RTTVAR = R/2, later ones RTTVAR = 3/4 RTTVAR
 //   - 1/4 |SRTT - R| and then SRTT = 7/8 SRTT + 1/8 R.
 //   - The timeout is SRTT + max(G, 4 RTTVAR), between a floor
-//     (Config.AckTimeoutMin, 250 ms: an ingester's fsyncs jitter, and a
+//     (Config.AckTimeoutMin, 500 ms: an ingester's fsyncs jitter, and a
 //     resend too early is a duplicate) and a cap (Config.AckTimeout,
 //     10 s); 1 s (or the cap, if lower) before the first sample.
 //   - When a batch's timeout expires it goes again and the timeout
