@@ -50,8 +50,9 @@ type Link struct {
 }
 
 // DialLink connects and subscribes topics with handler; it returns once
-// the subscription stands. The handler runs on paho's goroutine and must
-// not block (Receiver.Handle does not).
+// the subscription stands. The handler runs on paho's router goroutine,
+// one message at a time, and must not block for long (Receiver.Handle
+// returns once the message is checked, about 75 µs).
 func DialLink(ctx context.Context, cfg LinkConfig, topics []string, handler func(topic string, payload []byte)) (*Link, error) {
 	if len(topics) == 0 || handler == nil {
 		return nil, errors.New("cmdlink: link: no topics or no handler")
