@@ -124,16 +124,21 @@ func (d *Daemon) moving() bool { return wire.VehicleState(d.vehicle.Load()) != w
 
 // CommandsStatus is the fleet-command channel in `vigilctl status`.
 type CommandsStatus struct {
-	Received      uint64            `json:"received"`
-	Accepted      uint64            `json:"accepted"`
-	Executed      uint64            `json:"executed"`
-	BadArgs       uint64            `json:"bad_args"`
-	Failed        uint64            `json:"failed"`
-	Rejected      uint64            `json:"rejected"`
-	RejectedBy    map[string]uint64 `json:"rejected_by,omitempty"`
-	Dropped       uint64            `json:"dropped"`
-	Busy          uint64            `json:"busy"`
-	LastRejection string            `json:"last_rejection,omitempty"`
+	Received   uint64            `json:"received"`
+	Accepted   uint64            `json:"accepted"`
+	Executed   uint64            `json:"executed"`
+	BadArgs    uint64            `json:"bad_args"`
+	Failed     uint64            `json:"failed"`
+	Rejected   uint64            `json:"rejected"`
+	RejectedBy map[string]uint64 `json:"rejected_by,omitempty"`
+	Dropped    uint64            `json:"dropped"`
+	Busy       uint64            `json:"busy"`
+	// OverKeyRate counts the busy commands whose signing key was over its
+	// rate; Unanswered the refusals (rejected or busy) that got no answer
+	// because more came than the answer rate allows.
+	OverKeyRate   uint64 `json:"over_key_rate"`
+	Unanswered    uint64 `json:"unanswered"`
+	LastRejection string `json:"last_rejection,omitempty"`
 }
 
 // commandChannel is the signed fleet-command channel: a cmdlink.Receiver
@@ -221,6 +226,7 @@ func (ch *commandChannel) status() CommandsStatus {
 	out := CommandsStatus{
 		Received: s.Received, Accepted: s.Accepted, Executed: s.Executed, BadArgs: s.BadArgs,
 		Failed: s.Failed, Rejected: s.RejectedTotal(), Dropped: s.Dropped, Busy: s.Busy,
+		OverKeyRate: s.OverKeyRate, Unanswered: s.Unanswered,
 	}
 	for r, n := range s.Rejected {
 		if n > 0 {

@@ -166,6 +166,11 @@ func TestFleetCommandFlood(t *testing.T) {
 	if cs.Executed != 2+uint64(len(valid)) || cs.Rejected != n-uint64(len(valid)) {
 		t.Errorf("commands: %+v", cs)
 	}
+	// Far more refusals than the answer rate allows: most are counted, not
+	// answered, and the status says how many.
+	if cs.Unanswered == 0 || cs.Unanswered >= cs.Rejected {
+		t.Errorf("unanswered refusals %d of %d rejected", cs.Unanswered, cs.Rejected)
+	}
 	misses := after.Counters.DeadlineMisses - before.Counters.DeadlineMisses
 	switch {
 	case raceEnabled:

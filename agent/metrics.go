@@ -109,6 +109,10 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		}{{"executed", c.Executed}, {"bad_args", c.BadArgs}, {"failed", c.Failed}, {"rejected", c.Rejected}, {"busy", c.Busy}, {"dropped_unanswered", c.Dropped - min(c.Busy, c.Dropped)}} {
 			fmt.Fprintf(b, "vigil_fleet_commands_total{outcome=%q} %d\n", o.name, o.n)
 		}
+		metric("vigil_fleet_commands_unanswered_total", "counter", "Refused fleet commands (rejected or busy) not answered: more came than the answer rate allows.")
+		fmt.Fprintf(b, "vigil_fleet_commands_unanswered_total %d\n", c.Unanswered)
+		metric("vigil_fleet_commands_over_key_rate_total", "counter", "Fleet commands answered busy because their signing key was over its rate.")
+		fmt.Fprintf(b, "vigil_fleet_commands_over_key_rate_total %d\n", c.OverKeyRate)
 		metric("vigil_fleet_commands_rejected_total", "counter", "Fleet commands refused before acting, by class.")
 		for reason, n := range c.RejectedBy {
 			fmt.Fprintf(b, "vigil_fleet_commands_rejected_total{reason=%q} %d\n", reason, n)

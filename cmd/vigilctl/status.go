@@ -185,8 +185,8 @@ func printSync(w io.Writer, s *agent.SyncStatus) {
 		fmt.Fprintln(w)
 	}
 	if c := s.Commands; c != nil {
-		fmt.Fprintf(w, "  commands: %d received, %d executed, %d failed, %d rejected, %d dropped (%d answered busy)",
-			c.Received, c.Executed, c.Failed, c.Rejected, c.Dropped, c.Busy)
+		fmt.Fprintf(w, "  commands: %d received, %d executed, %d failed, %d rejected, %d dropped (%d answered busy, %d over their key's rate), %d refusals unanswered",
+			c.Received, c.Executed, c.Failed, c.Rejected, c.Dropped, c.Busy, c.OverKeyRate, c.Unanswered)
 		if c.LastRejection != "" {
 			fmt.Fprintf(w, "   last rejection: %s", c.LastRejection)
 		}
