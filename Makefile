@@ -75,6 +75,7 @@ test: deps fmt-check vet
 	$(GO) test -count=1 -p 1 -race $(RACE_PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./agent/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/batch/
+	$(GO) test -run '^$$' -fuzz FuzzScanSegment -fuzztime 5s ./sync/sink/
 	# The README's operator walk-through, end to end (about 15 s).
 	$(GO) build -o build/bin/ ./cmd/...
 	scripts/fleet-demo.sh
@@ -89,6 +90,7 @@ bench: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./agent/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./sync/batch/
+	$(GO) test -run '^$$' -fuzz FuzzScanSegment -fuzztime $${FUZZTIME:-5m} ./sync/sink/
 
 # crash-test: 100 rounds of kill -9 against a storage writer in a child
 # process; every record it reported durable must survive (go test runs 5).
