@@ -1,0 +1,140 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Run runs the model on in and writes the outputs into out (whose Data is
+// reused when its capacity suffices, allocated otherwise), answering by
+// deadline at the latest. in must hold every model input, by name; see
+// InputError. Past the deadline (or when ctx ends) the native run is asked to
+// stop and Run returns a *DeadlineError (errors.Is ErrDeadline) or ctx's
+// error at once, even if ONNX Runtime is still busy; the session is reused
+// only after that native call returns.
+//
+// NaN, Inf or out-of-range outputs give an *InvalidOutputError with the
+// outputs still written to out.
+//
+// A backend loaded with MaxBatch runs a batch of 1 to MaxBatch frames, as
+// many as the inputs' first axis holds, and writes as many answers on the
+// outputs' first axis.
+func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
+	var res Result
+	n, err := b.checkInputs(in)
+	if err != nil {
+		return res, err
+	}
+	if len(out) != len(b.info.Model.Outputs) {
+		return res, &InputError{Expected: fmt.Sprintf("%d output tensors", len(b.info.Model.Outputs)), Got: fmt.Sprint(len(out))}
+	}
+	if b.closed.Load() {
+		return res, ErrClosed
+	}
+	t0 := time.Now()
+	if !t0.Before(deadline) {
+		return res, &DeadlineError{Backend: b.info.Name, Stage: "before start"}
+	}
+	s, err := b.acquire(ctx, deadline)
+	if err != nil {
+		return res, err
+	}
+	s.run = s.runs[n]
+	if b.closed.Load() {
+		b.pool <- s
+		return res, ErrClosed
+	}
+	for i := range in {
+		j := b.inputIndex(in[i].Name, i)
+		if s.inF32[j] != nil {
+			copy(s.inF32[j], in[i].Data)
+		} else {
+			copy(s.inRaw[j], in[i].Raw)
+		}
+	}
+	t1 := time.Now()
+	res.Wait = t1.Sub(t0)
+	s.state.Store(slotRunning)
+	b.inFlight.Add(1)
+	// Arm the timer first so that the caller parks right after handing the
+	// run over: the worker then usually runs on this thread at once.
+	s.timer.Reset(deadline.Sub(t1))
+	s.start <- struct{}{}
+	select {
+	case err = <-s.done:
+		s.timer.Stop()
+	case <-s.timer.C:
+		if gaveUp := s.abandon(); gaveUp {
+			return res, &DeadlineError{Backend: b.info.Name, Stage: "running"}
+		}
+		err = <-s.done
+	case <-ctx.Done():
+		s.timer.Stop()
+		if gaveUp := s.abandon(); gaveUp {
+			return res, ctxError(ctx, b.info.Name)
+		}
+		err = <-s.done
+	}
+	res.Latency = time.Since(t1)
+	if err != nil {
+		s.release()
+		return res, fmt.Errorf("backend %s: run: %w", b.info.Name, err)
+	}
+	err = b.copyOutputs(s, out, n)
+	s.release()
+	return res, err
+}
+
+func ctxError(ctx context.Context, name string) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &DeadlineError{Backend: name, Stage: "running"}
+	}
+	return ctx.Err()
+}
+
+// inputIndex maps a request tensor to the model input it feeds.
+func (b *Backend) inputIndex(name string, i int) int {
+	return tensorIndex(b.info.Model.Inputs, name, i)
+}
+
+func (b *Backend) checkInputs(in []Tensor) (int, error) {
+	return checkTensors(b.info.Model.Inputs, b.info.Model.MaxBatch, in)
+}
+
+// copyOutputs copies the outputs of a batch of n frames into out, reusing
+// out's buffers where their capacity suffices.
+func (b *Backend) copyOutputs(s *slot, out []Tensor, n int) error {
+	var invalid error
+	m := &b.info.Model
+	for i := range m.Outputs {
+		o := &m.Outputs[i]
+		t := &out[i]
+		size := o.Size / m.batch() * n
+		t.Name, t.DType, t.Shape = o.Name, o.DType, o.shapeFor(n)
+		if s.outF32[i] == nil {
+			t.Raw = resize(t.Raw, size*o.DType.Size())
+			copy(t.Raw, s.outRaw[i])
+			continue
+		}
+		t.Data = resize(t.Data, size)
+		copy(t.Data, s.outF32[i])
+		if invalid == nil {
+			invalid = checkValues(o.Name, t.Data, m.Ranges[i])
+		}
+	}
+	if invalid != nil {
+		return fmt.Errorf("backend %s: %w", b.info.Name, invalid)
+	}
+	return nil
+}
+
+// resize returns b with length n, reusing its memory when its capacity
+// suffices.
+func resize[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
+}
