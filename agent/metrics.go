@@ -93,6 +93,10 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(b, "vigil_sync_in_flight_budget_bytes %d\n", st.Sync.InFlightBudget)
 		metric("vigil_sync_min_ack_rtt_seconds", "gauge", "Lowest round trip from a batch's publish to the ingester's ack on this connection (0 before the first).")
 		fmt.Fprintf(b, "vigil_sync_min_ack_rtt_seconds %g\n", st.Sync.MinAckRTTMs/1000)
+		metric("vigil_sync_ack_timeout_seconds", "gauge", "How long a batch sent now waits for its ack before going again: the smoothed ack round trip plus four times its variation, between the floor and sync.ack_timeout, doubled while nothing is acknowledged.")
+		fmt.Fprintf(b, "vigil_sync_ack_timeout_seconds %g\n", st.Sync.AckTimeoutMs/1000)
+		metric("vigil_sync_smoothed_ack_rtt_seconds", "gauge", "Smoothed round trip from a batch's publish to the ingester's ack (0 before the first).")
+		fmt.Fprintf(b, "vigil_sync_smoothed_ack_rtt_seconds %g\n", st.Sync.SmoothedAckRTTMs/1000)
 		metric("vigil_sync_delivery_bytes_per_second", "gauge", "Highest recent rate at which the ingester acknowledged payload bytes on this connection.")
 		fmt.Fprintf(b, "vigil_sync_delivery_bytes_per_second %g\n", st.Sync.DeliveryRate)
 	}

@@ -559,6 +559,8 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 		`vigil_storage_backlog_records{stream="inference"}`,
 		`vigil_sync_rejected_total{stream="events"} 0`,
 		"vigil_sync_in_flight_budget_bytes ",
+		"vigil_sync_ack_timeout_seconds ",
+		"vigil_sync_smoothed_ack_rtt_seconds ",
 		"vigil_sync_min_ack_rtt_seconds ",
 		"vigil_sync_delivery_bytes_per_second ",
 	} {

@@ -176,6 +176,9 @@ func printSync(w io.Writer, s *agent.SyncStatus) {
 		}
 		fmt.Fprintln(w)
 	}
+	if s.AckTimeoutMs > 0 {
+		fmt.Fprintf(w, "  resend after %.0f ms without an ack (smoothed ack round trip %.1f ms)\n", s.AckTimeoutMs, s.SmoothedAckRTTMs)
+	}
 	for _, st := range s.Streams {
 		fmt.Fprintf(w, "  %-10s acked through %d   in flight %d   sent %d   acked %d   resent %d   rejected %d",
 			st.Stream, st.Cursor, st.InFlight, st.Sent, st.Acked, st.Resent, st.Rejected)
