@@ -208,18 +208,22 @@ func TestBatchThroughTheRouter(t *testing.T) {
 }
 
 // checkRouterContract: backends that differ in max_batch do not share a
-// router.
+// router, and the error names the two (the first loaded one is the
+// reference, whichever rung it is).
 func checkRouterContract(runners [watchdog.NumBackends]inference.Runner) error {
-	var mixed [watchdog.NumBackends]inference.Runner
-	mixed[watchdog.Primary] = runners[watchdog.Primary]
 	b, err := inference.Load(inference.Config{ModelPath: runners[watchdog.Degraded].Info().Model.Path, MaxBatch: 2})
 	if err != nil {
 		return err
 	}
 	defer b.Close(context.Background())
-	mixed[watchdog.Degraded] = b
-	if _, err := inference.NewRouter(inference.RouterConfig{}, mixed, nil); err == nil || !strings.Contains(err.Error(), "max_batch 4 vs 2") {
-		return fmt.Errorf("max_batch 4 and 2 behind one router: %v", err)
+	for _, ref := range []watchdog.Backend{watchdog.Primary, watchdog.Shadow} {
+		var mixed [watchdog.NumBackends]inference.Runner
+		mixed[ref] = runners[watchdog.Primary]
+		mixed[watchdog.Degraded] = b
+		want := fmt.Sprintf("router: %s and degraded: max_batch 4 vs 2", ref)
+		if _, err := inference.NewRouter(inference.RouterConfig{}, mixed, nil); err == nil || !strings.Contains(err.Error(), want) {
+			return fmt.Errorf("max_batch 4 (%s) and 2 (degraded) behind one router: %v, want %q", ref, err, want)
+		}
 	}
 	return nil
 }

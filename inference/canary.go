@@ -20,10 +20,15 @@ func fillPattern(ts []Tensor) {
 // Canary set. It returns false, and runs nothing, when a canary of b is still
 // running or the router is closing.
 func (r *Router) Canary(b watchdog.Backend, budget time.Duration) bool {
-	if !b.Valid() || r.closing.Load() || !r.canaryIn[b].CompareAndSwap(false, true) {
+	if !b.Valid() || r.closing.Load() {
 		return false
 	}
-	q := r.canaries[b]
+	var q *request
+	select {
+	case q = <-r.canaries[b]:
+	default:
+		return false
+	}
 	q.t0 = time.Now()
 	q.deadline = q.t0.Add(budget)
 	q.compare, q.vote = false, false

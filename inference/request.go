@@ -112,7 +112,7 @@ func (r *Router) finish(q *request) {
 	q.seen = [watchdog.NumBackends]bool{}
 	q.unloaded = [watchdog.NumBackends]bool{}
 	if q.canary {
-		r.canaryIn[q.canaryOf].Store(false)
+		r.canaries[q.canaryOf] <- q
 		return
 	}
 	r.pool <- q

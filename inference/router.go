@@ -42,8 +42,9 @@ type Router struct {
 	maxBatch int          // frames a request may carry, when above 1
 	checks   []valueCheck // per input
 	pool     chan *request
-	canaries [watchdog.NumBackends]*request // one canary at a time per backend
-	canaryIn [watchdog.NumBackends]atomic.Bool
+	// canaries holds each backend's canary request while no canary of it
+	// runs: Canary takes it, finish gives it back, Close keeps it.
+	canaries [watchdog.NumBackends]chan *request
 
 	closing atomic.Bool
 	wg      sync.WaitGroup
@@ -61,6 +62,7 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 	cfg.defaults()
 	r := &Router{cfg: cfg, backends: backends, rep: rep}
 	var ref Runner
+	var refB watchdog.Backend
 	var models []*ModelInfo
 	for b, be := range backends {
 		if be == nil {
@@ -69,13 +71,13 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 		info := be.Info()
 		models = append(models, &info.Model)
 		if ref == nil {
-			ref = be
+			ref, refB = be, watchdog.Backend(b)
 			m := be.Info().Model
 			r.inputs, r.outputs, r.maxBatch = m.Inputs, m.Outputs, m.MaxBatch
 			continue
 		}
 		if err := sameContract(ref.Info(), be.Info()); err != nil {
-			return nil, fmt.Errorf("router: %s and %s: %w", watchdog.Backend(0), watchdog.Backend(b), err)
+			return nil, fmt.Errorf("router: %s and %s: %w", refB, watchdog.Backend(b), err)
 		}
 	}
 	if ref == nil {
@@ -98,7 +100,8 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 		q.canary, q.canaryOf = true, watchdog.Backend(b)
 		fillPattern(q.in)
 		r.setBatch(q, 1) // a canary probes with one frame
-		r.canaries[b] = q
+		r.canaries[b] = make(chan *request, 1)
+		r.canaries[b] <- q
 	}
 	for b := range r.lanes {
 		if backends[b] == nil {
@@ -243,13 +246,11 @@ func (r *Router) Close(ctx context.Context) error {
 			return fmt.Errorf("router: close: %d requests still in flight: %w", cap(r.pool)-got, ctx.Err())
 		}
 	}
-	for b := range r.canaryIn {
-		for !r.canaryIn[b].CompareAndSwap(false, true) {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("router: close: canary of %s still in flight: %w", watchdog.Backend(b), ctx.Err())
-			case <-time.After(time.Millisecond):
-			}
+	for b := range r.canaries {
+		select {
+		case <-r.canaries[b]:
+		case <-ctx.Done():
+			return fmt.Errorf("router: close: canary of %s still in flight: %w", watchdog.Backend(b), ctx.Err())
 		}
 	}
 	for b := range r.lanes {

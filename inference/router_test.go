@@ -2,6 +2,7 @@ package inference_test
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -717,5 +718,67 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCloseWaitsForCanary: Close waits for a canary in flight, which ends
+// by its budget, and once closed the router runs nothing more.
+func TestCloseWaitsForCanary(t *testing.T) {
+	router, faults, rep := newRecordingRouter(t, [watchdog.NumBackends]bool{true, true, true})
+	if err := faults[watchdog.Primary].Inject(inference.Fault{Kind: inference.FaultHang}); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 100 * time.Millisecond
+	t0 := time.Now()
+	if !router.Canary(watchdog.Primary, budget) {
+		t.Fatal("canary not started")
+	}
+	if router.Canary(watchdog.Primary, budget) {
+		t.Error("a second canary of the primary started while the first runs")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := router.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if took := time.Since(t0); took < budget {
+		t.Errorf("close returned after %v, before the canary's budget of %v", took, budget)
+	}
+	if runs, _ := rep.counts(); runs != 1 {
+		t.Errorf("%d canary results when close returned, want the one", runs)
+	}
+	if router.Canary(watchdog.Shadow, budget) {
+		t.Error("a canary started after close")
+	}
+	be := faults[watchdog.Degraded].Unwrap().(*inference.Backend)
+	var ans inference.Answer
+	if err := router.Infer(context.Background(), time.Now().Add(time.Second), be.NewInputs(), be.NewOutputs(), &ans); err != nil {
+		t.Fatal(err)
+	}
+	if ans.Status != inference.StatusNoResult || ans.Reason != inference.ReasonClosed {
+		t.Errorf("answer after close %+v, want NO_RESULT shutting_down", ans)
+	}
+}
+
+// TestCloseGivesUpWithCtx: when ctx ends before a canary in flight does,
+// Close says which one. (The router's lanes then stay until the end of the
+// test binary: a router whose Close failed is not closed again.)
+func TestCloseGivesUpWithCtx(t *testing.T) {
+	router, faults, _ := newRecordingRouter(t, [watchdog.NumBackends]bool{true, true, true})
+	if err := faults[watchdog.Shadow].Inject(inference.Fault{Kind: inference.FaultHang}); err != nil {
+		t.Fatal(err)
+	}
+	if !router.Canary(watchdog.Shadow, time.Second) {
+		t.Fatal("canary not started")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	err := router.Close(ctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "canary of shadow") {
+		t.Errorf("close with a canary hung for a second: %v, want the canary of shadow named", err)
+	}
+	if took := time.Since(t0); took > 500*time.Millisecond {
+		t.Errorf("close took %v with a context of 20ms", took)
 	}
 }
