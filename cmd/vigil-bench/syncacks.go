@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/sync/edge"
+)
+
+// ackWatcher subscribes to a vehicle's ack topic, as the uploader does,
+// and notes when the ingester acknowledged each range of one stream:
+// live records are timed to it as well as to the outbox cursor, since an
+// uploader that sends live records ahead of the backlog gets them stored
+// in the cloud long before the cursor, which moves through the backlog
+// in order, covers them.
+type ackWatcher struct {
+	client mqtt.Client
+	mu     sync.Mutex
+	acks   []ackAt
+}
+
+type ackAt struct {
+	first, last uint64
+	at          time.Time
+}
+
+func watchAcks(brokerURL, vehicle, stream string, storeID uint64) (*ackWatcher, error) {
+	w := &ackWatcher{}
+	w.client = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).
+		SetClientID("vigil-bench-acks-" + vehicle).SetCleanSession(true).SetAutoReconnect(false))
+	if t := w.client.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return nil, fmt.Errorf("ack watcher connect: %v", tokenErr(t))
+	}
+	t := w.client.Subscribe(edge.AckTopic(vehicle), 1, func(_ mqtt.Client, m mqtt.Message) {
+		at := time.Now()
+		a, err := batch.DecodeAck(m.Payload())
+		if err != nil || a.Stream != stream || a.Store != storeID || a.Status == batch.StatusRejected {
+			return
+		}
+		w.mu.Lock()
+		w.acks = append(w.acks, ackAt{a.FirstSeq, a.LastSeq, at})
+		w.mu.Unlock()
+	})
+	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		w.client.Disconnect(0)
+		return nil, fmt.Errorf("ack watcher subscribe: %v", tokenErr(t))
+	}
+	return w, nil
+}
+
+func (w *ackWatcher) close() { w.client.Disconnect(100) }
+
+// latencies times each record from its append to the first ack covering
+// it; records no ack covered are left out and counted.
+func (w *ackWatcher) latencies(recs []liveRecord) ([]time.Duration, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []time.Duration
+	missed := 0
+	for _, r := range recs {
+		var first time.Time
+		for _, a := range w.acks {
+			if a.first <= r.seq && r.seq <= a.last && (first.IsZero() || a.at.Before(first)) {
+				first = a.at
+			}
+		}
+		if first.IsZero() {
+			missed++
+			continue
+		}
+		out = append(out, first.Sub(r.at))
+	}
+	return out, missed
+}
