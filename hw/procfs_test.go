@@ -17,7 +17,7 @@ func TestProcfsTree(t *testing.T) {
 	if !s.MemPressureKnown || s.MemPressureSome10 != 1.25 || s.MemPressureFull10 != 0.75 {
 		t.Errorf("memory pressure %+v", s)
 	}
-	if len(s.Thermal) != 2 || s.Thermal[0] != (Zone{"cpu-thermal", 45.5}) || s.Thermal[1] != (Zone{"gpu-thermal", 61}) {
+	if len(s.Thermal) != 2 || s.Thermal[0] != (Zone{Name: "cpu-thermal", TempC: 45.5}) || s.Thermal[1] != (Zone{Name: "gpu-thermal", TempC: 61}) {
 		t.Errorf("thermal %+v", s.Thermal)
 	}
 }
