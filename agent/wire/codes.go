@@ -2,6 +2,11 @@ package wire
 
 import "fmt"
 
+// The enumerations of docs/protocol.md: for each, its constants and, where
+// it has names, one table keyed by them. codes_test.go checks both against
+// the document's tables; agent/enums_test.go checks those the agent
+// converts from package inference.
+
 // Backend names a rung of the ladder on the wire. Unlike watchdog.Backend,
 // 0 means none (used by served_by).
 type Backend uint8
@@ -42,7 +47,7 @@ func (b Backend) Index() int {
 
 // Status is the outcome of an inference request. Zero is not a status, so
 // that a zeroed response never reads as OK. The numbers are those of
-// inference.Status.
+// inference.Status (agent/enums_test.go checks every value).
 type Status uint8
 
 // Statuses.
@@ -62,7 +67,9 @@ func (s Status) String() string {
 }
 
 // Reason says why a response has no result. Reasons 0 to 7 are numbered as
-// inference.Reason.
+// inference.Reason, so that the agent converts a router's reason by type
+// conversion (agent/enums_test.go checks every value); 8 and 9 are the
+// agent's own.
 type Reason uint16
 
 // Reasons.
@@ -80,19 +87,27 @@ const (
 )
 
 var reasonNames = [...]string{
-	"NONE", "MRM", "DEADLINE_PASSED_ON_ARRIVAL", "ALL_BACKENDS_FAILED", "DEADLINE_EXCEEDED",
-	"OVERLOADED", "CANCELLED", "SHUTTING_DOWN", "INVALID_INPUT", "INTERNAL",
+	ReasonNone:                    "NONE",
+	ReasonMRM:                     "MRM",
+	ReasonDeadlinePassedOnArrival: "DEADLINE_PASSED_ON_ARRIVAL",
+	ReasonAllBackendsFailed:       "ALL_BACKENDS_FAILED",
+	ReasonDeadlineExceeded:        "DEADLINE_EXCEEDED",
+	ReasonOverloaded:              "OVERLOADED",
+	ReasonCancelled:               "CANCELLED",
+	ReasonShuttingDown:            "SHUTTING_DOWN",
+	ReasonInvalidInput:            "INVALID_INPUT",
+	ReasonInternal:                "INTERNAL",
 }
 
 func (r Reason) String() string {
-	if int(r) < len(reasonNames) {
-		return reasonNames[r]
+	if n := name(reasonNames[:], int(r)); n != "" {
+		return n
 	}
 	return fmt.Sprintf("reason(%d)", uint16(r))
 }
 
 // Outcome is what one backend did for a request, numbered as
-// inference.Outcome.
+// inference.Outcome (agent/enums_test.go checks every value).
 type Outcome uint8
 
 // Outcomes.
@@ -107,11 +122,20 @@ const (
 	OutcomeBusy          Outcome = 7
 )
 
-var outcomeNames = [...]string{"NOT_PLANNED", "SKIPPED", "RUNNING", "OK", "INVALID_OUTPUT", "ERROR", "DEADLINE", "BUSY"}
+var outcomeNames = [...]string{
+	OutcomeNotPlanned:    "NOT_PLANNED",
+	OutcomeSkipped:       "SKIPPED",
+	OutcomeRunning:       "RUNNING",
+	OutcomeOK:            "OK",
+	OutcomeInvalidOutput: "INVALID_OUTPUT",
+	OutcomeError:         "ERROR",
+	OutcomeDeadline:      "DEADLINE",
+	OutcomeBusy:          "BUSY",
+}
 
 func (o Outcome) String() string {
-	if int(o) < len(outcomeNames) {
-		return outcomeNames[o]
+	if n := name(outcomeNames[:], int(o)); n != "" {
+		return n
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -137,14 +161,24 @@ const (
 )
 
 var errorCodeNames = [...]string{
-	"", "BAD_MAGIC", "UNSUPPORTED_VERSION", "FRAME_TOO_LARGE", "MALFORMED_HEADER",
-	"TRUNCATED", "UNSUPPORTED_TYPE", "INVALID_REQUEST", "TOO_MANY_IN_FLIGHT",
-	"NOT_PERMITTED", "TOO_MANY_CONNECTIONS", "IDLE_TIMEOUT", "SHUTTING_DOWN", "INTERNAL",
+	CodeBadMagic:           "BAD_MAGIC",
+	CodeUnsupportedVersion: "UNSUPPORTED_VERSION",
+	CodeFrameTooLarge:      "FRAME_TOO_LARGE",
+	CodeMalformedHeader:    "MALFORMED_HEADER",
+	CodeTruncated:          "TRUNCATED",
+	CodeUnsupportedType:    "UNSUPPORTED_TYPE",
+	CodeInvalidRequest:     "INVALID_REQUEST",
+	CodeTooManyInFlight:    "TOO_MANY_IN_FLIGHT",
+	CodeNotPermitted:       "NOT_PERMITTED",
+	CodeTooManyConnections: "TOO_MANY_CONNECTIONS",
+	CodeIdleTimeout:        "IDLE_TIMEOUT",
+	CodeShuttingDown:       "SHUTTING_DOWN",
+	CodeInternal:           "INTERNAL",
 }
 
 func (c ErrorCode) String() string {
-	if int(c) < len(errorCodeNames) && errorCodeNames[c] != "" {
-		return errorCodeNames[c]
+	if n := name(errorCodeNames[:], int(c)); n != "" {
+		return n
 	}
 	return fmt.Sprintf("error(%d)", uint16(c))
 }
@@ -172,11 +206,18 @@ const (
 	OpSetLogLevel     ControlOp = 6
 )
 
-var opNames = [...]string{"", "SET_VEHICLE_STATE", "FORCE_OUT", "CLEAR", "SET_POLICY", "DRILL_FAULT", "SET_LOG_LEVEL"}
+var opNames = [...]string{
+	OpSetVehicleState: "SET_VEHICLE_STATE",
+	OpForceOut:        "FORCE_OUT",
+	OpClear:           "CLEAR",
+	OpSetPolicy:       "SET_POLICY",
+	OpDrillFault:      "DRILL_FAULT",
+	OpSetLogLevel:     "SET_LOG_LEVEL",
+}
 
 func (o ControlOp) String() string {
-	if int(o) < len(opNames) && opNames[o] != "" {
-		return opNames[o]
+	if n := name(opNames[:], int(o)); n != "" {
+		return n
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -195,11 +236,19 @@ const (
 	ControlFailed          ControlCode = 6
 )
 
-var controlCodeNames = [...]string{"OK", "UNKNOWN_OP", "INVALID_ARGUMENT", "NOT_PERMITTED", "DRILLS_DISABLED", "NOT_PARKED", "FAILED"}
+var controlCodeNames = [...]string{
+	ControlOK:              "OK",
+	ControlUnknownOp:       "UNKNOWN_OP",
+	ControlInvalidArgument: "INVALID_ARGUMENT",
+	ControlNotPermitted:    "NOT_PERMITTED",
+	ControlDrillsDisabled:  "DRILLS_DISABLED",
+	ControlNotParked:       "NOT_PARKED",
+	ControlFailed:          "FAILED",
+}
 
 func (c ControlCode) String() string {
-	if int(c) < len(controlCodeNames) {
-		return controlCodeNames[c]
+	if n := name(controlCodeNames[:], int(c)); n != "" {
+		return n
 	}
 	return fmt.Sprintf("control(%d)", uint16(c))
 }
@@ -273,3 +322,11 @@ func (l LogLevel) String() string {
 
 // FaultKinds are the fault kinds OpDrillFault accepts; "none" clears.
 var FaultKinds = []string{"hang", "stuck", "latency", "error", "nan", "wrong", "none"}
+
+// name returns names[i], "" when i has no name.
+func name(names []string, i int) string {
+	if i >= 0 && i < len(names) {
+		return names[i]
+	}
+	return ""
+}
