@@ -199,7 +199,7 @@ func (d *Daemon) startHealth() error {
 			}
 			d.health.Store(hs)
 			if gpu {
-				d.shell.Hardware(x)
+				d.shell.Health(HealthSample(x))
 			}
 			if d.tel != nil {
 				if b, err := json.Marshal(rec); err == nil {
@@ -208,16 +208,7 @@ func (d *Daemon) startHealth() error {
 			}
 		},
 		OnEvent: func(e hw.Event) {
-			x := hw.Sample{At: e.At, Source: probe.Name()}
-			switch e.Kind {
-			case hw.EventGPULost:
-				x.GPULost = true
-			case hw.EventXid:
-				x.Xid, x.XidFatal = e.Xid, e.Fatal
-			case hw.EventECCDoubleBit:
-				x.ECCUncorrected = true
-			}
-			d.shell.Hardware(x)
+			d.shell.Health(eventHealth(e))
 			d.log.Warn("hardware event", zap.String("kind", string(e.Kind)), zap.Uint32("xid", e.Xid), zap.Bool("fatal", e.Fatal), zap.String("detail", e.Detail))
 			d.tel.event(struct {
 				Type   string `json:"type"`
