@@ -1,37 +1,80 @@
-// Package inference runs ONNX models through ONNX Runtime for Vigil.
+// Package inference runs Vigil's ONNX models through ONNX Runtime and
+// answers each request by its deadline from the backends the watchdog's
+// plan names. It owns the runtime, the sessions and their tensors, the
+// checks of what goes in and comes out, the Router and fault injection; the
+// decisions (which backend, when) are package watchdog's.
 //
-// Init loads the ONNX Runtime shared library once per process (the one
-// `make deps` fetches, unless configured otherwise). Load turns a model file
-// into a Backend on an execution provider — "cpu", "cuda:N" or
-// "tensorrt:N" — and warms it up before returning it, so a backend is never
-// offered cold. A GPU provider that is not available fails the load with
+// # Backends
+//
+// Init loads the ONNX Runtime shared library once per process. Load turns
+// a Config (a model file on "cpu", "cuda:N" or "tensorrt:N") into a
+// *Backend: it reads the model's inputs, outputs and Vigil metadata (name,
+// version, role, declared output and input ranges) into a ModelInfo,
+// creates Sessions sessions and warms each up, so a backend is never
+// offered cold. A GPU provider that is not available is
 // ErrProviderUnavailable; a GPU backend never runs silently on the CPU.
+// With Config.MaxBatch a model with a dynamic first axis takes 1 to
+// MaxBatch frames a run, on views of the same sessions (batch.go).
 //
-// Load discovers the model's inputs and outputs and its Vigil metadata
-// (name, version, role, declared output and input ranges), and every request
-// is checked against them: a wrong name, dtype, shape or length is an
-// *InputError that says what was expected and what came. With
-// Config.MaxBatch, a model with a dynamic first axis takes a batch of 1 to
-// MaxBatch frames in one run (see batch.go).
-//
-// The Router checks more before any backend sees a request (InputChecks):
-// NaN and ±Inf in floating-point inputs, and values outside a range a model
-// declares for an input, are an *InputError naming the input and the first
-// offending element, so that one bad frame costs no backend its health.
-//
-// Backend.Run answers by the request's deadline at the latest. Each backend
-// owns a fixed number of sessions; each session has preallocated tensors, its
-// own RunOptions and a goroutine that makes the native call. The caller waits
-// for that goroutine or for the deadline, whichever comes first: at the
-// deadline it asks ONNX Runtime to stop (RunOptions.Terminate, honoured
-// between graph nodes on the CPU) and returns a *DeadlineError at once. The
+// Backend.Run checks the tensors against the model (name, dtype, shape,
+// length: an *InputError otherwise), takes a free session, copies the
+// inputs into its preallocated tensors and hands the native call to the
+// session's own goroutine. It waits for that call or for the deadline: at
+// the deadline it asks ONNX Runtime to stop (RunOptions.Terminate, honoured
+// between graph nodes on the CPU) and returns a *DeadlineError at once; the
 // session goes back to the pool only when the native call has returned, and
 // Close never destroys a session whose run is in flight. A hung GPU kernel
-// cannot be stopped this way; the caller still has its answer at the
-// deadline, and the watchdog moves traffic elsewhere.
+// cannot be stopped; the caller still has its answer at the deadline.
+// Outputs are copied out; NaN, Inf or values outside a declared range give
+// an *InvalidOutputError with the outputs still written. In steady state
+// Run allocates nothing on the Go heap.
 //
-// In steady state Run allocates nothing on the Go heap: inputs are copied
-// into the session's tensors, outputs copied out into the caller's buffers.
-// Outputs that are NaN, infinite or outside the declared range give an
-// *InvalidOutputError, with the outputs still copied out for comparison.
+// Runner is what the router needs of a backend; *Backend and *Faulty (a
+// wrapper that injects the faults of drills and tests) implement it.
+//
+// # The router
+//
+// NewRouter takes the three rungs' Runners (nil where not loaded; the
+// degraded one is required), which must share one contract. Router.Infer:
+//
+//  1. checks the request before any backend sees it: the contract, then
+//     the values (InputChecks: NaN and ±Inf in floating-point inputs,
+//     values outside a range a model declares); a refusal is an
+//     *InputError naming the input and its first offending element, and
+//     costs no backend its health;
+//  2. with the plan it loaded once, answers NO_RESULT at once when
+//     closing, in MRM, or too close to the deadline;
+//  3. takes a request from a fixed pool (or answers OVERLOADED), copies the
+//     inputs in, and follows the plan: starts each backend at its delay, or
+//     at once when all started so far failed, on one of its lanes
+//     (goroutines owned by the router; a backend whose lanes are all taken
+//     is BUSY); serves the most preferred acceptable answer, waiting for a
+//     more preferred one at most PreferWait and never past the deadline
+//     less AnswerMargin;
+//  4. fills the Answer (Status, Reason, ServedBy, a BackendReport per rung)
+//     and copies out the served outputs. Runs still going are abandoned to
+//     their own deadlines; when the last one ends, finish reports the
+//     request's runs together (Reporter.ReportRequest), compares primary
+//     and shadow and lets the degraded model break a tie (as the plan
+//     asks), and pools the request.
+//
+// Canary probes one backend off the serving path with a fixed frame; its
+// result goes to Reporter.ReportRun. Stats counts answers (by rung, by
+// reason, late, failovers, refused) with a latency histogram. Close
+// refuses new requests (ReasonClosed), waits for every request and canary
+// in flight (each ends by its deadline) or for ctx, and stops the lanes.
+// Status, Reason, Outcome and DType carry the socket protocol's numbers:
+// agent converts them by number (its TestWireEnumsMatchInference checks).
+//
+// # Files
+//
+// runtime.go and provider.go: Init, providers, session options. model.go:
+// ModelInfo and metadata. tensor.go: DType, Tensor and the errors.
+// backend.go: Config, Backend, Close; load.go: Load and warm-up; sessions.go:
+// the session pool and its workers; run.go: Run; batch.go: batches;
+// contract.go: a request's tensors against a model's, and backends against
+// each other. inputs.go: InputChecks and the value kernels. answer.go:
+// Answer and its enumerations; routerconfig.go; router.go: NewRouter, Infer,
+// Close; request.go: pooled requests and finish; schedule.go: follow,
+// choose, dispatch; lanes.go; canary.go; stats.go; fault.go: Faulty.
 package inference
