@@ -100,3 +100,59 @@ func startMosquitto(ctx context.Context, bin, dir string, nodelay bool) (*mosqui
 		// It exited: the port may have been taken meanwhile.
 	}
 }
+
+// syncLink is the broker the suite runs against and the vehicle's way to
+// it: the vehicle's side (raw publisher, uploader) reaches the broker at
+// edgeURL, through the emulated uplink unless --uplink 0; the cloud's
+// side (subscriber, ingester) at brokerURL.
+type syncLink struct {
+	broker               *mosquittoProc // nil when --broker gave one
+	uplink               *uplink        // nil on plain loopback
+	brokerURL, edgeURL   string
+	brokerWhat, linkWhat string // for the suite's first line
+}
+
+// startSyncLink starts a Mosquitto in root unless --broker gave one, and
+// the uplink proxy unless --uplink is 0.
+func startSyncLink(ctx context.Context, f syncFlags, root string) (*syncLink, error) {
+	l := &syncLink{brokerURL: f.broker, brokerWhat: "given"}
+	if l.brokerURL == "" {
+		bin, err := findMosquitto(f.mosquitto)
+		if err != nil {
+			return nil, err
+		}
+		m, err := startMosquitto(ctx, bin, filepath.Join(root, "broker"), f.nodelay)
+		if err != nil {
+			return nil, err
+		}
+		l.broker = m
+		l.brokerURL, l.brokerWhat = "tcp://"+m.addr, fmt.Sprintf("started here: %s, set_tcp_nodelay %v", bin, f.nodelay)
+	}
+	l.edgeURL, l.linkWhat = l.brokerURL, "loopback"
+	if f.uplinkMbps > 0 {
+		host := strings.TrimPrefix(l.brokerURL, "tcp://")
+		if host == l.brokerURL {
+			l.close()
+			return nil, fmt.Errorf("--uplink needs a tcp:// broker, not %s", l.brokerURL)
+		}
+		ul, err := startUplink(host, f.uplinkMbps, f.uplinkRTT)
+		if err != nil {
+			l.close()
+			return nil, err
+		}
+		l.uplink = ul
+		l.edgeURL, l.linkWhat = ul.url(), fmt.Sprintf("emulated uplink %g Mbit/s, RTT %v", f.uplinkMbps, f.uplinkRTT)
+	}
+	return l, nil
+}
+
+// close stops the uplink, then kills the broker this process started
+// (the process of its last restart).
+func (l *syncLink) close() {
+	if l.uplink != nil {
+		l.uplink.close()
+	}
+	if l.broker != nil {
+		l.broker.Kill()
+	}
+}

@@ -68,36 +68,61 @@ func restartRound(ctx context.Context, f syncFlags, m *mosquittoProc, edgeURL, b
 		}
 		time.Sleep(time.Millisecond)
 	}
-	live := store.Stream(f.liveStream)
-	lp := startLive(live, f.liveRate)
+	lp := startLive(store.Stream(f.liveStream), f.liveRate)
 	defer lp.halt()
-	// A second of live records first: the link is measured, as on a
-	// vehicle that has been driving.
+	back, err := killAndReturn(ctx, f, m, up, in, store, &res)
+	if err != nil {
+		return res, err
+	}
+	lp.halt()
+	if lp.err != nil {
+		return res, lp.err
+	}
+	if err := waitDrained(store, back.Add(f.timeout)); err != nil {
+		return res, err
+	}
+	for _, s := range up.Stats().Streams {
+		res.resent += s.Resent
+	}
+	closeQuietly(up.Close)
+	closeQuietly(in.Close)
+	res.duplicates = in.Stats().Duplicate
+	res.sinkRecords, err = checkSink(sk, sinkDir, vehicle, store, f.liveStream, lp.payloads)
+	return res, err
+}
+
+// killAndReturn lets a second of live records go first (the link is
+// measured, as on a vehicle that has been driving), kills the broker,
+// starts it again after f.restartOutage, and times from its return each
+// side's reconnection, the first live record stored and the cursor
+// covering every record appended before the return. It returns the time
+// of the return.
+func killAndReturn(ctx context.Context, f syncFlags, m *mosquittoProc, up *edge.Uploader, in *ingest.Ingester, store *storage.Store, res *restartResult) (time.Time, error) {
 	select {
 	case <-time.After(time.Second):
 	case <-ctx.Done():
-		return res, ctx.Err()
+		return time.Time{}, ctx.Err()
 	}
 	stored0, connects0, ingest0 := in.Stats().Stored, up.Stats().Connects, in.Stats().Connects
 	m.Kill()
 	select {
 	case <-time.After(f.restartOutage):
 	case <-ctx.Done():
-		return res, ctx.Err()
+		return time.Time{}, ctx.Err()
 	}
 	if err := m.restart(ctx); err != nil {
-		return res, err
+		return time.Time{}, err
 	}
 	back := time.Now()
-	before := live.Assigned() // appended before the return
-	deadline = back.Add(f.timeout)
+	before := store.Stream(f.liveStream).Assigned() // appended before the return
+	deadline := back.Add(f.timeout)
 	for res.toLive == 0 || res.vehicleBack == 0 || res.ingestBack == 0 || res.caughtUp == 0 {
 		now := time.Now()
 		if now.After(deadline) {
-			return res, fmt.Errorf("not back within %v of the broker's return: uploader %+v, ingester %+v", f.timeout, up.Stats(), in.Stats())
+			return back, fmt.Errorf("not back within %v of the broker's return: uploader %+v, ingester %+v", f.timeout, up.Stats(), in.Stats())
 		}
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return back, err
 		}
 		is := in.Stats()
 		if res.toLive == 0 && is.Stored > stored0 {
@@ -114,28 +139,21 @@ func restartRound(ctx context.Context, f syncFlags, m *mosquittoProc, edgeURL, b
 		}
 		time.Sleep(time.Millisecond)
 	}
-	lp.halt()
-	if lp.err != nil {
-		return res, lp.err
-	}
+	return back, nil
+}
+
+// waitDrained waits until every durable record of store is acknowledged.
+func waitDrained(store *storage.Store, deadline time.Time) error {
 	for {
 		if ok, _ := drainedAll(store); ok {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
 			_, why := drainedAll(store)
-			return res, fmt.Errorf("not drained after the restart: %s", why)
+			return fmt.Errorf("not drained after the restart: %s", why)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	for _, s := range up.Stats().Streams {
-		res.resent += s.Resent
-	}
-	closeQuietly(up.Close)
-	closeQuietly(in.Close)
-	res.duplicates = in.Stats().Duplicate
-	res.sinkRecords, err = checkSink(sk, sinkDir, vehicle, store, f.liveStream, lp.payloads)
-	return res, err
 }
 
 // drainedAll says whether every durable record of store is acknowledged.

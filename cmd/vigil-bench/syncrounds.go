@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/edge"
 	"github.com/vigil-av/vigil/sync/ingest"
 	"github.com/vigil-av/vigil/sync/sink"
@@ -54,26 +55,52 @@ func (t *roundTotals) add(r roundResult) {
 	t.rejected += r.rejected
 }
 
+// runRound fills a fresh store with the backlog and runs, on it, the two
+// baselines and then the uploader. It returns the round's figures and
+// the backlog's last seq per stream.
+func runRound(ctx context.Context, f syncFlags, link *syncLink, runID, root string, round, rawWindow int) (roundResult, map[string]uint64, error) {
+	var res roundResult
+	dir := filepath.Join(root, fmt.Sprintf("round-%d", round))
+	vehicle := fmt.Sprintf("bench-%s-%d", runID, round)
+	store, targets, err := fillStore(ctx, filepath.Join(dir, "store"), f.records)
+	if err != nil {
+		return res, nil, fmt.Errorf("fill the store: %w", err)
+	}
+	defer store.Close(context.Background())
+	packer := batch.Packer{Vehicle: vehicle, Store: store.StoreID(), Boot: store.Boot(), Compression: batch.Flate, MaxPayload: f.maxPayload}
+	if f.uncompressed {
+		packer.Compression = batch.None
+	}
+	topic := fmt.Sprintf("vigil-bench/%s/raw/%d", runID, round)
+	var batches [][]byte
+	res.rawPack, batches, err = rawRound(ctx, link.edgeURL, link.brokerURL, topic, runID, packingSource(store, packer), rawWindow, f.timeout)
+	if err != nil {
+		return res, nil, fmt.Errorf("raw baseline with packing: %w", err)
+	}
+	res.batches = len(batches)
+	for _, b := range batches {
+		res.bytes += len(b)
+	}
+	res.raw, _, err = rawRound(ctx, link.edgeURL, link.brokerURL, topic, runID, sliceSource(batches), rawWindow, f.timeout)
+	if err != nil {
+		return res, nil, fmt.Errorf("raw baseline: %w", err)
+	}
+	if err := uploaderRound(ctx, f, link.edgeURL, link.brokerURL, runID, vehicle, dir, store, targets, &res); err != nil {
+		return res, nil, fmt.Errorf("uploader: %w", err)
+	}
+	return res, targets, nil
+}
+
 // uploaderRound drains store through an edge.Uploader into an ingester
 // and a sink of its own, appending live records meanwhile, checks the
 // sink, and fills in res.
 func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, vehicle, dir string, store *storage.Store, targets map[string]uint64, res *roundResult) error {
 	sinkDir := filepath.Join(dir, "sink")
-	sk, err := sink.Open(sinkDir, sink.Options{})
+	sk, in, err := startIngest(brokerURL, runID, vehicle, sinkDir)
 	if err != nil {
 		return err
 	}
-	in, err := ingest.New(ingest.Config{Broker: brokerURL, ClientID: "vigil-bench-ingest-" + vehicle, Group: "vigil-bench-" + runID}, sk, nil)
-	if err != nil {
-		return err
-	}
-	in.Start()
 	defer closeQuietly(in.Close)
-	for deadline := time.Now().Add(10 * time.Second); !in.Stats().Subscribed; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return errors.New("the ingester did not subscribe within 10 s")
-		}
-	}
 
 	cfg := edge.Config{Broker: edgeURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, LiveWindow: f.liveWindow, MaxPayload: f.maxPayload, UseNone: f.uncompressed}
 	up, err := edge.New(cfg, store, nil)
@@ -102,6 +129,61 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 	}
 	lp := startLive(liveStream, f.liveRate)
 	defer lp.halt()
+	if err := followDrain(ctx, f, up, in, store, targets, lp, t0, deadline, res); err != nil {
+		return err
+	}
+	for up.State() != edge.Live {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("uploader %v, not live, after the drain: %+v", up.State(), up.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	res.live = lp.lat
+	// The watcher's copy of the last acks may arrive a little after the
+	// uploader's.
+	for wait := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		res.liveCloud, res.liveCloudMissed = acks.latencies(lp.all)
+		if res.liveCloudMissed == 0 || time.Now().After(wait) {
+			break
+		}
+	}
+	res.uploaderStats(up.Stats())
+	closeQuietly(up.Close)
+	closeQuietly(in.Close)
+	is := in.Stats()
+	res.stored, res.duplicates, res.failed = is.Stored, is.Duplicate, is.Failed
+	n, err := checkSink(sk, sinkDir, vehicle, store, f.liveStream, lp.payloads)
+	res.sinkRecords = n
+	return err
+}
+
+// startIngest opens a sink in sinkDir and starts an ingester into it,
+// returning once the ingester has subscribed.
+func startIngest(brokerURL, runID, vehicle, sinkDir string) (*sink.Sink, *ingest.Ingester, error) {
+	sk, err := sink.Open(sinkDir, sink.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	in, err := ingest.New(ingest.Config{Broker: brokerURL, ClientID: "vigil-bench-ingest-" + vehicle, Group: "vigil-bench-" + runID}, sk, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	in.Start()
+	for deadline := time.Now().Add(10 * time.Second); !in.Stats().Subscribed; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			closeQuietly(in.Close)
+			return nil, nil, errors.New("the ingester did not subscribe within 10 s")
+		}
+	}
+	return sk, in, nil
+}
+
+// followDrain watches the uploader every millisecond until every stream's
+// cursor has reached its target (the drain's time, from t0, goes to
+// res.drain; the live producer stops then) and every live record is
+// covered by the live stream's cursor. It notes the largest window and
+// budget in flight on the way.
+func followDrain(ctx context.Context, f syncFlags, up *edge.Uploader, in *ingest.Ingester, store *storage.Store, targets map[string]uint64, lp *liveProducer, t0, deadline time.Time, res *roundResult) error {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	drained := false
@@ -129,13 +211,7 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 			return err
 		}
 		if !drained {
-			drained = true
-			for name, t := range targets {
-				if c, err := store.Cursor(name); err != nil || c < t {
-					drained = false
-					break
-				}
-			}
+			drained = cursorsAt(store, targets)
 			if drained {
 				res.drain = now.Sub(t0)
 				lp.halt() // the live records still waiting are timed to their ack
@@ -143,39 +219,31 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 			}
 		}
 		if drained && waiting == 0 {
-			break
+			return nil
 		}
 	}
-	for up.State() != edge.Live {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("uploader %v, not live, after the drain: %+v", up.State(), up.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	res.live = lp.lat
-	// The watcher's copy of the last acks may arrive a little after the
-	// uploader's.
-	for wait := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		res.liveCloud, res.liveCloudMissed = acks.latencies(lp.all)
-		if res.liveCloudMissed == 0 || time.Now().After(wait) {
-			break
+}
+
+// cursorsAt says whether every stream's outbox cursor has reached its
+// target.
+func cursorsAt(store *storage.Store, targets map[string]uint64) bool {
+	for name, t := range targets {
+		if c, err := store.Cursor(name); err != nil || c < t {
+			return false
 		}
 	}
-	us := up.Stats()
-	res.minAckRTT, res.deliveryRate = us.MinAckRTT, us.DeliveryRate
+	return true
+}
+
+// uploaderStats takes the uploader's figures at the end of the round.
+func (r *roundResult) uploaderStats(us edge.Stats) {
+	r.minAckRTT, r.deliveryRate = us.MinAckRTT, us.DeliveryRate
 	for _, s := range us.Streams {
-		res.sent += s.Sent
-		res.resent += s.Resent
-		res.acked += s.Acked
-		res.rejected += s.Rejected
+		r.sent += s.Sent
+		r.resent += s.Resent
+		r.acked += s.Acked
+		r.rejected += s.Rejected
 	}
-	closeQuietly(up.Close)
-	closeQuietly(in.Close)
-	is := in.Stats()
-	res.stored, res.duplicates, res.failed = is.Stored, is.Duplicate, is.Failed
-	n, err := checkSink(sk, sinkDir, vehicle, store, f.liveStream, lp.payloads)
-	res.sinkRecords = n
-	return err
 }
 
 func closeQuietly(close func(context.Context) error) {
