@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/inference/inferencetest"
 	"github.com/vigil-av/vigil/models/demo"
@@ -311,16 +310,13 @@ func TestDivergenceVotesOutPrimary(t *testing.T) {
 	}
 }
 
-// TestGPULostFailsBothGPUBackends plays a scripted hardware fault through
-// the fake probe: a throttled GPU, then a lost one.
+// TestGPULostFailsBothGPUBackends feeds the shell a hardware fault as the
+// daemon hands it the probe's readings: a throttled GPU, then a lost one.
 func TestGPULostFailsBothGPUBackends(t *testing.T) {
 	l := newLadder(t, quickConfig(watchdog.Hot))
 	l.drive(10, 5*time.Millisecond)
-	script := hw.Script{
-		{At: 0, Sample: hw.Sample{TemperatureC: 70, Throttled: true}},
-		{At: 20 * time.Millisecond, Sample: hw.Sample{GPULost: true}},
-	}
-	go script.Play(context.Background(), l.shell.Hardware)
+	l.shell.Health(watchdog.HealthSample{TemperatureC: 70, Throttled: true})
+	l.shell.Health(watchdog.HealthSample{GPULost: true})
 	l.waitState(watchdog.Shadow, watchdog.Failed, 5*time.Second)
 	if r := l.reason(watchdog.Shadow); !strings.Contains(r, "gpu lost") {
 		t.Errorf("shadow failed because %q, want gpu lost", r)

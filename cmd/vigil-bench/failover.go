@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-av/vigil/agent"
 	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/models/demo"
@@ -229,9 +230,10 @@ func inject(b watchdog.Backend, ft inference.Fault) func(*benchLadder) {
 	return func(l *benchLadder) { l.faults[b].Inject(ft) }
 }
 
-// hwFault plays a one-step script through the fake probe.
+// hwFault plays a one-step script through the fake probe and hands its
+// reading to the watchdog as the daemon does.
 func hwFault(l *benchLadder, x hw.Sample) {
-	hw.Script{{Sample: x}}.Play(context.Background(), l.shell.Hardware)
+	hw.Script{{Sample: x}}.Play(context.Background(), func(x hw.Sample) { l.shell.Health(agent.HealthSample(x)) })
 }
 
 func schedule(f failoverFlags) []scenario {
