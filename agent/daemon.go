@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/agent/socket"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
@@ -33,7 +34,7 @@ type Daemon struct {
 	faults   [watchdog.NumBackends]*inference.Faulty
 	router   *inference.Router
 	shell    *shell.Shell
-	server   *Server
+	server   *socket.Server
 	metrics  *http.Server
 
 	vehicle  atomic.Uint32 // wire.VehicleState reported by the supervisor
@@ -114,7 +115,10 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 	}
 	d.shell = shell.New(shell.Config{OnReady: d.onReady}, m, d.router)
 	rep.set(d.shell)
-	d.shell.Start()
+	if err := d.shell.Start(context.Background()); err != nil {
+		d.abort()
+		return nil, err
+	}
 	for b, why := range d.notLoaded {
 		if why == "" {
 			continue
@@ -138,7 +142,7 @@ func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) 
 		d.abort()
 		return nil, err
 	}
-	d.server, err = Listen(sc, &service{d: d}, log.Named("socket"))
+	d.server, err = socket.Listen(sc, &service{d: d}, log.Named("socket"))
 	if err != nil {
 		d.abort()
 		return nil, err
@@ -317,7 +321,9 @@ func (d *Daemon) shutdownCore() error {
 		cancel()
 	}
 	if d.shell != nil {
-		d.shell.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, d.shell.Close(ctx))
+		cancel()
 	}
 	errs = append(errs, d.closeBackends())
 	return errors.Join(errs...)

@@ -76,12 +76,15 @@ func startDaemon(t *testing.T, cfg Config) (*Daemon, *client.Client) {
 	return d, c
 }
 
+// frameShape is the demo models' input: one 3×66×200 frame.
+var frameShape = []int64{1, 3, 66, 200}
+
 func randomFrame() []client.Tensor {
 	data := make([]float32, 3*66*200)
 	for i := range data {
 		data[i] = rand.Float32()
 	}
-	return []client.Tensor{{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: data}}
+	return []client.Tensor{{Name: "frame", DType: client.Float32, Shape: frameShape, Float32: data}}
 }
 
 func infer(t *testing.T, c *client.Client, budget time.Duration) *client.InferResponse {
@@ -379,7 +382,9 @@ func TestDaemonSystemdNotifications(t *testing.T) {
 	if !wait("WATCHDOG=1", 5*time.Second) {
 		t.Fatal("no WATCHDOG=1 while alive")
 	}
-	d.shell.Close() // the watchdog loop is gone
+	if err := d.shell.Close(context.Background()); err != nil { // the watchdog loop is gone
+		t.Fatal(err)
+	}
 	time.Sleep(120 * time.Millisecond)
 	for len(msgs) > 0 {
 		<-msgs

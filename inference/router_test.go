@@ -73,7 +73,9 @@ func newLadder(t *testing.T, cfg watchdog.Config) *ladder {
 		l.mu.Unlock()
 	}}, m, l.router)
 	rep.s = l.shell
-	l.shell.Start()
+	if err := l.shell.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		for _, f := range l.faults {
 			f.Clear()
@@ -83,7 +85,9 @@ func newLadder(t *testing.T, cfg watchdog.Config) *ladder {
 		if err := l.router.Close(ctx); err != nil {
 			t.Errorf("router close: %v", err)
 		}
-		l.shell.Close()
+		if err := l.shell.Close(ctx); err != nil {
+			t.Errorf("shell close: %v", err)
+		}
 	})
 	l.in = l.router.Backend(watchdog.Degraded).(*inference.Faulty).Unwrap().(*inference.Backend).NewInputs()
 	l.out = l.router.Backend(watchdog.Degraded).(*inference.Faulty).Unwrap().(*inference.Backend).NewOutputs()
@@ -479,8 +483,10 @@ func TestOverloadIsNotAFault(t *testing.T) {
 	}
 	sh := shell.New(shell.Config{}, m, router)
 	rep.s = sh
-	sh.Start()
-	defer sh.Close()
+	if err := sh.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close(context.Background())
 	defer router.Close(context.Background())
 	// Every run takes 5 ms: with one lane per backend, concurrent requests
 	// find lanes taken.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -198,7 +199,10 @@ func newBenchLadder(f failoverFlags, p watchdog.Policy, backends [watchdog.NumBa
 		}
 	}}, m, l.router)
 	fwd.s = l.shell
-	l.shell.Start()
+	if err := l.shell.Start(context.Background()); err != nil {
+		l.router.Close(context.Background())
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -208,9 +212,7 @@ func (l *benchLadder) close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := l.router.Close(ctx)
-	l.shell.Close()
-	return err
+	return errors.Join(l.router.Close(ctx), l.shell.Close(ctx))
 }
 
 func (l *benchLadder) failedAt(b watchdog.Backend) time.Time {

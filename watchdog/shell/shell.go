@@ -1,6 +1,6 @@
-// Package shell runs a watchdog.Machine: it owns the clock and the one
-// goroutine that feeds the machine with the router's results, health samples,
-// operator commands and ticks, publishes every new plan to the router, runs
+// Package shell runs a watchdog.Machine: it owns the ticker (from the
+// clock it is given) and the one goroutine that feeds the machine with the
+// router's results, health samples, operator commands and ticks, publishes every new plan to the router, runs
 // the canary probes the machine asks for, and keeps a status snapshot for
 // `vigilctl status`. The machine itself stays pure; everything with time,
 // goroutines and queues lives here.
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-av/vigil/hw"
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/watchdog"
 )
 
@@ -38,8 +39,9 @@ type Config struct {
 	// slices in Ready are reused by the next step: copy what you keep, and
 	// do not block.
 	OnReady func(now time.Time, rd watchdog.Ready)
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock gives the loop its time and its ticks; nil means the system
+	// clock. Tests pass a clock.Fake and advance it.
+	Clock clock.Clock
 }
 
 // report is one message from the router, as a concrete union so that
@@ -61,6 +63,7 @@ type command struct {
 // Shell runs one machine. Start it with Start, stop it with Close.
 type Shell struct {
 	cfg    Config
+	clock  clock.Clock
 	m      *watchdog.Machine
 	router Router
 	events chan report
@@ -70,9 +73,11 @@ type Shell struct {
 	lastLoop atomic.Int64 // unix nanoseconds of the loop's last iteration
 	status   atomic.Pointer[Status]
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the loop has returned
 }
 
 // Status is the shell's view for status reports.
@@ -95,32 +100,55 @@ func New(cfg Config, m *watchdog.Machine, r Router) *Shell {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 4096
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	s := &Shell{cfg: cfg, m: m, router: r, events: make(chan report, cfg.Queue), cmds: make(chan command), done: make(chan struct{})}
-	st := &Status{Status: m.Status(), At: cfg.Now()}
+	s := &Shell{cfg: cfg, clock: clock.Or(cfg.Clock), m: m, router: r, events: make(chan report, cfg.Queue), cmds: make(chan command), done: make(chan struct{})}
+	st := &Status{Status: m.Status(), At: s.clock.Now()}
 	s.status.Store(st)
 	return s
 }
 
-// Start publishes the machine's plan and starts the loop.
-func (s *Shell) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
+// Start publishes the machine's plan, makes the ticker and starts the
+// loop; the loop runs until Close (ctx bounds the start only). A shell
+// starts once.
+func (s *Shell) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("watchdog shell: start: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("watchdog shell: start after Close")
+	case s.started:
+		return errors.New("watchdog shell: already started")
+	}
+	s.started = true
+	loopCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.router.SetPlan(s.m.Plan())
-	s.lastLoop.Store(s.cfg.Now().UnixNano())
-	go s.loop(ctx)
+	s.lastLoop.Store(s.clock.Now().UnixNano())
+	// The ticker is made here, not in the loop, so that a fake clock
+	// advanced right after Start already has it.
+	go s.loop(loopCtx, s.clock.NewTicker(s.cfg.Tick))
+	return nil
 }
 
-// Close stops the loop and waits for it.
-func (s *Shell) Close() {
-	s.once.Do(func() {
-		if s.cancel != nil {
-			s.cancel()
-			<-s.done
-		}
-	})
+// Close stops the loop and waits for it until ctx ends. Closing a shell
+// that never started, or closing it again, does nothing.
+func (s *Shell) Close(ctx context.Context) error {
+	s.mu.Lock()
+	started := s.started
+	s.closed = true
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("watchdog shell: close: the loop has not returned: %w", ctx.Err())
+	}
 }
 
 // ReportRun queues a run result (a canary's answer); it never blocks.
@@ -198,12 +226,12 @@ func (s *Shell) Alive(maxAge time.Duration) bool {
 		return false
 	default:
 	}
-	return s.cfg.Now().Sub(time.Unix(0, s.lastLoop.Load())) <= maxAge
+	last := s.lastLoop.Load()
+	return last != 0 && s.clock.Now().Sub(time.Unix(0, last)) <= maxAge
 }
 
-func (s *Shell) loop(ctx context.Context) {
+func (s *Shell) loop(ctx context.Context, ticker clock.Ticker) {
 	defer close(s.done)
-	ticker := time.NewTicker(s.cfg.Tick)
 	defer ticker.Stop()
 	budget := s.m.Config().Deadline
 	var last Status
@@ -229,10 +257,10 @@ func (s *Shell) loop(ctx context.Context) {
 			}
 		case c := <-s.cmds:
 			ev, reply = c.cmd, c.reply
-		case <-ticker.C:
+		case <-ticker.C():
 			ev = watchdog.Tick{}
 		}
-		now := s.cfg.Now()
+		now := s.clock.Now()
 		s.lastLoop.Store(now.UnixNano())
 		rd := s.m.Step(now, ev)
 		if rd.PlanChanged {
