@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-av/vigil/agent/socket"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/watchdog"
@@ -148,7 +149,7 @@ type LogConfig struct {
 // degraded rung and CUDA device 0 for the GPU rungs, the hot policy with a
 // 33 ms deadline, the socket at /run/vigil/vigild.sock, drills off.
 func DefaultConfig() Config {
-	sock := DefaultServerConfig()
+	sock := socket.DefaultServerConfig()
 	return Config{
 		VehicleID:     "vehicle",
 		DataDir:       "/var/lib/vigil",
@@ -500,13 +501,13 @@ func (c *Config) ModelPath(p string) string {
 }
 
 // ServerConfig turns the socket section into the server's configuration.
-func (c *Config) ServerConfig() (ServerConfig, error) {
+func (c *Config) ServerConfig() (socket.ServerConfig, error) {
 	s := c.Socket
 	mode, err := strconv.ParseUint(strings.TrimPrefix(s.Mode, "0o"), 8, 32)
 	if err != nil {
-		return ServerConfig{}, fmt.Errorf("socket.mode %q: want octal permission bits such as \"0660\"", s.Mode)
+		return socket.ServerConfig{}, fmt.Errorf("socket.mode %q: want octal permission bits such as \"0660\"", s.Mode)
 	}
-	sc := ServerConfig{
+	sc := socket.ServerConfig{
 		Path:           s.Path,
 		Mode:           os.FileMode(mode),
 		Owner:          s.Owner,

@@ -1,41 +1,7 @@
 // Package agent wires one vehicle's Vigil daemon together and owns its
 // lifecycle: configuration, start order (storage, models, backends, watchdog,
-// socket, sync), graceful shutdown, the local Unix-socket server for vehicle
-// supervisors and the Go client they can use.
-//
-// # The socket server
-//
-// Supervisors drive the daemon over a Unix stream socket whose protocol,
-// docs/protocol.md, is the contract: agent/wire encodes and decodes its
-// frames, agent/client is a Go client written from the document alone (it
-// imports neither this package nor agent/wire), and Server serves it.
-//
-//	s, err := agent.Listen(cfg, handler, logger) // cfg from DefaultServerConfig
-//	go s.Serve()                                  // returns nil after Close
-//	…
-//	err = s.Close(ctx)                            // drain, then close
-//
-// Listen takes PATH.lock, replaces a stale socket left by a crashed run
-// (probed by connecting: refused means stale) but never one a live server
-// answers on, and creates the socket with its mode (0660), owner and group.
-// Each connection's peer is checked with SO_PEERCRED against the allow-list
-// and the connection limit; refused peers get an ERROR frame and a close.
-//
-// A connection is served by MaxInFlight+1 goroutines that take turns at
-// reading (conn.go): the one that reads a request serves it — decode,
-// Handler, encode, one write — while the next one reads, so requests are
-// pipelined, answered out of order, and carried without a goroutine
-// hand-off or a heap allocation in steady state. Frames that break the
-// framing close the connection after the requests already read are
-// answered; frames that only break their payload get an ERROR for their id.
-// A read deadline closes idle clients; a write deadline closes clients that
-// do not read, so no client can block the server or another connection.
-//
-// The Handler (handler.go) is where the daemon plugs in: the server does
-// the protocol and the deadlines' bookkeeping, the handler the inference.
-//
-// Files: handler.go (the Handler interface), socketconfig.go
-// (ServerConfig), listen.go (socket file, lock, stale probe, ownership),
-// peer.go (SO_PEERCRED and the allow-list), server.go (accept loop, limits,
-// Close, counters), conn.go (per-connection workers, reading, writing).
+// socket, sync) and graceful shutdown. The local Unix-socket server for
+// vehicle supervisors is agent/socket; the daemon plugs into it as its
+// Handler (service.go). agent/wire is the socket's codec and agent/client
+// the Go client supervisors can use.
 package agent

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/agent/socket"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/watchdog"
@@ -110,7 +111,7 @@ func (s *service) Status(ctx context.Context) ([]byte, error) {
 }
 
 // Control carries out an operator command from a supervisor.
-func (s *service) Control(ctx context.Context, peer Peer, req *wire.ControlRequest) error {
+func (s *service) Control(ctx context.Context, peer socket.Peer, req *wire.ControlRequest) error {
 	d := s.d
 	log := d.log.With(zap.String("op", req.Op.String()), zap.Stringer("peer", peer))
 	switch req.Op {
@@ -121,31 +122,31 @@ func (s *service) Control(ctx context.Context, peer Peer, req *wire.ControlReque
 	case wire.OpForceOut, wire.OpClear:
 		b, ok := fromWireBackend(req.Backend)
 		if !ok {
-			return RefuseControl(wire.ControlInvalidArgument, "unknown backend %d", req.Backend)
+			return socket.RefuseControl(wire.ControlInvalidArgument, "unknown backend %d", req.Backend)
 		}
 		op := watchdog.CmdClear
 		if req.Op == wire.OpForceOut {
 			op = watchdog.CmdForceOut
 		}
 		if err := d.shell.Command(ctx, watchdog.Command{Op: op, Backend: b}); err != nil {
-			return RefuseControl(wire.ControlFailed, "%v", err)
+			return socket.RefuseControl(wire.ControlFailed, "%v", err)
 		}
 		log.Info("operator command", zap.Stringer("backend", b))
 		return nil
 	case wire.OpSetPolicy:
 		p, err := watchdog.ParsePolicy(req.Policy.String())
 		if err != nil {
-			return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+			return socket.RefuseControl(wire.ControlInvalidArgument, "%v", err)
 		}
 		if err := d.shell.Command(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p}); err != nil {
-			return RefuseControl(wire.ControlFailed, "%v", err)
+			return socket.RefuseControl(wire.ControlFailed, "%v", err)
 		}
 		log.Info("policy", zap.Stringer("policy", p))
 		return nil
 	case wire.OpSetLogLevel:
 		lvl, err := parseLevel(req.LogLevel.String())
 		if err != nil {
-			return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+			return socket.RefuseControl(wire.ControlInvalidArgument, "%v", err)
 		}
 		d.level.SetLevel(lvl)
 		log.Info("log level", zap.Stringer("level", lvl))
@@ -153,7 +154,7 @@ func (s *service) Control(ctx context.Context, peer Peer, req *wire.ControlReque
 	case wire.OpDrillFault:
 		return s.drill(log, req)
 	}
-	return RefuseControl(wire.ControlUnknownOp, "unknown operation %d", req.Op)
+	return socket.RefuseControl(wire.ControlUnknownOp, "unknown operation %d", req.Op)
 }
 
 // drill injects a fault, which only a daemon configured for drills accepts,
@@ -161,18 +162,18 @@ func (s *service) Control(ctx context.Context, peer Peer, req *wire.ControlReque
 func (s *service) drill(log *zap.Logger, req *wire.ControlRequest) error {
 	d := s.d
 	if !d.cfg.Drills.Allowed {
-		return RefuseControl(wire.ControlDrillsDisabled, "drills are off in this daemon's configuration (drills.allowed)")
+		return socket.RefuseControl(wire.ControlDrillsDisabled, "drills are off in this daemon's configuration (drills.allowed)")
 	}
 	if wire.VehicleState(d.vehicle.Load()) != wire.Parked {
-		return RefuseControl(wire.ControlNotParked, "drills need the vehicle parked; the supervisor reports it %s", wire.VehicleState(d.vehicle.Load()))
+		return socket.RefuseControl(wire.ControlNotParked, "drills need the vehicle parked; the supervisor reports it %s", wire.VehicleState(d.vehicle.Load()))
 	}
 	b, ok := fromWireBackend(req.Backend)
 	if !ok || d.faults[b] == nil {
-		return RefuseControl(wire.ControlInvalidArgument, "backend %s is not loaded", req.Backend)
+		return socket.RefuseControl(wire.ControlInvalidArgument, "backend %s is not loaded", req.Backend)
 	}
 	kind, err := inference.ParseFaultKind(req.Fault.Kind)
 	if err != nil {
-		return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+		return socket.RefuseControl(wire.ControlInvalidArgument, "%v", err)
 	}
 	f := inference.Fault{
 		Kind:        kind,
@@ -182,7 +183,7 @@ func (s *service) drill(log *zap.Logger, req *wire.ControlRequest) error {
 		Offset:      req.Fault.Offset,
 	}
 	if err := d.faults[b].Inject(f); err != nil {
-		return RefuseControl(wire.ControlInvalidArgument, "%v", err)
+		return socket.RefuseControl(wire.ControlInvalidArgument, "%v", err)
 	}
 	if kind == inference.FaultNone {
 		log.Warn("drill fault cleared", zap.Stringer("backend", b))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-av/vigil/agent"
 	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/agent/socket"
 	"github.com/vigil-av/vigil/agent/wire"
 )
 
@@ -70,9 +71,9 @@ The RESULT line's rps is the real daemon's.`, args, stderr); err != nil {
 	}
 	defer os.RemoveAll(dir)
 
-	cfg := agent.DefaultServerConfig()
+	cfg := socket.DefaultServerConfig()
 	cfg.Path = filepath.Join(dir, "vigild.sock")
-	srv, err := agent.Listen(cfg, benchHandler{}, nil)
+	srv, err := socket.Listen(cfg, benchHandler{}, nil)
 	if err != nil {
 		return err
 	}
@@ -316,7 +317,7 @@ func (benchHandler) Infer(_ context.Context, _ time.Time, req *wire.InferRequest
 
 func (benchHandler) Status(context.Context) ([]byte, error) { return []byte(`{}`), nil }
 
-func (benchHandler) Control(context.Context, agent.Peer, *wire.ControlRequest) error {
+func (benchHandler) Control(context.Context, socket.Peer, *wire.ControlRequest) error {
 	return errors.New("the bench takes no commands")
 }
 
