@@ -28,7 +28,15 @@ type inferenceFlags struct {
 	quick    bool
 }
 
-func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// inferenceAbout is the suite's description in its --help.
+const inferenceAbout = `Runs one model through Vigil's inference package and through a bare
+onnxruntime_go session with the same provider, threads and inputs,
+alternating run by run, and reports both latency distributions, their
+ratio, and Go heap allocations per Vigil run.`
+
+// parseInferenceFlags parses the suite's flags, applies --quick and checks
+// them.
+func parseInferenceFlags(args []string, stderr io.Writer) (inferenceFlags, error) {
 	var f inferenceFlags
 	fs := flag.NewFlagSet("vigil-bench inference", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -40,17 +48,22 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&f.intra, "intra-op", 1, "intra-op threads of each session")
 	fs.IntVar(&f.inter, "inter-op", 1, "inter-op threads of each session")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (400 timed runs of each side; well under 30 s on a small CPU)")
-	if err := parseSuite(fs, "inference", `Runs one model through Vigil's inference package and through a bare
-onnxruntime_go session with the same provider, threads and inputs,
-alternating run by run, and reports both latency distributions, their
-ratio, and Go heap allocations per Vigil run.`, args, stderr); err != nil {
-		return err
+	if err := parseSuite(fs, "inference", inferenceAbout, args, stderr); err != nil {
+		return f, err
 	}
 	if f.quick {
 		f.runs, f.warmup = 400, 20
 	}
 	if f.runs < 10 {
-		return fmt.Errorf("--runs %d: need at least 10", f.runs)
+		return f, fmt.Errorf("--runs %d: need at least 10", f.runs)
+	}
+	return f, nil
+}
+
+func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseInferenceFlags(args, stderr)
+	if err != nil {
+		return err
 	}
 	prov, err := inference.ParseProvider(f.provider)
 	if err != nil {
@@ -79,14 +92,7 @@ ratio, and Go heap allocations per Vigil run.`, args, stderr); err != nil {
 
 	info := b.Info()
 	in, out := b.NewInputs(), b.NewOutputs()
-	frames := make([][]float32, 16)
-	r := rand.New(rand.NewPCG(42, 42))
-	for i := range frames {
-		frames[i] = make([]float32, info.Model.Inputs[0].Size)
-		for j := range frames[i] {
-			frames[i][j] = r.Float32()
-		}
-	}
+	frames := randomFrames(16, info.Model.Inputs[0].Size)
 	runVigil := func(frame []float32) (time.Duration, error) {
 		in[0].Data = frame
 		t0 := time.Now()
@@ -102,39 +108,9 @@ ratio, and Go heap allocations per Vigil run.`, args, stderr); err != nil {
 	fmt.Fprintf(stdout, "suite inference: %s (%s %s) on %s, intra-op %d, inter-op %d, ONNX Runtime %s\n",
 		model, info.Model.Name, info.Model.Version, prov, f.intra, f.inter, ort.GetVersion())
 	fmt.Fprintf(stdout, "warm-up: %v for %d session(s), first run %v\n", info.Warmup.Round(time.Microsecond), info.Sessions, info.FirstRun.Round(time.Microsecond))
-	for i := range f.warmup {
-		if _, err := runVigil(frames[i%len(frames)]); err != nil {
-			return err
-		}
-		if _, err := runBare(frames[i%len(frames)]); err != nil {
-			return err
-		}
-	}
-	vigil := make([]time.Duration, 0, f.runs)
-	base := make([]time.Duration, 0, f.runs)
-	for i := range f.runs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		frame := frames[i%len(frames)]
-		// Alternate which side goes first, so neither always runs on a
-		// cache the other warmed.
-		first, second := runVigil, runBare
-		if i%2 == 1 {
-			first, second = runBare, runVigil
-		}
-		d1, err := first(frame)
-		if err != nil {
-			return err
-		}
-		d2, err := second(frame)
-		if err != nil {
-			return err
-		}
-		if i%2 == 1 {
-			d1, d2 = d2, d1
-		}
-		vigil, base = append(vigil, d1), append(base, d2)
+	vigil, base, err := alternateRuns(ctx, f, frames, runVigil, runBare)
+	if err != nil {
+		return err
 	}
 	allocs, err := allocsPerRun(b, in, out, frames[0], min(f.runs, 200))
 	if err != nil {
@@ -156,6 +132,59 @@ ratio, and Go heap allocations per Vigil run.`, args, stderr); err != nil {
 	fmt.Fprintf(stdout, "RESULT suite=inference overhead_p50=%.3f overhead_p99=%.3f bare_p50_us=%.0f allocs_per_run=%d handoff_us=%.1f\n",
 		float64(vp50)/float64(bp50), float64(vp99)/float64(bp99), micros(bp50), allocs, float64(handoff)/float64(time.Microsecond))
 	return nil
+}
+
+// randomFrames makes n frames of size float32s, the same on every run.
+func randomFrames(n, size int) [][]float32 {
+	frames := make([][]float32, n)
+	r := rand.New(rand.NewPCG(42, 42))
+	for i := range frames {
+		frames[i] = make([]float32, size)
+		for j := range frames[i] {
+			frames[i][j] = r.Float32()
+		}
+	}
+	return frames
+}
+
+// alternateRuns times f.runs runs of each side on the frames in turn,
+// after f.warmup untimed ones.
+func alternateRuns(ctx context.Context, f inferenceFlags, frames [][]float32, runVigil, runBare func([]float32) (time.Duration, error)) ([]time.Duration, []time.Duration, error) {
+	for i := range f.warmup {
+		if _, err := runVigil(frames[i%len(frames)]); err != nil {
+			return nil, nil, err
+		}
+		if _, err := runBare(frames[i%len(frames)]); err != nil {
+			return nil, nil, err
+		}
+	}
+	vigil := make([]time.Duration, 0, f.runs)
+	base := make([]time.Duration, 0, f.runs)
+	for i := range f.runs {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		frame := frames[i%len(frames)]
+		// Alternate which side goes first, so neither always runs on a
+		// cache the other warmed.
+		first, second := runVigil, runBare
+		if i%2 == 1 {
+			first, second = runBare, runVigil
+		}
+		d1, err := first(frame)
+		if err != nil {
+			return nil, nil, err
+		}
+		d2, err := second(frame)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i%2 == 1 {
+			d1, d2 = d2, d1
+		}
+		vigil, base = append(vigil, d1), append(base, d2)
+	}
+	return vigil, base, nil
 }
 
 // allocsPerRun counts Go heap allocations per Vigil run over n runs the way

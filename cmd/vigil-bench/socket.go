@@ -31,7 +31,18 @@ type socketFlags struct {
 	allowNoResult  bool // count only OK answers instead of failing on NO_RESULT
 }
 
-func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// socketAbout is the suite's description in its --help.
+const socketAbout = `Sends a 1×3×66×200 float32 frame through the socket protocol (agent/client
+→ agent server → a trivial handler answering 3 floats) and, alternating,
+through a bare length-prefixed Unix-socket echo of the same bytes; reports
+both round-trip distributions and their ratio, then the request rate of
+several pipelining clients through the socket path, and through the real
+daemon (router, watchdog, the three demo models) started in this process.
+The RESULT line's rps is the real daemon's.`
+
+// parseSocketFlags parses the suite's flags, applies --quick and checks
+// them.
+func parseSocketFlags(args []string, stderr io.Writer) (socketFlags, error) {
 	var f socketFlags
 	fs := flag.NewFlagSet("vigil-bench socket", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,27 +55,28 @@ func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&f.library, "ort-library", "", "ONNX Runtime shared library for the daemon run")
 	fs.StringVar(&f.gpu, "gpu-provider", "cpu", "provider of the primary and shadow in the daemon run")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (1000 round trips of each side, 1 s of rate; a few seconds in all)")
-	if err := parseSuite(fs, "socket", `Sends a 1×3×66×200 float32 frame through the socket protocol (agent/client
-→ agent server → a trivial handler answering 3 floats) and, alternating,
-through a bare length-prefixed Unix-socket echo of the same bytes; reports
-both round-trip distributions and their ratio, then the request rate of
-several pipelining clients through the socket path, and through the real
-daemon (router, watchdog, the three demo models) started in this process.
-The RESULT line's rps is the real daemon's.`, args, stderr); err != nil {
-		return err
+	if err := parseSuite(fs, "socket", socketAbout, args, stderr); err != nil {
+		return f, err
 	}
 	if f.quick {
 		f.runs, f.warmup, f.duration = 1000, 100, time.Second
 	}
 	switch {
 	case f.runs < 10:
-		return fmt.Errorf("--runs %d: need at least 10", f.runs)
+		return f, fmt.Errorf("--runs %d: need at least 10", f.runs)
 	case f.conns < 1 || f.callers < 1:
-		return fmt.Errorf("--conns %d and --callers %d: need at least 1 each", f.conns, f.callers)
+		return f, fmt.Errorf("--conns %d and --callers %d: need at least 1 each", f.conns, f.callers)
 	case f.duration <= 0:
-		return fmt.Errorf("--duration %v: want a positive duration", f.duration)
+		return f, fmt.Errorf("--duration %v: want a positive duration", f.duration)
 	}
+	return f, nil
+}
 
+func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseSocketFlags(args, stderr)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "vgb")
 	if err != nil {
 		return err
@@ -89,14 +101,7 @@ The RESULT line's rps is the real daemon's.`, args, stderr); err != nil {
 	}
 	defer echo.close()
 
-	pixels := make([]float32, 3*66*200)
-	for i := range pixels {
-		pixels[i] = float32(i%251) / 251
-	}
-	req := &client.InferRequest{Budget: time.Second, Inputs: []client.Tensor{
-		{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: pixels}}}
-	// The echo carries the bytes of the same frame the client sends.
-	frameBytes, err := wire.AppendFrame(nil, 1, &wire.InferRequest{BudgetMicros: 1e6, Tensors: []wire.Tensor{floatTensor(pixels)}})
+	req, frameBytes, err := benchFrame()
 	if err != nil {
 		return err
 	}
@@ -130,37 +135,9 @@ The RESULT line's rps is the real daemon's.`, args, stderr); err != nil {
 	}
 
 	fmt.Fprintf(stdout, "suite socket: %d-byte frame (1×3×66×200 float32), answer 3 floats; echo of %d bytes\n", len(frameBytes), len(frameBytes))
-	for range f.warmup {
-		if _, err := viaSocket(); err != nil {
-			return err
-		}
-		if _, err := viaEcho(); err != nil {
-			return err
-		}
-	}
-	sock := make([]time.Duration, 0, f.runs)
-	bare := make([]time.Duration, 0, f.runs)
-	for i := range f.runs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// Alternate which side goes first.
-		first, second := viaSocket, viaEcho
-		if i%2 == 1 {
-			first, second = viaEcho, viaSocket
-		}
-		d1, err := first()
-		if err != nil {
-			return err
-		}
-		d2, err := second()
-		if err != nil {
-			return err
-		}
-		if i%2 == 1 {
-			d1, d2 = d2, d1
-		}
-		sock, bare = append(sock, d1), append(bare, d2)
+	sock, bare, err := alternate(ctx, f, viaSocket, viaEcho)
+	if err != nil {
+		return err
 	}
 	sp50, sp99 := percentile(sock, 0.50), percentile(sock, 0.99)
 	ep50, ep99 := percentile(bare, 0.50), percentile(bare, 0.99)
@@ -181,12 +158,75 @@ The RESULT line's rps is the real daemon's.`, args, stderr); err != nil {
 		fmt.Fprintf(stdout, "server: %d error frames, %d late answers\n", st.ErrorFrames, st.LateAnswers)
 	}
 
+	drps, err := daemonRate(ctx, f, filepath.Join(dir, "daemon.sock"), req, stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "RESULT suite=socket rtt_ratio_p50=%.3f rtt_p50_us=%.0f echo_p50_us=%.0f rps=%.0f\n",
+		float64(sp50)/float64(ep50), micros(sp50), micros(ep50), drps)
+	return nil
+}
+
+// benchFrame is the suite's request, a 1×3×66×200 float32 frame, and the
+// bytes of its frame on the wire, which the echo carries.
+func benchFrame() (*client.InferRequest, []byte, error) {
+	pixels := make([]float32, 3*66*200)
+	for i := range pixels {
+		pixels[i] = float32(i%251) / 251
+	}
+	req := &client.InferRequest{Budget: time.Second, Inputs: []client.Tensor{
+		{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: pixels}}}
+	frameBytes, err := wire.AppendFrame(nil, 1, &wire.InferRequest{BudgetMicros: 1e6, Tensors: []wire.Tensor{floatTensor(pixels)}})
+	return req, frameBytes, err
+}
+
+// alternate times f.runs round trips of each side after f.warmup
+// untimed ones, alternating which side goes first.
+func alternate(ctx context.Context, f socketFlags, viaSocket, viaEcho func() (time.Duration, error)) ([]time.Duration, []time.Duration, error) {
+	for range f.warmup {
+		if _, err := viaSocket(); err != nil {
+			return nil, nil, err
+		}
+		if _, err := viaEcho(); err != nil {
+			return nil, nil, err
+		}
+	}
+	sock := make([]time.Duration, 0, f.runs)
+	bare := make([]time.Duration, 0, f.runs)
+	for i := range f.runs {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		// Alternate which side goes first.
+		first, second := viaSocket, viaEcho
+		if i%2 == 1 {
+			first, second = viaEcho, viaSocket
+		}
+		d1, err := first()
+		if err != nil {
+			return nil, nil, err
+		}
+		d2, err := second()
+		if err != nil {
+			return nil, nil, err
+		}
+		if i%2 == 1 {
+			d1, d2 = d2, d1
+		}
+		sock, bare = append(sock, d1), append(bare, d2)
+	}
+	return sock, bare, nil
+}
+
+// daemonRate measures the request rate of the same load through the real
+// daemon started on path, prints its line and returns the rate.
+func daemonRate(ctx context.Context, f socketFlags, path string, req *client.InferRequest, stdout io.Writer) (float64, error) {
 	// The same load through the real daemon: socket, router, watchdog and
 	// the three demo models on this machine's CPU (hot policy: primary and
 	// shadow run for every request).
-	d, cleanup, err := startBenchDaemon(f, filepath.Join(dir, "daemon.sock"))
+	d, cleanup, err := startBenchDaemon(f, path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer cleanup()
 	defer d.Close(context.Background())
@@ -199,15 +239,13 @@ The RESULT line's rps is the real daemon's.`, args, stderr); err != nil {
 	dreq.Budget = 33 * time.Millisecond
 	dn, delapsed, err := measureRate(ctx, d.SocketPath(), &dreq, df)
 	if err != nil {
-		return fmt.Errorf("through the daemon: %w", err)
+		return 0, fmt.Errorf("through the daemon: %w", err)
 	}
 	drps := float64(dn) / delapsed.Seconds()
 	st := d.Status()
 	fmt.Fprintf(stdout, "through vigild (demo models on %s, hot policy, 33 ms deadline, %d callers): %d OK answers in %v: %.0f requests/s, served %d/%d/%d (primary/shadow/degraded), NO_RESULT %v, latency p50 %.2fms p99 %.2fms\n",
 		f.gpu, df.conns*df.callers, dn, delapsed.Round(time.Millisecond), drps, st.Backends[0].Served, st.Backends[1].Served, st.Backends[2].Served, st.Counters.NoResult, st.Latency.P50, st.Latency.P99)
-	fmt.Fprintf(stdout, "RESULT suite=socket rtt_ratio_p50=%.3f rtt_p50_us=%.0f echo_p50_us=%.0f rps=%.0f\n",
-		float64(sp50)/float64(ep50), micros(sp50), micros(ep50), drps)
-	return nil
+	return drps, nil
 }
 
 // startBenchDaemon starts vigild in this process on the demo models.
