@@ -64,22 +64,9 @@ func (s *Sink) Compact() (CompactStats, error) {
 // compactStream compacts one stream's one-batch files.
 func (s *Sink) compactStream(k key, out *CompactStats) error {
 	dir := s.dir(k)
-	entries, err := os.ReadDir(dir)
+	olds, segs, err := streamFiles(dir)
 	if err != nil {
-		return fmt.Errorf("sink: compact: %w", err)
-	}
-	type oneBatch struct {
-		path string
-		r    Range
-	}
-	var olds []oneBatch // in name order: sequence order
-	var segs []string
-	for _, e := range entries {
-		if r, ok := parseFileName(e.Name()); ok {
-			olds = append(olds, oneBatch{filepath.Join(dir, e.Name()), r})
-		} else if isSegmentName(e.Name()) {
-			segs = append(segs, filepath.Join(dir, e.Name()))
-		}
+		return err
 	}
 	if len(olds) == 0 {
 		return nil
@@ -90,21 +77,9 @@ func (s *Sink) compactStream(k key, out *CompactStats) error {
 	defer st.mu.Unlock()
 
 	// What the segments hold: not written again.
-	var covered ranges
-	files := 0
-	for _, p := range segs {
-		frames := 0
-		_, err := scanSegment(p, func(fr frame) error {
-			covered = covered.add(fr.r)
-			frames++
-			return nil
-		})
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sink: compact: %s: %w", p, err)
-		}
-		if frames > 0 {
-			files++
-		}
+	covered, files, err := segmentsHold(segs)
+	if err != nil {
+		return err
 	}
 
 	var (
@@ -155,15 +130,7 @@ func (s *Sink) compactStream(k key, out *CompactStats) error {
 		}
 		for _, r := range covered.missing(o.r) {
 			part := recs[r.First-o.r.First : r.Last-o.r.First+1]
-			var b []byte
-			if r == o.r {
-				// All of it: the file is the batch as it was received.
-				b = raw
-			} else {
-				// The part no segment holds, encoded afresh (the boot
-				// in its header is its first record's).
-				b, err = batch.Encode(batch.Header{Vehicle: k.vehicle, Store: k.store, Stream: k.stream, Boot: part[0].Boot, Compression: batch.Flate}, part)
-			}
+			b, err := frameBody(k, o.r, raw, r, part)
 			if err != nil {
 				return fmt.Errorf("sink: compact: %s %v: %w", o.path, r, err)
 			}
@@ -184,6 +151,64 @@ func (s *Sink) compactStream(k key, out *CompactStats) error {
 		}
 	}
 	return flush()
+}
+
+// oneBatch is an earlier version's one-batch file.
+type oneBatch struct {
+	path string
+	r    Range
+}
+
+// streamFiles lists a stream directory's one-batch files, in name order,
+// which is sequence order, and its segments.
+func streamFiles(dir string) ([]oneBatch, []string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sink: compact: %w", err)
+	}
+	var olds []oneBatch
+	var segs []string
+	for _, e := range entries {
+		if r, ok := parseFileName(e.Name()); ok {
+			olds = append(olds, oneBatch{filepath.Join(dir, e.Name()), r})
+		} else if isSegmentName(e.Name()) {
+			segs = append(segs, filepath.Join(dir, e.Name()))
+		}
+	}
+	return olds, segs, nil
+}
+
+// segmentsHold scans the segments and returns the ranges their frames
+// hold and how many segments hold any.
+func segmentsHold(segs []string) (ranges, int, error) {
+	var covered ranges
+	files := 0
+	for _, p := range segs {
+		frames := 0
+		_, err := scanSegment(p, func(fr frame) error {
+			covered = covered.add(fr.r)
+			frames++
+			return nil
+		})
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, 0, fmt.Errorf("sink: compact: %s: %w", p, err)
+		}
+		if frames > 0 {
+			files++
+		}
+	}
+	return covered, files, nil
+}
+
+// frameBody is the body of the frame that holds range r of the one-batch
+// file of range whole: the file as it was received when r is all of it,
+// else part, the records no segment holds, encoded afresh (the boot in
+// its header is its first record's).
+func frameBody(k key, whole Range, raw []byte, r Range, part []batch.Record) ([]byte, error) {
+	if r == whole {
+		return raw, nil
+	}
+	return batch.Encode(batch.Header{Vehicle: k.vehicle, Store: k.store, Stream: k.stream, Boot: part[0].Boot, Compression: batch.Flate}, part)
 }
 
 // writeCompacted writes frames as a new segment in dir: to a temporary
