@@ -5,9 +5,10 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap"
+
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/internal/mqttsub"
-	"go.uber.org/zap"
 )
 
 // route is a topic filter, its QoS and its handler.
