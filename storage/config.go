@@ -6,14 +6,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-av/vigil/storage/record"
 )
 
-// Names of the streams every store has. Config.Streams may add more.
+// Names of the streams every store has (see package record). Config.Streams
+// may add more.
 const (
-	StreamInference = "inference" // per-request summaries from the router
-	StreamEvents    = "events"    // state transitions, their reasons, storage notices
-	StreamHealth    = "health"    // hardware samples
-	StreamLogs      = "logs"      // the daemon's log lines (see NewLogCore)
+	StreamInference = record.StreamInference // per-request summaries from the router
+	StreamEvents    = record.StreamEvents    // state transitions, their reasons, storage notices
+	StreamHealth    = record.StreamHealth    // hardware samples
+	StreamLogs      = record.StreamLogs      // the daemon's log lines (see NewLogCore)
 )
 
 // Priority orders streams for eviction: when the buffer is over its quota

@@ -10,7 +10,7 @@ import (
 )
 
 // TestImports keeps the package free of MQTT and ONNX Runtime, and of the
-// other Vigil packages (storage is a leaf).
+// other Vigil packages (storage is a leaf; its own sub-packages are fine).
 func TestImports(t *testing.T) {
 	names, err := filepath.Glob("*.go")
 	if err != nil {
@@ -27,6 +27,9 @@ func TestImports(t *testing.T) {
 		}
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
+			if strings.HasPrefix(path, "github.com/vigil-av/vigil/storage/") {
+				continue
+			}
 			for _, banned := range []string{"paho", "onnxruntime", "github.com/vigil-av/vigil/"} {
 				if strings.Contains(path, banned) {
 					t.Errorf("%s imports %s", name, path)

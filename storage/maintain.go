@@ -255,7 +255,7 @@ func (s *Store) evict(reason GapReason, need int64) bool {
 	var ready []victim
 	for _, v := range victims {
 		if v.gap.Count > 0 {
-			if _, ok := v.st.enqueueInternal(KindGap, v.gap.encode()); !ok {
+			if _, ok := v.st.enqueueInternal(KindGap, v.gap.Encode()); !ok {
 				continue // no room for the gap record: not this time
 			}
 			v.st.gaps.Add(1)

@@ -5,10 +5,13 @@ import (
 	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/vigil-av/vigil/storage/record"
 )
 
-// ErrNoState is returned by GetState for a key that has no value.
-var ErrNoState = errors.New("storage: no such state key")
+// ErrNoState is returned by GetState for a key that has no value (the
+// same value as record.ErrNoState).
+var ErrNoState = record.ErrNoState
 
 // maxStateValue bounds a state value, well inside one Badger transaction.
 const maxStateValue = 64 << 10

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // Stream is the handle of one stream: producers append through it.
@@ -37,7 +39,7 @@ type Stream struct {
 	buckets []bucketInfo
 }
 
-const numReasons = int(gapReasonEnd)
+const numReasons = int(record.MaxGapReason) + 1
 
 // entry is a queued record: its value without the CRC, which the writer
 // appends.
@@ -158,7 +160,7 @@ func (st *Stream) recordDrops() {
 			continue
 		}
 		g := Gap{Count: st.pending[r], Reason: GapReason(r)}
-		if _, ok := st.enqueueInternalLocked(KindGap, g.encode()); !ok {
+		if _, ok := st.enqueueInternalLocked(KindGap, g.Encode()); !ok {
 			return
 		}
 		st.pending[r] = 0
