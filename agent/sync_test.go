@@ -403,7 +403,11 @@ func newCommandRig(t *testing.T) *commandRig {
 	if err != nil {
 		t.Fatalf("operator dial: %v", err)
 	}
-	t.Cleanup(sender.Close)
+	t.Cleanup(func() {
+		if err := sender.Close(context.Background()); err != nil {
+			t.Errorf("sender close: %v", err)
+		}
+	})
 	return &commandRig{t: t, broker: broker, pki: pki, cfg: cfg, priv: priv, sender: sender, vehicle: cfg.VehicleID}
 }
 

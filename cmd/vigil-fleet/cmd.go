@@ -30,7 +30,7 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 	id := fs.String("id", "", "the correlation id (default: random)")
 	statusWait := fs.Duration("status-wait", time.Second, "for all: how long to collect the retained statuses and heartbeats that say which vehicles are online (stale ones are not waited for)")
 	asJSON := fs.Bool("json", false, "print the responses as one JSON document")
-	return func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) (err error) {
 		if len(args) < 2 {
 			return errors.New("cmd: want <vehicle|all> <command> [name=value ...]")
 		}
@@ -65,7 +65,13 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 		if err != nil {
 			return fmt.Errorf("cmd: %w", err)
 		}
-		defer s.Close()
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), *timeout)
+			defer cancel()
+			if cerr := s.Close(cctx); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("cmd: close: %w", cerr))
+			}
+		}()
 
 		var wait []string
 		if target == command.TargetAll {

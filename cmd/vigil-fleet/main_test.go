@@ -199,7 +199,9 @@ func startEdge(t *testing.T, broker, vehicle, pubFile string, tlsCfg *tls.Config
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		e.r.Close(ctx)
-		link.Close()
+		if err := link.Close(ctx); err != nil {
+			t.Errorf("link close: %v", err)
+		}
 	})
 	return e
 }

@@ -51,8 +51,8 @@ func watchVehicles(ctx context.Context, broker string, tlsCfg *tls.Config, clien
 	if err != nil {
 		return nil, err
 	}
-	defer w.Close()
-	return w.Vehicles(ctx, wait)
+	vs, err := w.Vehicles(ctx, wait)
+	return vs, errors.Join(err, w.Close(ctx))
 }
 
 // ago says how long before now t was, for people.

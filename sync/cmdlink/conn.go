@@ -35,6 +35,7 @@ type conn struct {
 	cfg    connConfig
 	client mqtt.Client
 	ready  chan error // the first subscription's outcome
+	redial mqttsub.Redialer
 
 	mu        sync.Mutex
 	firstDone bool
@@ -95,11 +96,11 @@ func dial(ctx context.Context, cfg connConfig) (*conn, error) {
 	select {
 	case <-t.Done():
 	case <-ctx.Done():
-		c.close()
+		c.close(context.Background())
 		return nil, fmt.Errorf("connect to %s: %w", cfg.broker, ctx.Err())
 	}
 	if err := t.Error(); err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, fmt.Errorf("connect to %s: %w", cfg.broker, err)
 	}
 	var err error
@@ -109,7 +110,7 @@ func dial(ctx context.Context, cfg connConfig) (*conn, error) {
 		err = ctx.Err()
 	}
 	if err != nil {
-		c.close()
+		c.close(context.Background())
 		return nil, fmt.Errorf("subscribe on %s: %w", cfg.broker, err)
 	}
 	return c, nil
@@ -130,7 +131,7 @@ func (c *conn) onConnect(cl mqtt.Client) {
 		c.ready <- err
 	case err != nil && !closed:
 		c.cfg.log.Error("subscribe failed after reconnecting; reconnecting again", zap.Error(err))
-		mqttsub.Redial(cl, c.isClosed)
+		c.redial.Redial(cl)
 	default:
 		c.cfg.log.Info("reconnected and subscribed")
 	}
@@ -156,13 +157,17 @@ func (c *conn) isClosed() bool {
 	return c.closed
 }
 
-func (c *conn) close() {
+// close stops redialing (waiting for a redial in progress until ctx ends)
+// and disconnects.
+func (c *conn) close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return nil
 	}
 	c.closed = true
 	c.mu.Unlock()
+	err := c.redial.Close(ctx)
 	c.client.Disconnect(250)
+	return err
 }

@@ -94,5 +94,5 @@ func (l *Link) Publish(topic string, payload []byte) error {
 	return nil
 }
 
-// Close disconnects.
-func (l *Link) Close() { l.c.close() }
+// Close disconnects; ctx bounds the wait for a reconnection in progress.
+func (l *Link) Close(ctx context.Context) error { return l.c.close(ctx) }

@@ -58,16 +58,20 @@ func startVehicle(t *testing.T, broker string, id string, pub ed25519.PublicKey,
 	}
 	r.Start()
 	v.r, v.link = r, link
-	t.Cleanup(v.stop)
+	t.Cleanup(func() {
+		if err := v.stop(); err != nil {
+			t.Errorf("vehicle stop: %v", err)
+		}
+	})
 	return v
 }
 
-func (v *vehicle) stop() {
+func (v *vehicle) stop() error {
 	v.exec.unblock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v.r.Close(ctx)
-	v.link.Close()
+	return v.link.Close(ctx)
 }
 
 func dialSender(t *testing.T, broker string) *cmdlink.Sender {
@@ -78,7 +82,11 @@ func dialSender(t *testing.T, broker string) *cmdlink.Sender {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Errorf("sender close: %v", err)
+		}
+	})
 	return s
 }
 
@@ -381,7 +389,9 @@ func TestReplayAfterRestart(t *testing.T) {
 	if err != nil || !one(t, res, "veh-1").OK {
 		t.Fatalf("first time: %+v %v", res, err)
 	}
-	v.stop()
+	if err := v.stop(); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -145,8 +145,9 @@ func Dial(ctx context.Context, cfg SenderConfig) (*Sender, error) {
 	return s, nil
 }
 
-// Close disconnects. Sends in progress end at their contexts.
-func (s *Sender) Close() { s.c.close() }
+// Close disconnects; ctx bounds the wait for a reconnection in progress.
+// Sends in progress end at their contexts.
+func (s *Sender) Close(ctx context.Context) error { return s.c.close(ctx) }
 
 func (s *Sender) onMessage(_ mqtt.Client, m mqtt.Message) {
 	topic := m.Topic()

@@ -100,6 +100,7 @@ type Ingester struct {
 	closed  bool
 	started bool
 	wg      sync.WaitGroup
+	redial  mqttsub.Redialer // after a failed subscription
 
 	received, stored, duplicate, rejected, failed, ackErrors, badTopic, wrongTopic, connects atomic.Uint64
 	subscribed                                                                               atomic.Bool
@@ -204,6 +205,8 @@ func (in *Ingester) Close(ctx context.Context) error {
 	}
 	in.closed = true
 	in.mu.Unlock()
+	// No redial may connect the client again once it is disconnected.
+	redialErr := in.redial.Close(ctx)
 	if in.client.IsConnectionOpen() {
 		t := in.client.Publish(presence.IngestStatusTopic(in.cfg.Replica), 1, true, presence.StatusOffline)
 		t.WaitTimeout(time.Second)
@@ -213,7 +216,7 @@ func (in *Ingester) Close(ctx context.Context) error {
 	go func() { in.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
+		return redialErr
 	case <-ctx.Done():
 		return fmt.Errorf("ingest: close: %w", ctx.Err())
 	}
@@ -243,11 +246,7 @@ func (in *Ingester) onConnect(c mqtt.Client) {
 	}
 	if err := mqttsub.Subscribe(c, filters, in.onMessage, in.cfg.ConnectTimeout); err != nil {
 		in.log.Error("subscribe failed; dropping the connection to retry", zap.Strings("topics", in.topics), zap.Error(err))
-		mqttsub.Redial(c, func() bool {
-			in.mu.Lock()
-			defer in.mu.Unlock()
-			return in.closed
-		})
+		in.redial.Redial(c)
 		return
 	}
 	p := c.Publish(presence.IngestStatusTopic(in.cfg.Replica), 1, true, presence.StatusOnline)

@@ -103,8 +103,16 @@ func Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
 	return w, nil
 }
 
-// Close disconnects.
-func (w *Watcher) Close() { w.client.Disconnect(100) }
+// Close disconnects, giving the broker up to 100 ms (less if ctx ends
+// sooner) to take the DISCONNECT.
+func (w *Watcher) Close(ctx context.Context) error {
+	quiesce := 100 * time.Millisecond
+	if dl, ok := ctx.Deadline(); ok {
+		quiesce = max(0, min(quiesce, time.Until(dl)))
+	}
+	w.client.Disconnect(uint(quiesce.Milliseconds()))
+	return nil
+}
 
 func (w *Watcher) onMessage(_ mqtt.Client, m mqtt.Message) {
 	at := w.cfg.Now()

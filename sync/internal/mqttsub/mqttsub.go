@@ -5,7 +5,9 @@
 package mqttsub
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -33,15 +35,52 @@ func Subscribe(c mqtt.Client, filters map[string]byte, h mqtt.MessageHandler, ti
 	return nil
 }
 
-// Redial drops c's connection and, unless closed says the owner has
-// closed meanwhile, connects it again, in the background: paho reconnects
-// only after a loss it sees itself, and a connection whose subscription
-// failed is no use.
-func Redial(c mqtt.Client, closed func() bool) {
+// Redialer drops a client's connection and connects it again, on a
+// goroutine it owns: paho reconnects only after a loss it sees itself, and
+// a connection whose subscription failed is no use. Its owner closes it
+// before disconnecting the client for good, so that no redial connects a
+// client that is closing and none outlives the owner. The zero value is
+// ready to use.
+type Redialer struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Redial drops c's connection and connects it again in the background.
+// After Close it does nothing.
+func (r *Redialer) Redial(c mqtt.Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.wg.Add(1)
 	go func() {
+		defer r.wg.Done()
 		c.Disconnect(0)
-		if !closed() {
+		// Connect only starts connecting: holding the lock makes Close
+		// wait for it, so the owner's Disconnect comes after.
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.closed {
 			c.Connect()
 		}
 	}()
+}
+
+// Close stops further redials and waits, until ctx ends, for the one in
+// progress.
+func (r *Redialer) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt redial still in progress: %w", ctx.Err())
+	}
 }
