@@ -52,7 +52,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // Version is the batch format version Encode writes and Decode accepts.
@@ -111,11 +111,11 @@ type Header struct {
 	Checksum    uint32 // CRC-32C of the header before it and the uncompressed body
 }
 
-// Record is one telemetry record inside a batch: storage.Record without
+// Record is one telemetry record inside a batch: record.Record without
 // the stream, which the header carries.
 type Record struct {
 	Seq     uint64
-	Kind    storage.Kind
+	Kind    record.Kind
 	Boot    uint32
 	Mono    time.Duration
 	Wall    time.Time
@@ -123,7 +123,7 @@ type Record struct {
 }
 
 // FromStorage converts records read from the outbox.
-func FromStorage(rs []storage.Record) []Record {
+func FromStorage(rs []record.Record) []Record {
 	out := make([]Record, len(rs))
 	for i, r := range rs {
 		out[i] = Record{Seq: r.Seq, Kind: r.Kind, Boot: r.Boot, Mono: r.Mono, Wall: r.Wall, Payload: r.Payload}
@@ -133,8 +133,8 @@ func FromStorage(rs []storage.Record) []Record {
 
 // Storage converts r back into a storage record of stream, so that
 // storage's decoders (Record.Gap) apply.
-func (r Record) Storage(stream string) storage.Record {
-	return storage.Record{Stream: stream, Seq: r.Seq, Kind: r.Kind, Boot: r.Boot, Mono: r.Mono, Wall: r.Wall, Payload: r.Payload}
+func (r Record) Storage(stream string) record.Record {
+	return record.Record{Stream: stream, Seq: r.Seq, Kind: r.Kind, Boot: r.Boot, Mono: r.Mono, Wall: r.Wall, Payload: r.Payload}
 }
 
 // Errors Decode and Encode return, wrapped with detail.
@@ -270,7 +270,7 @@ func seal(hdr Header, body, c []byte, limit int) ([]byte, Header, int) {
 }
 
 // appendRecord appends one record in the body's layout.
-func appendRecord(b []byte, seq uint64, kind storage.Kind, boot uint32, mono time.Duration, wall time.Time, payload []byte) []byte {
+func appendRecord(b []byte, seq uint64, kind record.Kind, boot uint32, mono time.Duration, wall time.Time, payload []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, seq)
 	b = append(b, byte(kind))
 	b = binary.BigEndian.AppendUint32(b, boot)

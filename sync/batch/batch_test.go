@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 func recs(first uint64, n int, payload func(i int) []byte) []Record {
 	out := make([]Record, n)
 	for i := range out {
 		out[i] = Record{
-			Seq: first + uint64(i), Kind: storage.KindData, Boot: 3,
+			Seq: first + uint64(i), Kind: record.KindData, Boot: 3,
 			Mono: time.Duration(i) * time.Millisecond, Wall: time.Unix(1_700_000_000, int64(i)),
 			Payload: payload(i),
 		}
@@ -51,8 +51,8 @@ func TestRoundTrip(t *testing.T) {
 		{"empty payloads", Flate, recs(7, 3, func(int) []byte { return []byte{} }), Flate},
 		{"incompressible falls back", Flate, recs(9, 1, func(int) []byte { return noise }), None},
 		{"mixed kinds and zero wall", None, []Record{
-			{Seq: 5, Kind: storage.KindGap, Boot: 1, Payload: []byte{1}},
-			{Seq: 6, Kind: storage.KindNotice, Boot: 2, Mono: -1, Payload: []byte(`{"event":"x"}`)},
+			{Seq: 5, Kind: record.KindGap, Boot: 1, Payload: []byte{1}},
+			{Seq: 6, Kind: record.KindNotice, Boot: 2, Mono: -1, Payload: []byte(`{"event":"x"}`)},
 		}, None},
 	}
 	for _, c := range cases {
@@ -256,8 +256,8 @@ func TestDecodeReturnsHeaderOnBodyError(t *testing.T) {
 	}
 }
 
-func storageRecs(first uint64, n int, payload func(i int) []byte) []storage.Record {
-	var out []storage.Record
+func storageRecs(first uint64, n int, payload func(i int) []byte) []record.Record {
+	var out []record.Record
 	for _, r := range recs(first, n, payload) {
 		out = append(out, r.Storage("inference"))
 	}
@@ -278,7 +278,7 @@ func TestPack(t *testing.T) {
 	cases := []struct {
 		name     string
 		p        Packer
-		recs     []storage.Record
+		recs     []record.Record
 		wantN    int // 0: only check the bounds
 		wantLast uint64
 	}{
@@ -490,10 +490,10 @@ func TestPackerWithoutStore(t *testing.T) {
 	}
 }
 
-type fakeReader []storage.Record
+type fakeReader []record.Record
 
-func (f fakeReader) Read(stream string, after uint64, maxRecords, maxBytes int) ([]storage.Record, error) {
-	var out []storage.Record
+func (f fakeReader) Read(stream string, after uint64, maxRecords, maxBytes int) ([]record.Record, error) {
+	var out []record.Record
 	for _, r := range f {
 		if r.Seq > after && len(out) < maxRecords {
 			out = append(out, r)

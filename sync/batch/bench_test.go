@@ -11,7 +11,7 @@ import (
 
 	kflate "github.com/klauspost/compress/flate"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // summaryPayload is the daemon's 51-byte per-request inference summary
@@ -62,14 +62,14 @@ func logPayload(seq uint64) []byte {
 // storageRecords are n records of stream from seq 1, with payloads from
 // payload, appended at about 30 a second: the clocks carry a jitter of up
 // to 4 ms, as a frame's do.
-func storageRecords(stream string, n int, payload func(seq uint64) []byte) []storage.Record {
-	out := make([]storage.Record, n)
+func storageRecords(stream string, n int, payload func(seq uint64) []byte) []record.Record {
+	out := make([]record.Record, n)
 	for i := range out {
 		seq := uint64(i) + 1
 		h := seq * 0xbf58476d1ce4e5b9
 		h ^= h >> 31
 		mono := time.Duration(seq)*33*time.Millisecond + time.Duration(h%4_000_000)
-		out[i] = storage.Record{Stream: stream, Seq: seq, Kind: storage.KindData, Boot: 3,
+		out[i] = record.Record{Stream: stream, Seq: seq, Kind: record.KindData, Boot: 3,
 			Mono: mono, Wall: time.Unix(1_700_000_000, 123_456_789).Add(mono), Payload: payload(seq)}
 	}
 	return out

@@ -7,7 +7,7 @@ import (
 	"hash/crc32"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // Decode decodes a batch with the default body limit; see DecodeLimit.
@@ -142,7 +142,7 @@ func parseBody(h Header, body []byte) ([]Record, error) {
 		}
 		r := Record{
 			Seq:  binary.BigEndian.Uint64(body[p:]),
-			Kind: storage.Kind(body[p+8]),
+			Kind: record.Kind(body[p+8]),
 			Boot: binary.BigEndian.Uint32(body[p+9:]),
 			Mono: time.Duration(binary.BigEndian.Uint64(body[p+13:])),
 		}
@@ -159,7 +159,7 @@ func parseBody(h Header, body []byte) ([]Record, error) {
 		if want := h.FirstSeq + i; r.Seq != want {
 			return nil, fmt.Errorf("%w: record %d has seq %d, want %d", ErrSequence, i+1, r.Seq, want)
 		}
-		if r.Kind < storage.KindData || r.Kind > storage.KindNotice {
+		if r.Kind < record.KindData || r.Kind > record.KindNotice {
 			return nil, fmt.Errorf("%w: record %d has kind %d", ErrInvalid, r.Seq, r.Kind)
 		}
 		recs = append(recs, r)

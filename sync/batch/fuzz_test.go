@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 func FuzzDecode(f *testing.F) {
@@ -16,7 +16,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	b, _ := Encode(Header{Vehicle: "v", Stream: "s", Store: 1}, []Record{{Seq: 1, Kind: storage.KindGap, Payload: []byte{1, 1}}})
+	b, _ := Encode(Header{Vehicle: "v", Stream: "s", Store: 1}, []Record{{Seq: 1, Kind: record.KindGap, Payload: []byte{1, 1}}})
 	f.Add(b)
 	b, _ = Encode(Header{Vehicle: "v", Stream: "s", Store: ^uint64(0), Boot: ^uint32(0)}, recs(^uint64(0)-1, 2, text))
 	f.Add(b)

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // Reader is the part of storage.Outbox a Packer reads from.
 type Reader interface {
-	Read(stream string, after uint64, maxRecords, maxBytes int) ([]storage.Record, error)
+	Read(stream string, after uint64, maxRecords, maxBytes int) ([]record.Record, error)
 }
 
 // Packer builds batches of one vehicle's records.
@@ -89,7 +89,7 @@ func (p Packer) MaxRecordPayload(stream string) int {
 // MaxPayload encoded. It returns the batch, its header and how many
 // records it took. A first record that fits nowhere is a *TooLargeError;
 // an empty records is ErrEmpty; a Packer without a Store is ErrInvalid.
-func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, int, error) {
+func (p Packer) Pack(stream string, records []record.Record) ([]byte, Header, int, error) {
 	if err := p.checkStore(); err != nil {
 		return nil, Header{}, 0, err
 	}
@@ -176,7 +176,7 @@ func (p Packer) Pack(stream string, records []storage.Record) ([]byte, Header, i
 
 // recordBody builds the body of records as far as it is asked for.
 type recordBody struct {
-	records []storage.Record
+	records []record.Record
 	b       []byte // the body of records[:n]
 	n       int
 }

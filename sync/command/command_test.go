@@ -200,6 +200,9 @@ func TestExpiryBoundaryAndPrune(t *testing.T) {
 	}
 }
 
+// A storage.Store is what the daemon gives StateNonces.
+var _ StateKV = (*storage.Store)(nil)
+
 func openStore(t *testing.T, dir string) *storage.Store {
 	t.Helper()
 	cfg := storage.DefaultConfig()

@@ -8,7 +8,7 @@ import (
 	gosync "sync"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // NonceStore remembers the nonces of accepted envelopes until they
@@ -64,14 +64,13 @@ func prune(m map[string]time.Time, now time.Time) {
 	}
 }
 
-// StateKV is the part of *storage.Store a StateNonces uses.
+// StateKV is the part of *storage.Store a StateNonces uses. GetState
+// returns an error wrapping record.ErrNoState for a key without value.
 type StateKV interface {
 	PutState(key string, value []byte) error
 	GetState(key string) ([]byte, error)
 	DeleteState(key string) error
 }
-
-var _ StateKV = (*storage.Store)(nil)
 
 // StateNonceKey is the state key the nonce cache lives under.
 const StateNonceKey = "sync.command.nonces"
@@ -106,7 +105,7 @@ type StateNonces struct {
 func NewStateNonces(kv StateKV, now func() time.Time) (*StateNonces, error) {
 	s := &StateNonces{kv: kv, now: now, m: map[string]time.Time{}}
 	v, err := kv.GetState(StateNonceKey)
-	if errors.Is(err, storage.ErrNoState) {
+	if errors.Is(err, record.ErrNoState) {
 		return s, nil
 	}
 	if err != nil {

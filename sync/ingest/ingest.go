@@ -19,7 +19,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
@@ -261,7 +261,7 @@ func (in *Ingester) onConnect(c mqtt.Client) {
 // Kinds of data topic.
 const (
 	KindTelemetry = "telemetry" // every stream but logs
-	KindLogs      = "logs"      // the logs stream (storage.StreamLogs)
+	KindLogs      = "logs"      // the logs stream (record.StreamLogs)
 )
 
 // ParseTopic returns the vehicle and the kind (KindTelemetry or
@@ -286,7 +286,7 @@ func VehicleFromTopic(topic string) (string, bool) {
 
 // KindOf is the kind of topic the batches of stream go on.
 func KindOf(stream string) string {
-	if stream == storage.StreamLogs {
+	if stream == record.StreamLogs {
 		return KindLogs
 	}
 	return KindTelemetry

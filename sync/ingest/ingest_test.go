@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
@@ -33,10 +33,10 @@ func TestParseTopic(t *testing.T) {
 }
 
 func TestKindOf(t *testing.T) {
-	if KindOf(storage.StreamLogs) != KindLogs {
-		t.Errorf("logs stream goes on %q", KindOf(storage.StreamLogs))
+	if KindOf(record.StreamLogs) != KindLogs {
+		t.Errorf("logs stream goes on %q", KindOf(record.StreamLogs))
 	}
-	for _, s := range []string{storage.StreamEvents, storage.StreamInference, storage.StreamHealth, "other"} {
+	for _, s := range []string{record.StreamEvents, record.StreamInference, record.StreamHealth, "other"} {
 		if KindOf(s) != KindTelemetry {
 			t.Errorf("%s goes on %q", s, KindOf(s))
 		}
@@ -44,19 +44,19 @@ func TestKindOf(t *testing.T) {
 }
 
 func TestPeekHeader(t *testing.T) {
-	recs := []batch.Record{{Seq: 7, Kind: storage.KindData, Payload: []byte("hello")}, {Seq: 8, Kind: storage.KindData, Payload: []byte("world")}}
-	raw, err := batch.Encode(batch.Header{Vehicle: "veh-1", Stream: storage.StreamLogs, Store: 7, Boot: 3, Compression: batch.Flate}, recs)
+	recs := []batch.Record{{Seq: 7, Kind: record.KindData, Payload: []byte("hello")}, {Seq: 8, Kind: record.KindData, Payload: []byte("world")}}
+	raw, err := batch.Encode(batch.Header{Vehicle: "veh-1", Stream: record.StreamLogs, Store: 7, Boot: 3, Compression: batch.Flate}, recs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h, ok := peekHeader(raw)
-	if !ok || h.Vehicle != "veh-1" || h.Stream != storage.StreamLogs || h.FirstSeq != 7 || h.LastSeq != 8 || h.Boot != 3 {
+	if !ok || h.Vehicle != "veh-1" || h.Stream != record.StreamLogs || h.FirstSeq != 7 || h.LastSeq != 8 || h.Boot != 3 {
 		t.Fatalf("peekHeader = %+v, %v", h, ok)
 	}
 	// A corrupt body still has a readable header; the sink rejects it.
 	bad := append([]byte(nil), raw...)
 	bad[len(bad)-1] ^= 0xff
-	if h, ok := peekHeader(bad); !ok || h.Stream != storage.StreamLogs {
+	if h, ok := peekHeader(bad); !ok || h.Stream != record.StreamLogs {
 		t.Fatalf("peekHeader(corrupt body) = %+v, %v", h, ok)
 	}
 	if _, ok := peekHeader([]byte("junk")); ok {

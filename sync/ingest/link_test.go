@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/ingest"
 	"github.com/vigil-av/vigil/sync/mqtttest"
@@ -25,7 +25,7 @@ func encode(t *testing.T, vehicle, stream string, first uint64, n int) []byte {
 	t.Helper()
 	var recs []batch.Record
 	for i := range n {
-		recs = append(recs, batch.Record{Seq: first + uint64(i), Kind: storage.KindData, Boot: 1, Payload: []byte(stream + " payload")})
+		recs = append(recs, batch.Record{Seq: first + uint64(i), Kind: record.KindData, Boot: 1, Payload: []byte(stream + " payload")})
 	}
 	raw, err := batch.Encode(batch.Header{Vehicle: vehicle, Stream: stream, Store: 7, Boot: 1, Compression: batch.Flate}, recs)
 	if err != nil {
@@ -81,10 +81,10 @@ func TestStreamCheckedAgainstTopic(t *testing.T) {
 		topic, stream string
 		want          batch.Status
 	}{
-		{"vigil/v1/veh-1/telemetry", storage.StreamLogs, batch.StatusRejected},
-		{"vigil/v1/veh-1/logs", storage.StreamEvents, batch.StatusRejected},
-		{"vigil/v1/veh-1/logs", storage.StreamLogs, batch.StatusStored},
-		{"vigil/v1/veh-1/telemetry", storage.StreamEvents, batch.StatusStored},
+		{"vigil/v1/veh-1/telemetry", record.StreamLogs, batch.StatusRejected},
+		{"vigil/v1/veh-1/logs", record.StreamEvents, batch.StatusRejected},
+		{"vigil/v1/veh-1/logs", record.StreamLogs, batch.StatusStored},
+		{"vigil/v1/veh-1/telemetry", record.StreamEvents, batch.StatusStored},
 	}
 	for _, s := range send {
 		if err := mqtttest.Publish(c, s.topic, encode(t, "veh-1", s.stream, 1, 5), false); err != nil {
@@ -126,7 +126,7 @@ func TestStreamCheckedAgainstTopic(t *testing.T) {
 			stored[s.Stream] = s.Records
 		}
 	}
-	if stored[storage.StreamLogs] != 5 || stored[storage.StreamEvents] != 5 || len(stored) != 2 {
+	if stored[record.StreamLogs] != 5 || stored[record.StreamEvents] != 5 || len(stored) != 2 {
 		t.Errorf("sink holds %v, want 5 logs and 5 events", stored)
 	}
 }

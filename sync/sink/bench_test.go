@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
 // benchSummaries are n records of 51-byte inference summaries from seq
 // first, the bulk of what the uploader drains.
-func benchSummaries(first uint64, n int) []storage.Record {
-	out := make([]storage.Record, n)
+func benchSummaries(first uint64, n int) []record.Record {
+	out := make([]record.Record, n)
 	for i := range out {
 		seq := first + uint64(i)
 		p := make([]byte, 51)
@@ -27,7 +27,7 @@ func benchSummaries(first uint64, n int) []storage.Record {
 		binary.LittleEndian.PutUint32(p[29:], lat-uint32(h%500))
 		binary.LittleEndian.PutUint32(p[34:], 20)
 		binary.LittleEndian.PutUint32(p[38:], lat-uint32(h>>8%500))
-		out[i] = storage.Record{Stream: "inference", Seq: seq, Kind: storage.KindData, Boot: 2,
+		out[i] = record.Record{Stream: "inference", Seq: seq, Kind: record.KindData, Boot: 2,
 			Mono: time.Duration(seq) * 33 * time.Millisecond, Wall: time.Unix(1_700_000_000, int64(seq)*33_000_000), Payload: p}
 	}
 	return out
@@ -35,7 +35,7 @@ func benchSummaries(first uint64, n int) []storage.Record {
 
 // benchBatches packs records into batches as the uploader does, and
 // returns them with the records each holds.
-func benchBatches(b *testing.B, recs []storage.Record) ([][]byte, int) {
+func benchBatches(b *testing.B, recs []record.Record) ([][]byte, int) {
 	b.Helper()
 	p := batch.Packer{Vehicle: veh, Store: storeA, Boot: 2, Compression: batch.Flate}
 	var out [][]byte

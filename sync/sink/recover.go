@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
@@ -149,7 +149,7 @@ func (s *Sink) addCorrupt(what string) {
 // noteGaps adds the gap records among recs to the state.
 func (st *stream) noteGaps(name string, recs []batch.Record) {
 	for _, rec := range recs {
-		if rec.Kind != storage.KindGap {
+		if rec.Kind != record.KindGap {
 			continue
 		}
 		sr := rec.Storage(name)
@@ -163,5 +163,5 @@ func (st *stream) noteGaps(name string, recs []batch.Record) {
 }
 
 func hasGaps(recs []batch.Record) bool {
-	return slices.ContainsFunc(recs, func(r batch.Record) bool { return r.Kind == storage.KindGap })
+	return slices.ContainsFunc(recs, func(r batch.Record) bool { return r.Kind == record.KindGap })
 }

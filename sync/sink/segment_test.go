@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
@@ -95,7 +95,7 @@ func TestCrashMidAppend(t *testing.T) {
 			root := t.TempDir()
 			s := open(t, root)
 			ingest(t, s, enc(t, "health", data(1, 10)), batch.StatusStored)
-			ingest(t, s, enc(t, "health", []batch.Record{gapRec(11, storage.GapEvictedQuota, 5, 6, 2)}), batch.StatusStored)
+			ingest(t, s, enc(t, "health", []batch.Record{gapRec(11, record.GapEvictedQuota, 5, 6, 2)}), batch.StatusStored)
 			torn := enc(t, "health", data(12, 20))
 			setCrash(t, func(step string, n int) (int, bool) {
 				if step != crashAppend {
@@ -187,8 +187,8 @@ func legacyScenario(t *testing.T, root string) {
 	writeOneBatch(t, root, storeA, "health", data(1, 10))
 	writeOneBatch(t, root, storeA, "health", data(21, 30))
 	writeOneBatch(t, root, storeA, "health", []batch.Record{
-		gapRec(31, storage.GapEvictedQuota, 11, 15, 5),
-		gapRec(32, storage.GapDroppedQueueFull, 0, 0, 7),
+		gapRec(31, record.GapEvictedQuota, 11, 15, 5),
+		gapRec(32, record.GapDroppedQueueFull, 0, 0, 7),
 	})
 	writeOneBatch(t, root, 0xb2, "logs", dataOf(0xb2, 1, 3))
 }
@@ -445,7 +445,7 @@ func TestFleetDayFiles(t *testing.T) {
 				recs = batch.FromStorage(benchSummaries(first, n))
 			} else {
 				for i := range n {
-					recs = append(recs, batch.Record{Seq: first + uint64(i), Kind: storage.KindData, Boot: 2, Wall: clock.now(), Payload: r.payload})
+					recs = append(recs, batch.Record{Seq: first + uint64(i), Kind: record.KindData, Boot: 2, Wall: clock.now(), Payload: r.payload})
 				}
 			}
 			b := enc(t, r.stream, recs)

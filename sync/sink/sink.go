@@ -76,7 +76,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
@@ -131,7 +131,7 @@ type RecordedGap struct {
 	Seq    uint64 // the gap record's own sequence number
 	Boot   uint32
 	Wall   time.Time
-	Reason storage.GapReason
+	Reason record.GapReason
 	// First and Last bound an eviction's hole; 0 for a drop, whose
 	// records never had sequence numbers.
 	First, Last uint64

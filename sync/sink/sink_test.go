@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
@@ -25,7 +25,7 @@ const storeA uint64 = 0xa1b2c3d4e5f60718
 func data(first, last uint64) []batch.Record {
 	var out []batch.Record
 	for s := first; s <= last; s++ {
-		out = append(out, batch.Record{Seq: s, Kind: storage.KindData, Boot: 2, Mono: time.Duration(s), Wall: time.Unix(1_700_000_000, int64(s)),
+		out = append(out, batch.Record{Seq: s, Kind: record.KindData, Boot: 2, Mono: time.Duration(s), Wall: time.Unix(1_700_000_000, int64(s)),
 			Payload: []byte(fmt.Sprintf("record %d", s))})
 	}
 	return out
@@ -33,15 +33,15 @@ func data(first, last uint64) []batch.Record {
 
 // gapPayload encodes a gap as storage does (version 1, reason, first,
 // last, count).
-func gapPayload(reason storage.GapReason, first, last, count uint64) []byte {
+func gapPayload(reason record.GapReason, first, last, count uint64) []byte {
 	b := []byte{1, byte(reason)}
 	b = binary.BigEndian.AppendUint64(b, first)
 	b = binary.BigEndian.AppendUint64(b, last)
 	return binary.BigEndian.AppendUint64(b, count)
 }
 
-func gapRec(seq uint64, reason storage.GapReason, first, last, count uint64) batch.Record {
-	return batch.Record{Seq: seq, Kind: storage.KindGap, Boot: 2, Payload: gapPayload(reason, first, last, count)}
+func gapRec(seq uint64, reason record.GapReason, first, last, count uint64) batch.Record {
+	return batch.Record{Seq: seq, Kind: record.KindGap, Boot: 2, Payload: gapPayload(reason, first, last, count)}
 }
 
 func enc(t testing.TB, stream string, recs []batch.Record) []byte {
@@ -240,9 +240,9 @@ func gapScenario(t *testing.T, s *Sink) {
 	// 11-15 (evicted) and a drop at 32.
 	ingest(t, s, enc(t, "health", data(21, 30)), batch.StatusStored)
 	ingest(t, s, enc(t, "health", []batch.Record{
-		gapRec(31, storage.GapEvictedQuota, 11, 15, 5),
-		gapRec(32, storage.GapDroppedQueueFull, 0, 0, 7),
-		{Seq: 33, Kind: storage.KindGap, Payload: []byte{9}},
+		gapRec(31, record.GapEvictedQuota, 11, 15, 5),
+		gapRec(32, record.GapDroppedQueueFull, 0, 0, 7),
+		{Seq: 33, Kind: record.KindGap, Payload: []byte{9}},
 	}), batch.StatusStored)
 	ingest(t, s, enc(t, "logs", data(1, 4)), batch.StatusStored)
 }
@@ -253,8 +253,8 @@ func wantGapReport() Report {
 			Stream: "health", Store: storeA, HighWater: 33, Through: 15, Records: 23, Files: 1,
 			Stored: []Range{{1, 10}, {21, 33}},
 			Gaps: []RecordedGap{
-				{Seq: 31, Boot: 2, Reason: storage.GapEvictedQuota, First: 11, Last: 15, Count: 5},
-				{Seq: 32, Boot: 2, Reason: storage.GapDroppedQueueFull, Count: 7},
+				{Seq: 31, Boot: 2, Reason: record.GapEvictedQuota, First: 11, Last: 15, Count: 5},
+				{Seq: 32, Boot: 2, Reason: record.GapDroppedQueueFull, Count: 7},
 			},
 			Evicted:       []Range{{11, 15}},
 			Missing:       []Range{{16, 20}},
