@@ -1,7 +1,3 @@
-// Package edge is the vehicle side of the MQTT link: the uploader that
-// drains the storage outbox to the broker in batches and moves the
-// outbox cursor only on the ingester's application-level
-// acknowledgements.
 package edge
 
 import (
