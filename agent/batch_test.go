@@ -65,7 +65,7 @@ func TestDaemonServesBatches(t *testing.T) {
 	if resp := send(5); resp.OK() || resp.Reason != client.ReasonInvalidInput || !strings.Contains(resp.Detail, "with a batch of N = 1 to 4 frames, got shape [5 3 66 200]") {
 		t.Errorf("batch of 5: %v %s %q", resp.Status, resp.Reason, resp.Detail)
 	}
-	st := status(t, c)
+	st := fetchStatus(t, c)
 	if st.Backends[0].Served != 4 || st.Counters.InvalidInputs != 1 {
 		t.Errorf("status: primary served %d, %d invalid inputs", st.Backends[0].Served, st.Counters.InvalidInputs)
 	}

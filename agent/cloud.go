@@ -6,43 +6,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/sync/edge"
 )
-
-// SyncStatus is the cloud link as `vigilctl status` shows it.
-type SyncStatus struct {
-	// State is off, offline, connecting, draining or live; Why says why
-	// it is off.
-	State    string `json:"state"`
-	Why      string `json:"why,omitempty"`
-	Broker   string `json:"broker,omitempty"`
-	Connects uint64 `json:"connects,omitempty"`
-	// InFlightBudget is the payload bytes the backlogs may have in flight
-	// now, sized from MinAckRTTMs and DeliveryRate (bytes a second), what
-	// the connection's acks have shown (zero before the first).
-	InFlightBudget int     `json:"in_flight_budget_bytes,omitempty"`
-	MinAckRTTMs    float64 `json:"min_ack_rtt_ms,omitempty"`
-	DeliveryRate   float64 `json:"delivery_bytes_per_s,omitempty"`
-	// AckTimeoutMs is how long a batch sent now would wait for its ack
-	// before going again, from the smoothed ack round trip
-	// (SmoothedAckRTTMs, zero before the first ack) and its variation.
-	AckTimeoutMs     float64            `json:"ack_timeout_ms,omitempty"`
-	SmoothedAckRTTMs float64            `json:"smoothed_ack_rtt_ms,omitempty"`
-	Streams          []SyncStreamStatus `json:"streams,omitempty"`
-	Commands         *CommandsStatus    `json:"commands,omitempty"`
-}
-
-// SyncStreamStatus is one stream's upload.
-type SyncStreamStatus struct {
-	Stream    string `json:"stream"`
-	Cursor    uint64 `json:"acked_through"`
-	InFlight  int    `json:"in_flight"`
-	Sent      uint64 `json:"sent"`
-	Acked     uint64 `json:"acked"`
-	Resent    uint64 `json:"resent"`
-	Rejected  uint64 `json:"rejected"`
-	LastError string `json:"last_error,omitempty"`
-}
 
 // cloud is the running link; nil when sync is off.
 type cloud struct {
@@ -137,17 +103,17 @@ func (d *Daemon) syncOff(msg string, err error) {
 }
 
 // syncStatus reports the link.
-func (d *Daemon) syncStatus() SyncStatus {
+func (d *Daemon) syncStatus() status.SyncStatus {
 	c := d.cloud
 	if c == nil {
-		return SyncStatus{State: "off", Why: d.syncWhy}
+		return status.SyncStatus{State: "off", Why: d.syncWhy}
 	}
 	s := c.up.Stats()
-	out := SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects,
+	out := status.SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects,
 		InFlightBudget: s.InFlightBudget, MinAckRTTMs: float64(s.MinAckRTT) / float64(time.Millisecond), DeliveryRate: s.DeliveryRate,
 		AckTimeoutMs: float64(s.AckTimeout) / float64(time.Millisecond), SmoothedAckRTTMs: float64(s.SmoothedAckRTT) / float64(time.Millisecond)}
 	for _, st := range s.Streams {
-		out.Streams = append(out.Streams, SyncStreamStatus{
+		out.Streams = append(out.Streams, status.SyncStreamStatus{
 			Stream: st.Stream, Cursor: st.Cursor, InFlight: st.InFlight, Sent: st.Sent,
 			Acked: st.Acked, Resent: st.Resent, Rejected: st.Rejected, LastError: st.LastError,
 		})

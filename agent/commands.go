@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
@@ -122,25 +123,6 @@ func backendByName(s string) (watchdog.Backend, bool) {
 // (unknown counts as moving).
 func (d *Daemon) moving() bool { return wire.VehicleState(d.vehicle.Load()) != wire.Parked }
 
-// CommandsStatus is the fleet-command channel in `vigilctl status`.
-type CommandsStatus struct {
-	Received   uint64            `json:"received"`
-	Accepted   uint64            `json:"accepted"`
-	Executed   uint64            `json:"executed"`
-	BadArgs    uint64            `json:"bad_args"`
-	Failed     uint64            `json:"failed"`
-	Rejected   uint64            `json:"rejected"`
-	RejectedBy map[string]uint64 `json:"rejected_by,omitempty"`
-	Dropped    uint64            `json:"dropped"`
-	Busy       uint64            `json:"busy"`
-	// OverKeyRate counts the busy commands whose signing key was over its
-	// rate; Unanswered the refusals (rejected or busy) that got no answer
-	// because more came than the answer rate allows.
-	OverKeyRate   uint64 `json:"over_key_rate"`
-	Unanswered    uint64 `json:"unanswered"`
-	LastRejection string `json:"last_rejection,omitempty"`
-}
-
 // commandChannel is the signed fleet-command channel: a cmdlink.Receiver
 // fed by the uploader's subscriptions, answering through its Publish.
 type commandChannel struct {
@@ -221,9 +203,9 @@ func (ch *commandChannel) record(ev cmdlink.Event) {
 	}{"fleet_command", ev})
 }
 
-func (ch *commandChannel) status() CommandsStatus {
+func (ch *commandChannel) status() status.CommandsStatus {
 	s := ch.rx.Stats()
-	out := CommandsStatus{
+	out := status.CommandsStatus{
 		Received: s.Received, Accepted: s.Accepted, Executed: s.Executed, BadArgs: s.BadArgs,
 		Failed: s.Failed, Rejected: s.RejectedTotal(), Dropped: s.Dropped, Busy: s.Busy,
 		OverKeyRate: s.OverKeyRate, Unanswered: s.Unanswered,

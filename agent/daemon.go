@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/socket"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
@@ -48,7 +49,7 @@ type Daemon struct {
 	notify       *notifier
 	tel          *telemetry // nil when storage is off or unavailable
 	storageState string
-	health       atomic.Pointer[HealthStatus]
+	health       atomic.Pointer[status.HealthStatus]
 	sampler      *hw.Sampler
 	cloud        *cloud // nil when sync is off
 	syncWhy      string // why sync is off

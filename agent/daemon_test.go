@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/inference/inferencetest"
 	"github.com/vigil-av/vigil/storage"
 )
@@ -105,7 +106,7 @@ func control(t *testing.T, c *client.Client, req client.ControlRequest) error {
 	return c.Control(ctx, req)
 }
 
-func status(t *testing.T, c *client.Client) Status {
+func fetchStatus(t *testing.T, c *client.Client) status.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -113,7 +114,7 @@ func status(t *testing.T, c *client.Client) Status {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st Status
+	var st status.Status
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatalf("status document: %v\n%s", err, raw)
 	}
@@ -148,16 +149,16 @@ func TestDaemonServesFailsOverAndReports(t *testing.T) {
 	}
 	// Frames at a camera's pace until the watchdog has failed the primary.
 	frames := 0
-	for end := time.Now().Add(10 * time.Second); status(t, c).Backends[0].State != "failed"; frames++ {
+	for end := time.Now().Add(10 * time.Second); fetchStatus(t, c).Backends[0].State != "failed"; frames++ {
 		if time.Now().After(end) {
-			t.Fatalf("primary not failed after %d frames: %+v", frames, status(t, c).Backends[0])
+			t.Fatalf("primary not failed after %d frames: %+v", frames, fetchStatus(t, c).Backends[0])
 		}
 		if resp := infer(t, c, 33*time.Millisecond); !resp.OK() {
 			t.Fatalf("NO_RESULT with the shadow healthy: %+v", resp)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	st := status(t, c)
+	st := fetchStatus(t, c)
 	if st.Backends[0].State != "failed" || st.ActiveRung != "shadow" || st.Backends[0].Fault != "hang" || st.VehicleState != "parked" {
 		t.Errorf("status after the hang: active %s, primary %+v", st.ActiveRung, st.Backends[0])
 	}
@@ -199,12 +200,12 @@ func TestDaemonServesFailsOverAndReports(t *testing.T) {
 	if err := control(t, c, client.ControlRequest{Op: client.OpSetLogLevel, Value: client.LogDebug}); err != nil || d.level.Level() != zap.DebugLevel {
 		t.Errorf("log level: %v, now %s", err, d.level.Level())
 	}
-	if st := status(t, c); st.Policy != "cold" || !st.Backends[1].Forced {
+	if st := fetchStatus(t, c); st.Policy != "cold" || !st.Backends[1].Forced {
 		t.Errorf("status after commands: policy %s shadow %+v", st.Policy, st.Backends[1])
 	}
 
 	// Metrics on loopback agree with the status.
-	st = status(t, c)
+	st = fetchStatus(t, c)
 	r, err := http.Get("http://" + d.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +228,7 @@ func TestDaemonStartsDegradedWithoutGPU(t *testing.T) {
 	cfg := daemonConfig(t)
 	cfg.Models.Primary.Provider = "cuda:0" // the fetched library is a CPU build
 	_, c := startDaemon(t, cfg)
-	st := status(t, c)
+	st := fetchStatus(t, c)
 	p := st.Backends[0]
 	if p.Loaded || p.State != "failed" || !strings.Contains(p.Reason, "cuda:0 is not available") || len(st.Warnings) != 1 {
 		t.Fatalf("primary %+v, warnings %v", p, st.Warnings)
@@ -236,7 +237,7 @@ func TestDaemonStartsDegradedWithoutGPU(t *testing.T) {
 		t.Errorf("answer without the primary: %+v", resp)
 	}
 	// It stays out: a clear sends it to probation, where canaries fail.
-	if st := status(t, c); st.Backends[0].State != "failed" {
+	if st := fetchStatus(t, c); st.Backends[0].State != "failed" {
 		t.Errorf("primary %s", st.Backends[0].State)
 	}
 }
@@ -269,7 +270,7 @@ func TestDaemonBadInputChangesNothing(t *testing.T) {
 	if resp := infer(t, c, 33*time.Millisecond); !resp.OK() || resp.ServedBy != client.Primary {
 		t.Errorf("after a bad request: %+v", resp)
 	}
-	if st := status(t, c); st.Backends[0].State != "healthy" {
+	if st := fetchStatus(t, c); st.Backends[0].State != "healthy" {
 		t.Errorf("a bad request changed the primary's state: %+v", st.Backends[0])
 	}
 }
@@ -479,9 +480,9 @@ func TestDaemonHardwareProbe(t *testing.T) {
 	cfg := daemonConfig(t)
 	cfg.Health = HealthConfig{Interval: 100 * time.Millisecond, Probe: "auto", Root: root}
 	_, c := startDaemon(t, cfg)
-	var st Status
+	var st status.Status
 	for end := time.Now().Add(5 * time.Second); ; {
-		st = status(t, c)
+		st = fetchStatus(t, c)
 		if st.Health != nil && st.Health.Sample.Source == "jetson" {
 			break
 		}

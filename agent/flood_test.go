@@ -97,12 +97,12 @@ func TestFleetCommandFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the command to replay run", func() (bool, string) {
-		cs := status(t, c).Sync.Commands
+		cs := fetchStatus(t, c).Sync.Commands
 		return cs.Executed == 2, ""
 	})
 
 	// The supervisor: a frame every 33 ms, each with a 33 ms deadline.
-	before := status(t, c)
+	before := fetchStatus(t, c)
 	stop := make(chan struct{})
 	var frames, notOK atomic.Int64
 	done := make(chan struct{})
@@ -148,14 +148,14 @@ func TestFleetCommandFlood(t *testing.T) {
 		return true, ""
 	})
 	waitFor(t, 30*time.Second, "the flood counted", func() (bool, string) {
-		cs := status(t, c).Sync.Commands
+		cs := fetchStatus(t, c).Sync.Commands
 		return cs.Received == n+2, ""
 	})
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	<-done
 
-	after := status(t, c)
+	after := fetchStatus(t, c)
 	cs := after.Sync.Commands
 	want := map[string]uint64{"bad_signature": 500 - uint64(len(valid)), "unknown_key": 500, "expired": 500, "replayed": 500}
 	for reason, w := range want {

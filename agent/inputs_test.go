@@ -160,7 +160,7 @@ func TestDaemonRefusesBadFrames(t *testing.T) {
 			one(nil)
 		}
 	}
-	st := status(t, c)
+	st := fetchStatus(t, c)
 	if st.Counters.InvalidInputs != uint64(badFrames) || st.Counters.Requests != uint64(badFrames+goodFrames) {
 		t.Errorf("status counts %d invalid inputs of %d requests, want %d of %d", st.Counters.InvalidInputs, st.Counters.Requests, badFrames, badFrames+goodFrames)
 	}
@@ -211,7 +211,7 @@ func TestDaemonUnversionedModels(t *testing.T) {
 	if resp := infer(t, c, 200*time.Millisecond); !resp.OK() || resp.Version != inference.Unversioned {
 		t.Errorf("response: %v, model %q version %q", resp.Status, resp.Model, resp.Version)
 	}
-	for _, b := range status(t, c).Backends {
+	for _, b := range fetchStatus(t, c).Backends {
 		if b.ModelVersion != inference.Unversioned {
 			t.Errorf("status: %s's model version %q", b.Name, b.ModelVersion)
 		}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/storage"
 )
 
@@ -39,9 +40,9 @@ func TestStatusCountsRequestFaults(t *testing.T) {
 			t.Fatalf("an answer with every rung returning NaN: %+v", resp)
 		}
 	}
-	var st Status
+	var st status.Status
 	for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if st = status(t, c); st.Counters.RequestFaults == frames {
+		if st = fetchStatus(t, c); st.Counters.RequestFaults == frames {
 			break
 		}
 		if time.Now().After(end) {

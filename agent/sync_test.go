@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
@@ -155,27 +156,27 @@ func (ch *child) stop() {
 	}
 }
 
-func (ch *child) status() Status {
+func (ch *child) status() status.Status {
 	ch.t.Helper()
-	return status(ch.t, ch.c)
+	return fetchStatus(ch.t, ch.c)
 }
 
-func streamStatus(st Status, name string) StreamStatus {
+func streamStatus(st status.Status, name string) status.StreamStatus {
 	for _, s := range st.Storage.Streams {
 		if s.Name == name {
 			return s
 		}
 	}
-	return StreamStatus{}
+	return status.StreamStatus{}
 }
 
-func syncStream(st Status, name string) SyncStreamStatus {
+func syncStream(st status.Status, name string) status.SyncStreamStatus {
 	for _, s := range st.Sync.Streams {
 		if s.Stream == name {
 			return s
 		}
 	}
-	return SyncStreamStatus{}
+	return status.SyncStreamStatus{}
 }
 
 // cloudSide is an ingester into a sink, as vigil-fleet ingest runs it.
@@ -429,7 +430,7 @@ func (r *commandRig) send(key ed25519.PrivateKey, cmd command.Command, args map[
 func (r *commandRig) waitOnline(c *client.Client) {
 	r.t.Helper()
 	waitFor(r.t, 20*time.Second, "the link up", func() (bool, string) {
-		st := status(r.t, c)
+		st := fetchStatus(r.t, c)
 		return st.Sync.State == "live" || st.Sync.State == "draining", st.Sync.State
 	})
 }
@@ -448,7 +449,7 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 	if !resp.OK {
 		t.Fatalf("status: %+v", resp)
 	}
-	var st Status
+	var st status.Status
 	if err := json.Unmarshal(resp.Result, &st); err != nil || st.VehicleID != r.vehicle || st.Sync.Commands == nil {
 		t.Fatalf("status result: %v %+v", err, st)
 	}
@@ -462,7 +463,7 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 	if resp.OK || resp.Code != command.CodeUnsafeWhileMoving {
 		t.Fatalf("policy while driving: %+v", resp)
 	}
-	if p := status(t, c).Policy; p != "hot" {
+	if p := fetchStatus(t, c).Policy; p != "hot" {
 		t.Fatalf("policy %s after a refused command", p)
 	}
 	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked}); err != nil {
@@ -472,12 +473,12 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 	if !resp.OK {
 		t.Fatalf("policy while parked: %+v", resp)
 	}
-	if p := status(t, c).Policy; p != "warm" {
+	if p := fetchStatus(t, c).Policy; p != "warm" {
 		t.Fatalf("policy %s after the command, want warm", p)
 	}
 	resp, _ = r.send(r.priv, command.Failover, map[string]string{"backend": "primary"})
-	if !resp.OK || !status(t, c).Backends[0].Forced {
-		t.Fatalf("failover: %+v; primary forced %v", resp, status(t, c).Backends[0].Forced)
+	if !resp.OK || !fetchStatus(t, c).Backends[0].Forced {
+		t.Fatalf("failover: %+v; primary forced %v", resp, fetchStatus(t, c).Backends[0].Forced)
 	}
 	resp, _ = r.send(r.priv, command.Clear, map[string]string{"backend": "primary"})
 	if !resp.OK {
@@ -542,10 +543,10 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("a replayed command changed the log level to %v", d.level.Level())
 	}
 
-	if b := status(t, c).Sync.InFlightBudget; b <= 0 {
+	if b := fetchStatus(t, c).Sync.InFlightBudget; b <= 0 {
 		t.Errorf("status: in-flight budget %d with the link up", b)
 	}
-	cs := status(t, c).Sync.Commands
+	cs := fetchStatus(t, c).Sync.Commands
 	if cs == nil || cs.RejectedBy["unsafe_while_moving"] != 1 || cs.RejectedBy["unknown_key"] != 1 || cs.RejectedBy["replayed"] != 1 || cs.BadArgs != 1 {
 		t.Fatalf("command counts: %+v", cs)
 	}
@@ -655,7 +656,7 @@ func TestSyncAfterStoreMovedAside(t *testing.T) {
 	cfg.Sync = SyncConfig{Enabled: true, Broker: broker.URL(), AckTimeout: time.Second,
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond}
 
-	run := func(first uint64, n int) Status {
+	run := func(first uint64, n int) status.Status {
 		t.Helper()
 		d, c := startDaemon(t, cfg)
 		for i := range n {
@@ -666,9 +667,9 @@ func TestSyncAfterStoreMovedAside(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var st Status
+		var st status.Status
 		waitFor(t, 20*time.Second, "the requests in the cloud", func() (bool, string) {
-			st = status(t, c)
+			st = fetchStatus(t, c)
 			in := streamStatus(st, storage.StreamInference)
 			s := syncStream(st, storage.StreamInference)
 			return in.Durable >= uint64(n) && s.Cursor >= in.Durable, fmt.Sprintf("durable %d, acked through %d", in.Durable, s.Cursor)

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/storage"
@@ -144,15 +145,6 @@ func (t *telemetry) request(buf *[summarySize]byte, frameSeq uint64, ans *infere
 	t.infer.Append(b)
 }
 
-// HealthStatus is the hardware probe's part of the status: which probe
-// runs, why it was chosen, and its latest reading.
-type HealthStatus struct {
-	Probe  string    `json:"probe"`
-	Why    string    `json:"why"`
-	Sample hw.Sample `json:"sample"`
-	Error  string    `json:"error,omitempty"`
-}
-
 // healthRecord is what the health stream holds: a reading and its error.
 type healthRecord struct {
 	hw.Sample
@@ -186,13 +178,13 @@ func (d *Daemon) startHealth() error {
 		}
 	}
 	gpu := probe.Name() != "procfs"
-	d.health.Store(&HealthStatus{Probe: probe.Name(), Why: why})
+	d.health.Store(&status.HealthStatus{Probe: probe.Name(), Why: why})
 	d.log.Info("hardware probe", zap.String("probe", probe.Name()), zap.String("why", why))
 	s, err := hw.NewSampler(hw.SamplerConfig{
 		Probe:    probe,
 		Interval: hc.Interval,
 		OnSample: func(x hw.Sample, err error) {
-			hs := &HealthStatus{Probe: probe.Name(), Why: why, Sample: x}
+			hs := &status.HealthStatus{Probe: probe.Name(), Why: why, Sample: x}
 			rec := healthRecord{Sample: x, Throttle: x.ThrottleReasons.Names()}
 			if err != nil {
 				hs.Error, rec.Error = err.Error(), err.Error()
@@ -228,42 +220,8 @@ func (d *Daemon) startHealth() error {
 	return s.Start()
 }
 
-// StorageStatus is the telemetry buffer's part of the status.
-type StorageStatus struct {
-	State      string         `json:"state"`
-	Dir        string         `json:"dir,omitempty"`
-	Boot       uint32         `json:"boot,omitempty"`
-	DiskBytes  int64          `json:"disk_bytes"`
-	PeakBytes  int64          `json:"disk_peak_bytes"`
-	QuotaBytes int64          `json:"quota_bytes"`
-	FreeBytes  int64          `json:"free_bytes"`
-	Refusing   string         `json:"refusing,omitempty"`
-	Evictions  uint64         `json:"evictions"`
-	LastError  string         `json:"last_error,omitempty"`
-	Recovered  string         `json:"recovered_to,omitempty"`
-	Streams    []StreamStatus `json:"streams,omitempty"`
-}
-
-// StreamStatus is one telemetry stream: what is waiting for the cloud and
-// what was lost, and why.
-type StreamStatus struct {
-	Name     string `json:"name"`
-	Priority string `json:"priority"`
-	Assigned uint64 `json:"assigned"`
-	Durable  uint64 `json:"durable"`
-	Acked    uint64 `json:"acked"`
-	// DurableLag is records accepted but not yet durable: the RPO now.
-	DurableLag     uint64            `json:"durable_lag"`
-	BacklogRecords uint64            `json:"backlog_records"`
-	BacklogBytes   int64             `json:"backlog_bytes"`
-	OldestAgeS     float64           `json:"oldest_unsynced_age_s"`
-	Dropped        map[string]uint64 `json:"dropped,omitempty"`
-	Evicted        uint64            `json:"evicted"`
-	Gaps           uint64            `json:"gaps"`
-}
-
-func (d *Daemon) storageStatus() StorageStatus {
-	ss := StorageStatus{State: d.storageState}
+func (d *Daemon) storageStatus() status.StorageStatus {
+	ss := status.StorageStatus{State: d.storageState}
 	if d.tel == nil {
 		return ss
 	}
@@ -280,7 +238,7 @@ func (d *Daemon) storageStatus() StorageStatus {
 		ss.Recovered = st.Recovery.MovedTo
 	}
 	for _, s := range st.Streams {
-		x := StreamStatus{
+		x := status.StreamStatus{
 			Name: s.Name, Priority: s.Priority.String(), Assigned: s.Assigned, Durable: s.Durable, Acked: s.Cursor,
 			DurableLag: s.DurableLag, BacklogRecords: s.Backlog.Records, BacklogBytes: s.Backlog.Bytes,
 			OldestAgeS: s.Backlog.OldestAge.Seconds(), Evicted: s.Evicted, Gaps: s.Gaps,

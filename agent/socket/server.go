@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 )
 
@@ -245,30 +246,17 @@ func (s *Server) Close(ctx context.Context) error {
 	return errors.Join(err, lnErr)
 }
 
-// ServerStats are counters of the socket server, for the status document.
-type ServerStats struct {
-	Connections     int    `json:"connections"`       // open now
-	Accepted        uint64 `json:"accepted"`          // connections served since start
-	Refused         uint64 `json:"refused"`           // refused: allow-list, limit, shutdown
-	Requests        uint64 `json:"requests"`          // request frames served
-	ErrorFrames     uint64 `json:"error_frames"`      // ERROR frames sent
-	PassedOnArrival uint64 `json:"passed_on_arrival"` // NO_RESULT/DEADLINE_PASSED_ON_ARRIVAL
-	LateAnswers     uint64 `json:"late_answers"`      // OK answers the handler returned after the deadline
-	IdleTimeouts    uint64 `json:"idle_timeouts"`
-	WriteTimeouts   uint64 `json:"write_timeouts"` // clients closed for not reading
-}
-
 type serverCounters struct {
 	accepted, refused, requests, errorFrames         atomic.Uint64
 	passedOnArrival, lateAnswers, idle, writeTimeout atomic.Uint64
 }
 
 // Stats returns the server's counters.
-func (s *Server) Stats() ServerStats {
+func (s *Server) Stats() status.ServerStats {
 	s.mu.Lock()
 	n := len(s.conns)
 	s.mu.Unlock()
-	return ServerStats{
+	return status.ServerStats{
 		Connections:     n,
 		Accepted:        s.stats.accepted.Load(),
 		Refused:         s.stats.refused.Load(),

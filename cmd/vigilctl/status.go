@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vigil-av/vigil/agent"
+	"github.com/vigil-av/vigil/agent/status"
 )
 
 func cmdStatus(ctx context.Context, g *globals, args []string) error {
@@ -27,7 +27,7 @@ func cmdStatus(ctx context.Context, g *globals, args []string) error {
 		_, err := fmt.Fprintf(g.stdout, "%s\n", raw)
 		return err
 	}
-	var st agent.Status
+	var st status.Status
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return fmt.Errorf("status: the daemon's answer is not a status document: %w", err)
 	}
@@ -68,7 +68,7 @@ func cmdWatch(ctx context.Context, g *globals, args []string) error {
 		if err != nil {
 			return err
 		}
-		var st agent.Status
+		var st status.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func cmdWatch(ctx context.Context, g *globals, args []string) error {
 	}
 }
 
-func printStatus(w io.Writer, st *agent.Status) error {
+func printStatus(w io.Writer, st *status.Status) error {
 	active := st.ActiveRung
 	if st.MRM {
 		active = "NONE — MRM: " + st.MRMReason
@@ -163,7 +163,7 @@ func noResult(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
-func printSync(w io.Writer, s *agent.SyncStatus) {
+func printSync(w io.Writer, s *status.SyncStatus) {
 	if s.State == "off" {
 		fmt.Fprintf(w, "sync: off (%s)\n", s.Why)
 		return
@@ -197,7 +197,7 @@ func printSync(w io.Writer, s *agent.SyncStatus) {
 	}
 }
 
-func printStorage(w io.Writer, s *agent.StorageStatus) {
+func printStorage(w io.Writer, s *status.StorageStatus) {
 	fmt.Fprintf(w, "\ntelemetry buffer: %s", s.State)
 	if s.Dir == "" {
 		fmt.Fprintln(w)
@@ -227,7 +227,7 @@ func printStorage(w io.Writer, s *agent.StorageStatus) {
 	tw.Flush()
 }
 
-func printHealth(w io.Writer, h *agent.HealthStatus) {
+func printHealth(w io.Writer, h *status.HealthStatus) {
 	if h == nil {
 		return
 	}

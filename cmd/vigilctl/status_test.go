@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigil-av/vigil/agent"
+	"github.com/vigil-av/vigil/agent/status"
 )
 
 // TestPrintSync: the cloud link's lines in `vigilctl status`, with the
@@ -13,9 +13,9 @@ import (
 // them, and the reason when sync is off.
 func TestPrintSync(t *testing.T) {
 	var b bytes.Buffer
-	printSync(&b, &agent.SyncStatus{State: "draining", Broker: "ssl://broker:8883", Connects: 2,
+	printSync(&b, &status.SyncStatus{State: "draining", Broker: "ssl://broker:8883", Connects: 2,
 		InFlightBudget: 384 << 10, MinAckRTTMs: 45.25, DeliveryRate: 3 << 20,
-		Streams: []agent.SyncStreamStatus{{Stream: "inference", Cursor: 40960, InFlight: 3, Sent: 13, Acked: 10}}})
+		Streams: []status.SyncStreamStatus{{Stream: "inference", Cursor: 40960, InFlight: 3, Sent: 13, Acked: 10}}})
 	for _, want := range []string{
 		"sync: draining   broker ssl://broker:8883   connections 2\n",
 		"  in flight up to 384 KiB   (lowest ack round trip 45.2 ms, delivery 3072 KiB/s)\n",
@@ -27,13 +27,13 @@ func TestPrintSync(t *testing.T) {
 	}
 
 	b.Reset()
-	printSync(&b, &agent.SyncStatus{State: "connecting", Broker: "ssl://broker:8883", InFlightBudget: 256 << 10})
+	printSync(&b, &status.SyncStatus{State: "connecting", Broker: "ssl://broker:8883", InFlightBudget: 256 << 10})
 	if got := b.String(); !strings.Contains(got, "  in flight up to 256 KiB\n") || strings.Contains(got, "round trip") {
 		t.Errorf("before any ack:\n%s", got)
 	}
 
 	b.Reset()
-	printSync(&b, &agent.SyncStatus{State: "off", Why: "sync.enabled: false"})
+	printSync(&b, &status.SyncStatus{State: "off", Why: "sync.enabled: false"})
 	if got := b.String(); got != "sync: off (sync.enabled: false)\n" {
 		t.Errorf("off: %q", got)
 	}
