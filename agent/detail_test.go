@@ -35,7 +35,7 @@ func TestEveryNoResultHasADetail(t *testing.T) {
 func TestDaemonNoResultDetails(t *testing.T) {
 	cfg := daemonConfig(t)
 	cfg.Drills.Allowed = true
-	cfg.Router.Requests = 2 // overload within reach of a few callers
+	cfg.Router.Requests = 1 // overload within reach of a few callers
 	_, c := startDaemon(t, cfg)
 	conns := []*client.Client{c}
 	for range 3 {
@@ -61,29 +61,32 @@ func TestDaemonNoResultDetails(t *testing.T) {
 	// A budget of 1 ms is inside the 2 ms answer margin.
 	check(infer(t, c, time.Millisecond))
 
-	// Pipelining well beyond the sessions and the router's limit.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var resps []*client.InferResponse
+	// Pipelining well beyond the sessions and the router's limit; bursts
+	// until one overlaps (a loaded machine may serve a burst one by one).
 	frame := randomFrame()
-	for i := range 32 {
-		c := conns[i%len(conns)]
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			resp, err := c.Infer(ctx, &client.InferRequest{Budget: 100 * time.Millisecond, Inputs: frame})
-			if err != nil {
-				t.Errorf("Infer: %v", err)
-				return
-			}
-			mu.Lock()
-			resps = append(resps, resp)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	for _, r := range resps {
-		check(r)
+	for try := 0; try < 10 && seen[client.ReasonOverloaded] == 0; try++ {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var resps []*client.InferResponse
+		for i := range 32 {
+			c := conns[i%len(conns)]
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				resp, err := c.Infer(ctx, &client.InferRequest{Budget: 100 * time.Millisecond, Inputs: frame})
+				if err != nil {
+					t.Errorf("Infer: %v", err)
+					return
+				}
+				mu.Lock()
+				resps = append(resps, resp)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		for _, r := range resps {
+			check(r)
+		}
 	}
 
 	// Every rung errs.
@@ -97,7 +100,7 @@ func TestDaemonNoResultDetails(t *testing.T) {
 	}
 	check(infer(t, c, 100*time.Millisecond))
 	if seen[client.ReasonOverloaded] == 0 {
-		t.Errorf("32 requests at once with router.requests 2: no OVERLOADED (%v)", seen)
+		t.Errorf("bursts of 32 requests with router.requests 1: no OVERLOADED (%v)", seen)
 	}
 	if seen[client.ReasonDeadlinePassedOnArrival] == 0 {
 		t.Errorf("the 1 ms budget was answered %v", seen)
