@@ -21,7 +21,10 @@
 // vehicle's motion (Moving), a Publish function for responses and,
 // optionally, Record for one event per command answered; subscribes
 // Topics() with Handle as the handler (on the uploader's connection, or
-// a Link); and calls Start.
+// a Link); and calls Start. receiver.go holds Handle, admission and the
+// worker; refusals.go the answers to refusals, busy included;
+// execute.go the Executor and a command's execution; reasons.go the
+// rejection classes; receiverconfig.go Config, Event and Stats.
 //
 // Handle checks each message as it arrives, before anything is queued: a
 // message over MaxEnvelope is malformed, one on a topic other than the
@@ -36,13 +39,14 @@
 // message that passes is queued unless the same envelope is queued
 // already (replayed), the queue is full, or its signing key is over its
 // rate (KeyRate 5 a second, burst KeyBurst, half the queue): those two
-// are answered busy, their nonces unspent. MQTT 3.1.1 does not tell the
-// receiver who published, so the key id, once the signature proves it,
-// is the sender the per-sender limit counts; forgeries, which prove no
-// key, share the answer budget. The queue (QueueLen, 16) thus holds only
-// genuine commands, and a flood of forgeries cannot push one out
-// (TestFloodKeepsValidCommands: 2,000 messages through Mosquitto, every
-// valid one among them executed and answered).
+// are answered busy, from the same answer budget, their nonces unspent.
+// MQTT 3.1.1 does not tell the receiver who published, so the key id,
+// once the signature proves it, is the sender the per-sender limit
+// counts; forgeries, which prove no key, share one answer budget. The
+// queue (QueueLen, 16) thus holds only genuine commands, and a flood of
+// forgeries cannot push one out (TestFloodKeepsValidCommands: 2,000
+// messages through Mosquitto, every valid one among them executed and
+// answered).
 //
 // Handle runs on paho's goroutines; its check costs about 75 µs (ed25519
 // verification; command's BenchmarkCheck), and while the verifier slot

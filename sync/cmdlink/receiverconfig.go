@@ -56,8 +56,8 @@ type Config struct {
 	// was not; nil means none.
 	Log *zap.Logger
 	// QueueLen bounds the verified commands waiting for the worker; one
-	// that finds it full is answered busy (its nonce unspent). 0 means
-	// 16.
+	// that finds it full is answered busy (its nonce unspent) while
+	// AnswerRate allows. 0 means 16.
 	QueueLen int
 	// Verifiers bounds the messages Handle checks at once (mostly the
 	// ed25519 verification, 75 µs on a server core); the others wait

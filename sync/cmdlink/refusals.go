@@ -15,7 +15,8 @@ type answer struct {
 	resp command.Response
 }
 
-// turnAway answers a verified command busy: the queue was full, or its
+// turnAway answers a verified command busy, while the answer budget
+// allows (it is counted unanswered otherwise): the queue was full, or its
 // key over its rate. Its nonce is unspent: the same envelope may be sent
 // again.
 func (r *Receiver) turnAway(ev Event, overKey bool) {
