@@ -132,10 +132,10 @@ func (r *Receiver) Topics() []string {
 // already (refused as replayed), the queue is full or its key is over
 // its rate (both answered busy while AnswerRate allows, nonce unspent).
 // The queue thus holds only genuine commands, and a flood of forgeries
-// cannot push one out. Handle returns once the message is checked (about 75 µs, more while
-// others wait for a verifier slot); it never waits for the worker, a
-// publication or the clock. It does not keep payload. It is safe for
-// concurrent use.
+// cannot push one out. Handle returns once the message is checked
+// (about 75 µs, more while others wait for a verifier slot); it never
+// waits for the worker, a publication or the clock. It does not keep
+// payload. It is safe for concurrent use.
 func (r *Receiver) Handle(topic string, payload []byte) {
 	r.received.Add(1)
 	ev := Event{Time: r.cfg.Now(), Topic: topic}
