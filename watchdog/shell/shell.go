@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/watchdog"
 )
@@ -163,23 +162,10 @@ func (s *Shell) ReportComparison(c watchdog.Comparison) { s.queue(report{kind: 2
 // ReportVote queues a 2-of-3 vote; it never blocks.
 func (s *Shell) ReportVote(v watchdog.Vote) { s.queue(report{kind: 3, vote: v}) }
 
-// Health queues a hardware health sample; it never blocks.
+// Health queues a hardware health sample; it never blocks. The daemon
+// turns the hw probes' readings into samples (agent.HealthSample); the
+// shell knows nothing of hw.
 func (s *Shell) Health(h watchdog.HealthSample) { s.queue(report{kind: 4, hs: h}) }
-
-// Hardware queues a reading of the hw package's probes (or its scripted
-// fake) as a health sample; it never blocks. A GPU whose probe calls hang
-// (GPUSuspect) counts as throttled: its backends turn suspect, so the next
-// rung starts at once, until the probe answers again.
-func (s *Shell) Hardware(x hw.Sample) {
-	s.Health(watchdog.HealthSample{
-		GPULost:        x.GPULost,
-		Xid:            x.Xid,
-		XidFatal:       x.XidFatal,
-		ECCUncorrected: x.ECCUncorrected,
-		Throttled:      x.Throttled || x.GPUSuspect,
-		TemperatureC:   x.TemperatureC,
-	})
-}
 
 func (s *Shell) queue(r report) {
 	select {

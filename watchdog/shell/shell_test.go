@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/watchdog"
 )
@@ -238,13 +237,14 @@ func (r *stuckRouter) SetPlan(p watchdog.Plan) {
 	}
 }
 
-// TestHardwareSuspectGPU: a GPU whose probe hangs makes the GPU backends
-// suspect, as throttling does; a lost GPU fails them.
-func TestHardwareSuspectGPU(t *testing.T) {
+// TestHealthThrottledThenLost: a throttled GPU (as the daemon reports one
+// whose probe hangs, see agent.HealthSample) makes the GPU backends
+// suspect; a lost GPU fails them.
+func TestHealthThrottledThenLost(t *testing.T) {
 	g := newShell(t, watchdog.DefaultConfig())
-	g.Hardware(hw.Sample{GPUSuspect: true})
+	g.Health(watchdog.HealthSample{Throttled: true})
 	g.ticksUntil(t, "suspect primary", 100, func() bool { return g.Status().Backends[watchdog.Primary].State == watchdog.Suspect })
-	g.Hardware(hw.Sample{GPULost: true})
+	g.Health(watchdog.HealthSample{GPULost: true})
 	g.ticksUntil(t, "failed shadow", 100, func() bool { return g.Status().Backends[watchdog.Shadow].State == watchdog.Failed })
 }
 
