@@ -4,6 +4,17 @@
 // machines mean little. The last line of a suite is machine-readable:
 //
 //	RESULT suite=<name> key=value ...
+//
+// main.go dispatches to the suites, one file each: inference.go,
+// storage.go, failover.go and socket.go. The sync suite, the largest, is
+// sync.go (the run and its closing lines), syncflags.go, syncrecords.go
+// (the inference summaries, the filled store, live records),
+// syncbaseline.go (the bare publishers), syncrounds.go (a round: the
+// baselines, then the uploader with the ingester and a sink),
+// syncacks.go, synccheck.go (every record in the sink exactly once),
+// syncrestart.go (the broker-restart scenario), syncbroker.go (the
+// Mosquitto it starts) and uplink.go (the emulated vehicle uplink).
+// stats.go has the percentiles.
 package main
 
 import (

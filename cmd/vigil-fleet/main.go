@@ -1,8 +1,14 @@
 // Command vigil-fleet is the fleet operator's command line: signing keys,
 // signed commands to vehicles over MQTT with their responses, the
-// vehicles' retained status, and the cloud side of the telemetry link
-// (the ingester into a sink directory, and the sink's report). The
-// protocol is described in docs/fleet.md.
+// vehicles' liveness, and the cloud side of the telemetry link (the
+// ingester into a sink directory, the sink's report and its compaction).
+// The protocol is described in docs/fleet.md.
+//
+// One file per subcommand, each a setup function in the subcommands
+// table of main.go: keygen.go, cmd.go (cmdlink.Sender), vehicles.go
+// (presence.Watch), ingest.go (ingest.Ingester into a sink.Sink),
+// report.go and compact.go (sink); broker.go holds the broker and TLS
+// flags they share.
 package main
 
 import (
