@@ -1,9 +1,21 @@
-// Package models owns model files on disk. Today its sub-packages generate
-// them: demo writes Vigil's three demo models deterministically, testmodels
-// writes small models other packages' tests need, and onnxgraph is the graph
-// builder both use.
+// Package models owns model files on disk. It holds no code: its
+// sub-packages generate the models Vigil runs in demos, benchmarks and
+// tests, so that no binary model lives in the repository.
 //
-// To come (see DESIGN.md, "Later"): manifests with SHA-256 and ed25519
-// signatures, active / candidate / previous slots, atomic install and
-// rollback.
+//   - onnxgraph builds small ONNX graphs in Go (Builder: inputs, outputs,
+//     initializers, nodes, metadata) and serialises them deterministically:
+//     the same calls give the same bytes.
+//   - demo generates Vigil's three demo driving models (primary, shadow
+//     and degraded) on one input/output contract, with weights from fixed
+//     seeds and their metadata (name, version, role, declared input and
+//     output ranges): Generate, GenerateBatched (a dynamic batch axis) and
+//     WriteAll, which cmd/vigil-models, vigil-bench and the inference
+//     tests use.
+//   - testmodels generates small models with a known defect or cost (slow
+//     chains, one giant node, NaN and Inf producers, several inputs) for
+//     other packages' tests.
+//
+// demo and testmodels build with onnxgraph; what they return (bytes, or
+// files written by WriteAll) goes to inference.Load or straight to ONNX
+// Runtime.
 package models
