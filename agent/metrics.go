@@ -2,8 +2,13 @@ package agent
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 // serveMetrics writes the daemon's counters in the Prometheus text format.
@@ -122,4 +127,23 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(b, "vigil_fleet_commands_rejected_total{reason=%q} %d\n", reason, n)
 		}
 	}
+}
+
+func (d *Daemon) startMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", d.serveMetrics)
+	d.metrics = &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics endpoint", zap.Error(err))
+		}
+	}()
+	d.log.Info("metrics", zap.String("listen", d.metrics.Addr))
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // notifier speaks systemd's notify protocol (sd_notify): datagrams such as
@@ -58,4 +60,31 @@ func watchdogInterval() (time.Duration, error) {
 		return 0, errors.New("WATCHDOG_USEC is not a positive number of microseconds")
 	}
 	return time.Duration(us) * time.Microsecond / 2, nil
+}
+
+// keepAlive sends systemd watchdog pings while the watchdog loop and the
+// socket server are alive, and only then.
+func (d *Daemon) keepAlive() {
+	defer d.wg.Done()
+	every, err := watchdogInterval()
+	if err != nil {
+		d.log.Warn("systemd watchdog", zap.Error(err))
+	}
+	if every <= 0 || !d.notify.enabled() {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			if d.shell.Alive(every) && d.serving.Load() {
+				d.notify.notify("WATCHDOG=1")
+			} else {
+				d.log.Error("an internal loop is stuck: withholding the systemd watchdog ping")
+			}
+		}
+	}
 }
