@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/watchdog"
 )
 
@@ -104,18 +104,9 @@ func (t *telemetry) ready(now time.Time, rd watchdog.Ready) {
 	}
 }
 
-// Request summaries are fixed-size little-endian records, version 1:
-//
-//	0  u8  version (1)
-//	1  u8  status (1 ok, 2 no_result)
-//	2  u8  reason (inference.Reason; 8 invalid input)
-//	3  u8  served by (0 primary, 1 shadow, 2 degraded, 255 none)
-//	4  u64 frame sequence of the supervisor
-//	12 u64 plan sequence
-//	20 u32 latency, µs
-//	24 3 × {u8 outcome, u32 start µs, u32 latency µs} for primary, shadow, degraded
-//	51 end
-const summarySize = 51
+// summarySize is the size of a request summary (record.Summary, whose
+// layout the benchmarks and the cloud's readers share).
+const summarySize = record.SummarySize
 
 // request records one answer. It runs on the request path: no allocation,
 // no blocking.
@@ -123,25 +114,18 @@ func (t *telemetry) request(buf *[summarySize]byte, frameSeq uint64, ans *infere
 	if t == nil {
 		return
 	}
-	b := buf[:]
-	b[0] = 1
-	b[1] = byte(ans.Status)
-	b[2] = byte(ans.Reason)
-	b[3] = 255
+	s := record.Summary{Status: byte(ans.Status), Reason: byte(ans.Reason), ServedBy: record.ServedByNone,
+		FrameSeq: frameSeq, PlanSeq: ans.PlanSeq, Latency: ans.Latency}
 	if badInput {
-		b[1], b[2] = byte(inference.StatusNoResult), 8
+		s.Status, s.Reason = byte(inference.StatusNoResult), record.ReasonInvalidInput
 	} else if ans.Status == inference.StatusOK {
-		b[3] = byte(ans.ServedBy)
+		s.ServedBy = byte(ans.ServedBy)
 	}
-	binary.LittleEndian.PutUint64(b[4:], frameSeq)
-	binary.LittleEndian.PutUint64(b[12:], ans.PlanSeq)
-	binary.LittleEndian.PutUint32(b[20:], uint32(ans.Latency/time.Microsecond))
 	for i, r := range ans.Backends {
-		o := 24 + 9*i
-		b[o] = byte(r.Outcome)
-		binary.LittleEndian.PutUint32(b[o+1:], uint32(r.StartedAfter/time.Microsecond))
-		binary.LittleEndian.PutUint32(b[o+5:], uint32(r.Latency/time.Microsecond))
+		s.Runs[i] = record.SummaryRun{Outcome: byte(r.Outcome), StartedAfter: r.StartedAfter, Latency: r.Latency}
 	}
+	b := buf[:]
+	s.Put(b)
 	t.infer.Append(b)
 }
 

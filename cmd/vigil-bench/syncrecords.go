@@ -2,47 +2,39 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // summaryBytes is the size of the daemon's per-request inference summary
-// (agent/telemetry.go, version 1): the records the inference stream is
-// made of, one per frame, and by far the most numerous the uploader
-// drains.
-const summaryBytes = 51
+// (record.Summary): the records the inference stream is made of, one per
+// frame, and by far the most numerous the uploader drains.
+const summaryBytes = record.SummarySize
 
-// summary fills b (summaryBytes long) with the request summary the daemon
-// would write for frame seq: the layout of agent/telemetry.go, with
-// latencies drawn from a hash of seq so that a record's payload follows
-// from its sequence number alone (the sink check relies on it).
+// summary fills b (summaryBytes long) with a request summary of the
+// daemon's layout for frame seq, with latencies drawn from a hash of seq
+// so that a record's payload follows from its sequence number alone (the
+// sink check relies on it).
 func summary(b []byte, seq uint64) {
 	h := seq*0x9e3779b97f4a7c15 + 0x51
 	h ^= h >> 31
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 29
-	b[0], b[1], b[2], b[3] = 1, 1, 0, 0 // version, ok, no reason, primary
+	s := record.Summary{Status: 1, FrameSeq: seq, PlanSeq: 3} // ok, served by the primary
 	if h%50 == 0 {
-		b[1], b[2], b[3] = 2, 1, 255 // an occasional NO_RESULT
+		s.Status, s.Reason, s.ServedBy = 2, 1, record.ServedByNone // an occasional NO_RESULT
 	}
-	binary.LittleEndian.PutUint64(b[4:], seq)
-	binary.LittleEndian.PutUint64(b[12:], 3)
-	lat := uint32(4000 + h>>40%4000)
-	binary.LittleEndian.PutUint32(b[20:], lat+150)
-	for i := range 3 {
-		o := 24 + 9*i
-		if i == 2 {
-			clear(b[o : o+9]) // the degraded model did not run
-			continue
-		}
-		b[o] = 1
-		binary.LittleEndian.PutUint32(b[o+1:], uint32(20*i))
-		binary.LittleEndian.PutUint32(b[o+5:], lat-uint32(h>>(8*i)%500))
+	lat := 4000 + h>>40%4000
+	s.Latency = time.Duration(lat+150) * time.Microsecond
+	for i := range 2 { // the degraded model did not run
+		s.Runs[i] = record.SummaryRun{Outcome: 1, StartedAfter: time.Duration(20*i) * time.Microsecond,
+			Latency: time.Duration(uint32(lat)-uint32(h>>(8*i)%500)) * time.Microsecond}
 	}
+	s.Put(b)
 }
 
 // fillStore opens a store in dir with the default configuration and
