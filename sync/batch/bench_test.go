@@ -3,7 +3,6 @@ package batch
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"testing"
@@ -15,28 +14,25 @@ import (
 )
 
 // summaryPayload is the daemon's 51-byte per-request inference summary
-// (agent/telemetry.go's layout, as vigil-bench sync fills it): latencies
-// drawn from a hash of seq, an occasional NO_RESULT.
+// (record.Summary, as vigil-bench sync fills it): latencies drawn from a
+// hash of seq, an occasional NO_RESULT.
 func summaryPayload(seq uint64) []byte {
-	b := make([]byte, 51)
 	h := seq*0x9e3779b97f4a7c15 + 0x51
 	h ^= h >> 31
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 29
-	b[0], b[1], b[2], b[3] = 1, 1, 0, 0
+	s := record.Summary{Status: 1, FrameSeq: seq, PlanSeq: 3}
 	if h%50 == 0 {
-		b[1], b[2], b[3] = 2, 1, 255
+		s.Status, s.Reason, s.ServedBy = 2, 1, record.ServedByNone
 	}
-	binary.LittleEndian.PutUint64(b[4:], seq)
-	binary.LittleEndian.PutUint64(b[12:], 3)
-	lat := uint32(4000 + h>>40%4000)
-	binary.LittleEndian.PutUint32(b[20:], lat+150)
+	lat := 4000 + h>>40%4000
+	s.Latency = time.Duration(lat+150) * time.Microsecond
 	for i := range 2 {
-		o := 24 + 9*i
-		b[o] = 1
-		binary.LittleEndian.PutUint32(b[o+1:], uint32(20*i))
-		binary.LittleEndian.PutUint32(b[o+5:], lat-uint32(h>>(8*i)%500))
+		s.Runs[i] = record.SummaryRun{Outcome: 1, StartedAfter: time.Duration(20*i) * time.Microsecond,
+			Latency: time.Duration(uint32(lat)-uint32(h>>(8*i)%500)) * time.Microsecond}
 	}
+	b := make([]byte, record.SummarySize)
+	s.Put(b)
 	return b
 }
 

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -15,18 +14,14 @@ func benchSummaries(first uint64, n int) []record.Record {
 	out := make([]record.Record, n)
 	for i := range out {
 		seq := first + uint64(i)
-		p := make([]byte, 51)
 		h := seq * 0x9e3779b97f4a7c15
 		h ^= h >> 29
-		p[0], p[1] = 1, 1
-		binary.LittleEndian.PutUint64(p[4:], seq)
-		binary.LittleEndian.PutUint64(p[12:], 3)
-		lat := uint32(4000 + h>>40%4000)
-		binary.LittleEndian.PutUint32(p[20:], lat+150)
-		p[24], p[33] = 1, 1
-		binary.LittleEndian.PutUint32(p[29:], lat-uint32(h%500))
-		binary.LittleEndian.PutUint32(p[34:], 20)
-		binary.LittleEndian.PutUint32(p[38:], lat-uint32(h>>8%500))
+		lat := time.Duration(4000+h>>40%4000) * time.Microsecond
+		s := record.Summary{Status: 1, FrameSeq: seq, PlanSeq: 3, Latency: lat + 150*time.Microsecond, Runs: [3]record.SummaryRun{
+			{Outcome: 1, Latency: lat - time.Duration(h%500)*time.Microsecond},
+			{Outcome: 1, StartedAfter: 20 * time.Microsecond, Latency: lat - time.Duration(h>>8%500)*time.Microsecond}}}
+		p := make([]byte, record.SummarySize)
+		s.Put(p)
 		out[i] = record.Record{Stream: "inference", Seq: seq, Kind: record.KindData, Boot: 2,
 			Mono: time.Duration(seq) * 33 * time.Millisecond, Wall: time.Unix(1_700_000_000, int64(seq)*33_000_000), Payload: p}
 	}
