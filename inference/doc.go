@@ -62,7 +62,8 @@
 // result goes to Reporter.ReportRun. Stats counts answers (by rung, by
 // reason, late, failovers, refused) with a latency histogram. Close
 // refuses new requests (ReasonClosed), waits for every request and canary
-// in flight (each ends by its deadline) or for ctx, and stops the lanes.
+// in flight (each ends by its deadline) or for ctx, and stops the lanes;
+// a Close that ctx cut short can be called again to finish.
 // Status, Reason, Outcome and DType carry the socket protocol's numbers:
 // agent converts them by number (its TestWireEnumsMatchInference checks).
 //

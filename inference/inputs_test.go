@@ -227,8 +227,10 @@ func TestDeclaredInputRanges(t *testing.T) {
 	if _, err := inference.NewRouter(inference.RouterConfig{}, runners, nil); err == nil || !strings.Contains(err.Error(), "do not overlap") {
 		t.Errorf("disjoint ranges: %v", err)
 	}
-	if _, err := inference.NewRouter(inference.RouterConfig{Inputs: inference.InputChecks{Range: "ignore"}}, runners, nil); err != nil {
+	if r, err := inference.NewRouter(inference.RouterConfig{Inputs: inference.InputChecks{Range: "ignore"}}, runners, nil); err != nil {
 		t.Errorf("disjoint ranges, range checks off: %v", err)
+	} else if err := r.Close(context.Background()); err != nil {
+		t.Error(err)
 	}
 	for meta, want := range map[string]string{
 		`[1,0]`:         "min above max",

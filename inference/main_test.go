@@ -4,13 +4,17 @@ import (
 	"os"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/vigil-av/vigil/inference"
 )
 
 // TestMain lets this test binary stand in for a separate process that tries
 // to initialise ONNX Runtime from a given library (see runtime_test.go):
 // ONNX Runtime can be initialised once per process, so each bad library is
-// tried in a fresh one.
+// tried in a fresh one. Otherwise it runs the tests and fails the package
+// when a goroutine outlives them (session workers, lanes, canaries, the
+// fault wrappers' timers).
 func TestMain(m *testing.M) {
 	if lib, ok := os.LookupEnv(initChildEnv); ok {
 		if err := inference.Init(lib); err != nil {
@@ -20,5 +24,5 @@ func TestMain(m *testing.M) {
 		os.Stdout.WriteString("INIT OK\n")
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }

@@ -47,8 +47,17 @@ type Router struct {
 	canaries [watchdog.NumBackends]chan *request
 
 	closing atomic.Bool
-	wg      sync.WaitGroup
-	stats   routerStats
+	// shut is Close's progress, kept so that a Close that gave up with
+	// its ctx can be called again and go on where it stopped: what it
+	// took back stays taken.
+	shut struct {
+		sync.Mutex
+		requests int                        // taken back from the pool
+		canaries [watchdog.NumBackends]bool // taken back
+		done     bool                       // lanes stopped
+	}
+	wg    sync.WaitGroup
+	stats routerStats
 }
 
 // NewRouter builds a router over the three backends (nil where a backend
@@ -232,23 +241,31 @@ func copyTensor(dst, src *Tensor) {
 }
 
 // Close stops the lanes once the runs in flight are over (each ends by its
-// deadline), or reports how many are left when ctx ends first. Requests
-// after Close get ReasonClosed.
+// deadline), or reports how many are left when ctx ends first; called
+// again, it goes on waiting for those. Requests after Close get
+// ReasonClosed.
 func (r *Router) Close(ctx context.Context) error {
-	if r.closing.Swap(true) {
+	r.closing.Store(true)
+	r.shut.Lock()
+	defer r.shut.Unlock()
+	if r.shut.done {
 		return nil
 	}
 	// Take back every request and canary so that no lane gets new work.
-	for got := 0; got < cap(r.pool); got++ {
+	for ; r.shut.requests < cap(r.pool); r.shut.requests++ {
 		select {
 		case <-r.pool:
 		case <-ctx.Done():
-			return fmt.Errorf("router: close: %d requests still in flight: %w", cap(r.pool)-got, ctx.Err())
+			return fmt.Errorf("router: close: %d requests still in flight: %w", cap(r.pool)-r.shut.requests, ctx.Err())
 		}
 	}
 	for b := range r.canaries {
+		if r.shut.canaries[b] {
+			continue
+		}
 		select {
 		case <-r.canaries[b]:
+			r.shut.canaries[b] = true
 		case <-ctx.Done():
 			return fmt.Errorf("router: close: canary of %s still in flight: %w", watchdog.Backend(b), ctx.Err())
 		}
@@ -257,5 +274,6 @@ func (r *Router) Close(ctx context.Context) error {
 		close(r.lanes[b])
 	}
 	r.wg.Wait()
+	r.shut.done = true
 	return nil
 }
