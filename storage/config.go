@@ -232,6 +232,17 @@ func (c Config) Validate() error {
 	if c.KeepCorrupt < 0 {
 		bad("keep_corrupt", "must not be negative, got %d", c.KeepCorrupt)
 	}
+	c.validateStreams(bad)
+	c.validateBadger(bad)
+	return errors.Join(errs...)
+}
+
+// badField reports a field of the configuration that is wrong.
+type badField func(field, format string, args ...any)
+
+// validateStreams checks the streams: valid and distinct names, the
+// built-in ones present, priorities and bucket sizes.
+func (c Config) validateStreams(bad badField) {
 	seen := map[string]bool{}
 	for i, s := range c.Streams {
 		f := fmt.Sprintf("streams[%d]", i)
@@ -256,6 +267,11 @@ func (c Config) Validate() error {
 			bad("streams", "must include the built-in stream %q", name)
 		}
 	}
+}
+
+// validateBadger checks the Badger options, and that a record fits in one
+// Badger transaction.
+func (c Config) validateBadger(bad badField) {
 	b := c.Badger
 	if b.MemTableBytes < 1<<20 {
 		bad("badger.memtable_bytes", "must be at least 1 MiB, got %d", b.MemTableBytes)
@@ -294,7 +310,6 @@ func (c Config) Validate() error {
 	if b.NumCompactors == 1 || b.NumCompactors < 0 {
 		bad("badger.num_compactors", "must be 0 or at least 2, got %d", b.NumCompactors)
 	}
-	return errors.Join(errs...)
 }
 
 // compactionReserve is the part of the quota kept free for Badger's
