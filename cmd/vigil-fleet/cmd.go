@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -75,33 +76,8 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 
 		var wait []string
 		if target == command.TargetAll {
-			// Online by heartbeat, not by retained status alone (which a
-			// restored broker may hold for a dead vehicle): on a
-			// connection of its own, so as not to touch the sender's.
-			vctx, cancel := context.WithTimeout(ctx, *timeout)
-			presenceID := ""
-			if b.clientID != "" {
-				presenceID = b.clientID + "-presence"
-			}
-			vs, err := watchVehicles(vctx, b.url, tlsCfg, presenceID, *statusWait, *timeout)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("cmd: vehicles: %w", err)
-			}
-			wait = presence.OnlineOf(vs)
-			var stale []string
-			for _, v := range vs {
-				if v.State == presence.Stale {
-					stale = append(stale, v.Observation.Vehicle)
-				}
-			}
-			if len(wait) == 0 {
-				fmt.Fprintf(g.stderr, "no vehicle reports online; collecting responses for %v\n", *timeout)
-			} else {
-				fmt.Fprintf(g.stderr, "waiting for the %d vehicles online: %s\n", len(wait), strings.Join(wait, ", "))
-			}
-			if len(stale) > 0 {
-				fmt.Fprintf(g.stderr, "not waiting for the %d stale vehicles (no heartbeat for %d intervals): %s\n", len(stale), presence.StaleIntervals, strings.Join(stale, ", "))
+			if wait, err = onlineVehicles(ctx, g, b, tlsCfg, *statusWait, *timeout); err != nil {
+				return err
 			}
 		}
 		now := time.Now()
@@ -127,6 +103,39 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 		}
 		return verdict(res, *timeout)
 	}
+}
+
+// onlineVehicles lists the vehicles online by heartbeat, not by retained
+// status alone (which a restored broker may hold for a dead vehicle), on
+// a connection of its own so as not to touch the sender's, and says on
+// stderr which it waits for and which stale ones it does not.
+func onlineVehicles(ctx context.Context, g *globals, b *brokerFlags, tlsCfg *tls.Config, statusWait, timeout time.Duration) ([]string, error) {
+	vctx, cancel := context.WithTimeout(ctx, timeout)
+	presenceID := ""
+	if b.clientID != "" {
+		presenceID = b.clientID + "-presence"
+	}
+	vs, err := watchVehicles(vctx, b.url, tlsCfg, presenceID, statusWait, timeout)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("cmd: vehicles: %w", err)
+	}
+	wait := presence.OnlineOf(vs)
+	var stale []string
+	for _, v := range vs {
+		if v.State == presence.Stale {
+			stale = append(stale, v.Observation.Vehicle)
+		}
+	}
+	if len(wait) == 0 {
+		fmt.Fprintf(g.stderr, "no vehicle reports online; collecting responses for %v\n", timeout)
+	} else {
+		fmt.Fprintf(g.stderr, "waiting for the %d vehicles online: %s\n", len(wait), strings.Join(wait, ", "))
+	}
+	if len(stale) > 0 {
+		fmt.Fprintf(g.stderr, "not waiting for the %d stale vehicles (no heartbeat for %d intervals): %s\n", len(stale), presence.StaleIntervals, strings.Join(stale, ", "))
+	}
+	return wait, nil
 }
 
 func commandNames() string {
