@@ -1,7 +1,3 @@
-// Package ingest is the cloud side of the MQTT link: it takes the
-// batches of vigil/v1/<vehicle>/telemetry and vigil/v1/<vehicle>/logs
-// from a shared subscription, stores them in the idempotent sink and
-// answers each with an application-level ack on the vehicle's ack topic.
 package ingest
 
 import (

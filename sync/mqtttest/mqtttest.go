@@ -1,6 +1,3 @@
-// Package mqtttest runs a real Mosquitto broker on a loopback port for
-// tests of the MQTT link. It is a helper for tests, in a non-test file so
-// that the tests of other packages can use it.
 package mqtttest
 
 import (
