@@ -2,6 +2,11 @@
 // and turn readings into Samples the watchdog acts on (the daemon adapts
 // Sample to the watchdog; this package imports neither it nor storage).
 //
+// The reading's types (Sample, Rail, System, Zone, ThrottleReasons) live in
+// hw/sample, which imports only the standard library, so that the status
+// document can carry a Sample to vigilctl without NVML; hw names them as
+// aliases.
+//
 // A Probe has Name, Read(ctx) and Close; probes that see events as they
 // happen are also an EventSource. Every Sample carries the host's System
 // reading (procfs) and the probe's name in Source.

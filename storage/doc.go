@@ -48,6 +48,11 @@
 // stream, seq) names a record for good. PutState and GetState keep small
 // durable state (nonce caches, markers) next to the telemetry.
 //
+// Record, Kind, Gap and the stream names live in storage/record, which
+// imports only the standard library, so that the sync packages can batch
+// and ingest records without linking Badger; storage names them as
+// aliases.
+//
 // docs/storage.md describes the record encoding, the key layout, the
 // durability guarantees and the Badger options for operators and for the
 // authors of the sync package.
