@@ -1,20 +1,3 @@
-// Package command is the signed fleet-command channel's pure core: the
-// envelope, its canonical signed form, ed25519 signing and verification,
-// the replay (nonce) cache, the response, and which commands are unsafe
-// while the vehicle moves. It sends and receives nothing.
-//
-// # Wire form
-//
-// A signed envelope travels as JSON:
-//
-//	{"v":1,"payload":"<base64 of the canonical envelope>","sig":"<base64 ed25519 signature>"}
-//
-// The canonical envelope is the JSON of the envelope's fields in a fixed
-// order, times as Unix milliseconds, args with sorted keys (what
-// encoding/json writes). The signature covers "vigil-command-v1\n"
-// followed by exactly those payload bytes, so the verifier never has to
-// re-serialise anything, and re-formatting the outer JSON cannot break a
-// signature.
 package command
 
 import (
