@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/agent/status"
+	"github.com/vigil-av/vigil/internal/leaktest"
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 	if p := os.Getenv(childConfigEnv); p != "" {
 		os.Exit(runChildDaemon(p))
 	}
-	os.Exit(m.Run())
+	leaktest.VerifyTestMain(m)
 }
 
 // runChildDaemon runs a daemon from a JSON configuration until SIGTERM.
