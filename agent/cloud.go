@@ -19,23 +19,23 @@ type cloud struct {
 // startSync starts the uploader (and the command channel) when configured.
 // Like storage, a link that cannot be set up leaves the daemon serving and
 // saying so: the cloud is never on the inference path.
-func (d *Daemon) startSync() {
+func (d *Daemon) startSync(context.Context) error {
 	sc := d.cfg.Sync
 	switch {
 	case !sc.Enabled:
 		d.syncWhy = "sync.enabled: false"
 		d.log.Info("sync off by configuration; nothing goes to the cloud")
-		return
+		return nil
 	case d.tel == nil:
 		d.syncWhy = "the telemetry buffer is unavailable"
 		d.warnings = append(d.warnings, "sync off: the telemetry buffer is unavailable")
 		d.log.Error("sync configured, but storage is unavailable; nothing goes to the cloud")
-		return
+		return nil
 	}
 	tlsCfg, err := sc.tlsConfig()
 	if err != nil {
 		d.syncOff("sync off", err)
-		return
+		return nil
 	}
 	c := &cloud{}
 	var subs []edge.Subscription
@@ -43,7 +43,7 @@ func (d *Daemon) startSync() {
 		ch, err := d.newCommandChannel(c)
 		if err != nil {
 			d.syncOff("sync off: command channel", err)
-			return
+			return nil
 		}
 		c.cmds = ch
 		subs = ch.subscriptions()
@@ -67,7 +67,7 @@ func (d *Daemon) startSync() {
 	}, d.tel.store, d.log.Named("sync"))
 	if err != nil {
 		d.syncOff("sync off", err)
-		return
+		return nil
 	}
 	c.up = up
 	if c.cmds != nil {
@@ -77,22 +77,28 @@ func (d *Daemon) startSync() {
 	d.cloud = c
 	d.log.Info("sync on", zap.String("broker", sc.Broker), zap.Bool("tls", tlsCfg != nil),
 		zap.Bool("client_certificate", tlsCfg != nil && len(tlsCfg.Certificates) > 0), zap.Bool("commands", c.cmds != nil))
+	return nil
 }
 
 // closeSync stops the link: what is not acknowledged stays in the buffer.
+// It takes at most syncCloseTimeout of ctx, so that the steps after it
+// keep the rest.
 func (d *Daemon) closeSync(ctx context.Context) error {
 	c := d.cloud
 	if c == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, syncCloseTimeout)
 	defer cancel()
 	err := c.up.Close(ctx)
 	if c.cmds != nil {
-		c.cmds.close()
+		c.cmds.close(ctx)
 	}
 	return err
 }
+
+// syncCloseTimeout bounds closeSync within Close's context.
+const syncCloseTimeout = 5 * time.Second
 
 // syncOff leaves the link off for err: status says why, start-up
 // warns, and the log says msg.

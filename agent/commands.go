@@ -184,10 +184,12 @@ func (ch *commandChannel) subscriptions() []edge.Subscription {
 
 func (ch *commandChannel) start() { ch.rx.Start() }
 
-func (ch *commandChannel) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ch.rx.Close(ctx) //nolint:errcheck // a command still running is abandoned
+// close stops the receiver; a command still running when ctx ends is
+// abandoned, and the log says so.
+func (ch *commandChannel) close(ctx context.Context) {
+	if err := ch.rx.Close(ctx); err != nil {
+		ch.d.log.Warn("fleet commands: closed with a command still running", zap.Error(err))
+	}
 }
 
 // record stores every command's outcome in the events stream.

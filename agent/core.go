@@ -14,8 +14,20 @@ import (
 	"github.com/vigil-av/vigil/watchdog/shell"
 )
 
-// loadModels loads and warms the three backends.
-func (d *Daemon) loadModels() error {
+// initRuntime loads the ONNX Runtime library.
+func (d *Daemon) initRuntime(context.Context) error {
+	if err := inference.Init(d.cfg.ORTLibrary); err != nil {
+		return err
+	}
+	d.runtime, _ = inference.Runtime()
+	d.log.Info("onnxruntime", zap.String("library", d.runtime.LibraryPath), zap.String("version", d.runtime.Version))
+	return nil
+}
+
+// loadModels loads and warms the three backends. A GPU rung that does not
+// load is left out, with a warning; the degraded rung is required, and
+// without it the backends loaded are closed again.
+func (d *Daemon) loadModels(ctx context.Context) error {
 	m := d.cfg.Models
 	for b, bc := range []BackendConfig{m.Primary, m.Shadow, m.Degraded} {
 		name := watchdog.Backend(b).String()
@@ -33,7 +45,7 @@ func (d *Daemon) loadModels() error {
 		be, err := inference.Load(cfg)
 		if err != nil {
 			if watchdog.Backend(b) == watchdog.Degraded {
-				return fmt.Errorf("models.degraded: %w", err)
+				return errors.Join(fmt.Errorf("models.degraded: %w", err), d.closeBackends(ctx))
 			}
 			d.notLoaded[b] = err.Error()
 			w := fmt.Sprintf("%s not loaded: %v", name, err)
@@ -54,6 +66,75 @@ func (d *Daemon) loadModels() error {
 	return nil
 }
 
+// closeBackends releases the models, each once its runs in flight have
+// returned or ctx ends.
+func (d *Daemon) closeBackends(ctx context.Context) error {
+	var errs []error
+	for b, be := range d.backends {
+		if be == nil {
+			continue
+		}
+		errs = append(errs, be.Close(ctx))
+		d.backends[b] = nil
+	}
+	return errors.Join(errs...)
+}
+
+// startRouter makes the router over the loaded backends (each behind a
+// fault injector when drills are allowed). Its reports reach the watchdog's
+// shell, made in the next step, through d.reporter.
+func (d *Daemon) startRouter(context.Context) error {
+	var runners [watchdog.NumBackends]inference.Runner
+	for b, be := range d.backends {
+		if be == nil {
+			continue
+		}
+		if d.cfg.Drills.Allowed {
+			d.faults[b] = inference.NewFaulty(be)
+			runners[b] = d.faults[b]
+		} else {
+			runners[b] = be
+		}
+	}
+	r, err := inference.NewRouter(d.cfg.InferenceRouterConfig(), runners, d.reporter)
+	if err != nil {
+		return err
+	}
+	d.router = r
+	return nil
+}
+
+// closeRouter stops the router once the requests and canaries in flight
+// have finished, or ctx ends.
+func (d *Daemon) closeRouter(ctx context.Context) error { return d.router.Close(ctx) }
+
+// startWatchdog makes the watchdog's machine and starts its shell over the
+// router, then keeps the backends that did not load out of the plan.
+func (d *Daemon) startWatchdog(ctx context.Context) error {
+	m, err := watchdog.New(d.cfg.Watchdog)
+	if err != nil {
+		return fmt.Errorf("watchdog: %w", err)
+	}
+	d.shell = shell.New(shell.Config{OnReady: d.onReady}, m, d.router)
+	d.reporter.set(d.shell)
+	if err := d.shell.Start(ctx); err != nil {
+		return err
+	}
+	for b, why := range d.notLoaded {
+		if why == "" {
+			continue
+		}
+		cmd := watchdog.Command{Op: watchdog.CmdForceOut, Backend: watchdog.Backend(b), Reason: "not loaded: " + why}
+		if err := d.shell.Command(ctx, cmd); err != nil {
+			return errors.Join(fmt.Errorf("keep %s out: %w", watchdog.Backend(b), err), d.shell.Close(ctx))
+		}
+	}
+	return nil
+}
+
+// closeWatchdog stops the watchdog's loop.
+func (d *Daemon) closeWatchdog(ctx context.Context) error { return d.shell.Close(ctx) }
+
 // onReady runs on the watchdog's goroutine for every change: it records
 // transitions, alerts and plans in the events stream and logs them.
 func (d *Daemon) onReady(now time.Time, rd watchdog.Ready) {
@@ -68,40 +149,6 @@ func (d *Daemon) onReady(now time.Time, rd watchdog.Ready) {
 	if rd.PlanChanged {
 		d.log.Info("plan", zap.Stringer("plan", rd.Plan))
 	}
-}
-
-func (d *Daemon) shutdownCore() error {
-	var errs []error
-	if d.sampler != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, d.sampler.Close(ctx))
-		cancel()
-	}
-	if d.router != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, d.router.Close(ctx))
-		cancel()
-	}
-	if d.shell != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, d.shell.Close(ctx))
-		cancel()
-	}
-	errs = append(errs, d.closeBackends())
-	return errors.Join(errs...)
-}
-
-func (d *Daemon) closeBackends() error {
-	var errs []error
-	for _, be := range d.backends {
-		if be == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, be.Close(ctx))
-		cancel()
-	}
-	return errors.Join(errs...)
 }
 
 // lateReporter forwards the router's reports to the shell, which is made

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,10 @@ import (
 // Version is the daemon's version, reported in status.
 const Version = "0.1.0-dev"
 
+// abortTimeout bounds the undoing of a start that failed, which has no
+// caller's context of its own to finish by (Start's may be what ended).
+const abortTimeout = 5 * time.Second
+
 // Daemon is one vehicle's running Vigil: the models, the router, the
 // watchdog, the socket, the telemetry buffer and the cloud link.
 type Daemon struct {
@@ -33,6 +36,7 @@ type Daemon struct {
 	backends [watchdog.NumBackends]*inference.Backend
 	faults   [watchdog.NumBackends]*inference.Faulty
 	router   *inference.Router
+	reporter *lateReporter // the router's reports, to the shell once it is made
 	shell    *shell.Shell
 	server   *socket.Server
 	metrics  *http.Server
@@ -52,177 +56,135 @@ type Daemon struct {
 	sampler      *hw.Sampler
 	cloud        *cloud // nil when sync is off
 	syncWhy      string // why sync is off
-	stop         chan struct{}
-	wg           sync.WaitGroup
-	serveErr     chan error
-	closeOnce    sync.Once
-	closeErr     error
+
+	// Goroutines of the daemon's own, each ended by its step's stop.
+	serveDone   chan struct{} // the socket's Serve returned
+	serveErr    chan error
+	metricsDone chan struct{}
+	pingStop    chan struct{}
+	pingDone    chan struct{}
+
+	up        []step // the steps started, in order
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// step is one stage of the start: its name (systemd's STATUS= while it
+// runs), how to bring it up, and how to take it down again. A start that
+// fails leaves nothing of its own behind; stop is nil when there is nothing
+// to take down.
+type step struct {
+	name  string
+	start func(context.Context) error
+	stop  func(context.Context) error
+}
+
+// steps is the start order. Start runs it; a failed Start and Close undo
+// the steps that were started, last first.
+func (d *Daemon) steps() []step {
+	return []step{
+		{"opening storage", d.openStorage, d.closeStorage},
+		{"loading ONNX Runtime", d.initRuntime, nil},
+		{"loading models", d.loadModels, d.closeBackends},
+		{"starting router", d.startRouter, d.closeRouter},
+		{"starting watchdog", d.startWatchdog, d.closeWatchdog},
+		{"starting hardware probe", d.startHealth, d.closeHealth},
+		{"opening socket", d.openSocket, d.closeSocket},
+		{"opening metrics endpoint", d.startMetrics, d.closeMetrics},
+		{"starting sync", d.startSync, d.closeSync},
+		{"starting systemd watchdog pings", d.startPings, d.stopPings},
+	}
 }
 
 // Start brings the daemon up in order — storage, the models, warmed
-// backends, the watchdog, the hardware probe, the socket, then the cloud
-// link — so that it accepts requests only when it can answer them. Storage that cannot be
-// opened leaves the daemon serving without telemetry, and saying so. A GPU model
-// that cannot be loaded (no GPU, no provider) is kept out and reported: the
+// backends, the router and the watchdog, the hardware probe, the socket,
+// the metrics endpoint, then the cloud link — so that it accepts requests
+// only when it can answer them. Storage that cannot be opened leaves the
+// daemon serving without telemetry, and a link that cannot be set up
+// leaves it serving without the cloud, both saying so. A GPU model that
+// cannot be loaded (no GPU, no provider) is kept out and reported: the
 // daemon starts degraded rather than not at all. The degraded CPU model is
-// required.
-func Start(cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) {
+// required. When a step fails, the steps before it are undone, last first.
+func Start(ctx context.Context, cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, level: level, started: time.Now(), notify: newNotifier(), stop: make(chan struct{}), serveErr: make(chan error, 1)}
+	d := &Daemon{cfg: cfg, log: log, level: level, started: time.Now(), notify: newNotifier(), reporter: &lateReporter{}}
 	d.vehicle.Store(uint32(wire.Driving)) // until the supervisor says otherwise
-	d.status("loading models")
 	log.Info("starting", zap.String("vehicle_id", cfg.VehicleID), zap.String("version", Version))
-	d.status("opening storage")
-	d.openStorage()
-	log = d.log
-
-	if err := inference.Init(cfg.ORTLibrary); err != nil {
-		d.closeStorage(context.Background())
-		return nil, err
-	}
-	d.runtime, _ = inference.Runtime()
-	log.Info("onnxruntime", zap.String("library", d.runtime.LibraryPath), zap.String("version", d.runtime.Version))
-	if err := d.loadModels(); err != nil {
-		d.abort()
-		return nil, err
-	}
-
-	d.status("starting watchdog")
-	var runners [watchdog.NumBackends]inference.Runner
-	for b, be := range d.backends {
-		if be == nil {
-			continue
-		}
-		if cfg.Drills.Allowed {
-			d.faults[b] = inference.NewFaulty(be)
-			runners[b] = d.faults[b]
-		} else {
-			runners[b] = be
-		}
-	}
-	m, err := watchdog.New(cfg.Watchdog)
-	if err != nil {
-		d.abort()
-		return nil, fmt.Errorf("watchdog: %w", err)
-	}
-	rep := &lateReporter{}
-	d.router, err = inference.NewRouter(cfg.InferenceRouterConfig(), runners, rep)
-	if err != nil {
-		d.abort()
-		return nil, err
-	}
-	d.shell = shell.New(shell.Config{OnReady: d.onReady}, m, d.router)
-	rep.set(d.shell)
-	if err := d.shell.Start(context.Background()); err != nil {
-		d.abort()
-		return nil, err
-	}
-	for b, why := range d.notLoaded {
-		if why == "" {
-			continue
-		}
-		cmd := watchdog.Command{Op: watchdog.CmdForceOut, Backend: watchdog.Backend(b), Reason: "not loaded: " + why}
-		if err := d.shell.Command(context.Background(), cmd); err != nil {
-			d.abort()
-			return nil, fmt.Errorf("keep %s out: %w", watchdog.Backend(b), err)
-		}
-	}
-
-	d.status("starting hardware probe")
-	if err := d.startHealth(); err != nil {
-		d.abort()
-		return nil, err
-	}
-
-	d.status("opening socket")
-	sc, err := cfg.ServerConfig()
-	if err != nil {
-		d.abort()
-		return nil, err
-	}
-	d.server, err = socket.Listen(sc, &service{d: d}, log.Named("socket"))
-	if err != nil {
-		d.abort()
-		return nil, err
-	}
-	d.serving.Store(true)
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		err := d.server.Serve()
-		d.serving.Store(false)
-		d.serveErr <- err
-	}()
-	if cfg.Metrics.Listen != "" {
-		if err := d.startMetrics(cfg.Metrics.Listen); err != nil {
-			d.Close(context.Background())
+	for _, s := range d.steps() {
+		d.progress(s.name)
+		if err := s.start(ctx); err != nil {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+			defer cancel()
+			if uerr := d.undo(uctx); uerr != nil {
+				return nil, errors.Join(err, uerr)
+			}
 			return nil, err
 		}
+		if s.stop != nil {
+			d.up = append(d.up, s)
+		}
 	}
-	d.status("starting sync")
-	d.startSync()
+	d.ready()
+	return d, nil
+}
 
-	d.wg.Add(1)
-	go d.keepAlive()
+// undo takes down the steps started, last first, and reports what did not
+// go down cleanly.
+func (d *Daemon) undo(ctx context.Context) error {
+	var errs []error
+	for i := len(d.up) - 1; i >= 0; i-- {
+		errs = append(errs, d.up[i].stop(ctx))
+	}
+	d.up = nil
+	return errors.Join(errs...)
+}
+
+// progress tells systemd what the start is doing.
+func (d *Daemon) progress(s string) {
+	if err := d.notify.notify("STATUS=" + s); err != nil {
+		d.log.Debug("systemd notify", zap.Error(err))
+	}
+}
+
+// ready tells systemd, the log and the events stream that the daemon
+// serves, and with which warnings.
+func (d *Daemon) ready() {
 	msg := "serving"
 	if len(d.warnings) > 0 {
 		msg = "serving degraded: " + d.warnings[0]
 	}
 	if err := d.notify.notify("READY=1\nSTATUS=" + msg); err != nil {
-		log.Warn("systemd notify", zap.Error(err))
+		d.log.Warn("systemd notify", zap.Error(err))
 	}
-	log.Info("ready", zap.String("socket", sc.Path), zap.Strings("warnings", d.warnings))
+	d.log.Info("ready", zap.String("socket", d.server.Addr()), zap.Strings("warnings", d.warnings))
 	d.tel.event(struct {
 		Type     string   `json:"type"`
 		At       string   `json:"at"`
 		Version  string   `json:"version"`
 		Warnings []string `json:"warnings,omitempty"`
 	}{"start", time.Now().UTC().Format(time.RFC3339Nano), Version, d.warnings})
-	return d, nil
-}
-
-func (d *Daemon) status(s string) {
-	if err := d.notify.notify("STATUS=" + s); err != nil {
-		d.log.Debug("systemd notify", zap.Error(err))
-	}
 }
 
 // Done is closed when the socket server stops on its own (an error).
 func (d *Daemon) Done() <-chan error { return d.serveErr }
 
-// Close shuts down in reverse order: stop accepting and finish the requests
-// in flight, stop the router and the watchdog, release the models.
+// Close shuts down in the reverse of the start order: the systemd pings,
+// the link (what it did not upload stays in the buffer for the next
+// start; no fleet command runs against a closing watchdog), the metrics
+// endpoint, the socket (it stops accepting and finishes the requests in
+// flight), the probe, the watchdog, the router, the models, and the buffer.
+// Every step gets ctx; when it ends, the steps still waiting give up and
+// say so in the error.
 func (d *Daemon) Close(ctx context.Context) error {
 	d.closeOnce.Do(func() {
 		d.notify.notify("STOPPING=1\nSTATUS=shutting down")
-		close(d.stop)
-		var errs []error
-		if d.metrics != nil {
-			errs = append(errs, d.metrics.Shutdown(ctx))
-		}
-		if d.server != nil {
-			errs = append(errs, d.server.Close(ctx))
-		}
-		// The link goes before the core, so that no fleet command runs
-		// against a closing watchdog; what it did not upload stays in
-		// the buffer for the next start.
-		errs = append(errs, d.closeSync(ctx))
-		errs = append(errs, d.shutdownCore())
-		d.wg.Wait()
-		errs = append(errs, d.closeStorage(ctx))
-		d.closeErr = errors.Join(errs...)
+		d.closeErr = d.undo(ctx)
 		d.log.Info("stopped", zap.Error(d.closeErr))
 		d.log.Sync()
 	})
 	return d.closeErr
-}
-
-// abort undoes a start that failed half-way.
-func (d *Daemon) abort() {
-	d.shutdownCore()
-	d.closeStorage(context.Background())
 }
 
 // SocketPath is where the daemon listens.

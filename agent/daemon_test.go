@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/client"
@@ -58,7 +59,7 @@ func startDaemon(t *testing.T, cfg Config) (*Daemon, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Start(cfg, log, level)
+	d, err := Start(context.Background(), cfg, log, level)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -281,7 +282,7 @@ func TestDaemonGracefulStop(t *testing.T) {
 	cfg := daemonConfig(t)
 	cfg.Drills.Allowed = true
 	log, level, _ := NewLogger(cfg.Log, io.Discard)
-	d, err := Start(cfg, log, level)
+	d, err := Start(context.Background(), cfg, log, level)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,11 +322,41 @@ func TestDaemonGracefulStop(t *testing.T) {
 	}
 }
 
+// TestDaemonStartUndoesItsSteps: a start that fails late (the metrics
+// endpoint's address is taken) undoes every step before it, last first:
+// the socket file is gone, no goroutine of the daemon is left, and the
+// telemetry buffer is closed (it opens again).
+func TestDaemonStartUndoesItsSteps(t *testing.T) {
+	cfg := daemonConfig(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg.Metrics.Listen = taken.Addr().String()
+	log, level, _ := NewLogger(cfg.Log, io.Discard)
+	before := goleak.IgnoreCurrent()
+	if _, err := Start(context.Background(), cfg, log, level); err == nil || !strings.Contains(err.Error(), "metrics.listen") {
+		t.Fatalf("Start with the metrics address taken: %v", err)
+	}
+	goleak.VerifyNone(t, before)
+	if _, err := os.Stat(cfg.Socket.Path); !os.IsNotExist(err) {
+		t.Errorf("a daemon that failed to start left its socket: %v", err)
+	}
+	st, err := storage.Open(context.Background(), cfg.StorageConfig(), zap.NewNop())
+	if err != nil {
+		t.Fatalf("the telemetry buffer after a failed start: %v", err)
+	}
+	if err := st.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDaemonNeedsTheDegradedModel(t *testing.T) {
 	cfg := daemonConfig(t)
 	cfg.Models.Degraded.Path = "missing.onnx"
 	log, level, _ := NewLogger(cfg.Log, io.Discard)
-	if _, err := Start(cfg, log, level); err == nil || !strings.Contains(err.Error(), "models.degraded") {
+	if _, err := Start(context.Background(), cfg, log, level); err == nil || !strings.Contains(err.Error(), "models.degraded") {
 		t.Fatalf("Start without the degraded model: %v", err)
 	}
 	if _, err := os.Stat(cfg.Socket.Path); !os.IsNotExist(err) {
@@ -401,7 +432,7 @@ func TestDaemonRecordsTelemetry(t *testing.T) {
 	cfg := daemonConfig(t)
 	cfg.Log.Level = "info" // so that start-up lines reach the logs stream
 	log, level, _ := NewLogger(cfg.Log, io.Discard)
-	d, err := Start(cfg, log, level)
+	d, err := Start(context.Background(), cfg, log, level)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +534,7 @@ func TestDaemonHardwareProbe(t *testing.T) {
 	cfg2 := daemonConfig(t)
 	cfg2.Health.Probe = "nvml"
 	log, level, _ := NewLogger(cfg2.Log, io.Discard)
-	if _, err := Start(cfg2, log, level); err == nil || !strings.Contains(err.Error(), "health.probe nvml") {
+	if _, err := Start(context.Background(), cfg2, log, level); err == nil || !strings.Contains(err.Error(), "health.probe nvml") {
 		t.Errorf("Start insisting on NVML without a GPU: %v", err)
 	}
 }

@@ -14,6 +14,37 @@ import (
 	"github.com/vigil-av/vigil/watchdog"
 )
 
+// openSocket listens on the supervisors' socket and serves it with the
+// service below.
+func (d *Daemon) openSocket(context.Context) error {
+	sc, err := d.cfg.ServerConfig()
+	if err != nil {
+		return err
+	}
+	srv, err := socket.Listen(sc, &service{d: d}, d.log.Named("socket"))
+	if err != nil {
+		return err
+	}
+	d.server = srv
+	d.serving.Store(true)
+	d.serveErr, d.serveDone = make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(d.serveDone)
+		err := srv.Serve()
+		d.serving.Store(false)
+		d.serveErr <- err
+	}()
+	return nil
+}
+
+// closeSocket stops accepting, lets the requests in flight be answered
+// (until ctx ends), and waits for the accept loop.
+func (d *Daemon) closeSocket(ctx context.Context) error {
+	err := d.server.Close(ctx)
+	<-d.serveDone
+	return err
+}
+
 // service is the socket's Handler: it answers inference requests through the
 // router, status from the watchdog and the router, and control commands
 // through the watchdog's shell.

@@ -61,7 +61,7 @@ func runChildDaemon(path string) int {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	d, err := Start(cfg, log, level)
+	d, err := Start(context.Background(), cfg, log, level)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		return 1

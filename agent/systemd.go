@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -62,22 +63,29 @@ func watchdogInterval() (time.Duration, error) {
 	return time.Duration(us) * time.Microsecond / 2, nil
 }
 
-// keepAlive sends systemd watchdog pings while the watchdog loop and the
-// socket server are alive, and only then.
-func (d *Daemon) keepAlive() {
-	defer d.wg.Done()
+// startPings sends systemd watchdog pings (WATCHDOG=1) every half of
+// $WATCHDOG_USEC while the watchdog loop and the socket server are alive,
+// and only then; outside systemd's watchdog it does nothing.
+func (d *Daemon) startPings(context.Context) error {
 	every, err := watchdogInterval()
 	if err != nil {
 		d.log.Warn("systemd watchdog", zap.Error(err))
 	}
 	if every <= 0 || !d.notify.enabled() {
-		return
+		return nil
 	}
+	d.pingStop, d.pingDone = make(chan struct{}), make(chan struct{})
+	go d.ping(every)
+	return nil
+}
+
+func (d *Daemon) ping(every time.Duration) {
+	defer close(d.pingDone)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-d.stop:
+		case <-d.pingStop:
 			return
 		case <-t.C:
 			if d.shell.Alive(every) && d.serving.Load() {
@@ -87,4 +95,13 @@ func (d *Daemon) keepAlive() {
 			}
 		}
 	}
+}
+
+// stopPings ends the pings.
+func (d *Daemon) stopPings(context.Context) error {
+	if d.pingStop != nil {
+		close(d.pingStop)
+		<-d.pingDone
+	}
+	return nil
 }

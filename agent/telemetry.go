@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,19 +32,19 @@ type telemetry struct {
 // openStorage opens the buffer, tees the logs into it and records how it
 // opened. A buffer that cannot be opened at all leaves the daemon serving
 // without telemetry, and saying so.
-func (d *Daemon) openStorage() {
+func (d *Daemon) openStorage(ctx context.Context) error {
 	if !d.cfg.StorageEnabled {
 		d.storageState = "off (storage.enabled: false)"
 		d.log.Warn("storage off by configuration; telemetry is not buffered")
-		return
+		return nil
 	}
 	sc := d.cfg.StorageConfig()
-	st, err := storage.Open(context.Background(), sc, d.log.Named("storage"))
+	st, err := storage.Open(ctx, sc, d.log.Named("storage"))
 	if err != nil {
 		d.storageState = "unavailable: " + err.Error()
 		d.warnings = append(d.warnings, "telemetry buffer unavailable: "+err.Error())
 		d.log.Error("storage could not be opened; serving without telemetry", zap.String("dir", sc.Dir), zap.Error(err))
-		return
+		return nil
 	}
 	d.tel = &telemetry{
 		store:  st,
@@ -63,6 +64,7 @@ func (d *Daemon) openStorage() {
 	}
 	d.log.Info("storage open", zap.String("dir", sc.Dir), zap.Uint32("boot", st.Boot()),
 		zap.Int64("quota_bytes", sc.QuotaBytes), zap.Duration("sync_interval", sc.SyncInterval))
+	return nil
 }
 
 // event records one watchdog or daemon event as JSON in the events stream.
@@ -141,7 +143,7 @@ type healthRecord struct {
 // reading goes to the health stream and, from a GPU probe, to the watchdog;
 // Xid, ECC and GPU-lost events go to the watchdog at once and to the events
 // stream.
-func (d *Daemon) startHealth() error {
+func (d *Daemon) startHealth(ctx context.Context) error {
 	hc := d.cfg.Health
 	opts := hw.SelectOptions{Root: hc.Root, SkipNVML: hc.Probe == "procfs" || hc.Probe == "jetson"}
 	opts.NVML.Device = hc.NVMLDevice
@@ -152,7 +154,7 @@ func (d *Daemon) startHealth() error {
 	if hc.Probe == "procfs" {
 		probe, why = hw.ProcfsProbe{Procfs: hw.Procfs{Root: hc.Root}}, "procfs: chosen by health.probe"
 	} else {
-		probe, why, err = hw.Select(context.Background(), opts)
+		probe, why, err = hw.Select(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("health: %w", err)
 		}
@@ -200,9 +202,15 @@ func (d *Daemon) startHealth() error {
 		probe.Close()
 		return err
 	}
+	if err := s.Start(); err != nil {
+		return errors.Join(err, s.Close(ctx))
+	}
 	d.sampler = s
-	return s.Start()
+	return nil
 }
+
+// closeHealth stops the sampler and closes its probe.
+func (d *Daemon) closeHealth(ctx context.Context) error { return d.sampler.Close(ctx) }
 
 func (d *Daemon) storageStatus() status.StorageStatus {
 	ss := status.StorageStatus{State: d.storageState}
@@ -240,6 +248,8 @@ func (d *Daemon) storageStatus() status.StorageStatus {
 	return ss
 }
 
+// closeStorage closes the buffer once what it holds is written, or ctx
+// ends.
 func (d *Daemon) closeStorage(ctx context.Context) error {
 	if d.tel == nil {
 		return nil

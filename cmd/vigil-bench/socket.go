@@ -224,7 +224,7 @@ func daemonRate(ctx context.Context, f socketFlags, path string, req *client.Inf
 	// The same load through the real daemon: socket, router, watchdog and
 	// the three demo models on this machine's CPU (hot policy: primary and
 	// shadow run for every request).
-	d, cleanup, err := startBenchDaemon(f, path)
+	d, cleanup, err := startBenchDaemon(ctx, f, path)
 	if err != nil {
 		return 0, err
 	}
@@ -249,7 +249,7 @@ func daemonRate(ctx context.Context, f socketFlags, path string, req *client.Inf
 }
 
 // startBenchDaemon starts vigild in this process on the demo models.
-func startBenchDaemon(f socketFlags, path string) (*agent.Daemon, func(), error) {
+func startBenchDaemon(ctx context.Context, f socketFlags, path string) (*agent.Daemon, func(), error) {
 	dir, cleanup, err := benchModelDir(f.models)
 	if err != nil {
 		return nil, nil, err
@@ -267,7 +267,7 @@ func startBenchDaemon(f socketFlags, path string) (*agent.Daemon, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	d, err := agent.Start(cfg, log, level)
+	d, err := agent.Start(ctx, cfg, log, level)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if os.Getenv("GOMEMLIMIT") == "" && cfg.MemoryLimitMB > 0 {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
 	}
-	d, err := agent.Start(cfg, log, level)
+	d, err := agent.Start(ctx, cfg, log, level)
 	if err != nil {
 		return err
 	}
