@@ -202,7 +202,7 @@ func (d *Daemon) startHealth(ctx context.Context) error {
 		probe.Close()
 		return err
 	}
-	if err := s.Start(); err != nil {
+	if err := s.Start(ctx); err != nil {
 		return errors.Join(err, s.Close(ctx))
 	}
 	d.sampler = s

@@ -9,7 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 // Jetson is the probe for NVIDIA Jetson boards, where NVML has nothing
@@ -39,8 +40,8 @@ type Jetson struct {
 	ClockRatio float64
 	// ThrottleReasonsThatCount (DefaultThrottleReasonsThatCount).
 	ThrottleReasonsThatCount ThrottleReasons
-	// Now stamps samples (time.Now).
-	Now func() time.Time
+	// Clock stamps samples (the system clock when nil).
+	Clock clock.Clock
 }
 
 var jetsonGPUNames = []string{"gpu", "ga10b", "gv11b", "gp10b", "gm20b"}
@@ -95,7 +96,7 @@ func (Jetson) Close() error { return nil }
 // Read takes one reading. Missing parts (no rails, no devfreq) leave their
 // fields zero; a board with no GPU load file is an error.
 func (j Jetson) Read(ctx context.Context) (Sample, error) {
-	s := Sample{At: now(j.Now), Source: j.Name()}
+	s := Sample{At: clock.Or(j.Clock).Now(), Source: j.Name()}
 	if err := ctx.Err(); err != nil {
 		return s, err
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 // DefaultFatalXids are the Xid errors that need a GPU reset (or leave the
@@ -33,8 +35,8 @@ type NVMLOptions struct {
 	FatalXids []uint32
 	// ThrottleReasonsThatCount (DefaultThrottleReasonsThatCount).
 	ThrottleReasonsThatCount ThrottleReasons
-	// Now stamps samples and events (time.Now).
-	Now func() time.Time
+	// Clock stamps samples and events (the system clock when nil).
+	Clock clock.Clock
 }
 
 func (o NVMLOptions) withDefaults() NVMLOptions {
@@ -50,9 +52,7 @@ func (o NVMLOptions) withDefaults() NVMLOptions {
 	if o.ThrottleReasonsThatCount == 0 {
 		o.ThrottleReasonsThatCount = DefaultThrottleReasonsThatCount
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	return o
 }
 
@@ -196,7 +196,7 @@ func (p *NVML) eventLoop() {
 			p.lost = true
 			p.mu.Unlock()
 			if first {
-				p.emit(Event{At: p.opts.Now(), Kind: EventGPULost, Detail: "event set wait: ERROR_GPU_IS_LOST"})
+				p.emit(Event{At: p.opts.Clock.Now(), Kind: EventGPULost, Detail: "event set wait: ERROR_GPU_IS_LOST"})
 			}
 			<-p.stop
 			return
@@ -214,7 +214,7 @@ func (p *NVML) eventLoop() {
 }
 
 func (p *NVML) handleEvent(e nvmlEvent) {
-	now := p.opts.Now()
+	now := p.opts.Clock.Now()
 	if e.Type&nvmlEventXidCritical != 0 {
 		xid := uint32(e.Data)
 		fatal := p.fatal(xid)
@@ -301,7 +301,7 @@ func (p *NVML) readDevice() nvmlReading {
 // error wrapping ErrTimeout (or ErrStuck while that call has not returned).
 // A lost GPU is a reading, not an error: GPULost, and it stays lost.
 func (p *NVML) Read(ctx context.Context) (Sample, error) {
-	s := Sample{At: p.opts.Now(), Source: p.Name()}
+	s := Sample{At: p.opts.Clock.Now(), Source: p.Name()}
 	p.life.RLock()
 	defer p.life.RUnlock()
 	if p.closed {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 // Probe reads the hardware's health. Read is called on an interval by one
@@ -61,8 +63,8 @@ var (
 // thermal zones, no GPU.
 type ProcfsProbe struct {
 	Procfs Procfs
-	// Now stamps samples; time.Now when nil.
-	Now func() time.Time
+	// Clock stamps samples; nil means the system clock.
+	Clock clock.Clock
 }
 
 // Name is "procfs".
@@ -70,7 +72,7 @@ func (p ProcfsProbe) Name() string { return "procfs" }
 
 // Read takes one reading of the host.
 func (p ProcfsProbe) Read(ctx context.Context) (Sample, error) {
-	s := Sample{At: now(p.Now), Source: p.Name()}
+	s := Sample{At: clock.Or(p.Clock).Now(), Source: p.Name()}
 	if err := ctx.Err(); err != nil {
 		return s, err
 	}
@@ -81,10 +83,3 @@ func (p ProcfsProbe) Read(ctx context.Context) (Sample, error) {
 
 // Close does nothing.
 func (ProcfsProbe) Close() error { return nil }
-
-func now(f func() time.Time) time.Time {
-	if f != nil {
-		return f()
-	}
-	return time.Now()
-}

@@ -3,8 +3,11 @@ package hw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 // SamplerConfig configures a Sampler.
@@ -18,6 +21,9 @@ type SamplerConfig struct {
 	// OnEvent gets the probe's events, if it is an EventSource, on a
 	// goroutine of its own; it must not block for long.
 	OnEvent func(Event)
+	// Clock gives the sampler its ticks; nil means the system clock.
+	// (Samples are stamped by the probe.)
+	Clock clock.Clock
 }
 
 // Sampler reads a Probe on an interval on its own goroutine and forwards
@@ -47,28 +53,36 @@ func NewSampler(cfg SamplerConfig) (*Sampler, error) {
 	return &Sampler{cfg: cfg}, nil
 }
 
-// Start begins sampling: one reading at once, then one per Interval.
-func (s *Sampler) Start() error {
+// Start begins sampling: one reading at once, then one per Interval,
+// until Close (ctx bounds the start only).
+func (s *Sampler) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("hw sampler: start: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state != 0 {
+	switch s.state {
+	case 1:
 		return errors.New("hw sampler: already started")
+	case 2:
+		return errors.New("hw sampler: start after Close")
 	}
 	s.state = 1
-	ctx, cancel := context.WithCancel(context.Background())
+	loopCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
-	go s.loop(ctx)
+	// The ticker is made here, so that a fake clock advanced right after
+	// Start already has it.
+	go s.loop(loopCtx, clock.Or(s.cfg.Clock).NewTicker(s.cfg.Interval))
 	if es, ok := s.cfg.Probe.(EventSource); ok {
 		s.wg.Add(1)
-		go s.forward(ctx, es.Events())
+		go s.forward(loopCtx, es.Events())
 	}
 	return nil
 }
 
-func (s *Sampler) loop(ctx context.Context) {
+func (s *Sampler) loop(ctx context.Context, t clock.Ticker) {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
 		smp, err := s.cfg.Probe.Read(ctx)
@@ -79,7 +93,7 @@ func (s *Sampler) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

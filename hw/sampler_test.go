@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 func TestSamplerLifecycle(t *testing.T) {
@@ -17,7 +19,8 @@ func TestSamplerLifecycle(t *testing.T) {
 	}
 	samples := make(chan Sample, 100)
 	events := make(chan Event, 10)
-	s, err := NewSampler(SamplerConfig{Probe: p, Interval: time.Millisecond,
+	clk := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	s, err := NewSampler(SamplerConfig{Probe: p, Interval: time.Second, Clock: clk,
 		OnSample: func(x Sample, _ error) {
 			select {
 			case samples <- x:
@@ -29,16 +32,26 @@ func TestSamplerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(); err != nil {
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s.Start() == nil {
+	if s.Start(ctx) == nil {
 		t.Error("started twice")
 	}
-	for range 3 {
+	// One reading at once, then one per tick of the clock.
+	for i := range 3 {
+		if i > 0 {
+			clk.Advance(time.Second)
+		}
 		if x := <-samples; x.Source != "nvml" || x.TemperatureC != 65 {
 			t.Errorf("sample %+v", x)
 		}
+	}
+	select {
+	case x := <-samples:
+		t.Errorf("a reading without a tick: %+v", x)
+	default:
 	}
 	f.set.events <- nvmlEvent{Type: nvmlEventXidCritical, Data: 48}
 	if e := <-events; e.Xid != 48 || !e.Fatal {
@@ -49,6 +62,12 @@ func TestSamplerLifecycle(t *testing.T) {
 	}
 	if err := s.Close(context.Background()); err != nil {
 		t.Error(err)
+	}
+	if s.Start(ctx) == nil {
+		t.Error("started after Close")
+	}
+	if n := clk.Tickers(); n != 0 {
+		t.Errorf("%d tickers after Close", n)
 	}
 	if _, err := NewSampler(SamplerConfig{Probe: p}); err == nil {
 		t.Error("a zero interval was accepted")

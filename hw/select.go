@@ -36,10 +36,10 @@ func Select(ctx context.Context, opts SelectOptions) (Probe, string, error) {
 		nvmlWhy = err.Error()
 	}
 	if DetectJetson(opts.Root) {
-		return Jetson{Root: opts.Root, ThrottleReasonsThatCount: opts.NVML.ThrottleReasonsThatCount, Now: opts.NVML.Now},
+		return Jetson{Root: opts.Root, ThrottleReasonsThatCount: opts.NVML.ThrottleReasonsThatCount, Clock: opts.NVML.Clock},
 			fmt.Sprintf("jetson: sysfs found (%s)", nvmlWhy), nil
 	}
-	p := ProcfsProbe{Procfs: Procfs{Root: opts.Root}, Now: opts.NVML.Now}
+	p := ProcfsProbe{Procfs: Procfs{Root: opts.Root}, Clock: opts.NVML.Clock}
 	if _, err := p.Procfs.Read(); err != nil {
 		return nil, "", fmt.Errorf("hw select: no probe works here: %s; %w", nvmlWhy, err)
 	}
