@@ -11,9 +11,12 @@ import (
 // Config describes one backend: a model on an execution provider.
 type Config struct {
 	// Name identifies the backend in errors and status ("primary", …).
-	Name string `yaml:"name" json:"name"`
+	// It, ModelPath, Provider, InputShapes and MaxBatch are the loader's
+	// to set: a configuration file (vigild's models.<rung>) gives the
+	// options below them.
+	Name string `yaml:"-" json:"name"`
 	// ModelPath is the .onnx file.
-	ModelPath string `yaml:"model" json:"model"`
+	ModelPath string `yaml:"-" json:"model"`
 	// Provider is where the model runs; the zero value is the CPU.
 	Provider Provider        `yaml:"-" json:"-"`
 	Threads  ThreadOptions   `yaml:"threads" json:"threads"`
@@ -26,12 +29,12 @@ type Config struct {
 	WarmupRuns int `yaml:"warmup_runs" json:"warmup_runs"`
 	// InputShapes fixes the dynamic axes of inputs by name; axes left
 	// dynamic run with size 1.
-	InputShapes map[string][]int64 `yaml:"input_shapes" json:"input_shapes,omitempty"`
+	InputShapes map[string][]int64 `yaml:"-" json:"input_shapes,omitempty"`
 	// MaxBatch above 1 lets a request carry up to MaxBatch frames on the
 	// first axis of every input, for a model whose inputs and outputs have
 	// a dynamic first axis (a model with a fixed one fails to load). 0 or 1:
 	// one shape, as InputShapes and the model say.
-	MaxBatch int `yaml:"max_batch" json:"max_batch,omitempty"`
+	MaxBatch int `yaml:"-" json:"max_batch,omitempty"`
 }
 
 // Result describes one successful (or output-invalid) run.

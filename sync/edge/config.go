@@ -15,24 +15,27 @@ import (
 // per stream. Fewer are, unless the link needs them (see Config.Window).
 const DefaultWindow = 16
 
-// Config configures an Uploader.
+// Config configures an Uploader. The fields with YAML names are the link's
+// settings as a configuration file gives them (vigild's sync section);
+// the others are the program's to set (who uploads, with what TLS, for
+// which subscriptions) or tuning left to code.
 type Config struct {
 	// Broker is the broker URL, e.g. tcp://broker:1883.
-	Broker string
+	Broker string `yaml:"broker"`
 	// Vehicle is the vehicle id: a topic level and the batches' vehicle.
-	Vehicle string
+	Vehicle string `yaml:"-"`
 	// ClientID is the fixed MQTT client id; empty means "vigil-edge-" +
 	// Vehicle. The session is persistent (CleanSession false), so the
 	// broker keeps acks for the uploader while it is away.
-	ClientID string
+	ClientID string `yaml:"client_id"`
 	// Boot is the uploading store's boot, carried in batch headers.
-	Boot uint32
+	Boot uint32 `yaml:"-"`
 	// MaxPayload bounds an encoded batch; 0 means batch.DefaultMaxPayload
 	// (128 KiB).
-	MaxPayload int
+	MaxPayload int `yaml:"max_payload"`
 	// UseNone sends batch bodies uncompressed; by default they are
 	// flate-compressed (when that shrinks them).
-	UseNone bool
+	UseNone bool `yaml:"-"`
 	// Window is the most unacknowledged batches each stream may have in
 	// flight; 0 means DefaultWindow (16). Within it, the backlogs of all
 	// streams share a budget of payload bytes in flight sized from the
@@ -43,38 +46,38 @@ type Config struct {
 	// stream drains a backlog that was there when the link came up,
 	// LiveWindow batches are kept for its live lane (records appended
 	// since), outside the budget, the rest for the backlog.
-	Window int
+	Window int `yaml:"window"`
 	// LiveWindow is the part of Window reserved for the live lane; 0
 	// means a quarter of Window, at least 1 (4 by default: on vigil-bench
 	// sync's emulated 20 Mbit/s uplink, a live p99 of 118 ms, against 150
 	// with 2 and 230 with 1, where a record waits for the live batch
 	// before it). Negative, or a Window of 1, turns the live lane off:
 	// records then wait behind the backlog.
-	LiveWindow int
+	LiveWindow int `yaml:"-"`
 	// MaxBytesPerSecond caps the published payload bytes (a token bucket
 	// holding up to one MaxPayload); 0 means no cap. Batches wait for
 	// their bytes, live lanes first; Publish's messages are counted but
 	// never wait.
-	MaxBytesPerSecond int
+	MaxBytesPerSecond int `yaml:"max_bytes_per_second"`
 	// AckTimeout caps how long a batch waits for its ack before it is
 	// sent again; 0 means 10 s. The wait follows the link's measured ack
 	// round trip (smoothed round trip plus four times its variation, as
 	// TCP's retransmission timeout, RFC 6298: see rto.go), from
 	// AckTimeoutMin up to AckTimeout, 1 s before the first ack, and
 	// doubles while nothing is acknowledged.
-	AckTimeout time.Duration
+	AckTimeout time.Duration `yaml:"ack_timeout"`
 	// AckTimeoutMin is the floor of that wait; 0 means 500 ms (or
 	// AckTimeout, if less). Below it, the jitter of an ingester's writes
 	// (fsyncs stalling on a busy disk) makes resends (harmless, but
 	// duplicates on the vehicle's uplink) common: with 250 ms a test
 	// under the race detector on a loaded 2-core machine saw them.
-	AckTimeoutMin time.Duration
+	AckTimeoutMin time.Duration `yaml:"-"`
 	// RejectBackoffMax caps the wait before a batch the ingester rejected
 	// is sent again: AckTimeout doubled with each rejection of it, up to
 	// this; 0 means 10 minutes. A rejection is the cloud refusing the
 	// batch (a misconfigured ingester, a vehicle unknown to it): sending
 	// it at the normal pace would only flood the link and the logs.
-	RejectBackoffMax time.Duration
+	RejectBackoffMax time.Duration `yaml:"-"`
 	// HeartbeatInterval is how often the uploader publishes the
 	// vehicle's heartbeat (retained, on vigil/v1/<vehicle>/heartbeat; see
 	// sync/presence) while connected, besides one at each connection; 0
@@ -82,24 +85,25 @@ type Config struct {
 	// stale once its last heartbeat is older than
 	// presence.StaleIntervals (3) intervals, whatever its retained
 	// status says.
-	HeartbeatInterval time.Duration
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// ReconnectMin and ReconnectMax bound the exponential reconnect
 	// backoff (each wait is jittered to between half and all of the
 	// current step); 0 means 500 ms and 60 s.
-	ReconnectMin, ReconnectMax time.Duration
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 	// ConnectTimeout bounds a connection attempt; 0 means 10 s.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
-	KeepAlive time.Duration
+	KeepAlive time.Duration `yaml:"keep_alive"`
 	// TLS, when set, secures the connection (use an ssl:// or tls://
 	// broker URL); give it the vehicle's client certificate for mutual
 	// TLS. Nil means plain TCP.
-	TLS *tls.Config
+	TLS *tls.Config `yaml:"-"`
 	// Subscriptions are subscribed at QoS 1 on every connection, after
 	// the ack topic and before the online status; a refused or failed
 	// subscription drops the connection, which is retried like any
 	// other. See Subscription for what a handler may do.
-	Subscriptions []Subscription
+	Subscriptions []Subscription `yaml:"-"`
 }
 
 // Subscription is a topic filter the uploader's connection subscribes to
