@@ -196,7 +196,9 @@ func startCloud(t *testing.T, broker *mqtttest.Broker, dir string) *cloudSide {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.Start()
+	if err := in.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

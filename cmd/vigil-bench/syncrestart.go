@@ -51,7 +51,9 @@ func restartRound(ctx context.Context, f syncFlags, m *mosquittoProc, edgeURL, b
 	if err != nil {
 		return res, err
 	}
-	in.Start()
+	if err := in.Start(ctx); err != nil {
+		return res, err
+	}
 	defer closeQuietly(in.Close)
 	up, err := edge.New(edge.Config{Broker: edgeURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, LiveWindow: f.liveWindow,
 		MaxPayload: f.maxPayload, UseNone: f.uncompressed}, store, nil)

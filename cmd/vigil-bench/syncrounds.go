@@ -96,7 +96,7 @@ func runRound(ctx context.Context, f syncFlags, link *syncLink, runID, root stri
 // sink, and fills in res.
 func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, vehicle, dir string, store *storage.Store, targets map[string]uint64, res *roundResult) error {
 	sinkDir := filepath.Join(dir, "sink")
-	sk, in, err := startIngest(brokerURL, runID, vehicle, sinkDir)
+	sk, in, err := startIngest(ctx, brokerURL, runID, vehicle, sinkDir)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 
 // startIngest opens a sink in sinkDir and starts an ingester into it,
 // returning once the ingester has subscribed.
-func startIngest(brokerURL, runID, vehicle, sinkDir string) (*sink.Sink, *ingest.Ingester, error) {
+func startIngest(ctx context.Context, brokerURL, runID, vehicle, sinkDir string) (*sink.Sink, *ingest.Ingester, error) {
 	sk, err := sink.Open(sinkDir, sink.Options{})
 	if err != nil {
 		return nil, nil, err
@@ -168,7 +168,9 @@ func startIngest(brokerURL, runID, vehicle, sinkDir string) (*sink.Sink, *ingest
 	if err != nil {
 		return nil, nil, err
 	}
-	in.Start()
+	if err := in.Start(ctx); err != nil {
+		return nil, nil, err
+	}
 	for deadline := time.Now().Add(10 * time.Second); !in.Stats().Subscribed; time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			closeQuietly(in.Close)

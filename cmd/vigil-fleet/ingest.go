@@ -57,7 +57,9 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 		}
 		log.Info("ingesting", zap.String("broker", b.url), zap.Bool("tls", tlsCfg != nil), zap.String("group", *group), zap.String("sink", *dir),
 			zap.String("replica", in.Replica()), zap.Duration("reconnect_max", *reconnectMax))
-		in.Start()
+		if err := in.Start(ctx); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
 		var tick <-chan time.Time
 		if *progress > 0 {
 			t := time.NewTicker(*progress)

@@ -130,7 +130,9 @@ func (r *rig) startIngesterOn(sk *sink.Sink, id string, tune ...func(*ingest.Con
 	if err != nil {
 		r.t.Fatalf("ingest.New: %v", err)
 	}
-	in.Start()
+	if err := in.Start(context.Background()); err != nil {
+		r.t.Fatalf("ingester start: %v", err)
+	}
 	r.t.Cleanup(func() { closeWithin(r.t, "ingester", in.Close) })
 	return in
 }

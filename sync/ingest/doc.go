@@ -5,7 +5,7 @@
 // vigil-fleet ingest runs it.
 //
 //	in, err := ingest.New(cfg, sk, log) // cfg.Broker, cfg.Group, cfg.Replica, cfg.TLS; sk from sink.Open
-//	in.Start()
+//	err = in.Start(ctx)
 //	...
 //	err = in.Close(ctx)
 //

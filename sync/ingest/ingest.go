@@ -181,15 +181,24 @@ func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
 	return in, nil
 }
 
-// Start connects in the background (paho retries until it succeeds).
-func (in *Ingester) Start() {
+// Start connects in the background (paho retries until it succeeds) and
+// returns; ctx bounds the start only. An ingester starts once, and not
+// after Close.
+func (in *Ingester) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ingest: start: %w", err)
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.started || in.closed {
-		return
+	switch {
+	case in.closed:
+		return errors.New("ingest: start after Close")
+	case in.started:
+		return errors.New("ingest: already started")
 	}
 	in.started = true
 	in.client.Connect() // completes in the background; OnConnect subscribes
+	return nil
 }
 
 // Close disconnects and waits for the messages being handled.

@@ -48,7 +48,9 @@ func TestStreamCheckedAgainstTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.Start()
+	if err := in.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -153,7 +155,9 @@ func TestPresenceStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in.Start()
+		if err := in.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
