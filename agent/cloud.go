@@ -48,23 +48,9 @@ func (d *Daemon) startSync(context.Context) error {
 		c.cmds = ch
 		subs = ch.subscriptions()
 	}
-	up, err := edge.New(edge.Config{
-		Broker:            sc.Broker,
-		Vehicle:           d.cfg.VehicleID,
-		ClientID:          sc.ClientID,
-		Boot:              d.tel.store.Boot(),
-		MaxPayload:        sc.MaxPayload,
-		Window:            sc.Window,
-		AckTimeout:        sc.AckTimeout,
-		HeartbeatInterval: sc.HeartbeatInterval,
-		ReconnectMin:      sc.ReconnectMin,
-		ReconnectMax:      sc.ReconnectMax,
-		ConnectTimeout:    sc.ConnectTimeout,
-		KeepAlive:         sc.KeepAlive,
-		MaxBytesPerSecond: sc.MaxBytesPerSecond,
-		TLS:               tlsCfg,
-		Subscriptions:     subs,
-	}, d.tel.store, d.log.Named("sync"))
+	ec := sc.Config
+	ec.Vehicle, ec.Boot, ec.TLS, ec.Subscriptions = d.cfg.VehicleID, d.tel.store.Boot(), tlsCfg, subs
+	up, err := edge.New(ec, d.tel.store, d.log.Named("sync"))
 	if err != nil {
 		d.syncOff("sync off", err)
 		return nil

@@ -41,11 +41,15 @@ type Config struct {
 	// Watchdog holds watchdog.Config fields by their snake_case names
 	// (policy, deadline, miss_threshold, cool_down, …); see docs/failover.md.
 	Watchdog watchdog.Config `yaml:"-"`
-	Router   RouterConfig    `yaml:"router"`
-	Socket   SocketConfig    `yaml:"socket"`
-	Drills   DrillsConfig    `yaml:"drills"`
-	Metrics  MetricsConfig   `yaml:"metrics"`
-	Log      LogConfig       `yaml:"log"`
+	// Router is the router's own configuration (requests, lanes,
+	// answer_margin, prefer_wait, tolerances, inputs); see docs/inference.md.
+	Router inference.RouterConfig `yaml:"router"`
+	// Socket is the socket server's own configuration; see
+	// docs/protocol.md.
+	Socket  socket.ServerConfig `yaml:"socket"`
+	Drills  DrillsConfig        `yaml:"drills"`
+	Metrics MetricsConfig       `yaml:"metrics"`
+	Log     LogConfig           `yaml:"log"`
 	// StorageEnabled turns the telemetry buffer on (the default); Storage
 	// holds storage.Config fields by their snake_case names (quota_bytes,
 	// headroom_bytes, sync_interval, badger.memtable_bytes, …; see
@@ -85,43 +89,14 @@ type ModelsConfig struct {
 	Degraded BackendConfig `yaml:"degraded"`
 }
 
-// BackendConfig is one model on one execution provider.
+// BackendConfig is one model on one execution provider: the backend's
+// own options (threads, tensorrt, sessions, warmup_runs: inference.Config)
+// and the two the daemon resolves before loading — the file, relative to
+// models.dir, and the provider, parsed so that an error names its field.
 type BackendConfig struct {
-	Path     string                    `yaml:"path"`
-	Provider string                    `yaml:"provider"`
-	Threads  inference.ThreadOptions   `yaml:"threads"`
-	TensorRT inference.TensorRTOptions `yaml:"tensorrt"`
-	Sessions int                       `yaml:"sessions"`
-	Warmup   int                       `yaml:"warmup_runs"`
-}
-
-// RouterConfig mirrors inference.RouterConfig.
-type RouterConfig struct {
-	Requests         int           `yaml:"requests"`
-	Lanes            int           `yaml:"lanes"`
-	AnswerMargin     time.Duration `yaml:"answer_margin"`
-	PreferWait       time.Duration `yaml:"prefer_wait"`
-	CompareTolerance float32       `yaml:"compare_tolerance"`
-	VoteTolerance    float32       `yaml:"vote_tolerance"`
-	// Inputs: which input values are refused before any backend sees them
-	// (non_finite: reject|pass, range: enforce|ignore; see docs/inference.md).
-	Inputs inference.InputChecks `yaml:"inputs"`
-}
-
-// SocketConfig is the supervisors' socket; see ServerConfig and
-// docs/protocol.md.
-type SocketConfig struct {
-	Path           string        `yaml:"path"`
-	Mode           string        `yaml:"mode"`
-	Owner          string        `yaml:"owner"`
-	Group          string        `yaml:"group"`
-	AllowUIDs      []uint32      `yaml:"allow_uids"`
-	AllowGIDs      []uint32      `yaml:"allow_gids"`
-	MaxConnections int           `yaml:"max_connections"`
-	MaxInFlight    int           `yaml:"max_in_flight"`
-	MaxPayload     uint32        `yaml:"max_payload"`
-	IdleTimeout    time.Duration `yaml:"idle_timeout"`
-	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	inference.Config `yaml:",inline"`
+	Path             string `yaml:"path"`
+	Provider         string `yaml:"provider"`
 }
 
 // DrillsConfig governs fault injection from the socket.
@@ -149,7 +124,6 @@ type LogConfig struct {
 // degraded rung and CUDA device 0 for the GPU rungs, the hot policy with a
 // 33 ms deadline, the socket at /run/vigil/vigild.sock, drills off.
 func DefaultConfig() Config {
-	sock := socket.DefaultServerConfig()
 	return Config{
 		VehicleID:     "vehicle",
 		DataDir:       "/var/lib/vigil",
@@ -160,16 +134,8 @@ func DefaultConfig() Config {
 			Shadow:   BackendConfig{Path: "shadow.onnx", Provider: "cuda:0"},
 			Degraded: BackendConfig{Path: "degraded.onnx", Provider: "cpu"},
 		},
-		Watchdog: watchdog.DefaultConfig(),
-		Socket: SocketConfig{
-			Path:           sock.Path,
-			Mode:           "0660",
-			MaxConnections: sock.MaxConnections,
-			MaxInFlight:    sock.MaxInFlight,
-			MaxPayload:     sock.MaxPayload,
-			IdleTimeout:    sock.IdleTimeout,
-			WriteTimeout:   sock.WriteTimeout,
-		},
+		Watchdog:       watchdog.DefaultConfig(),
+		Socket:         socket.DefaultServerConfig(),
 		Log:            LogConfig{Level: "info", Format: "json"},
 		StorageEnabled: true,
 		Storage:        storage.DefaultConfig(),
@@ -306,6 +272,14 @@ func yamlError(err error, root *yaml.Node) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	var te *yaml.TypeError
 	if root == nil || !errors.As(err, &te) {
+		// A component's own decoding (socket.mode) names its field:
+		// add the field's line.
+		field, _, _ := strings.Cut(msg, " ")
+		if field = strings.TrimSuffix(field, ":"); root != nil && strings.Contains(field, ".") {
+			if n := nodeAt(root, strings.Split(field, ".")...); n != nil {
+				return fmt.Errorf("config: line %d: %s", n.Line, msg)
+			}
+		}
 		return fmt.Errorf("config: %s", msg)
 	}
 	var parts []string
@@ -449,7 +423,7 @@ func (c *Config) Validate() error {
 	if err := r.Inputs.Validate(); err != nil {
 		return fmt.Errorf("router.inputs.%w", err)
 	}
-	if _, err := c.ServerConfig(); err != nil {
+	if err := c.Socket.Validate(); err != nil {
 		return err
 	}
 	if c.Metrics.Listen != "" {
@@ -498,44 +472,4 @@ func (c *Config) ModelPath(p string) string {
 		return p
 	}
 	return filepath.Join(c.Models.Dir, p)
-}
-
-// ServerConfig turns the socket section into the server's configuration.
-func (c *Config) ServerConfig() (socket.ServerConfig, error) {
-	s := c.Socket
-	mode, err := strconv.ParseUint(strings.TrimPrefix(s.Mode, "0o"), 8, 32)
-	if err != nil {
-		return socket.ServerConfig{}, fmt.Errorf("socket.mode %q: want octal permission bits such as \"0660\"", s.Mode)
-	}
-	sc := socket.ServerConfig{
-		Path:           s.Path,
-		Mode:           os.FileMode(mode),
-		Owner:          s.Owner,
-		Group:          s.Group,
-		AllowUIDs:      s.AllowUIDs,
-		AllowGIDs:      s.AllowGIDs,
-		MaxConnections: s.MaxConnections,
-		MaxInFlight:    s.MaxInFlight,
-		MaxPayload:     s.MaxPayload,
-		IdleTimeout:    s.IdleTimeout,
-		WriteTimeout:   s.WriteTimeout,
-	}
-	if err := sc.Validate(); err != nil {
-		return sc, err
-	}
-	return sc, nil
-}
-
-// InferenceRouterConfig turns the router section into the router's.
-func (c *Config) InferenceRouterConfig() inference.RouterConfig {
-	r := c.Router
-	return inference.RouterConfig{
-		Requests:         r.Requests,
-		Lanes:            r.Lanes,
-		AnswerMargin:     r.AnswerMargin,
-		PreferWait:       r.PreferWait,
-		CompareTolerance: r.CompareTolerance,
-		VoteTolerance:    r.VoteTolerance,
-		Inputs:           r.Inputs,
-	}
 }

@@ -27,9 +27,8 @@ func TestConfigDefaultsAreValid(t *testing.T) {
 	if cfg.Watchdog.Policy != watchdog.Hot || cfg.Watchdog.Deadline != 33*time.Millisecond || cfg.Drills.Allowed {
 		t.Errorf("defaults %+v", cfg)
 	}
-	sc, err := cfg.ServerConfig()
-	if err != nil || sc.Mode != 0o660 {
-		t.Errorf("socket %+v %v", sc, err)
+	if sc := cfg.Socket; sc.Mode != 0o660 {
+		t.Errorf("socket %+v", sc)
 	}
 }
 
@@ -68,11 +67,10 @@ storage:
 	if cfg.ModelPath(cfg.Models.Primary.Path) != "/opt/models/p.onnx" || cfg.ModelPath(cfg.Models.Shadow.Path) != "/abs/s.onnx" {
 		t.Errorf("model paths: %s %s", cfg.ModelPath(cfg.Models.Primary.Path), cfg.ModelPath(cfg.Models.Shadow.Path))
 	}
-	if rc := cfg.InferenceRouterConfig(); rc.PreferWait != 3*time.Millisecond || rc.VoteTolerance != 0.4 {
+	if rc := cfg.Router; rc.PreferWait != 3*time.Millisecond || rc.VoteTolerance != 0.4 {
 		t.Errorf("router: %+v", rc)
 	}
-	sc, _ := cfg.ServerConfig()
-	if sc.Mode != 0o600 || sc.IdleTimeout != 5*time.Second || len(sc.AllowGIDs) != 1 {
+	if sc := cfg.Socket; sc.Mode != 0o600 || sc.IdleTimeout != 5*time.Second || len(sc.AllowGIDs) != 1 {
 		t.Errorf("socket: %+v", sc)
 	}
 	if sc := cfg.StorageConfig(); !cfg.StorageEnabled || sc.QuotaBytes != 128<<20 || sc.Badger.MemTableBytes != 4<<20 || sc.Dir != "/tmp/vigil/telemetry" {

@@ -32,16 +32,8 @@ func (d *Daemon) loadModels(ctx context.Context) error {
 	for b, bc := range []BackendConfig{m.Primary, m.Shadow, m.Degraded} {
 		name := watchdog.Backend(b).String()
 		prov, _ := inference.ParseProvider(bc.Provider) // checked by Validate
-		cfg := inference.Config{
-			Name:       name,
-			ModelPath:  d.cfg.ModelPath(bc.Path),
-			Provider:   prov,
-			Threads:    bc.Threads,
-			TensorRT:   bc.TensorRT,
-			Sessions:   bc.Sessions,
-			WarmupRuns: bc.Warmup,
-			MaxBatch:   m.MaxBatch,
-		}
+		cfg := bc.Config
+		cfg.Name, cfg.ModelPath, cfg.Provider, cfg.MaxBatch = name, d.cfg.ModelPath(bc.Path), prov, m.MaxBatch
 		be, err := inference.Load(cfg)
 		if err != nil {
 			if watchdog.Backend(b) == watchdog.Degraded {
@@ -96,7 +88,7 @@ func (d *Daemon) startRouter(context.Context) error {
 			runners[b] = be
 		}
 	}
-	r, err := inference.NewRouter(d.cfg.InferenceRouterConfig(), runners, d.reporter)
+	r, err := inference.NewRouter(d.cfg.Router, runners, d.reporter)
 	if err != nil {
 		return err
 	}

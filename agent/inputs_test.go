@@ -25,14 +25,14 @@ func TestConfigInputChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := cfg.InferenceRouterConfig().Inputs; in.NonFinite != "" || in.Range != "" {
+	if in := cfg.Router.Inputs; in.NonFinite != "" || in.Range != "" {
 		t.Errorf("default input checks %+v, want the router's defaults (empty)", in)
 	}
 	cfg, err = parse(t, "router: {inputs: {non_finite: pass, range: ignore}}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := cfg.InferenceRouterConfig().Inputs; in.NonFinite != inference.NonFinitePass || in.Range != inference.RangeIgnore {
+	if in := cfg.Router.Inputs; in.NonFinite != inference.NonFinitePass || in.Range != inference.RangeIgnore {
 		t.Errorf("input checks %+v", in)
 	}
 	for y, want := range map[string][]string{

@@ -17,11 +17,7 @@ import (
 // openSocket listens on the supervisors' socket and serves it with the
 // service below.
 func (d *Daemon) openSocket(context.Context) error {
-	sc, err := d.cfg.ServerConfig()
-	if err != nil {
-		return err
-	}
-	srv, err := socket.Listen(sc, &service{d: d}, d.log.Named("socket"))
+	srv, err := socket.Listen(d.cfg.Socket, &service{d: d}, d.log.Named("socket"))
 	if err != nil {
 		return err
 	}

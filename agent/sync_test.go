@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
+	"github.com/vigil-av/vigil/sync/edge"
 	"github.com/vigil-av/vigil/sync/ingest"
 	"github.com/vigil-av/vigil/sync/mqtttest"
 	"github.com/vigil-av/vigil/sync/sink"
@@ -270,15 +271,15 @@ func TestSyncDaemonKilledMidDrain(t *testing.T) {
 	broker.Stop() // the vehicle starts offline
 	cfg := daemonConfig(t)
 	cfg.Health.Interval = 100 * time.Millisecond
-	cfg.Sync = SyncConfig{
-		Enabled: true, Broker: broker.URL(),
+	cfg.Sync = SyncConfig{Enabled: true, Config: edge.Config{
+		Broker:     broker.URL(),
 		MaxPayload: 2048, Window: 2, AckTimeout: time.Second,
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
 		ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second,
 		// Slow enough that the drain is still going when the daemon is
 		// killed.
 		MaxBytesPerSecond: 16 << 10,
-	}
+	}}
 	var logs strings.Builder
 	stderr := &syncWriter{b: &logs}
 	ch := startChild(t, cfg, stderr)
@@ -396,9 +397,9 @@ func newCommandRig(t *testing.T) *commandRig {
 	}
 	vc := pki.Client(cfg.VehicleID)
 	cfg.Sync = SyncConfig{
-		Enabled: true, Broker: broker.URL(),
-		TLS:          SyncTLSConfig{CA: pki.CAFile, Cert: vc.CertFile, Key: vc.KeyFile},
-		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, AckTimeout: time.Second,
+		Enabled:  true,
+		Config:   edge.Config{Broker: broker.URL(), ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, AckTimeout: time.Second},
+		TLS:      SyncTLSConfig{CA: pki.CAFile, Cert: vc.CertFile, Key: vc.KeyFile},
 		Commands: CommandsConfig{Enabled: true, TrustedKeys: []string{keyFile}},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -656,8 +657,8 @@ func TestSyncAfterStoreMovedAside(t *testing.T) {
 	broker := mqtttest.Start(t, mqtttest.Options{})
 	cloud := startCloud(t, broker, filepath.Join(t.TempDir(), "sink"))
 	cfg := daemonConfig(t)
-	cfg.Sync = SyncConfig{Enabled: true, Broker: broker.URL(), AckTimeout: time.Second,
-		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond}
+	cfg.Sync = SyncConfig{Enabled: true, Config: edge.Config{Broker: broker.URL(), AckTimeout: time.Second,
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond}}
 
 	run := func(first uint64, n int) status.Status {
 		t.Helper()

@@ -12,52 +12,37 @@ import (
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
+	"github.com/vigil-av/vigil/sync/edge"
 	"github.com/vigil-av/vigil/sync/linktls"
 )
 
 // SyncConfig is the link to the cloud: the uploader that drains the
 // telemetry buffer to an MQTT broker and the signed command channel. See
-// docs/operations.md ("Sync") and docs/fleet.md.
+// docs/operations.md ("Sync") and docs/fleet.md. The uploader's settings
+// are edge.Config's own, inline (broker, client_id, max_payload, window,
+// ack_timeout, heartbeat_interval, reconnect_min, reconnect_max,
+// connect_timeout, keep_alive, max_bytes_per_second: see sync/edge); the
+// daemon adds whether the link is on, what it may connect to, the files
+// of its TLS identity and the command channel. The vehicle, the store's
+// boot, the TLS configuration and the command subscriptions are filled in
+// when the link starts.
 type SyncConfig struct {
 	// Enabled turns the link on. It needs storage: the uploader drains
 	// the telemetry buffer.
 	Enabled bool `yaml:"enabled"`
-	// Broker is the broker's URL: ssl://host:8883 (or tls://, mqtts://)
-	// for TLS, tcp://host:1883 for plain TCP, which is refused for
-	// anything but a loopback address unless allow_insecure is set.
-	Broker string `yaml:"broker"`
+	// Broker (edge.Config) is the broker's URL: ssl://host:8883 (or
+	// tls://, mqtts://) for TLS, tcp://host:1883 for plain TCP, which is
+	// refused for anything but a loopback address unless allow_insecure
+	// is set. An empty client_id means vigil-edge-<vehicle_id>; a
+	// max_payload of 0 means 128 KiB; ack_timeout caps the wait for an
+	// ack, which follows the acks' measured round trip (from 500ms up);
+	// heartbeat_interval (0: 10s) is how often the vehicle publishes its
+	// retained heartbeat, the cloud showing it stale after three.
+	edge.Config `yaml:",inline"`
 	// AllowInsecure permits plain TCP to a non-loopback broker.
-	AllowInsecure bool `yaml:"allow_insecure"`
-	// ClientID is the MQTT client id; empty means vigil-edge-<vehicle_id>.
-	ClientID string        `yaml:"client_id"`
-	TLS      SyncTLSConfig `yaml:"tls"`
-	// MaxPayload bounds a telemetry batch in bytes; 0 means 128 KiB.
-	MaxPayload int `yaml:"max_payload"`
-	// Window is the most unacknowledged batches per stream; 0 means the
-	// uploader's default (16). Fewer are in flight unless the link's
-	// measured bandwidth-delay product needs them.
-	Window int `yaml:"window"`
-	// AckTimeout caps how long a batch waits for the ingester's ack
-	// before it is sent again; 0 means 10s. The wait itself follows the
-	// acks' measured round trip (from 500ms up to this; see
-	// edge.Config.AckTimeout).
-	AckTimeout time.Duration `yaml:"ack_timeout"`
-	// HeartbeatInterval is how often the vehicle publishes its heartbeat
-	// (retained, on vigil/v1/<vehicle_id>/heartbeat) while connected;
-	// 0 means 10s. The cloud shows the vehicle stale once its last
-	// heartbeat is three intervals old.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// ReconnectMin and ReconnectMax bound the reconnect backoff; 0 means
-	// 500ms and 60s.
-	ReconnectMin time.Duration `yaml:"reconnect_min"`
-	ReconnectMax time.Duration `yaml:"reconnect_max"`
-	// ConnectTimeout bounds a connection attempt; 0 means 10s.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	// KeepAlive is the MQTT keep-alive; 0 means 30s.
-	KeepAlive time.Duration `yaml:"keep_alive"`
-	// MaxBytesPerSecond caps the upload rate; 0 means no cap.
-	MaxBytesPerSecond int            `yaml:"max_bytes_per_second"`
-	Commands          CommandsConfig `yaml:"commands"`
+	AllowInsecure bool           `yaml:"allow_insecure"`
+	TLS           SyncTLSConfig  `yaml:"tls"`
+	Commands      CommandsConfig `yaml:"commands"`
 }
 
 // SyncTLSConfig names the files of the mutually authenticated link.

@@ -267,7 +267,7 @@ func TestServerConfigValidate(t *testing.T) {
 		{func(c *ServerConfig) { c.Path = "" }, "socket.path: empty"},
 		{func(c *ServerConfig) { c.Path = "/" + strings.Repeat("p", 107) }, "socket.path"},
 		{func(c *ServerConfig) { c.Mode = 0 }, "socket.mode"},
-		{func(c *ServerConfig) { c.Mode = 0o4660 | fs.ModeSetuid }, "socket.mode"},
+		{func(c *ServerConfig) { c.Mode = FileMode(0o4660 | fs.ModeSetuid) }, "socket.mode"},
 		{func(c *ServerConfig) { c.MaxConnections = 0 }, "socket.max_connections"},
 		{func(c *ServerConfig) { c.MaxInFlight = 0 }, "socket.max_in_flight"},
 		{func(c *ServerConfig) { c.MaxPayload = wire.MaxPayload + 1 }, "socket.max_payload"},

@@ -81,7 +81,7 @@ func listenSocket(cfg ServerConfig) (*net.UnixListener, error) {
 	ln.SetUnlinkOnClose(true)
 	// Until the chmod the file has the umask's mode; connections made in
 	// that window still meet the SO_PEERCRED allow-list.
-	if err := os.Chmod(cfg.Path, cfg.Mode); err != nil {
+	if err := os.Chmod(cfg.Path, os.FileMode(cfg.Mode)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("socket.mode %#o: chmod %s: %w", uint32(cfg.Mode), cfg.Path, err)
 	}
