@@ -3,15 +3,12 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/vigil-av/vigil/agent/status"
-	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/storage/record"
@@ -130,87 +127,6 @@ func (t *telemetry) request(buf *[summarySize]byte, frameSeq uint64, ans *infere
 	s.Put(b)
 	t.infer.Append(b)
 }
-
-// healthRecord is what the health stream holds: a reading and its error.
-type healthRecord struct {
-	hw.Sample
-	Throttle []string `json:"throttle_reasons_names,omitempty"`
-	Error    string   `json:"error,omitempty"`
-}
-
-// startHealth picks the hardware probe (NVML, else Jetson sysfs, else
-// procfs) and samples it every health.interval off the request path: each
-// reading goes to the health stream and, from a GPU probe, to the watchdog;
-// Xid, ECC and GPU-lost events go to the watchdog at once and to the events
-// stream.
-func (d *Daemon) startHealth(ctx context.Context) error {
-	hc := d.cfg.Health
-	opts := hw.SelectOptions{Root: hc.Root, SkipNVML: hc.Probe == "procfs" || hc.Probe == "jetson"}
-	opts.NVML.Device = hc.NVMLDevice
-	opts.NVML.FatalXids = hc.FatalXids
-	var probe hw.Probe
-	var why string
-	var err error
-	if hc.Probe == "procfs" {
-		probe, why = hw.ProcfsProbe{Procfs: hw.Procfs{Root: hc.Root}}, "procfs: chosen by health.probe"
-	} else {
-		probe, why, err = hw.Select(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("health: %w", err)
-		}
-		if hc.Probe != "auto" && probe.Name() != hc.Probe {
-			probe.Close()
-			return fmt.Errorf("health.probe %s: not available here (%s)", hc.Probe, why)
-		}
-	}
-	gpu := probe.Name() != "procfs"
-	d.health.Store(&status.HealthStatus{Probe: probe.Name(), Why: why})
-	d.log.Info("hardware probe", zap.String("probe", probe.Name()), zap.String("why", why))
-	s, err := hw.NewSampler(hw.SamplerConfig{
-		Probe:    probe,
-		Interval: hc.Interval,
-		OnSample: func(x hw.Sample, err error) {
-			hs := &status.HealthStatus{Probe: probe.Name(), Why: why, Sample: x}
-			rec := healthRecord{Sample: x, Throttle: x.ThrottleReasons.Names()}
-			if err != nil {
-				hs.Error, rec.Error = err.Error(), err.Error()
-			}
-			d.health.Store(hs)
-			if gpu {
-				d.shell.Health(HealthSample(x))
-			}
-			if d.tel != nil {
-				if b, err := json.Marshal(rec); err == nil {
-					d.tel.health.Append(b)
-				}
-			}
-		},
-		OnEvent: func(e hw.Event) {
-			d.shell.Health(eventHealth(e))
-			d.log.Warn("hardware event", zap.String("kind", string(e.Kind)), zap.Uint32("xid", e.Xid), zap.Bool("fatal", e.Fatal), zap.String("detail", e.Detail))
-			d.tel.event(struct {
-				Type   string `json:"type"`
-				At     string `json:"at"`
-				Kind   string `json:"kind"`
-				Xid    uint32 `json:"xid,omitempty"`
-				Fatal  bool   `json:"fatal,omitempty"`
-				Detail string `json:"detail,omitempty"`
-			}{"hardware", e.At.UTC().Format(time.RFC3339Nano), string(e.Kind), e.Xid, e.Fatal, e.Detail})
-		},
-	})
-	if err != nil {
-		probe.Close()
-		return err
-	}
-	if err := s.Start(ctx); err != nil {
-		return errors.Join(err, s.Close(ctx))
-	}
-	d.sampler = s
-	return nil
-}
-
-// closeHealth stops the sampler and closes its probe.
-func (d *Daemon) closeHealth(ctx context.Context) error { return d.sampler.Close(ctx) }
 
 func (d *Daemon) storageStatus() status.StorageStatus {
 	ss := status.StorageStatus{State: d.storageState}
