@@ -32,6 +32,9 @@
 // The daemon's handler is agent's service; tests and vigil-bench use toy
 // ones.
 //
+// ServerConfig is also the socket section of vigild's configuration file
+// (YAML names of its own; the mode as octal text, FileMode).
+//
 // Files: handler.go (the Handler interface), config.go (ServerConfig),
 // listen.go (socket file, lock, stale probe, ownership), peer.go
 // (SO_PEERCRED and the allow-list), server.go (accept loop, limits, Close,
