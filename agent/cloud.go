@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,7 +20,7 @@ type cloud struct {
 // startSync starts the uploader (and the command channel) when configured.
 // Like storage, a link that cannot be set up leaves the daemon serving and
 // saying so: the cloud is never on the inference path.
-func (d *Daemon) startSync(context.Context) error {
+func (d *Daemon) startSync(ctx context.Context) error {
 	sc := d.cfg.Sync
 	switch {
 	case !sc.Enabled:
@@ -57,7 +58,9 @@ func (d *Daemon) startSync(context.Context) error {
 	}
 	c.up = up
 	if c.cmds != nil {
-		c.cmds.start()
+		if err := c.cmds.start(ctx); err != nil {
+			return fmt.Errorf("sync: command channel: %w", err)
+		}
 	}
 	up.Start()
 	d.cloud = c

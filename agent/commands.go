@@ -182,7 +182,7 @@ func (ch *commandChannel) subscriptions() []edge.Subscription {
 	return subs
 }
 
-func (ch *commandChannel) start() { ch.rx.Start() }
+func (ch *commandChannel) start(ctx context.Context) error { return ch.rx.Start(ctx) }
 
 // close stops the receiver; a command still running when ctx ends is
 // abandoned, and the log says so.

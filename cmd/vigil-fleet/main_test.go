@@ -194,7 +194,9 @@ func startEdge(t *testing.T, broker, vehicle, pubFile string, tlsCfg *tls.Config
 		t.Fatal(err)
 	}
 	e.link = link
-	e.r.Start()
+	if err := e.r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -43,7 +43,7 @@ type LinkConfig struct {
 //	var link *cmdlink.Link
 //	r, err := cmdlink.NewReceiver(cmdlink.Config{..., Publish: func(t string, p []byte) error { return link.Publish(t, p) }})
 //	link, err = cmdlink.DialLink(ctx, lcfg, r.Topics(), r.Handle)
-//	r.Start() // after link is set: the worker is what calls Publish
+//	err = r.Start(ctx) // after link is set: the worker is what calls Publish
 type Link struct {
 	cfg LinkConfig
 	c   *conn

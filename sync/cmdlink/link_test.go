@@ -56,7 +56,9 @@ func startVehicle(t *testing.T, broker string, id string, pub ed25519.PublicKey,
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	v.r, v.link = r, link
 	t.Cleanup(func() {
 		if err := v.stop(); err != nil {

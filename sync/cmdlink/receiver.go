@@ -199,17 +199,25 @@ func (r *Receiver) keyBucket(id string) *bucket {
 	return b
 }
 
-// Start starts the worker and the answering goroutine. Starting twice,
-// or after Close, does nothing.
-func (r *Receiver) Start() {
+// Start starts the worker and the answering goroutine, which run until
+// Close (ctx bounds the start only). A receiver starts once, and not
+// after Close.
+func (r *Receiver) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cmdlink: start: %w", err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.started || r.closed.Load() {
-		return
+	switch {
+	case r.closed.Load():
+		return errors.New("cmdlink: start after Close")
+	case r.started:
+		return errors.New("cmdlink: already started")
 	}
 	r.started = true
 	go r.run()
 	go r.answerRefusals()
+	return nil
 }
 
 // Close stops taking commands. The command being executed may finish

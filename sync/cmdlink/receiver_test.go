@@ -47,6 +47,13 @@ func newUnit(t *testing.T, edit func(*cmdlink.Config)) *unit {
 	return u
 }
 
+func (u *unit) start(t *testing.T) {
+	t.Helper()
+	if err := u.r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (u *unit) send(t *testing.T, env command.Envelope) command.Envelope {
 	t.Helper()
 	u.r.Handle(cmdlink.CommandTopic("veh-1"), sign(t, env, u.keys.priv))
@@ -55,7 +62,7 @@ func (u *unit) send(t *testing.T, env command.Envelope) command.Envelope {
 
 func TestExecutorOutcomes(t *testing.T) {
 	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = time.Second; c.MaxResponse = 4 << 10 })
-	u.r.Start()
+	u.start(t)
 	cases := []struct {
 		fail, big string
 		code      command.Code
@@ -102,7 +109,7 @@ func TestExecutorOutcomes(t *testing.T) {
 // timeout, and the next waits until the executor has returned.
 func TestExecTimeoutAnswersAndSerialises(t *testing.T) {
 	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = time.Second })
-	u.r.Start()
+	u.start(t)
 	first := u.send(t, envelope("veh-1", command.Status, map[string]string{"fail": "block"}))
 	p := u.pub.next(t)
 	if p.resp.CorrelationID != first.CorrelationID || p.resp.Code != command.CodeFailed || !strings.Contains(p.resp.Message, "may still complete") {
@@ -146,7 +153,7 @@ func TestQueueFullBusy(t *testing.T) {
 	if s.Received != 5 || s.Dropped != 3 || s.Busy != 3 || s.Queued != 2 || s.Accepted != 0 || s.OverKeyRate != 0 {
 		t.Fatalf("stats before start %+v", s)
 	}
-	u.r.Start()
+	u.start(t)
 	got := u.pub.responses(t, 5)
 	for i, env := range sent {
 		want := command.CodeOK
@@ -199,7 +206,7 @@ func TestKeyRate(t *testing.T) {
 	if s := u.r.Stats(); s.Queued != 5 || s.Dropped != 2 || s.OverKeyRate != 2 || s.Busy != 2 {
 		t.Fatalf("stats %+v", s)
 	}
-	u.r.Start()
+	u.start(t)
 	got := u.pub.responses(t, 7)
 	for i, env := range append(a, b...) {
 		want := command.CodeOK
@@ -224,7 +231,7 @@ func TestAnswerRate(t *testing.T) {
 	clock.Store(time.Now().UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	u := newUnit(t, func(c *cmdlink.Config) { c.AnswerBurst = 5; c.AnswerRate = 10; c.Now = now })
-	u.r.Start()
+	u.start(t)
 	var valid command.Envelope
 	for i := range 20 {
 		if i == 10 {
@@ -268,7 +275,7 @@ func TestReplayWhileQueued(t *testing.T) {
 	if s := u.r.Stats(); s.Queued != 1 || s.Rejected[cmdlink.ReasonReplayed] != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	u.r.Start()
+	u.start(t)
 	got := u.pub.responses(t, 2)
 	if r := got[env.CorrelationID]; len(r) != 2 || r[0].Code == r[1].Code {
 		t.Fatalf("answers %+v, want one ok and one rejected", r)
@@ -298,7 +305,7 @@ func TestExpiredWhileQueued(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	clock.Add(int64(2 * time.Minute))
-	u.r.Start()
+	u.start(t)
 	if p := u.pub.next(t); p.resp.CorrelationID != env.CorrelationID || !strings.HasPrefix(p.resp.Message, "expired: ") {
 		t.Errorf("%+v", p.resp)
 	}
@@ -311,7 +318,7 @@ func TestExpiredWhileQueued(t *testing.T) {
 // verifier, whatever their target; the nonce stays unspent.
 func TestForeignTopic(t *testing.T) {
 	u := newUnit(t, nil)
-	u.r.Start()
+	u.start(t)
 	forOther := envelope("veh-2", command.Status, nil)
 	forMe := envelope("veh-1", command.Status, nil)
 	rawMe := sign(t, forMe, u.keys.priv)
@@ -339,7 +346,7 @@ func TestForeignTopic(t *testing.T) {
 
 func TestPublishRetries(t *testing.T) {
 	u := newUnit(t, func(c *cmdlink.Config) { c.PublishAttempts = 3 })
-	u.r.Start()
+	u.start(t)
 	u.pub.failures.Store(2)
 	env := u.send(t, envelope("veh-1", command.Status, nil))
 	if p := u.pub.next(t); p.resp.CorrelationID != env.CorrelationID || u.pub.calls.Load() != 3 {
@@ -358,7 +365,7 @@ func TestPublishRetries(t *testing.T) {
 
 func TestCloseAbandonsQueued(t *testing.T) {
 	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = 10 * time.Second })
-	u.r.Start()
+	u.start(t)
 	u.send(t, envelope("veh-1", command.Status, map[string]string{"fail": "block"}))
 	<-u.exec.running
 	u.send(t, envelope("veh-1", command.Status, nil))
@@ -385,7 +392,7 @@ func TestCloseAbandonsQueued(t *testing.T) {
 
 func TestCloseCancelsAtDeadline(t *testing.T) {
 	u := newUnit(t, func(c *cmdlink.Config) { c.ExecTimeout = time.Minute })
-	u.r.Start()
+	u.start(t)
 	u.send(t, envelope("veh-1", command.Status, map[string]string{"fail": "ctx"}))
 	<-u.exec.running
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -44,7 +44,9 @@ func TestOnUploaderConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	up.Start()
 	t.Cleanup(func() {
 		closeWithin(t, "uploader", up.Close)
