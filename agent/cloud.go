@@ -62,7 +62,12 @@ func (d *Daemon) startSync(ctx context.Context) error {
 			return fmt.Errorf("sync: command channel: %w", err)
 		}
 	}
-	up.Start()
+	if err := up.Start(ctx); err != nil {
+		if c.cmds != nil {
+			c.cmds.close(ctx)
+		}
+		return fmt.Errorf("sync: %w", err)
+	}
 	d.cloud = c
 	d.log.Info("sync on", zap.String("broker", sc.Broker), zap.Bool("tls", tlsCfg != nil),
 		zap.Bool("client_certificate", tlsCfg != nil && len(tlsCfg.Certificates) > 0), zap.Bool("commands", c.cmds != nil))

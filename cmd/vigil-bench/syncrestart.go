@@ -60,7 +60,9 @@ func restartRound(ctx context.Context, f syncFlags, m *mosquittoProc, edgeURL, b
 	if err != nil {
 		return res, err
 	}
-	up.Start()
+	if err := up.Start(ctx); err != nil {
+		return res, err
+	}
 	defer closeQuietly(up.Close)
 
 	deadline := time.Now().Add(f.timeout)

@@ -118,7 +118,9 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 	liveStream := store.Stream(f.liveStream)
 	deadline := time.Now().Add(f.timeout)
 	t0 := time.Now()
-	up.Start()
+	if err := up.Start(ctx); err != nil {
+		return err
+	}
 	// Live records are those made while the link is up: what the vehicle
 	// recorded before it connected is backlog, by definition.
 	for up.State() == edge.Offline || up.State() == edge.Connecting {

@@ -71,7 +71,9 @@ func TestVehiclesStaleAfterBrokerRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up.Start()
+	if err := up.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -59,7 +59,9 @@ func TestFloodKeepsValidCommands(t *testing.T) {
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	up.Start()
+	if err := up.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		closeWithin(t, "uploader", up.Close)
 		closeWithin(t, "receiver", r.Close)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/presence"
 )
@@ -104,6 +105,11 @@ type Config struct {
 	// subscription drops the connection, which is retried like any
 	// other. See Subscription for what a handler may do.
 	Subscriptions []Subscription `yaml:"-"`
+	// Clock reads the time of the pacing, the rate cap and the
+	// heartbeats, and ticks the heartbeat; nil means the system clock.
+	// (The waits on the broker, and the drain loop's wake-ups, use real
+	// timers.)
+	Clock clock.Clock `yaml:"-"`
 }
 
 // Subscription is a topic filter the uploader's connection subscribes to

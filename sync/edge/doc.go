@@ -7,7 +7,7 @@
 // # Using it
 //
 //	up, err := edge.New(cfg, store, log) // cfg.Broker, cfg.Vehicle, cfg.TLS, cfg.Subscriptions
-//	up.Start()
+//	err = up.Start(ctx)
 //	...
 //	err = up.Close(ctx)
 //

@@ -203,7 +203,7 @@ func (u *Uploader) pump() {
 			// is durable now is the backlog, and the link is measured
 			// anew.
 			epoch = e
-			u.pace.reset(time.Now())
+			u.pace.reset(u.clock.Now())
 			u.rto.acked()
 			for _, st := range streams {
 				st.resendAll()
@@ -285,7 +285,7 @@ func (u *Uploader) applyAck(streams []*streamState, a batch.Ack) {
 		return
 	}
 	matched := false
-	now := time.Now()
+	now := u.clock.Now()
 	for _, st := range streams {
 		if st.name != a.Stream {
 			continue
@@ -322,7 +322,7 @@ func (u *Uploader) step(streams []*streamState) time.Duration {
 	if !u.online.Load() {
 		return max(wake, time.Millisecond)
 	}
-	s := stepper{u: u, now: time.Now(), wake: wake, budget: u.pace.budget()}
+	s := stepper{u: u, now: u.clock.Now(), wake: wake, budget: u.pace.budget()}
 	for _, st := range streams {
 		for _, list := range [][]*inflight{st.inflight, st.live} {
 			for _, b := range list {

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
 	"github.com/vigil-av/vigil/sync/presence"
-	"go.uber.org/zap"
 )
 
 // ErrOffline is wrapped by the error of Publish when the link is not up
@@ -24,6 +26,7 @@ var ErrOffline = errors.New("edge: link offline")
 // Uploader drains an outbox to the broker. Start it, then Close it.
 type Uploader struct {
 	cfg    Config
+	clock  clock.Clock
 	outbox storage.Outbox
 	log    *zap.Logger
 	packer batch.Packer
@@ -40,7 +43,10 @@ type Uploader struct {
 	syncLink  chan struct{} // SyncNow, for the link loop's backoff
 	stop      chan struct{}
 	wg        sync.WaitGroup
-	startOnce sync.Once
+	life      struct {
+		sync.Mutex
+		running, closed bool
+	}
 	closeOnce sync.Once
 
 	online   atomic.Bool
@@ -78,7 +84,7 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		log = zap.NewNop()
 	}
 	u := &Uploader{
-		cfg: cfg, outbox: outbox, log: log.Named("edge").With(zap.String("vehicle", cfg.Vehicle)),
+		cfg: cfg, clock: clock.Or(cfg.Clock), outbox: outbox, log: log.Named("edge").With(zap.String("vehicle", cfg.Vehicle)),
 		acks:      make(chan batch.Ack, 256),
 		connected: make(chan struct{}, 1),
 		ingestUp:  make(chan struct{}, 1),
@@ -89,7 +95,7 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 		stop:      make(chan struct{}),
 	}
 	if cfg.MaxBytesPerSecond > 0 {
-		u.rate = newBucket(cfg.MaxBytesPerSecond, cfg.MaxPayload, time.Now())
+		u.rate = newBucket(cfg.MaxBytesPerSecond, cfg.MaxPayload, u.clock.Now())
 	}
 	u.pace = newPacer(cfg.MaxPayload, cfg.Window)
 	u.rto = newRTO(cfg.AckTimeoutMin, cfg.AckTimeout)
@@ -137,15 +143,28 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 }
 
 // Start starts the connection loop, the drain loop and the heartbeat
-// loop.
-func (u *Uploader) Start() {
-	u.startOnce.Do(func() {
-		u.started = time.Now()
-		u.wg.Add(3)
-		go u.linkLoop()
-		go u.pump()
-		go u.heartbeatLoop()
-	})
+// loop, which run until Close (ctx bounds the start only). An uploader
+// starts once, and not after Close.
+func (u *Uploader) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("edge: start: %w", err)
+	}
+	u.life.Lock()
+	defer u.life.Unlock()
+	switch {
+	case u.life.closed:
+		return errors.New("edge: start after Close")
+	case u.life.running:
+		return errors.New("edge: already started")
+	}
+	u.life.running = true
+	u.started = u.clock.Now()
+	beat := u.clock.NewTicker(u.cfg.HeartbeatInterval)
+	u.wg.Add(3)
+	go u.linkLoop()
+	go u.pump()
+	go u.heartbeatLoop(beat)
+	return nil
 }
 
 // Close stops both loops, publishes the retained offline status when
@@ -154,6 +173,9 @@ func (u *Uploader) Start() {
 func (u *Uploader) Close(ctx context.Context) error {
 	var err error
 	u.closeOnce.Do(func() {
+		u.life.Lock()
+		u.life.closed = true // no Start from now on: wg is waited for
+		u.life.Unlock()
 		close(u.stop)
 		done := make(chan struct{})
 		go func() { u.wg.Wait(); close(done) }()
@@ -196,7 +218,7 @@ func (u *Uploader) Publish(topic string, payload []byte, retained bool, timeout 
 		return fmt.Errorf("edge: publish %s: %w", topic, ErrOffline)
 	}
 	if u.rate != nil {
-		u.rate.force(len(payload), time.Now())
+		u.rate.force(len(payload), u.clock.Now())
 	}
 	t := u.cli().Publish(topic, 1, retained, payload)
 	timer := time.NewTimer(timeout)

@@ -106,7 +106,9 @@ func (r *rig) startUploader(tune ...func(*edge.Config)) {
 	if err != nil {
 		r.t.Fatalf("edge.New: %v", err)
 	}
-	up.Start()
+	if err := up.Start(context.Background()); err != nil {
+		r.t.Fatalf("uploader start: %v", err)
+	}
 	r.t.Cleanup(func() { closeWithin(r.t, "uploader", up.Close) })
 	r.up = up
 }

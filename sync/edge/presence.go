@@ -1,11 +1,10 @@
 package edge
 
 import (
-	"time"
-
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/sync/presence"
 )
 
@@ -33,9 +32,8 @@ func (u *Uploader) onIngestStatus(_ mqtt.Client, m mqtt.Message) {
 // heartbeatLoop publishes the heartbeat at once on each connection
 // (onConnect signals beatNow) and every HeartbeatInterval while
 // connected.
-func (u *Uploader) heartbeatLoop() {
+func (u *Uploader) heartbeatLoop(tick clock.Ticker) {
 	defer u.wg.Done()
-	tick := time.NewTicker(u.cfg.HeartbeatInterval)
 	defer tick.Stop()
 	var seq uint64
 	for {
@@ -43,13 +41,13 @@ func (u *Uploader) heartbeatLoop() {
 		case <-u.stop:
 			return
 		case <-u.beatNow:
-		case <-tick.C:
+		case <-tick.C():
 		}
 		if !u.online.Load() {
 			continue
 		}
 		seq++
-		now := time.Now()
+		now := u.clock.Now()
 		hb := presence.Heartbeat{Vehicle: u.cfg.Vehicle, Boot: u.cfg.Boot, Seq: seq, Wall: now,
 			Mono: now.Sub(u.started), Interval: u.cfg.HeartbeatInterval}
 		raw, err := hb.Encode()
