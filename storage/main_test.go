@@ -73,11 +73,3 @@ func readAll(t *testing.T, s *Store, stream string) []Record {
 		after = recs[len(recs)-1].Seq
 	}
 }
-
-// fakeClock is a Clock tests move by hand.
-type fakeClock struct {
-	wall time.Time
-	mono time.Duration
-}
-
-func (c *fakeClock) Now() (time.Time, time.Duration) { return c.wall, c.mono }

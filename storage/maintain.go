@@ -111,7 +111,7 @@ func (s *Store) recordUsage(u usage) {
 	s.statsMu.Lock()
 	s.stats.diskBytes, s.stats.slack, s.stats.freeBytes = u.Allocated, u.Slack, u.Free
 	s.stats.diskPeak = max(s.stats.diskPeak, u.Allocated)
-	s.stats.checkedAt = time.Now()
+	s.stats.checkedAt = s.clk.Now()
 	s.statsMu.Unlock()
 }
 

@@ -17,6 +17,8 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 // Open opens (or creates) the store in cfg.Dir and starts its writer.
@@ -52,9 +54,8 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger, opts ...Option) (*St
 	for _, o := range opts {
 		o(s)
 	}
-	if s.clock == nil {
-		s.clock = SystemClock()
-	}
+	s.clk = clock.Or(s.clk)
+	s.clock = stamps{c: s.clk, start: s.clk.Now()}
 	s.queue = make(chan entry, cfg.QueueRecords)
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("storage: create data directory: %w", err)
@@ -80,9 +81,11 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger, opts ...Option) (*St
 		}
 	}
 
-	s.maint = newMaintenance(time.Now(), cfg)
+	s.maint = newMaintenance(s.clk.Now(), cfg)
 	s.noticeOpened()
-	go s.run()
+	// The ticker is made here, so that a fake clock advanced right after
+	// Open already has it.
+	go s.run(s.clk.NewTicker(cfg.CheckInterval))
 	s.log.Info("storage opened", zap.String("dir", cfg.Dir), zap.Uint32("boot", s.boot), zap.String("store", fmt.Sprintf("%016x", s.id)))
 	return s, nil
 }

@@ -10,6 +10,8 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 // Store is the telemetry buffer. Producers append through Stream handles;
@@ -18,7 +20,8 @@ import (
 type Store struct {
 	cfg   Config
 	log   *zap.Logger // marked with internalField: never goes back into the store
-	clock Clock
+	clk   clock.Clock // the disk checks' ticker and times; WithClock
+	clock stamps      // the records' timestamps, from clk
 	hooks hooks
 
 	db       *badger.DB
@@ -90,9 +93,10 @@ type Option func(*Store)
 // withHooks installs test seams.
 func withHooks(h hooks) Option { return func(s *Store) { s.hooks = h } }
 
-// WithClock sets the clock that timestamps records (default SystemClock
-// started at Open).
-func WithClock(c Clock) Option { return func(s *Store) { s.clock = c } }
+// WithClock sets the clock that timestamps records (their monotonic time
+// counts from Open) and ticks the disk checks; the default is the system
+// clock. The group commit's window is a real timer whatever the clock.
+func WithClock(c clock.Clock) Option { return func(s *Store) { s.clk = c } }
 
 // Errors callers branch on.
 var (
@@ -215,7 +219,7 @@ func (s *Store) unwritten() uint64 {
 
 func (s *Store) setErr(err error) {
 	s.statsMu.Lock()
-	s.stats.lastErr, s.stats.lastErrAt = err, time.Now()
+	s.stats.lastErr, s.stats.lastErrAt = err, s.clk.Now()
 	s.statsMu.Unlock()
 }
 

@@ -10,12 +10,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 func TestAppendWaitRead(t *testing.T) {
 	cfg := testConfig(t)
-	clk := &fakeClock{wall: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), mono: time.Second}
+	clk := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := openTest(t, cfg, WithClock(clk))
+	clk.Advance(time.Second) // the records' monotonic time counts from Open
 	inf := s.Stream(StreamInference)
 	if inf == nil {
 		t.Fatal("no inference stream")
@@ -45,7 +48,7 @@ func TestAppendWaitRead(t *testing.T) {
 	}
 	for i, r := range recs {
 		if r.Seq != uint64(i+1) || r.Kind != KindData || string(r.Payload) != fmt.Sprintf("record %d", i) ||
-			r.Boot != s.Boot() || r.Mono != time.Second || !r.Wall.Equal(clk.wall) || r.Stream != StreamInference {
+			r.Boot != s.Boot() || r.Mono != time.Second || !r.Wall.Equal(clk.Now()) || r.Stream != StreamInference {
 			t.Fatalf("record %d: %+v", i, r)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/internal/clock"
 )
 
 // The writer is the one goroutine that writes records. It takes records
@@ -18,9 +20,8 @@ import (
 // maxBatchBytes bounds one group commit.
 func (s *Store) maxBatchBytes() int { return int(s.cfg.Badger.MemTableBytes / 2) }
 
-func (s *Store) run() {
+func (s *Store) run(check clock.Ticker) {
 	defer close(s.done)
-	check := time.NewTicker(s.cfg.CheckInterval)
 	defer check.Stop()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -33,8 +34,8 @@ func (s *Store) run() {
 			s.commitRetrying(batch, nil)
 			batch = clearBatch(batch)
 			s.afterCommit(m)
-		case <-check.C:
-			s.maintain(m, time.Now())
+		case <-check.C():
+			s.maintain(m, s.clk.Now())
 			s.recordDrops() // also when refusals leave nothing to commit
 		case <-s.stop:
 			s.drain()
@@ -88,7 +89,7 @@ func clearBatch(b []entry) []entry {
 func (s *Store) afterCommit(m *maintenance) {
 	s.recordDrops()
 	if m.written >= m.earlyCheckBytes {
-		s.maintain(m, time.Now())
+		s.maintain(m, s.clk.Now())
 	}
 }
 
