@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/sync/command"
 )
 
@@ -94,9 +95,7 @@ func NewReceiver(cfg Config) (*Receiver, error) {
 	if cfg.PublishAttempts <= 0 {
 		cfg.PublishAttempts = 3
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	log := cfg.Log
 	if log == nil {
 		log = zap.NewNop()
@@ -138,7 +137,7 @@ func (r *Receiver) Topics() []string {
 // payload. It is safe for concurrent use.
 func (r *Receiver) Handle(topic string, payload []byte) {
 	r.received.Add(1)
-	ev := Event{Time: r.cfg.Now(), Topic: topic}
+	ev := Event{Time: r.cfg.Clock.Now(), Topic: topic}
 	if r.closed.Load() {
 		r.dropped.Add(1)
 		return

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
 )
@@ -182,7 +183,6 @@ func TestQueueFullBusy(t *testing.T) {
 // One key cannot fill the queue: beyond its burst its commands are
 // answered busy, and another key's still run.
 func TestKeyRate(t *testing.T) {
-	now := time.Now() // a clock that stands still: no token comes back
 	ka := newKeys(t)
 	_, privB, idB, err := command.KeyGen(nil)
 	if err != nil {
@@ -191,7 +191,7 @@ func TestKeyRate(t *testing.T) {
 	u := newUnit(t, func(c *cmdlink.Config) {
 		c.Verifier = verifierFor(t, "veh-1", nil, time.Now, ka.pub, privB.Public().(ed25519.PublicKey))
 		c.KeyBurst = 3
-		c.Now = func() time.Time { return now }
+		c.Clock = clock.NewFake(time.Now()) // it stands still: no token comes back
 	})
 	u.keys = ka
 	var a, b []command.Envelope
@@ -227,10 +227,8 @@ func TestKeyRate(t *testing.T) {
 // Refusals are answered at a bounded rate; the rest are counted by class
 // and not answered; a valid command among them runs and is answered.
 func TestAnswerRate(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	u := newUnit(t, func(c *cmdlink.Config) { c.AnswerBurst = 5; c.AnswerRate = 10; c.Now = now })
+	clk := clock.NewFake(time.Now())
+	u := newUnit(t, func(c *cmdlink.Config) { c.AnswerBurst = 5; c.AnswerRate = 10; c.Clock = clk })
 	u.start(t)
 	var valid command.Envelope
 	for i := range 20 {
@@ -252,7 +250,7 @@ func TestAnswerRate(t *testing.T) {
 		t.Errorf("%d events, want the 6 answered", n)
 	}
 	// A second later: 10 tokens more, but no more than the burst (5).
-	clock.Add(int64(time.Second))
+	clk.Advance(time.Second)
 	for range 8 {
 		u.r.Handle(cmdlink.CommandTopic("veh-1"), []byte("garbage"))
 	}
@@ -292,19 +290,17 @@ func TestReplayWhileQueued(t *testing.T) {
 // A command checked on arrival that expires while it waits is refused
 // when taken: the nonce is spent only then, and the expiry checked again.
 func TestExpiredWhileQueued(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	clk := clock.NewFake(time.Now())
 	k := newKeys(t)
-	u := newUnit(t, func(c *cmdlink.Config) { c.Verifier = verifierFor(t, "veh-1", nil, now, k.pub) })
+	u := newUnit(t, func(c *cmdlink.Config) { c.Verifier = verifierFor(t, "veh-1", nil, clk.Now, k.pub) })
 	u.keys = k
 	env := envelope("veh-1", command.Status, nil)
-	env.IssuedAt, env.Expires = now().Truncate(time.Millisecond), now().Add(time.Minute).Truncate(time.Millisecond)
+	env.IssuedAt, env.Expires = clk.Now().Truncate(time.Millisecond), clk.Now().Add(time.Minute).Truncate(time.Millisecond)
 	u.send(t, env)
 	if s := u.r.Stats(); s.Queued != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	clock.Add(int64(2 * time.Minute))
+	clk.Advance(2 * time.Minute)
 	u.start(t)
 	if p := u.pub.next(t); p.resp.CorrelationID != env.CorrelationID || !strings.HasPrefix(p.resp.Message, "expired: ") {
 		t.Errorf("%+v", p.resp)

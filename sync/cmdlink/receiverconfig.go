@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/sync/command"
 )
 
@@ -92,9 +93,9 @@ type Config struct {
 	// PublishAttempts is how often a response is tried when Publish
 	// fails (500 ms, then 1 s, ... apart); 0 means 3.
 	PublishAttempts int
-	// Now is the clock of the events and the rate limits; nil means
-	// time.Now.
-	Now func() time.Time
+	// Clock is the clock of the events and the rate limits; nil means
+	// the system clock.
+	Clock clock.Clock
 }
 
 // MaxEnvelope is the largest payload Handle checks; a larger one is

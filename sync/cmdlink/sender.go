@@ -16,6 +16,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/sync/command"
 )
 
@@ -36,8 +37,9 @@ type SenderConfig struct {
 	ConnectTimeout time.Duration
 	// KeepAlive is the MQTT keep-alive; 0 means 30 s.
 	KeepAlive time.Duration
-	// Now is the clock that dates envelopes; nil means time.Now.
-	Now func() time.Time
+	// Clock dates envelopes, replies and what is seen of the vehicles;
+	// nil means the system clock.
+	Clock clock.Clock
 	// Log receives connection events; nil means none.
 	Log *zap.Logger
 }
@@ -119,9 +121,7 @@ type waiter struct {
 // reason they do not. The connection then reconnects by itself (paho)
 // and subscribes again after each reconnection.
 func Dial(ctx context.Context, cfg SenderConfig) (*Sender, error) {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	log := cfg.Log
 	if log == nil {
 		log = zap.NewNop()
@@ -133,7 +133,7 @@ func Dial(ctx context.Context, cfg SenderConfig) (*Sender, error) {
 		filters: map[string]byte{ResponseFilter: 1, StatusFilter: 1}, handler: s.onMessage,
 		subscribed: func() {
 			s.mu.Lock()
-			s.subscribedAt = time.Now()
+			s.subscribedAt = s.cfg.Clock.Now()
 			s.mu.Unlock()
 		},
 		log: s.log,
@@ -157,7 +157,7 @@ func (s *Sender) onMessage(_ mqtt.Client, m mqtt.Message) {
 			s.log.Warn("undecodable response", zap.String("vehicle", v), zap.Error(err))
 			return
 		}
-		rep := Reply{Vehicle: v, Response: resp, At: time.Now()}
+		rep := Reply{Vehicle: v, Response: resp, At: s.cfg.Clock.Now()}
 		s.mu.Lock()
 		ws := slices.Clone(s.waiters[resp.CorrelationID])
 		s.mu.Unlock()
@@ -178,7 +178,7 @@ func (s *Sender) onMessage(_ mqtt.Client, m mqtt.Message) {
 			return
 		}
 		st := string(p[:min(len(p), 64)])
-		s.vehicles[v] = Vehicle{Vehicle: v, Status: st, Online: st == StatusOnline, Retained: m.Retained(), Seen: time.Now()}
+		s.vehicles[v] = Vehicle{Vehicle: v, Status: st, Online: st == StatusOnline, Retained: m.Retained(), Seen: s.cfg.Clock.Now()}
 	}
 }
 
@@ -235,7 +235,7 @@ func (s *Sender) Send(ctx context.Context, env command.Envelope, priv ed25519.Pr
 		env.Nonce = n
 	}
 	if env.IssuedAt.IsZero() {
-		env.IssuedAt = s.cfg.Now()
+		env.IssuedAt = s.cfg.Clock.Now()
 	}
 	env.IssuedAt = env.IssuedAt.Truncate(time.Millisecond)
 	if env.Expires.IsZero() {

@@ -13,6 +13,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/sync/internal/mqttsub"
 	"github.com/vigil-av/vigil/sync/internal/pahostore"
 )
@@ -30,8 +31,8 @@ type WatchConfig struct {
 	// ConnectTimeout bounds the connection and the subscription; 0 means
 	// 10 s.
 	ConnectTimeout time.Duration
-	// Now stamps arrivals and judges; nil means time.Now.
-	Now func() time.Time
+	// Clock stamps arrivals and judges; nil means the system clock.
+	Clock clock.Clock
 }
 
 // Vehicle is one vehicle as a Watcher saw it, and what that means.
@@ -65,9 +66,7 @@ func Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	w := &Watcher{cfg: cfg, seen: map[string]*Observation{}}
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
@@ -94,7 +93,7 @@ func Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
 		return nil, fmt.Errorf("presence: connect to %s: %w", cfg.Broker, err)
 	}
 	w.mu.Lock()
-	w.subscribedAt = cfg.Now()
+	w.subscribedAt = cfg.Clock.Now()
 	w.mu.Unlock()
 	if err := mqttsub.Subscribe(w.client, map[string]byte{StatusFilter: 1, HeartbeatFilter: 1}, w.onMessage, cfg.ConnectTimeout); err != nil {
 		w.client.Disconnect(0)
@@ -115,7 +114,7 @@ func (w *Watcher) Close(ctx context.Context) error {
 }
 
 func (w *Watcher) onMessage(_ mqtt.Client, m mqtt.Message) {
-	at := w.cfg.Now()
+	at := w.cfg.Clock.Now()
 	vehicle, kind, ok := ParseVehicleTopic(m.Topic())
 	if !ok {
 		return
@@ -165,7 +164,7 @@ func (w *Watcher) Vehicles(ctx context.Context, wait time.Duration) ([]Vehicle, 
 	at := w.subscribedAt
 	w.mu.Unlock()
 	var err error
-	if d := at.Add(wait).Sub(w.cfg.Now()); d > 0 {
+	if d := at.Add(wait).Sub(w.cfg.Clock.Now()); d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -174,7 +173,7 @@ func (w *Watcher) Vehicles(ctx context.Context, wait time.Duration) ([]Vehicle, 
 			err = ctx.Err()
 		}
 	}
-	now := w.cfg.Now()
+	now := w.cfg.Clock.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := make([]Vehicle, 0, len(w.seen))

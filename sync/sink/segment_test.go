@@ -5,26 +5,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
-
-// fakeClock is a clock a test moves.
-type fakeClock struct {
-	mu gosync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // setCrash installs a crash hook for the rest of the test.
 func setCrash(t *testing.T, f func(step string, n int) (int, bool)) {
@@ -36,9 +23,9 @@ func setCrash(t *testing.T, f func(step string, n int) (int, bool)) {
 // report, and the rolled segments read back as one stream.
 func TestSegmentRoll(t *testing.T) {
 	root := t.TempDir()
-	clock := &fakeClock{t: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
 	one := len(enc(t, "inference", data(1, 10))) + frameHeaderLen
-	s, err := Open(root, Options{Now: clock.now, SegmentAge: time.Hour, SegmentBytes: int64(len(segMagic) + 3*one)})
+	s, err := Open(root, Options{Clock: clk, SegmentAge: time.Hour, SegmentBytes: int64(len(segMagic) + 3*one)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +36,10 @@ func TestSegmentRoll(t *testing.T) {
 	}
 	send()
 	send()
-	clock.add(30 * time.Minute)
+	clk.Advance(30 * time.Minute)
 	send() // 3 in the first segment: full
 	send() // a second, started at 00:30
-	clock.add(time.Hour)
+	clk.Advance(time.Hour)
 	send() // the second is an hour old: a third, at 01:30
 	send()
 	fs := files(t, root, "inference")
@@ -408,8 +395,8 @@ func TestFleetDayFiles(t *testing.T) {
 	syncFile = func(*os.File) error { return nil }
 	t.Cleanup(func() { syncFile = old })
 	root := t.TempDir()
-	clock := &fakeClock{t: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
-	s, err := Open(root, Options{Now: clock.now})
+	clk := clock.NewFake(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	s, err := Open(root, Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +432,7 @@ func TestFleetDayFiles(t *testing.T) {
 				recs = batch.FromStorage(benchSummaries(first, n))
 			} else {
 				for i := range n {
-					recs = append(recs, batch.Record{Seq: first + uint64(i), Kind: record.KindData, Boot: 2, Wall: clock.now(), Payload: r.payload})
+					recs = append(recs, batch.Record{Seq: first + uint64(i), Kind: record.KindData, Boot: 2, Wall: clk.Now(), Payload: r.payload})
 				}
 			}
 			b := enc(t, r.stream, recs)
@@ -455,7 +442,7 @@ func TestFleetDayFiles(t *testing.T) {
 			}
 			next[r.stream] += uint64(n)
 		}
-		clock.add(step * time.Second)
+		clk.Advance(step * time.Second)
 	}
 	nfiles, ndirs := 0, 0
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {

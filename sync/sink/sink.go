@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-av/vigil/internal/clock"
 	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
@@ -85,9 +86,9 @@ type Options struct {
 	// SegmentAge rolls a segment: the first batch once it is this old
 	// starts a new one. 0 means 1 h.
 	SegmentAge time.Duration
-	// Now is the clock of the segments' ages and names; nil means
-	// time.Now.
-	Now func() time.Time
+	// Clock is the clock of the segments' ages and names; nil means the
+	// system clock.
+	Clock clock.Clock
 }
 
 // Default segment limits.
@@ -108,15 +109,12 @@ func Open(root string, opts Options) (*Sink, error) {
 	if opts.SegmentAge <= 0 {
 		opts.SegmentAge = DefaultSegmentAge
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("sink: writer id: %w", err)
 	}
 	s := &Sink{root: filepath.Clean(root), maxBody: opts.MaxBody, segSize: opts.SegmentBytes, segAge: opts.SegmentAge,
-		now: opts.Now, writer: hex.EncodeToString(id[:]), streams: map[key]*stream{}}
+		now: clock.Or(opts.Clock).Now, writer: hex.EncodeToString(id[:]), streams: map[key]*stream{}}
 	if err := os.MkdirAll(s.root, 0o750); err != nil {
 		return nil, fmt.Errorf("sink: create %s: %w", s.root, err)
 	}
