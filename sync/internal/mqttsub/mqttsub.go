@@ -44,35 +44,83 @@ func Subscribe(c mqtt.Client, filters map[string]byte, h mqtt.MessageHandler, ti
 type Redialer struct {
 	mu     sync.Mutex
 	closed bool
+	stop   chan struct{} // closed by Close; made by the first Redial
 	wg     sync.WaitGroup
 }
 
-// Redial drops c's connection and connects it again in the background.
-// After Close it does nothing.
+// The redial's pace: the DISCONNECT's grace, and the waits between
+// attempts to connect.
+const (
+	redialQuiesce = 250 // milliseconds
+	redialMin     = 500 * time.Millisecond
+	redialMax     = 10 * time.Second
+)
+
+// Redial drops c's connection and connects it again in the background,
+// trying until a connection is made or the Redialer is closed. After
+// Close it does nothing.
 func (r *Redialer) Redial(c mqtt.Client) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
+	if r.stop == nil {
+		r.stop = make(chan struct{})
+	}
 	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		c.Disconnect(0)
-		// Connect only starts connecting: holding the lock makes Close
-		// wait for it, so the owner's Disconnect comes after.
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if !r.closed {
-			c.Connect()
-		}
-	}()
+	go r.redial(c, r.stop)
 }
 
-// Close stops further redials and waits, until ctx ends, for the one in
-// progress.
+// redial disconnects c and connects it again. paho's Disconnect returns
+// after its grace even when the client is still disconnecting, and
+// Connect then fails (it starts only from disconnected): so it is tried
+// again, as is a connection the broker refused or that timed out.
+func (r *Redialer) redial(c mqtt.Client, stop <-chan struct{}) {
+	defer r.wg.Done()
+	c.Disconnect(redialQuiesce)
+	for wait := redialMin; ; wait = min(2*wait, redialMax) {
+		t := r.connect(c)
+		if t == nil {
+			return
+		}
+		select {
+		case <-t.Done():
+			if t.Error() == nil {
+				return
+			}
+		case <-stop:
+			return
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-stop:
+			timer.Stop()
+			return
+		}
+	}
+}
+
+// connect starts connecting c, unless the Redialer is closed (nil then).
+// Connect only starts connecting: holding the lock makes Close wait for
+// it, so the owner's Disconnect comes after.
+func (r *Redialer) connect(c mqtt.Client) mqtt.Token {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	return c.Connect()
+}
+
+// Close stops further redials, ends the one in progress and waits for
+// it, until ctx ends.
 func (r *Redialer) Close(ctx context.Context) error {
 	r.mu.Lock()
+	if !r.closed && r.stop != nil {
+		close(r.stop)
+	}
 	r.closed = true
 	r.mu.Unlock()
 	done := make(chan struct{})
