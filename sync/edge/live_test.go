@@ -44,12 +44,15 @@ func (r *rig) appendRandom(stream string, n, size int) uint64 {
 	return last
 }
 
+var spies int // client ids of waitRetained's subscribers
+
 // waitRetained waits until topic's retained message on the rig's broker
 // is want.
 func (r *rig) waitRetained(topic, want string) {
 	r.t.Helper()
 	got := make(chan string, 16)
-	c := r.broker.Client(r.t, "retained-spy", nil)
+	spies++
+	c := r.broker.Client(r.t, fmt.Sprintf("retained-spy-%d", spies), nil)
 	if err := mqtttest.Subscribe(c, topic, func(_ mqtt.Client, m mqtt.Message) {
 		select {
 		case got <- string(m.Payload()):
@@ -127,6 +130,9 @@ func TestLiveAheadOfBacklog(t *testing.T) {
 func testLiveAheadOfBacklog(t *testing.T, rate int) {
 	r := newRig(t)
 	in := r.startIngester("ingest-a")
+	// The uploader connects once the ingester's online status is on the
+	// broker, so that it never hears it live (see below).
+	r.waitRetained(presence.IngestStatusTopic("ingest-a"), presence.StatusOnline)
 	r.startUploader(func(c *edge.Config) {
 		c.MaxBytesPerSecond = rate
 		c.MaxPayload = 16 << 10
