@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 // openSocket listens on the supervisors' socket and serves it with the
 // service below.
 func (d *Daemon) openSocket(context.Context) error {
+	if err := requestFits(d.router.Inputs(), d.cfg.Socket.MaxPayload); err != nil {
+		return err
+	}
 	srv, err := socket.Listen(d.cfg.Socket, &service{d: d}, d.log.Named("socket"))
 	if err != nil {
 		return err
@@ -281,4 +285,27 @@ func noResultDetail(ans *inference.Answer) string {
 		return detailClosed
 	}
 	return detailUnspecified
+}
+
+// requestPayload is the payload length of an INFER_REQUEST that carries
+// inputs at their full shapes (a full batch, for a model that takes them):
+// docs/protocol.md's fixed part and tensor blocks.
+func requestPayload(inputs []inference.TensorInfo) int {
+	pad8 := func(n int) int { return (n + 7) &^ 7 }
+	n := 24
+	for _, t := range inputs {
+		n += 8 + pad8(len(t.Name)) + 8*len(t.Shape) + pad8(t.Size*t.DType.Size())
+	}
+	return n
+}
+
+// requestFits refuses a socket whose payload limit is below the largest
+// request the models take: every such request would be refused, and its
+// connection closed, with FRAME_TOO_LARGE.
+func requestFits(inputs []inference.TensorInfo, maxPayload uint32) error {
+	if need := requestPayload(inputs); need > int(maxPayload) {
+		return fmt.Errorf("socket.max_payload %d: the models' largest request (a full batch at models.max_batch, if set) needs %d bytes; raise socket.max_payload (at most %d) or lower models.max_batch",
+			maxPayload, need, wire.MaxPayload)
+	}
+	return nil
 }
