@@ -218,6 +218,7 @@ func (s *Store) purgeAcked() int {
 		return 0
 	}
 	s.writeMu.Lock()
+	s.drops.Add(1)
 	err := s.db.DropPrefix(prefixes...)
 	s.writeMu.Unlock()
 	if err != nil {
@@ -276,6 +277,7 @@ func (s *Store) evict(reason GapReason, need int64) bool {
 		}
 	}
 	s.writeMu.Lock()
+	s.drops.Add(1)
 	err := s.db.DropPrefix(prefixes...)
 	if err == nil {
 		err = s.db.Update(func(txn *badger.Txn) error {

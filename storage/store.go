@@ -40,6 +40,9 @@ type Store struct {
 	// writeMu serialises the store's Badger writes with DropPrefix and
 	// value-log GC, which make concurrent writes fail.
 	writeMu sync.Mutex
+	// drops counts DropPrefix calls since Open (under writeMu): they leave
+	// no tombstones, so a checkpoint after one must be full (Backup).
+	drops atomic.Uint64
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when a durable watermark advances

@@ -1,0 +1,308 @@
+package checkpoint
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/vigil-av/vigil/storage"
+)
+
+// RestoreOptions qualify Restore.
+type RestoreOptions struct {
+	// Vehicle, if set, is the vehicle the chain must belong to.
+	Vehicle string
+	// Force restores over a non-empty target directory, which is moved to
+	// <dataDir>.before-restore-<checkpoint id> once the restore succeeded.
+	Force bool
+	// Badger returns the options to load with; nil means
+	// storage.BadgerOptions of storage.DefaultConfig.
+	Badger func(dir string) badger.Options
+}
+
+// ErrChain is wrapped by every error about the chain itself: gaps,
+// mixed vehicles or stores, missing or corrupt chunks, wrong counts.
+var ErrChain = errors.New("checkpoint chain refused")
+
+// ErrTargetNotEmpty is returned when dataDir holds anything and Force is
+// not set.
+var ErrTargetNotEmpty = errors.New("restore target is not empty")
+
+// Restore rebuilds in dataDir the store that the chain in chainDir ending
+// at checkpoint at (the newest when empty) describes, and returns the
+// chain it restored, full first. It verifies every chunk before loading
+// any, loads into a temporary directory next to dataDir, checks the
+// records against at's manifest, and renames it into place; on any error
+// it leaves no target directory behind and a pre-existing one untouched.
+func Restore(ctx context.Context, chainDir, at, dataDir string, opts RestoreOptions) ([]*Manifest, error) {
+	chain, err := Chain(chainDir, at, opts.Vehicle)
+	if err != nil {
+		return nil, err
+	}
+	last := chain[len(chain)-1]
+	if !opts.Force {
+		if err := checkEmpty(dataDir); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range chain {
+		if err := verify(ctx, filepath.Join(chainDir, m.ID), m); err != nil {
+			return nil, err
+		}
+	}
+	tmp := filepath.Join(filepath.Dir(dataDir), "."+filepath.Base(dataDir)+".restore-"+last.ID)
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", last.ID, err)
+	}
+	if err := load(ctx, chainDir, chain, tmp, opts); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := install(tmp, dataDir, last.ID); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("restore %s: %w", last.ID, err)
+	}
+	return chain, nil
+}
+
+// Chain returns the checkpoints a restore of at (the newest when empty)
+// loads, full first, after checking that they form an unbroken chain of
+// one vehicle (vehicle, if not empty) and one store.
+func Chain(chainDir, at, vehicle string) ([]*Manifest, error) {
+	ms, err := List(chainDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("%w: no checkpoints in %s", ErrChain, chainDir)
+	}
+	byID := map[string]*Manifest{}
+	for _, m := range ms {
+		if m.Vehicle != ms[0].Vehicle {
+			return nil, fmt.Errorf("%w: checkpoint %s is of vehicle %q, %s of %q", ErrChain, m.ID, m.Vehicle, ms[0].ID, ms[0].Vehicle)
+		}
+		byID[m.ID] = m
+	}
+	if vehicle != "" && ms[0].Vehicle != vehicle {
+		return nil, fmt.Errorf("%w: the checkpoints in %s are of vehicle %q, not %q", ErrChain, chainDir, ms[0].Vehicle, vehicle)
+	}
+	target := ms[len(ms)-1]
+	if at != "" {
+		if target = byID[at]; target == nil {
+			return nil, fmt.Errorf("%w: no checkpoint %s in %s", ErrChain, at, chainDir)
+		}
+	}
+	chain := []*Manifest{target}
+	for m := target; m.Kind != Full; {
+		b := byID[m.Base]
+		switch {
+		case b == nil:
+			return nil, fmt.Errorf("%w: checkpoint %s builds on %s, which is missing: the chain has a gap", ErrChain, m.ID, m.Base)
+		case m.Kind == Differential && b.Kind != Full:
+			return nil, fmt.Errorf("%w: differential %s builds on %s, not a full", ErrChain, m.ID, b.ID)
+		case b.StoreID != m.StoreID:
+			return nil, fmt.Errorf("%w: checkpoint %s (store %s) builds on %s of store %s", ErrChain, m.ID, m.StoreID, b.ID, b.StoreID)
+		case m.Since != b.SnapshotTS:
+			return nil, fmt.Errorf("%w: checkpoint %s starts at version %d, its base %s ends at %d", ErrChain, m.ID, m.Since, b.ID, b.SnapshotTS)
+		}
+		chain = append(chain, b)
+		m = b
+	}
+	slices.Reverse(chain)
+	return chain, nil
+}
+
+func checkEmpty(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("%w: %s (%d entries); use force to move it aside", ErrTargetNotEmpty, dir, len(ents))
+	}
+	return nil
+}
+
+// verify checks every chunk's size and hash and the whole stream's.
+func verify(ctx context.Context, dir string, m *Manifest) error {
+	whole := sha256.New()
+	var raw int64
+	for _, c := range m.Chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, err := readChunk(dir, m, c)
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(whole, flate.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			return fmt.Errorf("%w: checkpoint %s chunk %s: inflate: %v", ErrChain, m.ID, c.Name, err)
+		}
+		raw += n
+	}
+	if got := hex.EncodeToString(whole.Sum(nil)); raw != m.RawBytes || got != m.SHA256 {
+		return fmt.Errorf("%w: checkpoint %s: the stream has %d bytes, SHA-256 %s; the manifest says %d bytes, %s", ErrChain, m.ID, raw, got, m.RawBytes, m.SHA256)
+	}
+	return nil
+}
+
+// readChunk reads a chunk file and checks its size and hash.
+func readChunk(dir string, m *Manifest, c Chunk) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, c.Name))
+	if err != nil {
+		return nil, fmt.Errorf("%w: checkpoint %s chunk %s: %v", ErrChain, m.ID, c.Name, err)
+	}
+	if int64(len(b)) != c.Bytes {
+		return nil, fmt.Errorf("%w: checkpoint %s chunk %s: %d bytes, the manifest says %d (truncated or extended)", ErrChain, m.ID, c.Name, len(b), c.Bytes)
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); got != c.SHA256 {
+		return nil, fmt.Errorf("%w: checkpoint %s chunk %s: SHA-256 %s, the manifest says %s", ErrChain, m.ID, c.Name, got, c.SHA256)
+	}
+	return b, nil
+}
+
+// chunkReader streams a checkpoint's chunks, inflated, rechecking each
+// chunk's hash as it reads it.
+type chunkReader struct {
+	dir  string
+	m    *Manifest
+	next int
+	cur  io.Reader
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for {
+		if r.cur != nil {
+			n, err := r.cur.Read(p)
+			if err != io.EOF {
+				return n, err
+			}
+			r.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+		}
+		if r.next == len(r.m.Chunks) {
+			return 0, io.EOF
+		}
+		b, err := readChunk(r.dir, r.m, r.m.Chunks[r.next])
+		if err != nil {
+			return 0, err
+		}
+		r.next++
+		r.cur = flate.NewReader(bytes.NewReader(b))
+	}
+}
+
+// load loads the chain into a fresh Badger directory and checks its
+// records against the last manifest.
+func load(ctx context.Context, chainDir string, chain []*Manifest, dir string, opts RestoreOptions) (err error) {
+	last := chain[len(chain)-1]
+	bopts := func(d string) badger.Options {
+		cfg := storage.DefaultConfig()
+		cfg.Dir = d
+		return storage.BadgerOptions(cfg, nil)
+	}
+	if opts.Badger != nil {
+		bopts = opts.Badger
+	}
+	db, err := badger.Open(bopts(dir))
+	if err != nil {
+		return fmt.Errorf("restore %s: open %s: %w", last.ID, dir, err)
+	}
+	defer func() {
+		if cerr := db.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("restore %s: close: %w", last.ID, cerr)
+		}
+	}()
+	for _, m := range chain {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := db.Load(&chunkReader{dir: filepath.Join(chainDir, m.ID), m: m}, 256); err != nil {
+			return fmt.Errorf("restore: load checkpoint %s: %w", m.ID, err)
+		}
+	}
+	got, err := inventory(db, last.Streams)
+	if err != nil {
+		return fmt.Errorf("restore %s: count the records: %w", last.ID, err)
+	}
+	for _, want := range last.Streams {
+		g := got[want.ID]
+		if g.Count != want.Count || !slices.Equal(g.Ranges, want.Ranges) {
+			return fmt.Errorf("%w: restore %s: stream %s holds %d records %v, the manifest says %d %v", ErrChain, last.ID, want.Name, g.Count, g.Ranges, want.Count, want.Ranges)
+		}
+		delete(got, want.ID)
+	}
+	for id, g := range got {
+		return fmt.Errorf("%w: restore %s: %d records of stream id %d that the manifest does not list", ErrChain, last.ID, g.Count, id)
+	}
+	return db.Sync()
+}
+
+// inventory lists the records in db by stream id.
+func inventory(db *badger.DB, streams []StreamInfo) (map[uint8]StreamInfo, error) {
+	seqs := map[uint8][]uint64{}
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: storage.RecordPrefix()})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			id, seq, ok := storage.ParseRecordKey(it.Item().Key())
+			if !ok {
+				return fmt.Errorf("bad record key %x", it.Item().Key())
+			}
+			seqs[id] = append(seqs[id], seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint8]StreamInfo{}
+	for id, s := range seqs {
+		rs := toRanges(s)
+		out[id] = StreamInfo{ID: id, Count: count(rs), Ranges: rs}
+	}
+	for _, s := range streams {
+		if _, ok := out[s.ID]; !ok && s.Count == 0 {
+			out[s.ID] = StreamInfo{ID: s.ID, Ranges: []Range{}}
+		}
+	}
+	return out, nil
+}
+
+// install renames tmp to dataDir, moving an existing dataDir aside.
+func install(tmp, dataDir, id string) error {
+	if _, err := os.Stat(dataDir); err == nil {
+		ents, err := os.ReadDir(dataDir)
+		if err != nil {
+			return err
+		}
+		if len(ents) == 0 {
+			if err := os.Remove(dataDir); err != nil {
+				return err
+			}
+		} else if err := os.Rename(dataDir, dataDir+".before-restore-"+id); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dataDir); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dataDir))
+}

@@ -1,0 +1,378 @@
+package checkpoint
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4/pb"
+	kflate "github.com/klauspost/compress/flate"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vigil-av/vigil/storage"
+)
+
+// MaxChunkBytes bounds a chunk file (compressed), so that a chunk and its
+// envelope fit a 128 KiB MQTT message.
+const MaxChunkBytes = 96 << 10
+
+// rawChunkBytes is how much of the backup stream goes into one chunk:
+// deflate adds at most a few bytes per 64 KiB to data it cannot compress,
+// so a chunk of this much never exceeds MaxChunkBytes.
+const rawChunkBytes = MaxChunkBytes - 1<<10
+
+// level is the deflate level, the one sync/batch compresses batches at
+// (klauspost's encoder; any inflater reads it).
+const level = 5
+
+// bitDelete is Badger's tombstone bit in a KV's meta (badger's
+// structs.go); a restore applies tombstones, so the manifest must too.
+const bitDelete = 1
+
+// Options says what checkpoint to take.
+type Options struct {
+	Dir     string // the chain's directory; created if missing
+	Kind    Kind   // what to take; Take may take a full instead (Manifest.ForcedFull)
+	Vehicle string
+	// Created is the checkpoint's creation time, recorded as given.
+	Created       time.Time
+	DaemonVersion string
+}
+
+// Take writes a checkpoint of store into opts.Dir while appends go on and
+// returns its manifest. The base is the newest checkpoint in the directory
+// (incremental) or the newest full (differential); without a usable one,
+// or after the store dropped buckets, the checkpoint is full.
+func Take(ctx context.Context, store *storage.Store, opts Options) (*Manifest, error) {
+	if !opts.Kind.valid() {
+		return nil, fmt.Errorf("checkpoint: kind %q: want full, incremental or differential", opts.Kind)
+	}
+	if opts.Vehicle == "" {
+		return nil, errors.New("checkpoint: no vehicle")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := removeStale(opts.Dir); err != nil {
+		return nil, err
+	}
+	ms, err := List(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	storeID := fmt.Sprintf("%016x", store.StoreID())
+	var base *Manifest
+	forced := ""
+	var seq uint64 = 1
+	if n := len(ms); n > 0 {
+		seq = ms[n-1].Seq + 1
+		for _, m := range ms {
+			if m.Vehicle != opts.Vehicle {
+				return nil, fmt.Errorf("checkpoint: %s in %s is of vehicle %q, not %q", m.ID, opts.Dir, m.Vehicle, opts.Vehicle)
+			}
+		}
+	}
+	switch opts.Kind {
+	case Incremental:
+		if n := len(ms); n > 0 {
+			base = ms[n-1]
+		}
+	case Differential:
+		for _, m := range ms {
+			if m.Kind == Full {
+				base = m
+			}
+		}
+	}
+	kind, since := opts.Kind, uint64(0)
+	if opts.Kind != Full {
+		switch {
+		case base == nil:
+			forced = "no base checkpoint"
+		case base.StoreID != storeID:
+			forced = fmt.Sprintf("base %s is of store %s", base.ID, base.StoreID)
+		case base.Boot != store.Boot():
+			forced = fmt.Sprintf("base %s was taken in boot %d (drops since are unknown)", base.ID, base.Boot)
+		default:
+			since = base.SnapshotTS
+		}
+		if forced != "" {
+			kind, base = Full, nil
+		}
+	}
+	id := checkpointID(seq, kind)
+	tmp := filepath.Join(opts.Dir, ".tmp-"+id)
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	m, err := write(ctx, store, tmp, since)
+	if err == nil && base != nil && m.Drops != base.Drops {
+		// Buckets were dropped since the base: without tombstones the
+		// incremental would restore them. Take a full instead.
+		forced = fmt.Sprintf("%d bucket drops since base %s", m.Drops-base.Drops, base.ID)
+		os.RemoveAll(tmp)
+		kind, base, since = Full, nil, 0
+		id = checkpointID(seq, kind)
+		tmp = filepath.Join(opts.Dir, ".tmp-"+id)
+		if err = os.Mkdir(tmp, 0o755); err == nil {
+			m, err = write(ctx, store, tmp, since)
+		}
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	m.Format, m.Vehicle, m.StoreID, m.ID, m.Seq, m.Kind = FormatVersion, opts.Vehicle, storeID, id, seq, kind
+	m.ForcedFull, m.Since, m.Created, m.DaemonVersion = forced, since, opts.Created, opts.DaemonVersion
+	var baseStreams []StreamInfo
+	if base != nil {
+		m.Base, baseStreams = base.ID, base.Streams
+	}
+	m.Streams = merge(baseStreams, m.names, m.delta)
+	if err := commit(tmp, filepath.Join(opts.Dir, id), m); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	return &m.Manifest, nil
+}
+
+// removeStale deletes checkpoints a crash left half written.
+func removeStale(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("checkpoint: remove a half-written checkpoint: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// taken is a manifest being built, with what merge needs.
+type taken struct {
+	Manifest
+	names map[uint8]string
+	delta map[uint8]*seqSet
+}
+
+// write runs the backup into chunk files in dir.
+func write(ctx context.Context, store *storage.Store, dir string, since uint64) (*taken, error) {
+	cw := &chunkWriter{dir: dir, whole: sha256.New()}
+	fp := &frameParser{delta: map[uint8]*seqSet{}}
+	info, err := store.Backup(&ctxWriter{ctx: ctx, w: io.MultiWriter(cw, fp)}, since)
+	if err == nil {
+		err = cw.flush()
+	}
+	if err == nil {
+		err = fp.finish()
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := &taken{names: info.Streams, delta: fp.delta}
+	t.SnapshotTS, t.Boot, t.Drops = info.SnapshotTS, info.Boot, info.Drops
+	t.Entries, t.RawBytes, t.Bytes, t.Chunks = fp.entries, cw.raw, cw.bytes, cw.chunks
+	t.SHA256 = hex.EncodeToString(cw.whole.Sum(nil))
+	if t.Chunks == nil {
+		t.Chunks = []Chunk{}
+	}
+	return t, nil
+}
+
+// commit writes the manifest, syncs the directory and renames it into
+// place.
+func commit(tmp, final string, m *taken) error {
+	b, err := json.MarshalIndent(&m.Manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(tmp, ManifestName), append(b, '\n')); err != nil {
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+func writeFileSync(name string, b []byte) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ctxWriter fails writes once ctx ends, which stops the backup.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// chunkWriter cuts the backup stream into compressed, hashed chunk files.
+type chunkWriter struct {
+	dir    string
+	buf    []byte
+	whole  hash.Hash
+	fw     *kflate.Writer
+	out    bytes.Buffer
+	raw    int64
+	bytes  int64
+	chunks []Chunk
+}
+
+func (c *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	c.whole.Write(p)
+	c.raw += int64(n)
+	for len(p) > 0 {
+		k := min(len(p), rawChunkBytes-len(c.buf))
+		c.buf = append(c.buf, p[:k]...)
+		p = p[k:]
+		if len(c.buf) == rawChunkBytes {
+			if err := c.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flush writes the buffered part of the stream as the next chunk.
+func (c *chunkWriter) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	c.out.Reset()
+	if c.fw == nil {
+		fw, err := kflate.NewWriter(&c.out, level)
+		if err != nil {
+			return err
+		}
+		c.fw = fw
+	} else {
+		c.fw.Reset(&c.out)
+	}
+	if _, err := c.fw.Write(c.buf); err != nil {
+		return err
+	}
+	if err := c.fw.Close(); err != nil {
+		return err
+	}
+	if c.out.Len() > MaxChunkBytes {
+		return fmt.Errorf("chunk %d compressed to %d bytes, over %d", len(c.chunks), c.out.Len(), MaxChunkBytes)
+	}
+	name := chunkName(len(c.chunks))
+	if err := writeFileSync(filepath.Join(c.dir, name), c.out.Bytes()); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(c.out.Bytes())
+	c.chunks = append(c.chunks, Chunk{Name: name, Bytes: int64(c.out.Len()), SHA256: hex.EncodeToString(sum[:])})
+	c.bytes += int64(c.out.Len())
+	c.buf = c.buf[:0]
+	return nil
+}
+
+// frameParser reads Badger's backup frames (a little-endian uint64
+// length, then a protobuf KVList) and notes the records they hold.
+type frameParser struct {
+	buf     []byte
+	entries uint64
+	delta   map[uint8]*seqSet
+}
+
+func (f *frameParser) Write(p []byte) (int, error) {
+	f.buf = append(f.buf, p...)
+	for len(f.buf) >= 8 {
+		sz := binary.LittleEndian.Uint64(f.buf)
+		if uint64(len(f.buf)-8) < sz {
+			break
+		}
+		var list pb.KVList
+		if err := proto.Unmarshal(f.buf[8:8+sz], &list); err != nil {
+			return 0, fmt.Errorf("parse backup frame: %w", err)
+		}
+		f.add(&list)
+		f.buf = f.buf[8+sz:]
+	}
+	if len(f.buf) == 0 {
+		f.buf = nil
+	}
+	return len(p), nil
+}
+
+func (f *frameParser) add(list *pb.KVList) {
+	var prev []byte
+	for _, kv := range list.Kv {
+		f.entries++
+		// A key's versions come newest first; the newest decides.
+		newest := !bytes.Equal(kv.Key, prev)
+		prev = kv.Key
+		id, seq, ok := storage.ParseRecordKey(kv.Key)
+		if !ok || !newest {
+			continue
+		}
+		s := f.delta[id]
+		if s == nil {
+			s = &seqSet{}
+			f.delta[id] = s
+		}
+		if len(kv.Meta) > 0 && kv.Meta[0]&bitDelete != 0 {
+			s.deleted = append(s.deleted, seq)
+		} else {
+			s.added = append(s.added, seq)
+		}
+	}
+}
+
+func (f *frameParser) finish() error {
+	if len(f.buf) != 0 {
+		return fmt.Errorf("backup stream ends inside a frame (%d bytes left)", len(f.buf))
+	}
+	return nil
+}
