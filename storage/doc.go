@@ -48,6 +48,10 @@
 // stream, seq) names a record for good. PutState and GetState keep small
 // durable state (nonce caches, markers) next to the telemetry.
 //
+// Backup writes Badger's backup stream (reading MaxVersion first) for
+// storage/checkpoint, which cuts it into hashed checkpoints and restores
+// a store from a chain of them.
+//
 // Record, Kind, Gap and the stream names live in storage/record, which
 // imports only the standard library, so that the sync packages can batch
 // and ingest records without linking Badger; storage names them as
