@@ -371,3 +371,25 @@ func TestHalfWrittenCheckpointIsIgnored(t *testing.T) {
 		t.Errorf("the half-written checkpoint is still there: %v", err)
 	}
 }
+
+func TestCancelledTakeLeavesNothing(t *testing.T) {
+	root := t.TempDir()
+	s := openStore(t, filepath.Join(root, "db"), nil)
+	h := s.Stream(storage.StreamHealth)
+	var last uint64
+	for range 1000 {
+		last, _ = h.Append(make([]byte, 100))
+	}
+	if err := h.WaitDurable(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	chain := filepath.Join(root, "chain")
+	if _, err := Take(ctx, s, Options{Dir: chain, Kind: Full, Vehicle: "veh-1"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Take with a cancelled context: %v", err)
+	}
+	if ents, err := os.ReadDir(chain); err != nil || len(ents) != 0 {
+		t.Errorf("left in the chain directory: %v, %v", ents, err)
+	}
+}

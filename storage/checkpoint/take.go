@@ -53,7 +53,8 @@ type Options struct {
 // Take writes a checkpoint of store into opts.Dir while appends go on and
 // returns its manifest. The base is the newest checkpoint in the directory
 // (incremental) or the newest full (differential); without a usable one,
-// or after the store dropped buckets, the checkpoint is full.
+// or after the store dropped buckets, the checkpoint is full. One Take at
+// a time per directory: the caller serialises them.
 func Take(ctx context.Context, store *storage.Store, opts Options) (*Manifest, error) {
 	if !opts.Kind.valid() {
 		return nil, fmt.Errorf("checkpoint: kind %q: want full, incremental or differential", opts.Kind)
