@@ -13,7 +13,6 @@ import (
 
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
-	"github.com/vigil-av/vigil/sync/edge"
 	"github.com/vigil-av/vigil/sync/mqtttest"
 )
 
@@ -37,34 +36,10 @@ func TestFloodKeepsValidCommands(t *testing.T) {
 	}
 	exec := newExec("veh-1")
 	ev := &events{}
-	var up *edge.Uploader
-	r, err := cmdlink.NewReceiver(cmdlink.Config{
+	r := onUploader(t, b, st, cmdlink.Config{
 		Vehicle: "veh-1", Verifier: verifierFor(t, "veh-1", nonces, time.Now, ka.pub, kb.pub), Exec: exec,
-		Moving:  func() bool { return true }, // status runs while moving
-		Publish: func(topic string, p []byte) error { return up.Publish(topic, p, false, 5*time.Second) },
-		Record:  ev.record, Log: logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var subs []edge.Subscription
-	for _, topic := range r.Topics() {
-		subs = append(subs, edge.Subscription{Topic: topic, Handler: r.Handle})
-	}
-	up, err = edge.New(edge.Config{Broker: b.URL(), Vehicle: "veh-1", ReconnectMin: 50 * time.Millisecond,
-		ReconnectMax: 500 * time.Millisecond, ConnectTimeout: 5 * time.Second, Subscriptions: subs}, st, logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := up.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		closeWithin(t, "uploader", up.Close)
-		closeWithin(t, "receiver", r.Close)
+		Moving: func() bool { return true }, // status runs while moving
+		Record: ev.record, Log: logger(t),
 	})
 
 	// The operator's side: responses by correlation id.

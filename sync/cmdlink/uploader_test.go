@@ -6,11 +6,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
 	"github.com/vigil-av/vigil/sync/edge"
 	"github.com/vigil-av/vigil/sync/mqtttest"
 )
+
+// onUploader starts a receiver of cfg on an uploader's own connection to
+// b, as vigild wires it: Topics as edge Subscriptions with Handle,
+// responses through Uploader.Publish. Both close at the test's end.
+func onUploader(t *testing.T, b *mqtttest.Broker, st *storage.Store, cfg cmdlink.Config) *cmdlink.Receiver {
+	t.Helper()
+	var up *edge.Uploader
+	cfg.Publish = func(topic string, p []byte) error { return up.Publish(topic, p, false, 5*time.Second) }
+	r, err := cmdlink.NewReceiver(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subs []edge.Subscription
+	for _, topic := range r.Topics() {
+		subs = append(subs, edge.Subscription{Topic: topic, Handler: r.Handle})
+	}
+	up, err = edge.New(edge.Config{Broker: b.URL(), Vehicle: cfg.Vehicle, ReconnectMin: 50 * time.Millisecond,
+		ReconnectMax: 500 * time.Millisecond, ConnectTimeout: 5 * time.Second, Subscriptions: subs}, st, logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		closeWithin(t, "uploader", up.Close)
+		closeWithin(t, "receiver", r.Close)
+	})
+	return r
+}
 
 // The receiver on the uploader's own connection, as vigild wires it:
 // Topics as edge Subscriptions with Handle, responses through
@@ -26,33 +60,9 @@ func TestOnUploaderConnection(t *testing.T) {
 	}
 	exec := newExec("veh-1")
 	ev := &events{}
-	var up *edge.Uploader
-	r, err := cmdlink.NewReceiver(cmdlink.Config{
+	onUploader(t, b, st, cmdlink.Config{
 		Vehicle: "veh-1", Verifier: newVerifier(t, "veh-1", k.pub, nonces), Exec: exec, Moving: func() bool { return false },
-		Publish: func(topic string, p []byte) error { return up.Publish(topic, p, false, 5*time.Second) },
-		Record:  ev.record, Log: logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var subs []edge.Subscription
-	for _, topic := range r.Topics() {
-		subs = append(subs, edge.Subscription{Topic: topic, Handler: r.Handle})
-	}
-	up, err = edge.New(edge.Config{Broker: b.URL(), Vehicle: "veh-1", ReconnectMin: 50 * time.Millisecond,
-		ReconnectMax: 500 * time.Millisecond, ConnectTimeout: 5 * time.Second, Subscriptions: subs}, st, logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := up.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		closeWithin(t, "uploader", up.Close)
-		closeWithin(t, "receiver", r.Close)
+		Record: ev.record, Log: logger(t),
 	})
 
 	s := dialSender(t, b.URL())
