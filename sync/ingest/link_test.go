@@ -43,26 +43,8 @@ func TestStreamCheckedAgainstTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := ingest.New(ingest.Config{Broker: b.URL(), ClientID: "ingest-a", ConnectTimeout: 2 * time.Second, PublishTimeout: 2 * time.Second},
+	in := startSubscribed(t, ingest.Config{Broker: b.URL(), ClientID: "ingest-a", ConnectTimeout: 2 * time.Second, PublishTimeout: 2 * time.Second},
 		sk, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := in.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		in.Close(ctx)
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !in.Stats().Subscribed {
-		if time.Now().After(deadline) {
-			t.Fatal("ingester never subscribed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 
 	c := b.Client(t, "veh-1", nil)
 	var mu sync.Mutex
@@ -150,26 +132,8 @@ func TestPresenceStatus(t *testing.T) {
 		t.Fatalf("a client id with a slash as the replica name: %v", err)
 	}
 	start := func(url, replica string) *ingest.Ingester {
-		in, err := ingest.New(ingest.Config{Broker: url, ClientID: "client-" + replica, Replica: replica, ConnectTimeout: 2 * time.Second,
+		in := startSubscribed(t, ingest.Config{Broker: url, ClientID: "client-" + replica, Replica: replica, ConnectTimeout: 2 * time.Second,
 			PublishTimeout: 2 * time.Second, KeepAlive: time.Second}, sk, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := in.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			in.Close(ctx)
-		})
-		deadline := time.Now().Add(10 * time.Second)
-		for !in.Stats().Subscribed {
-			if time.Now().After(deadline) {
-				t.Fatal("ingester never subscribed")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
 		return in
 	}
 	// status reads the retained status of replica with a fresh client.
@@ -220,4 +184,30 @@ func TestPresenceStatus(t *testing.T) {
 			t.Fatalf("replica-b's connection died: status %q, want its will, offline", s)
 		}
 	}
+}
+
+// startSubscribed starts an ingester of cfg over sk, closed at the test's
+// end, and waits until the broker granted its subscriptions.
+func startSubscribed(t *testing.T, cfg ingest.Config, sk *sink.Sink, log *zap.Logger) *ingest.Ingester {
+	t.Helper()
+	in, err := ingest.New(cfg, sk, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		in.Close(ctx)
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !in.Stats().Subscribed {
+		if time.Now().After(deadline) {
+			t.Fatal("ingester never subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return in
 }
