@@ -78,6 +78,7 @@ var rules = []rule{
 	{pkgs: "cmd/vigil-fleet", notLinks: []string{onnxruntime, badger, nvml}, why: "the fleet side runs in the cloud, without a GPU or a vehicle's store"},
 	{pkgs: "hw/sample", stdOnly: true, why: "the reading in the status document, decoded by vigilctl"},
 	{pkgs: "storage/record", stdOnly: true, why: "the records the sync packages batch and ingest"},
+	{pkgs: "storage/checkpoint/manifest", stdOnly: true, why: "the fleet side reads, verifies and exports checkpoints without Badger"},
 
 	// The Go client is written from docs/protocol.md alone.
 	{pkgs: "agent/client", notLinks: []string{module}, why: "the client shares no code with the server"},

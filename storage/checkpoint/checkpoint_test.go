@@ -305,7 +305,7 @@ func TestDropsForceFull(t *testing.T) {
 	}
 	chain := filepath.Join(root, "chain")
 	full := take(t, s, chain, Full)
-	if si := streamInfo(full, storage.StreamHealth); !slices.Equal(si.Ranges, []Range{{1, 100}}) {
+	if si := streamInfo(full, storage.StreamHealth); !slices.Equal(si.Ranges, []Range{{First: 1, Last: 100}}) {
 		t.Fatalf("full: health %v", si.Ranges)
 	}
 	if err := s.Ack(storage.StreamHealth, 40); err != nil {
@@ -327,7 +327,7 @@ func TestDropsForceFull(t *testing.T) {
 	if m.Kind != Full || !strings.Contains(m.ForcedFull, "drops") || m.Base != "" {
 		t.Fatalf("after a purge: %s base %q forced %q, want a forced full", m.Kind, m.Base, m.ForcedFull)
 	}
-	if si := streamInfo(m, storage.StreamHealth); !slices.Equal(si.Ranges, []Range{{32, 100}}) {
+	if si := streamInfo(m, storage.StreamHealth); !slices.Equal(si.Ranges, []Range{{First: 32, Last: 100}}) {
 		t.Errorf("after the purge: health %v, want 32-100", si.Ranges)
 	}
 	// With no drop since, the next incremental is one.

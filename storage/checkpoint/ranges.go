@@ -16,7 +16,7 @@ func toRanges(seqs []uint64) []Range {
 			rs[n-1].Last = max(rs[n-1].Last, s)
 			continue
 		}
-		rs = append(rs, Range{s, s})
+		rs = append(rs, Range{First: s, Last: s})
 	}
 	return rs
 }
@@ -54,11 +54,11 @@ func subtract(rs []Range, seqs []uint64) []Range {
 				out = append(out, r)
 			case r.First == r.Last:
 			case s == r.First:
-				out = append(out, Range{s + 1, r.Last})
+				out = append(out, Range{First: s + 1, Last: r.Last})
 			case s == r.Last:
-				out = append(out, Range{r.First, s - 1})
+				out = append(out, Range{First: r.First, Last: s - 1})
 			default:
-				out = append(out, Range{r.First, s - 1}, Range{s + 1, r.Last})
+				out = append(out, Range{First: r.First, Last: s - 1}, Range{First: s + 1, Last: r.Last})
 			}
 		}
 		rs = out

@@ -6,22 +6,22 @@ import (
 )
 
 func TestRanges(t *testing.T) {
-	if got := toRanges([]uint64{5, 3, 4, 9, 1, 10, 4}); !slices.Equal(got, []Range{{1, 1}, {3, 5}, {9, 10}}) {
+	if got := toRanges([]uint64{5, 3, 4, 9, 1, 10, 4}); !slices.Equal(got, []Range{{First: 1, Last: 1}, {First: 3, Last: 5}, {First: 9, Last: 10}}) {
 		t.Errorf("toRanges = %v", got)
 	}
-	if got := union([]Range{{1, 5}, {10, 12}}, []Range{{4, 8}, {13, 13}, {20, 21}}); !slices.Equal(got, []Range{{1, 8}, {10, 13}, {20, 21}}) {
+	if got := union([]Range{{First: 1, Last: 5}, {First: 10, Last: 12}}, []Range{{First: 4, Last: 8}, {First: 13, Last: 13}, {First: 20, Last: 21}}); !slices.Equal(got, []Range{{First: 1, Last: 8}, {First: 10, Last: 13}, {First: 20, Last: 21}}) {
 		t.Errorf("union = %v", got)
 	}
-	if got := subtract([]Range{{1, 5}, {7, 7}, {9, 12}}, []uint64{1, 3, 7, 12}); !slices.Equal(got, []Range{{2, 2}, {4, 5}, {9, 11}}) {
+	if got := subtract([]Range{{First: 1, Last: 5}, {First: 7, Last: 7}, {First: 9, Last: 12}}, []uint64{1, 3, 7, 12}); !slices.Equal(got, []Range{{First: 2, Last: 2}, {First: 4, Last: 5}, {First: 9, Last: 11}}) {
 		t.Errorf("subtract = %v", got)
 	}
-	base := []StreamInfo{{Name: "health", ID: 3, Count: 10, Ranges: []Range{{1, 10}}}}
+	base := []StreamInfo{{Name: "health", ID: 3, Count: 10, Ranges: []Range{{First: 1, Last: 10}}}}
 	got := merge(base, map[uint8]string{3: "health", 1: "inference"}, map[uint8]*seqSet{
 		3: {added: []uint64{11, 12, 10}, deleted: []uint64{2}},
 	})
 	want := []StreamInfo{
 		{Name: "inference", ID: 1, Ranges: []Range{}},
-		{Name: "health", ID: 3, Count: 11, Ranges: []Range{{1, 1}, {3, 12}}},
+		{Name: "health", ID: 3, Count: 11, Ranges: []Range{{First: 1, Last: 1}, {First: 3, Last: 12}}},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("merge = %+v", got)

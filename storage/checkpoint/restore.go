@@ -1,14 +1,9 @@
 package checkpoint
 
 import (
-	"bytes"
-	"compress/flate"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +11,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
 )
 
 // RestoreOptions qualify Restore.
@@ -29,10 +25,6 @@ type RestoreOptions struct {
 	// storage.BadgerOptions of storage.DefaultConfig.
 	Badger func(dir string) badger.Options
 }
-
-// ErrChain is wrapped by every error about the chain itself: gaps,
-// mixed vehicles or stores, missing or corrupt chunks, wrong counts.
-var ErrChain = errors.New("checkpoint chain refused")
 
 // ErrTargetNotEmpty is returned when dataDir holds anything and Force is
 // not set.
@@ -56,7 +48,7 @@ func Restore(ctx context.Context, chainDir, at, dataDir string, opts RestoreOpti
 		}
 	}
 	for _, m := range chain {
-		if err := verify(ctx, filepath.Join(chainDir, m.ID), m); err != nil {
+		if err := manifest.Verify(ctx, manifest.Dir(chainDir), m); err != nil {
 			return nil, err
 		}
 	}
@@ -75,53 +67,6 @@ func Restore(ctx context.Context, chainDir, at, dataDir string, opts RestoreOpti
 	return chain, nil
 }
 
-// Chain returns the checkpoints a restore of at (the newest when empty)
-// loads, full first, after checking that they form an unbroken chain of
-// one vehicle (vehicle, if not empty) and one store.
-func Chain(chainDir, at, vehicle string) ([]*Manifest, error) {
-	ms, err := List(chainDir)
-	if err != nil {
-		return nil, err
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("%w: no checkpoints in %s", ErrChain, chainDir)
-	}
-	byID := map[string]*Manifest{}
-	for _, m := range ms {
-		if m.Vehicle != ms[0].Vehicle {
-			return nil, fmt.Errorf("%w: checkpoint %s is of vehicle %q, %s of %q", ErrChain, m.ID, m.Vehicle, ms[0].ID, ms[0].Vehicle)
-		}
-		byID[m.ID] = m
-	}
-	if vehicle != "" && ms[0].Vehicle != vehicle {
-		return nil, fmt.Errorf("%w: the checkpoints in %s are of vehicle %q, not %q", ErrChain, chainDir, ms[0].Vehicle, vehicle)
-	}
-	target := ms[len(ms)-1]
-	if at != "" {
-		if target = byID[at]; target == nil {
-			return nil, fmt.Errorf("%w: no checkpoint %s in %s", ErrChain, at, chainDir)
-		}
-	}
-	chain := []*Manifest{target}
-	for m := target; m.Kind != Full; {
-		b := byID[m.Base]
-		switch {
-		case b == nil:
-			return nil, fmt.Errorf("%w: checkpoint %s builds on %s, which is missing: the chain has a gap", ErrChain, m.ID, m.Base)
-		case m.Kind == Differential && b.Kind != Full:
-			return nil, fmt.Errorf("%w: differential %s builds on %s, not a full", ErrChain, m.ID, b.ID)
-		case b.StoreID != m.StoreID:
-			return nil, fmt.Errorf("%w: checkpoint %s (store %s) builds on %s of store %s", ErrChain, m.ID, m.StoreID, b.ID, b.StoreID)
-		case m.Since != b.SnapshotTS:
-			return nil, fmt.Errorf("%w: checkpoint %s starts at version %d, its base %s ends at %d", ErrChain, m.ID, m.Since, b.ID, b.SnapshotTS)
-		}
-		chain = append(chain, b)
-		m = b
-	}
-	slices.Reverse(chain)
-	return chain, nil
-}
-
 func checkEmpty(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -134,79 +79,6 @@ func checkEmpty(dir string) error {
 		return fmt.Errorf("%w: %s (%d entries); use force to move it aside", ErrTargetNotEmpty, dir, len(ents))
 	}
 	return nil
-}
-
-// verify checks every chunk's size and hash and the whole stream's.
-func verify(ctx context.Context, dir string, m *Manifest) error {
-	whole := sha256.New()
-	var raw int64
-	for _, c := range m.Chunks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := readChunk(dir, m, c)
-		if err != nil {
-			return err
-		}
-		n, err := io.Copy(whole, flate.NewReader(bytes.NewReader(b)))
-		if err != nil {
-			return fmt.Errorf("%w: checkpoint %s chunk %s: inflate: %v", ErrChain, m.ID, c.Name, err)
-		}
-		raw += n
-	}
-	if got := hex.EncodeToString(whole.Sum(nil)); raw != m.RawBytes || got != m.SHA256 {
-		return fmt.Errorf("%w: checkpoint %s: the stream has %d bytes, SHA-256 %s; the manifest says %d bytes, %s", ErrChain, m.ID, raw, got, m.RawBytes, m.SHA256)
-	}
-	return nil
-}
-
-// readChunk reads a chunk file and checks its size and hash.
-func readChunk(dir string, m *Manifest, c Chunk) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dir, c.Name))
-	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint %s chunk %s: %v", ErrChain, m.ID, c.Name, err)
-	}
-	if int64(len(b)) != c.Bytes {
-		return nil, fmt.Errorf("%w: checkpoint %s chunk %s: %d bytes, the manifest says %d (truncated or extended)", ErrChain, m.ID, c.Name, len(b), c.Bytes)
-	}
-	sum := sha256.Sum256(b)
-	if got := hex.EncodeToString(sum[:]); got != c.SHA256 {
-		return nil, fmt.Errorf("%w: checkpoint %s chunk %s: SHA-256 %s, the manifest says %s", ErrChain, m.ID, c.Name, got, c.SHA256)
-	}
-	return b, nil
-}
-
-// chunkReader streams a checkpoint's chunks, inflated, rechecking each
-// chunk's hash as it reads it.
-type chunkReader struct {
-	dir  string
-	m    *Manifest
-	next int
-	cur  io.Reader
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	for {
-		if r.cur != nil {
-			n, err := r.cur.Read(p)
-			if err != io.EOF {
-				return n, err
-			}
-			r.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-		}
-		if r.next == len(r.m.Chunks) {
-			return 0, io.EOF
-		}
-		b, err := readChunk(r.dir, r.m, r.m.Chunks[r.next])
-		if err != nil {
-			return 0, err
-		}
-		r.next++
-		r.cur = flate.NewReader(bytes.NewReader(b))
-	}
 }
 
 // load loads the chain into a fresh Badger directory and checks its
@@ -234,7 +106,7 @@ func load(ctx context.Context, chainDir string, chain []*Manifest, dir string, o
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := db.Load(&chunkReader{dir: filepath.Join(chainDir, m.ID), m: m}, 256); err != nil {
+		if err := db.Load(manifest.Reader(manifest.Dir(chainDir), m), 256); err != nil {
 			return fmt.Errorf("restore: load checkpoint %s: %w", m.ID, err)
 		}
 	}

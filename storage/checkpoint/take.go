@@ -21,11 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
 )
-
-// MaxChunkBytes bounds a chunk file (compressed), so that a chunk and its
-// envelope fit a 128 KiB MQTT message.
-const MaxChunkBytes = 96 << 10
 
 // rawChunkBytes is how much of the backup stream goes into one chunk:
 // deflate adds at most a few bytes per 64 KiB to data it cannot compress,
@@ -56,7 +53,7 @@ type Options struct {
 // or after the store dropped buckets, the checkpoint is full. One Take at
 // a time per directory: the caller serialises them.
 func Take(ctx context.Context, store *storage.Store, opts Options) (*Manifest, error) {
-	if !opts.Kind.valid() {
+	if !opts.Kind.Valid() {
 		return nil, fmt.Errorf("checkpoint: kind %q: want full, incremental or differential", opts.Kind)
 	}
 	if opts.Vehicle == "" {
@@ -112,7 +109,7 @@ func Take(ctx context.Context, store *storage.Store, opts Options) (*Manifest, e
 			kind, base = Full, nil
 		}
 	}
-	id := checkpointID(seq, kind)
+	id := manifest.ID(seq, kind)
 	tmp := filepath.Join(opts.Dir, ".tmp-"+id)
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", id, err)
@@ -124,7 +121,7 @@ func Take(ctx context.Context, store *storage.Store, opts Options) (*Manifest, e
 		forced = fmt.Sprintf("%d bucket drops since base %s", m.Drops-base.Drops, base.ID)
 		os.RemoveAll(tmp)
 		kind, base, since = Full, nil, 0
-		id = checkpointID(seq, kind)
+		id = manifest.ID(seq, kind)
 		tmp = filepath.Join(opts.Dir, ".tmp-"+id)
 		if err = os.Mkdir(tmp, 0o755); err == nil {
 			m, err = write(ctx, store, tmp, since)
@@ -308,7 +305,7 @@ func (c *chunkWriter) flush() error {
 	if c.out.Len() > MaxChunkBytes {
 		return fmt.Errorf("chunk %d compressed to %d bytes, over %d", len(c.chunks), c.out.Len(), MaxChunkBytes)
 	}
-	name := chunkName(len(c.chunks))
+	name := manifest.ChunkName(len(c.chunks))
 	if err := writeFileSync(filepath.Join(c.dir, name), c.out.Bytes()); err != nil {
 		return err
 	}
