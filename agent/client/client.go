@@ -172,17 +172,25 @@ func (c *Client) Status(ctx context.Context) ([]byte, error) {
 
 // Control sends an operator command. A refusal is a *ControlError.
 func (c *Client) Control(ctx context.Context, req ControlRequest) error {
+	_, err := c.ControlReply(ctx, req)
+	return err
+}
+
+// ControlReply sends an operator command and returns the message of the
+// daemon's OK answer (OpCheckpoint's summary; empty for most ops). A
+// refusal is a *ControlError.
+func (c *Client) ControlReply(ctx context.Context, req ControlRequest) (string, error) {
 	cl := &call{done: make(chan struct{}), typ: typeControlResponse}
 	err := c.roundTrip(ctx, cl, func(b []byte, id uint64) ([]byte, error) {
 		return appendControlRequest(b, id, &req)
 	})
 	if err != nil {
-		return fmt.Errorf("control: %w", err)
+		return "", fmt.Errorf("control: %w", err)
 	}
 	if cl.code != 0 {
-		return &ControlError{Code: cl.code, Message: cl.msg}
+		return "", &ControlError{Code: cl.code, Message: cl.msg}
 	}
-	return nil
+	return cl.msg, nil
 }
 
 // Ping measures a round trip through the socket (and keeps an idle

@@ -131,7 +131,7 @@ func TestConstantsMatchProtocolDoc(t *testing.T) {
 			columns: []string{"op", "name", "uses", "effect"},
 			consts: map[string]uint64{"SET_VEHICLE_STATE": uint64(OpSetVehicleState), "FORCE_OUT": uint64(OpForceOut),
 				"CLEAR": uint64(OpClear), "SET_POLICY": uint64(OpSetPolicy), "DRILL_FAULT": uint64(OpDrillFault),
-				"SET_LOG_LEVEL": uint64(OpSetLogLevel)},
+				"SET_LOG_LEVEL": uint64(OpSetLogLevel), "CHECKPOINT": uint64(OpCheckpoint)},
 		},
 		{
 			what:    "control code",

@@ -214,11 +214,13 @@ const (
 	OpSetPolicy       ControlOp = 4
 	OpDrillFault      ControlOp = 5
 	OpSetLogLevel     ControlOp = 6
+	OpCheckpoint      ControlOp = 7
 )
 
 // ControlRequest is an operator command. Value is the argument of
 // OpSetVehicleState (1 parked, 2 driving), OpSetPolicy (1 hot, 2 warm,
-// 3 cold) and OpSetLogLevel (1 debug, 2 info, 3 warn, 4 error); Backend that
+// 3 cold), OpSetLogLevel (1 debug, 2 info, 3 warn, 4 error) and
+// OpCheckpoint (1 full, 2 incremental, 3 differential); Backend that
 // of OpForceOut, OpClear and OpDrillFault; the Fault fields that of
 // OpDrillFault.
 type ControlRequest struct {
@@ -246,6 +248,10 @@ const (
 	LogInfo  uint8 = 2
 	LogWarn  uint8 = 3
 	LogError uint8 = 4
+
+	CheckpointFull         uint8 = 1
+	CheckpointIncremental  uint8 = 2
+	CheckpointDifferential uint8 = 3
 )
 
 // ControlError is a control command the daemon refused or failed.

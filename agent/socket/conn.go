@@ -463,8 +463,12 @@ func (c *conn) serveControl(sl *slot) (m wire.Message) {
 		}
 	}()
 	err := c.s.h.Control(c.ctx, c.peer, req)
-	c.log.Info("control", zap.Stringer("op", req.Op), zap.Error(err))
 	var ce *ControlError
+	if errors.As(err, &ce) && ce.Code == wire.ControlOK {
+		c.log.Info("control", zap.Stringer("op", req.Op), zap.String("done", ce.Message))
+	} else {
+		c.log.Info("control", zap.Stringer("op", req.Op), zap.Error(err))
+	}
 	switch {
 	case err == nil:
 	case errors.As(err, &ce):

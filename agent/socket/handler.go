@@ -53,7 +53,9 @@ type Handler interface {
 	// enforces policy: drills only when configured and parked, who may do
 	// what (peer). It returns nil when done, a *ControlError to answer a
 	// specific code (NOT_PARKED, DRILLS_DISABLED, NOT_PERMITTED…), or any
-	// other error, answered as FAILED with the error's text.
+	// other error, answered as FAILED with the error's text. To answer OK
+	// with a message (what was done: OpCheckpoint's summary), it returns
+	// ControlDone(message).
 	Control(ctx context.Context, peer Peer, req *wire.ControlRequest) error
 }
 
@@ -65,6 +67,12 @@ type ControlError struct {
 }
 
 func (e *ControlError) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// ControlDone is what a Handler's Control returns to answer OK with a
+// message: a *ControlError of code ControlOK.
+func ControlDone(message string) error {
+	return &ControlError{Code: wire.ControlOK, Message: message}
+}
 
 // RefuseControl returns a *ControlError with a formatted message.
 func RefuseControl(code wire.ControlCode, format string, a ...any) error {

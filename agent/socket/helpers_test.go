@@ -107,6 +107,8 @@ func (h *toyHandler) Control(_ context.Context, peer Peer, req *wire.ControlRequ
 		}
 	case wire.OpSetLogLevel:
 		return errors.New("log level is fixed in this test")
+	case wire.OpCheckpoint:
+		return ControlDone("took a " + req.Checkpoint.String() + " checkpoint")
 	}
 	return nil
 }

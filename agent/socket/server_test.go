@@ -94,6 +94,10 @@ func TestClientRoundTrip(t *testing.T) {
 	if err := c.Control(ctx, client.ControlRequest{Op: client.OpSetLogLevel, Value: client.LogDebug}); !errors.As(err, &ce) || ce.Code != uint16(wire.ControlFailed) || ce.Message != "log level is fixed in this test" {
 		t.Fatalf("failing op: %v, want FAILED with the handler's message", err)
 	}
+	// An op done with a message: OK, and the message reaches the client.
+	if msg, err := c.ControlReply(ctx, client.ControlRequest{Op: client.OpCheckpoint, Value: client.CheckpointDifferential}); err != nil || msg != "took a differential checkpoint" {
+		t.Fatalf("checkpoint: %q, %v; want OK with the handler's message", msg, err)
+	}
 	if _, err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +105,10 @@ func TestClientRoundTrip(t *testing.T) {
 	got := fmt.Sprint(h.log)
 	h.mu.Unlock()
 	// Invalid values never reach the handler.
-	if want := fmt.Sprintf("[DRILL_FAULT uid=%[1]d SET_VEHICLE_STATE uid=%[1]d DRILL_FAULT uid=%[1]d SET_LOG_LEVEL uid=%[1]d]", ownUID()); got != want {
+	if want := fmt.Sprintf("[DRILL_FAULT uid=%[1]d SET_VEHICLE_STATE uid=%[1]d DRILL_FAULT uid=%[1]d SET_LOG_LEVEL uid=%[1]d CHECKPOINT uid=%[1]d]", ownUID()); got != want {
 		t.Errorf("handler saw %s, want %s", got, want)
 	}
-	if st := s.Stats(); st.Requests != 9 || st.Connections != 1 || st.Accepted != 1 {
+	if st := s.Stats(); st.Requests != 10 || st.Connections != 1 || st.Accepted != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -103,6 +103,7 @@ var wireCases = []wireCase{
 		Kind: "latency", Probability: 0.25, LatencyMicros: 5000, JitterMicros: 1000, Offset: -0.5}}, newControlRequest},
 	{"control drill, long kind", 19, &ControlRequest{Op: OpDrillFault, Backend: Primary, Fault: Fault{Kind: strings.Repeat("k", MaxFaultKind)}}, newControlRequest},
 	{"control log level", 20, &ControlRequest{Op: OpSetLogLevel, LogLevel: LogDebug}, newControlRequest},
+	{"control checkpoint", 20, &ControlRequest{Op: OpCheckpoint, Checkpoint: CheckpointDifferential}, newControlRequest},
 	{"control unknown op", 21, &ControlRequest{Op: 99}, newControlRequest},
 	{"control response ok", 22, &ControlResponse{}, newControlResponse},
 	{"control response refused", 23, &ControlResponse{Code: ControlNotParked, Message: "drills need the vehicle parked"}, newControlResponse},

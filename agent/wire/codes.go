@@ -204,6 +204,7 @@ const (
 	OpSetPolicy       ControlOp = 4
 	OpDrillFault      ControlOp = 5
 	OpSetLogLevel     ControlOp = 6
+	OpCheckpoint      ControlOp = 7
 )
 
 var opNames = [...]string{
@@ -213,6 +214,7 @@ var opNames = [...]string{
 	OpSetPolicy:       "SET_POLICY",
 	OpDrillFault:      "DRILL_FAULT",
 	OpSetLogLevel:     "SET_LOG_LEVEL",
+	OpCheckpoint:      "CHECKPOINT",
 }
 
 func (o ControlOp) String() string {
@@ -318,6 +320,28 @@ func (l LogLevel) String() string {
 		return "error"
 	}
 	return fmt.Sprintf("log_level(%d)", uint8(l))
+}
+
+// CheckpointKind is the argument of OpCheckpoint.
+type CheckpointKind uint8
+
+// Checkpoint kinds.
+const (
+	CheckpointFull         CheckpointKind = 1
+	CheckpointIncremental  CheckpointKind = 2
+	CheckpointDifferential CheckpointKind = 3
+)
+
+func (k CheckpointKind) String() string {
+	switch k {
+	case CheckpointFull:
+		return "full"
+	case CheckpointIncremental:
+		return "incremental"
+	case CheckpointDifferential:
+		return "differential"
+	}
+	return fmt.Sprintf("checkpoint_kind(%d)", uint8(k))
 }
 
 // FaultKinds are the fault kinds OpDrillFault accepts; "none" clears.

@@ -19,11 +19,12 @@ type Fault struct {
 // depends on Op; the others are sent as zero and ignored when decoded.
 type ControlRequest struct {
 	Op           ControlOp
-	Backend      Backend      // OpForceOut, OpClear, OpDrillFault
-	VehicleState VehicleState // OpSetVehicleState
-	Policy       Policy       // OpSetPolicy
-	LogLevel     LogLevel     // OpSetLogLevel
-	Fault        Fault        // OpDrillFault
+	Backend      Backend        // OpForceOut, OpClear, OpDrillFault
+	VehicleState VehicleState   // OpSetVehicleState
+	Policy       Policy         // OpSetPolicy
+	LogLevel     LogLevel       // OpSetLogLevel
+	Checkpoint   CheckpointKind // OpCheckpoint
+	Fault        Fault          // OpDrillFault
 }
 
 // MessageType is TypeControlRequest.
@@ -37,6 +38,8 @@ func (r *ControlRequest) value() uint8 {
 		return uint8(r.Policy)
 	case OpSetLogLevel:
 		return uint8(r.LogLevel)
+	case OpCheckpoint:
+		return uint8(r.Checkpoint)
 	}
 	return 0
 }
@@ -98,6 +101,8 @@ func (r *ControlRequest) DecodePayload(p []byte) error {
 		r.Policy = Policy(value)
 	case OpSetLogLevel:
 		r.LogLevel = LogLevel(value)
+	case OpCheckpoint:
+		r.Checkpoint = CheckpointKind(value)
 	case OpDrillFault:
 		r.Fault = Fault{Kind: string(kind), Probability: prob, LatencyMicros: lat, JitterMicros: jit, Offset: off}
 	}
@@ -124,6 +129,10 @@ func (r *ControlRequest) Validate() (ControlCode, error) {
 	case OpSetLogLevel:
 		if r.LogLevel < LogDebug || r.LogLevel > LogError {
 			return ControlInvalidArgument, fmt.Errorf("log level %d: want 1 (debug), 2 (info), 3 (warn) or 4 (error)", uint8(r.LogLevel))
+		}
+	case OpCheckpoint:
+		if r.Checkpoint < CheckpointFull || r.Checkpoint > CheckpointDifferential {
+			return ControlInvalidArgument, fmt.Errorf("checkpoint kind %d: want 1 (full), 2 (incremental) or 3 (differential)", uint8(r.Checkpoint))
 		}
 	case OpDrillFault:
 		if r.Backend.Index() < 0 {

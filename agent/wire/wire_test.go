@@ -253,6 +253,9 @@ func TestControlValidate(t *testing.T) {
 		{ControlRequest{Op: OpSetPolicy, Policy: 4}, ControlInvalidArgument},
 		{ControlRequest{Op: OpSetLogLevel, LogLevel: LogError}, ControlOK},
 		{ControlRequest{Op: OpSetLogLevel}, ControlInvalidArgument},
+		{ControlRequest{Op: OpCheckpoint, Checkpoint: CheckpointIncremental}, ControlOK},
+		{ControlRequest{Op: OpCheckpoint}, ControlInvalidArgument},
+		{ControlRequest{Op: OpCheckpoint, Checkpoint: 4}, ControlInvalidArgument},
 		{ControlRequest{Op: OpDrillFault, Backend: Primary, Fault: Fault{Kind: "hang"}}, ControlOK},
 		{ControlRequest{Op: OpDrillFault, Backend: Primary, Fault: Fault{Kind: "none"}}, ControlOK},
 		{ControlRequest{Op: OpDrillFault, Backend: Primary, Fault: Fault{Kind: "melt"}}, ControlInvalidArgument},
@@ -260,7 +263,7 @@ func TestControlValidate(t *testing.T) {
 		{ControlRequest{Op: OpDrillFault, Backend: Shadow, Fault: Fault{Kind: "nan", Probability: 1.5}}, ControlInvalidArgument},
 		{ControlRequest{Op: OpDrillFault, Backend: Shadow, Fault: Fault{Kind: "wrong", Offset: float32(math.Inf(1))}}, ControlInvalidArgument},
 		{ControlRequest{Op: 0}, ControlUnknownOp},
-		{ControlRequest{Op: 7}, ControlUnknownOp},
+		{ControlRequest{Op: 8}, ControlUnknownOp},
 	}
 	for _, tc := range cases {
 		code, err := tc.req.Validate()
