@@ -3,12 +3,12 @@
 // vigil/v1/<vehicle>/{telemetry,logs} and the ingester answers on
 // vigil/v1/<vehicle>/ack. It is pure: no I/O, no clock.
 //
-// # Batch layout, version 2
+// # Batch layout, version 3
 //
 // All integers are big-endian.
 //
 //	0..3   magic "VGB\x00"
-//	4      format version (2)
+//	4      format version (3; Decode also reads 2)
 //	5      compression: 0 none, 1 flate (RFC 1951)
 //	6      vehicle id length V (1..64), then V bytes
 //	.      stream name length S (1..64), then S bytes
@@ -17,6 +17,12 @@
 //	       vehicle's store is moved aside and started afresh, so a record
 //	       is named by (vehicle, store, stream, seq)
 //	.      boot (uint32): the uploading store's boot when the batch was built
+//	.      parent store (uint64; 0 = none): the store this one was restored
+//	       from, when the batch holds records written after the restore
+//	.      parent last (uint64): the highest seq of this stream the parent
+//	       store had in the checkpoint this store was restored from
+//	.      checkpoint id length C (0..64), then C bytes: that checkpoint
+//	       (manifest.ValidID when C > 0)
 //	.      first seq, last seq (uint64 each)
 //	.      record count (uint32) = last - first + 1
 //	.      body length before compression (uint32)
@@ -30,7 +36,16 @@
 //	seq (uint64), kind (uint8), boot (uint32), mono ns (int64),
 //	wall Unix ns (int64), payload length (uint32), payload
 //
-// Version 1 had no store; Decode refuses it (ErrVersion).
+// The lineage (parent store, parent last, checkpoint) is all zero, or
+// names a parent other than the store and a valid checkpoint id, and then
+// the batch's records all come after parent last: a store restored from
+// a checkpoint is a new incarnation whose sequence numbers continue the
+// parent's (docs/fleet.md, "Restored vehicles"); records it holds up to
+// parent last are the parent's and go under the parent's store id, with
+// no lineage. A batch never holds both.
+//
+// Version 2 is version 3 without the lineage (Decode reads it with the
+// lineage zero). Version 1 had no store; Decode refuses it (ErrVersion).
 //
 // A batch covers one contiguous range of one stream: seq of record i is
 // first + i. Holes left by eviction fall between batches, never inside one;
@@ -52,12 +67,16 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
 	"github.com/vigil-av/vigil/storage/record"
 )
 
-// Version is the batch format version Encode writes and Decode accepts.
-// Version 1 (no store id) is refused.
-const Version = 2
+// Version is the batch format version Encode writes. Decode accepts it
+// and MinVersion; version 1 (no store id) is refused.
+const Version = 3
+
+// MinVersion is the oldest version Decode accepts: 2, without lineage.
+const MinVersion = 2
 
 // Magic starts every batch.
 const Magic = "VGB\x00"
@@ -103,12 +122,21 @@ type Header struct {
 	Stream      string
 	Store       uint64 // the uploading store's incarnation id; never 0
 	Boot        uint32
-	FirstSeq    uint64
-	LastSeq     uint64
-	Count       uint32
-	BodyLen     uint32 // uncompressed
-	StoredLen   uint32 // as carried
-	Checksum    uint32 // CRC-32C of the header before it and the uncompressed body
+	// Parent, ParentLast and Checkpoint are the lineage of a restored
+	// store (version 3): the store it was restored from, the highest
+	// seq of this stream that store had in the checkpoint, and the
+	// checkpoint's id. All zero for a store that was never restored and
+	// for the parent's records a restored store uploads under Parent's
+	// id.
+	Parent     uint64
+	ParentLast uint64
+	Checkpoint string
+	FirstSeq   uint64
+	LastSeq    uint64
+	Count      uint32
+	BodyLen    uint32 // uncompressed
+	StoredLen  uint32 // as carried
+	Checksum   uint32 // CRC-32C of the header before it and the uncompressed body
 }
 
 // Record is one telemetry record inside a batch: record.Record without
@@ -172,8 +200,10 @@ func ValidName(s string) bool {
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Encode encodes records, which must be contiguous and in seq order, under
-// hdr's vehicle, stream, store, boot and compression. A zero store is
-// ErrInvalid. It fills in the range and
+// hdr's vehicle, stream, store, boot, lineage and compression. A zero
+// store, or a lineage that is not all zero yet names no parent, the
+// store itself or no valid checkpoint, or that the first record does not
+// come after, is ErrInvalid. It fills in the range and
 // the lengths. Flate falls back to None when compressing does not shrink
 // the body, so the encoded size never exceeds the uncompressed one by more
 // than the header.
@@ -182,6 +212,9 @@ func Encode(hdr Header, records []Record) ([]byte, error) {
 		return nil, ErrEmpty
 	}
 	if err := checkHeader(hdr); err != nil {
+		return nil, err
+	}
+	if err := checkAfterParent(hdr, records[0].Seq); err != nil {
 		return nil, err
 	}
 	if uint64(len(records)) > 1<<32-1 {
@@ -228,6 +261,31 @@ func checkHeader(hdr Header) error {
 	if hdr.Compression != None && hdr.Compression != Flate {
 		return fmt.Errorf("%w: %v", ErrCompression, hdr.Compression)
 	}
+	return checkLineage(hdr)
+}
+
+// checkLineage checks that hdr's lineage is all zero or names a parent
+// other than the store and a valid checkpoint.
+func checkLineage(hdr Header) error {
+	switch {
+	case hdr.Parent == 0 && hdr.ParentLast == 0 && hdr.Checkpoint == "":
+		return nil
+	case hdr.Parent == 0:
+		return fmt.Errorf("%w: lineage without a parent store (parent last %d, checkpoint %q)", ErrInvalid, hdr.ParentLast, hdr.Checkpoint)
+	case hdr.Parent == hdr.Store:
+		return fmt.Errorf("%w: parent store %016x is the store itself", ErrInvalid, hdr.Parent)
+	case len(hdr.Checkpoint) > maxName || !manifest.ValidID(hdr.Checkpoint):
+		return fmt.Errorf("%w: checkpoint id %q", ErrInvalid, hdr.Checkpoint)
+	}
+	return nil
+}
+
+// checkAfterParent checks that a batch with a lineage starts after its
+// parent last.
+func checkAfterParent(hdr Header, first uint64) error {
+	if hdr.Parent != 0 && first <= hdr.ParentLast {
+		return fmt.Errorf("%w: seq %d is the parent's (parent last %d): a batch with a lineage holds only later records", ErrInvalid, first, hdr.ParentLast)
+	}
 	return nil
 }
 
@@ -259,7 +317,7 @@ func seal(hdr Header, body, c []byte, limit int) ([]byte, Header, int) {
 		}
 	}
 	hdr.StoredLen = uint32(len(stored))
-	size := headerLen(hdr.Vehicle, hdr.Stream) + len(stored)
+	size := headerLen(hdr.Vehicle, hdr.Stream, hdr.Checkpoint) + len(stored)
 	if size > limit {
 		return nil, hdr, size
 	}
@@ -284,6 +342,8 @@ func appendRecord(b []byte, seq uint64, kind record.Kind, boot uint32, mono time
 	return append(b, payload...)
 }
 
+// appendHeaderNoCRC appends h's header up to the checksum, in the layout
+// of h.Version (the lineage only from version 3).
 func appendHeaderNoCRC(b []byte, h Header) []byte {
 	b = append(b, Magic...)
 	b = append(b, h.Version, byte(h.Compression), byte(len(h.Vehicle)))
@@ -292,6 +352,12 @@ func appendHeaderNoCRC(b []byte, h Header) []byte {
 	b = append(b, h.Stream...)
 	b = binary.BigEndian.AppendUint64(b, h.Store)
 	b = binary.BigEndian.AppendUint32(b, h.Boot)
+	if h.Version >= 3 {
+		b = binary.BigEndian.AppendUint64(b, h.Parent)
+		b = binary.BigEndian.AppendUint64(b, h.ParentLast)
+		b = append(b, byte(len(h.Checkpoint)))
+		b = append(b, h.Checkpoint...)
+	}
 	b = binary.BigEndian.AppendUint64(b, h.FirstSeq)
 	b = binary.BigEndian.AppendUint64(b, h.LastSeq)
 	b = binary.BigEndian.AppendUint32(b, h.Count)

@@ -65,8 +65,8 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Compression == None && len(b) != headerLen("veh-1", "inference")+int(h.BodyLen) {
-				t.Errorf("batch of %d bytes, body %d: headerLen says %d", len(b), h.BodyLen, headerLen("veh-1", "inference"))
+			if h.Compression == None && len(b) != headerLen("veh-1", "inference", "")+int(h.BodyLen) {
+				t.Errorf("batch of %d bytes, body %d: headerLen says %d", len(b), h.BodyLen, headerLen("veh-1", "inference", ""))
 			}
 			first, last := c.recs[0].Seq, c.recs[len(c.recs)-1].Seq
 			if h.Vehicle != "veh-1" || h.Stream != "inference" || h.Store != store || h.Boot != 4 || h.FirstSeq != first ||
@@ -188,7 +188,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"magic", with(func(b []byte) []byte { b[0] = 'X'; return b }), ErrBadMagic},
 		{"json", []byte(`{"hello":"world"}`), ErrBadMagic},
 		{"version 1", with(func(b []byte) []byte { b[4] = 1; return b }), ErrVersion},
-		{"version 3", with(func(b []byte) []byte { b[4] = 3; return b }), ErrVersion},
+		{"version 4", with(func(b []byte) []byte { b[4] = 4; return b }), ErrVersion},
 		{"store zero", with(func(b []byte) []byte { clear(b[storeAt : storeAt+8]); return b }), ErrInvalid},
 		{"store bit flip", with(func(b []byte) []byte { b[storeAt+7] ^= 1; return b }), ErrChecksum},
 		{"compression", with(func(b []byte) []byte { b[5] = 7; return b }), ErrCompression},

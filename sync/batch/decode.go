@@ -76,7 +76,7 @@ func parseHeader(b []byte) (Header, int, error) {
 	if string(b[:4]) != Magic {
 		return h, 0, fmt.Errorf("%w: % x", ErrBadMagic, b[:4])
 	}
-	if b[4] != Version {
+	if b[4] < MinVersion || b[4] > Version {
 		return h, 0, fmt.Errorf("%w: %d", ErrVersion, b[4])
 	}
 	h.Version = b[4]
@@ -108,27 +108,51 @@ func parseHeader(b []byte) (Header, int, error) {
 	if h.Stream, err = name("stream"); err != nil {
 		return Header{}, 0, err
 	}
-	const fixed = 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4
-	if len(b)-p < fixed {
+	if len(b)-p < 8+4 {
 		return Header{}, 0, fmt.Errorf("%w: header", ErrTruncated)
 	}
 	h.Store = binary.BigEndian.Uint64(b[p:])
 	h.Boot = binary.BigEndian.Uint32(b[p+8:])
-	h.FirstSeq = binary.BigEndian.Uint64(b[p+12:])
-	h.LastSeq = binary.BigEndian.Uint64(b[p+20:])
-	h.Count = binary.BigEndian.Uint32(b[p+28:])
-	h.BodyLen = binary.BigEndian.Uint32(b[p+32:])
-	h.StoredLen = binary.BigEndian.Uint32(b[p+36:])
-	h.Checksum = binary.BigEndian.Uint32(b[p+40:])
-	p += fixed
+	p += 8 + 4
 	if h.Store == 0 {
 		return Header{}, 0, fmt.Errorf("%w: store id 0", ErrInvalid)
 	}
+	if h.Version >= 3 {
+		if len(b)-p < 8+8+1 {
+			return Header{}, 0, fmt.Errorf("%w: in the lineage", ErrTruncated)
+		}
+		h.Parent = binary.BigEndian.Uint64(b[p:])
+		h.ParentLast = binary.BigEndian.Uint64(b[p+8:])
+		l := int(b[p+16])
+		p += 8 + 8 + 1
+		if len(b)-p < l {
+			return Header{}, 0, fmt.Errorf("%w: in the checkpoint id", ErrTruncated)
+		}
+		h.Checkpoint = string(b[p : p+l])
+		p += l
+		if err := checkLineage(h); err != nil {
+			return Header{}, 0, err
+		}
+	}
+	const fixed = 8 + 8 + 4 + 4 + 4 + 4
+	if len(b)-p < fixed {
+		return Header{}, 0, fmt.Errorf("%w: header", ErrTruncated)
+	}
+	h.FirstSeq = binary.BigEndian.Uint64(b[p:])
+	h.LastSeq = binary.BigEndian.Uint64(b[p+8:])
+	h.Count = binary.BigEndian.Uint32(b[p+16:])
+	h.BodyLen = binary.BigEndian.Uint32(b[p+20:])
+	h.StoredLen = binary.BigEndian.Uint32(b[p+24:])
+	h.Checksum = binary.BigEndian.Uint32(b[p+28:])
+	p += fixed
 	if h.FirstSeq == 0 || h.LastSeq < h.FirstSeq {
 		return Header{}, 0, fmt.Errorf("%w: range [%d, %d]", ErrInvalid, h.FirstSeq, h.LastSeq)
 	}
 	if h.Count == 0 || h.LastSeq-h.FirstSeq != uint64(h.Count)-1 {
 		return Header{}, 0, fmt.Errorf("%w: %d records for range [%d, %d]", ErrCount, h.Count, h.FirstSeq, h.LastSeq)
+	}
+	if err := checkAfterParent(h, h.FirstSeq); err != nil {
+		return Header{}, 0, err
 	}
 	return h, p, nil
 }

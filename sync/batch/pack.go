@@ -19,8 +19,16 @@ type Packer struct {
 	// StoreID), carried in every header. It must be set: Pack and Next
 	// refuse a zero Store (ErrInvalid), since the cloud keys records on
 	// it.
-	Store       uint64
-	Boot        uint32 // the uploading store's boot
+	Store uint64
+	Boot  uint32 // the uploading store's boot
+	// Parent, ParentLast and Checkpoint are the lineage every batch
+	// carries (Header's fields of the same names): set them, for one
+	// stream, to pack a restored store's records after ParentLast; leave
+	// them zero otherwise. Pack refuses records at or below ParentLast
+	// under a lineage (ErrInvalid).
+	Parent      uint64
+	ParentLast  uint64
+	Checkpoint  string
 	Compression Compression
 	// MaxPayload bounds the encoded batch (the MQTT payload); 0 means
 	// DefaultMaxPayload.
@@ -72,16 +80,17 @@ func (p Packer) checkStore() error {
 	return nil
 }
 
-// headerLen is the encoded header size for a vehicle and stream.
-func headerLen(vehicle, stream string) int {
-	return len(Magic) + 3 + len(vehicle) + 1 + len(stream) + 8 + 4 + 8 + 8 + 4 + 4 + 4 + 4
+// headerLen is the encoded header size (version 3) for a vehicle,
+// stream and checkpoint id.
+func headerLen(vehicle, stream, checkpoint string) int {
+	return len(Magic) + 3 + len(vehicle) + 1 + len(stream) + 8 + 4 + 8 + 8 + 1 + len(checkpoint) + 8 + 8 + 4 + 4 + 4 + 4
 }
 
 // MaxRecordPayload is the largest payload one record of stream may have
 // and still fit in a batch on its own, uncompressed.
 func (p Packer) MaxRecordPayload(stream string) int {
 	maxPayload, maxBody, _ := p.limits()
-	return min(maxPayload-headerLen(p.Vehicle, stream), maxBody) - RecordOverhead
+	return min(maxPayload-headerLen(p.Vehicle, stream, p.Checkpoint), maxBody) - RecordOverhead
 }
 
 // Pack encodes as many whole records from the front of records as fit in
@@ -97,7 +106,7 @@ func (p Packer) Pack(stream string, records []record.Record) ([]byte, Header, in
 		return nil, Header{}, 0, ErrEmpty
 	}
 	maxPayload, maxBody, maxRecords := p.limits()
-	if sz := RecordOverhead + len(records[0].Payload); sz > maxBody || headerLen(p.Vehicle, stream)+sz > maxPayload {
+	if sz := RecordOverhead + len(records[0].Payload); sz > maxBody || headerLen(p.Vehicle, stream, p.Checkpoint)+sz > maxPayload {
 		return nil, Header{}, 0, &TooLargeError{Stream: stream, Seq: records[0].Seq, Payload: len(records[0].Payload), Max: p.MaxRecordPayload(stream)}
 	}
 	n, body := 0, 0
@@ -110,14 +119,18 @@ func (p Packer) Pack(stream string, records []record.Record) ([]byte, Header, in
 			return nil, Header{}, 0, fmt.Errorf("%w: seq 0", ErrSequence)
 		}
 		sz := RecordOverhead + len(r.Payload)
-		if body+sz > maxBody || (p.Compression == None && headerLen(p.Vehicle, stream)+body+sz > maxPayload) {
+		if body+sz > maxBody || (p.Compression == None && headerLen(p.Vehicle, stream, p.Checkpoint)+body+sz > maxPayload) {
 			break
 		}
 		body += sz
 		n++
 	}
-	hdr := Header{Vehicle: p.Vehicle, Stream: stream, Store: p.Store, Boot: p.Boot, Compression: p.Compression}
+	hdr := Header{Vehicle: p.Vehicle, Stream: stream, Store: p.Store, Boot: p.Boot, Compression: p.Compression,
+		Parent: p.Parent, ParentLast: p.ParentLast, Checkpoint: p.Checkpoint}
 	if err := checkHeader(hdr); err != nil {
+		return nil, Header{}, 0, err
+	}
+	if err := checkAfterParent(hdr, records[0].Seq); err != nil {
 		return nil, Header{}, 0, err
 	}
 	if uint64(n) > 1<<32-1 || uint64(body) > 1<<32-1 {
@@ -138,7 +151,7 @@ func (p Packer) Pack(stream string, records []record.Record) ([]byte, Header, in
 		// chunk aims each chunk at half of the room left, so that only
 		// a chunk twice as bad overshoots; when one does, the loop below
 		// takes over from a guess.
-		limit := maxPayload - headerLen(p.Vehicle, stream) - closeSlack
+		limit := maxPayload - headerLen(p.Vehicle, stream, p.Checkpoint) - closeSlack
 		upTo, guess := n, n
 		for _, aim := range []float64{1, 0.5} {
 			m, c, over := d.deflateUpTo(rb, upTo, limit, aim)

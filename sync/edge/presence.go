@@ -29,6 +29,21 @@ func (u *Uploader) onIngestStatus(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
+// heads is the heartbeat's heads: each stream's highest durable sequence
+// number (durableHigh), for at most presence.MaxHeads streams.
+func (u *Uploader) heads() map[string]uint64 {
+	heads := make(map[string]uint64)
+	for _, name := range u.outbox.Streams() {
+		if len(heads) == presence.MaxHeads {
+			break
+		}
+		if high, ok := u.durableHigh(name); ok {
+			heads[name] = high
+		}
+	}
+	return heads
+}
+
 // heartbeatLoop publishes the heartbeat at once on each connection
 // (onConnect signals beatNow) and every HeartbeatInterval while
 // connected.
@@ -49,7 +64,7 @@ func (u *Uploader) heartbeatLoop(tick clock.Ticker) {
 		seq++
 		now := u.clock.Now()
 		hb := presence.Heartbeat{Vehicle: u.cfg.Vehicle, Boot: u.cfg.Boot, Seq: seq, Wall: now,
-			Mono: now.Sub(u.started), Interval: u.cfg.HeartbeatInterval}
+			Mono: now.Sub(u.started), Interval: u.cfg.HeartbeatInterval, Store: u.outbox.StoreID(), Heads: u.heads()}
 		raw, err := hb.Encode()
 		if err != nil { // the configuration was checked: it cannot
 			u.log.Error("encode heartbeat", zap.Error(err))

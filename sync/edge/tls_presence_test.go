@@ -15,7 +15,8 @@ import (
 // TestTLSPresenceUnderACL: under mqtttest.FleetACL, the ingester's
 // online status reaches the vehicle (which then sends its lost window
 // again at once: its ack timeout is an hour), and the operator's
-// identity reads the vehicle's retained heartbeat.
+// identity reads the vehicle's retained heartbeat, with the store it
+// uploads from and its heads.
 func TestTLSPresenceUnderACL(t *testing.T) {
 	r, pki := tlsRig(t)
 	r.appendN(storage.StreamEvents, 200)
@@ -54,6 +55,10 @@ func TestTLSPresenceUnderACL(t *testing.T) {
 		hb, err := presence.DecodeHeartbeat(raw)
 		if err != nil || hb.Vehicle != vehicle || hb.Interval != 100*time.Millisecond || hb.Boot != r.store.Boot() {
 			t.Fatalf("heartbeat %s: %+v, %v", raw, hb, err)
+		}
+		// The store it uploads from and its heads, every stream's.
+		if hb.Store != r.store.StoreID() || len(hb.Heads) != len(r.store.Streams()) || hb.Heads[storage.StreamEvents] != r.store.Stream(storage.StreamEvents).Durable() || hb.Heads[storage.StreamEvents] < 200 {
+			t.Errorf("heartbeat %s: store %016x, heads %v; the store is %016x", raw, hb.Store, hb.Heads, r.store.StoreID())
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the operator read no heartbeat")
