@@ -103,7 +103,7 @@ func (c *Catalog) Raw(vehicle, store, id string) ([]byte, error) {
 // manifest that does not parse, or names another vehicle, store or id
 // than its file, is an error naming the file.
 func (c *Catalog) Manifests(vehicle string) ([]*manifest.Manifest, error) {
-	if !validName(vehicle) {
+	if !ValidVehicle(vehicle) {
 		return nil, fmt.Errorf("vehicle %q: not a vehicle name", vehicle)
 	}
 	vdir := filepath.Join(c.root, vehicle)
@@ -155,7 +155,7 @@ func (c *Catalog) Vehicles() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(vs, func(v string) bool { return !validName(v) }), nil
+	return slices.DeleteFunc(vs, func(v string) bool { return !ValidVehicle(v) }), nil
 }
 
 // Delete removes checkpoint id from the catalog (not its chunks); an
@@ -205,7 +205,7 @@ func readDirs(dir string) ([]string, error) {
 // safe as a path element.
 func checkParts(vehicle, store, id string) error {
 	switch {
-	case !validName(vehicle):
+	case !ValidVehicle(vehicle):
 		return fmt.Errorf("vehicle %q: not a vehicle name (1 to 64 of a-z A-Z 0-9 _ - ., not starting with .)", vehicle)
 	case len(store) != 16 || !isHex(store):
 		return fmt.Errorf("store id %q: not 16 hex digits", store)
@@ -215,10 +215,11 @@ func checkParts(vehicle, store, id string) error {
 	return nil
 }
 
-// validName is the vehicle name rule of the telemetry link (batch
-// names): 1 to 64 bytes of a-z, A-Z, 0-9, '_', '-' and '.', not starting
-// with '.'.
-func validName(s string) bool {
+// ValidVehicle says whether s can name a vehicle in the catalog: the
+// vehicle name rule of the telemetry link (batch names), 1 to 64 bytes of
+// a-z, A-Z, 0-9, '_', '-' and '.', not starting with '.', so safe as a
+// directory name.
+func ValidVehicle(s string) bool {
 	if s == "" || len(s) > 64 || s[0] == '.' {
 		return false
 	}

@@ -37,7 +37,9 @@ func (d *Dir) Path(sum string) string { return filepath.Join(d.root, sum[:2], su
 
 // Put stores data as sum: written to a hidden temporary file beside its
 // name, synced, renamed and the directory synced. A blob already stored
-// is left as it is.
+// is not rewritten, but its modification time becomes now: List's mod
+// is when a blob was last put, so a prune's grace period spares a chunk
+// that an upload in progress shares with a checkpoint just deleted.
 func (d *Dir) Put(ctx context.Context, sum string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -50,6 +52,10 @@ func (d *Dir) Put(ctx context.Context, sum string, data []byte) error {
 	}
 	path := d.Path(sum)
 	if _, err := os.Stat(path); err == nil {
+		now := time.Now()
+		if err := os.Chtimes(path, now, now); err != nil {
+			return fmt.Errorf("blob %s: %w", sum, err)
+		}
 		return nil
 	}
 	if err := mkdirAll(filepath.Dir(path)); err != nil {

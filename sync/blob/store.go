@@ -15,7 +15,7 @@ import (
 type Store interface {
 	// Put stores data as sum. It refuses (ErrHash) a sum that is not a
 	// SHA-256 in lower-case hex or not data's; an existing blob is not
-	// rewritten.
+	// rewritten, but counts as put now (List's mod).
 	Put(ctx context.Context, sum string, data []byte) error
 	// Get returns the blob's bytes as stored (Verify re-hashes them);
 	// ErrNotFound, wrapped, when it is absent.
@@ -25,7 +25,7 @@ type Store interface {
 	// Delete removes the blob; an absent blob is no error.
 	Delete(ctx context.Context, sum string) error
 	// List calls fn for every blob (in no promised order) with its size
-	// and when it was stored; an error from fn stops it and is returned.
+	// and when it was last put; an error from fn stops it and is returned.
 	List(ctx context.Context, fn func(sum string, size int64, mod time.Time) error) error
 }
 
