@@ -37,6 +37,7 @@ var suites = []suite{
 	{"storage", "telemetry ingest through the storage package (group commit) vs raw Badger WriteBatch + one Sync", runStorage},
 	{"failover", "the three models through the router and watchdog at a frame rate, with faults injected on a schedule", runFailover},
 	{"socket", "a frame through the socket protocol and a trivial handler vs a bare Unix-socket echo; request rate", runSocket},
+	{"checkpoint", "full, incremental and differential checkpoints under ingest vs a bare backup stream; upload, export and verified restore", runCheckpoint},
 	{"sync", "an offline backlog drained over MQTT by the edge uploader into ingester and sink vs bare QoS 1 publishes of the same batches", runSync},
 }
 

@@ -3,22 +3,18 @@ package checkpoint
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4/pb"
-	kflate "github.com/klauspost/compress/flate"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
@@ -31,7 +27,7 @@ const rawChunkBytes = MaxChunkBytes - 1<<10
 
 // level is the deflate level, the one sync/batch compresses batches at
 // (klauspost's encoder; any inflater reads it).
-const level = 5
+const level = 1
 
 // bitDelete is Badger's tombstone bit in a KV's meta (badger's
 // structs.go); a restore applies tombstones, so the manifest must too.
@@ -170,11 +166,11 @@ type taken struct {
 
 // write runs the backup into chunk files in dir.
 func write(ctx context.Context, store *storage.Store, dir string, since uint64) (*taken, error) {
-	cw := &chunkWriter{dir: dir, whole: sha256.New()}
 	fp := &frameParser{delta: map[uint8]*seqSet{}}
-	info, err := store.Backup(&ctxWriter{ctx: ctx, w: io.MultiWriter(cw, fp)}, since)
-	if err == nil {
-		err = cw.flush()
+	cw := newChunkWriter(dir, fp)
+	info, err := store.Backup(&ctxWriter{ctx: ctx, w: cw}, since)
+	if ferr := cw.finish(); err == nil {
+		err = ferr
 	}
 	if err == nil {
 		err = fp.finish()
@@ -252,120 +248,130 @@ func (c *ctxWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-// chunkWriter cuts the backup stream into compressed, hashed chunk files.
-type chunkWriter struct {
-	dir    string
-	buf    []byte
-	whole  hash.Hash
-	fw     *kflate.Writer
-	out    bytes.Buffer
-	raw    int64
-	bytes  int64
-	chunks []Chunk
-}
-
-func (c *chunkWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	c.whole.Write(p)
-	c.raw += int64(n)
-	for len(p) > 0 {
-		k := min(len(p), rawChunkBytes-len(c.buf))
-		c.buf = append(c.buf, p[:k]...)
-		p = p[k:]
-		if len(c.buf) == rawChunkBytes {
-			if err := c.flush(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return n, nil
-}
-
-// flush writes the buffered part of the stream as the next chunk.
-func (c *chunkWriter) flush() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	c.out.Reset()
-	if c.fw == nil {
-		fw, err := kflate.NewWriter(&c.out, level)
-		if err != nil {
-			return err
-		}
-		c.fw = fw
-	} else {
-		c.fw.Reset(&c.out)
-	}
-	if _, err := c.fw.Write(c.buf); err != nil {
-		return err
-	}
-	if err := c.fw.Close(); err != nil {
-		return err
-	}
-	if c.out.Len() > MaxChunkBytes {
-		return fmt.Errorf("chunk %d compressed to %d bytes, over %d", len(c.chunks), c.out.Len(), MaxChunkBytes)
-	}
-	name := manifest.ChunkName(len(c.chunks))
-	if err := writeFileSync(filepath.Join(c.dir, name), c.out.Bytes()); err != nil {
-		return err
-	}
-	sum := sha256.Sum256(c.out.Bytes())
-	c.chunks = append(c.chunks, Chunk{Name: name, Bytes: int64(c.out.Len()), SHA256: hex.EncodeToString(sum[:])})
-	c.bytes += int64(c.out.Len())
-	c.buf = c.buf[:0]
-	return nil
-}
-
 // frameParser reads Badger's backup frames (a little-endian uint64
-// length, then a protobuf KVList) and notes the records they hold.
+// length, then a protobuf KVList) and notes the records they hold. It
+// decodes only what it needs (each KV's key and meta) with protowire,
+// skipping the values, and parses whole frames in place: only a frame
+// cut by the end of a write is copied.
 type frameParser struct {
 	buf     []byte
 	entries uint64
 	delta   map[uint8]*seqSet
+	prev    []byte // the previous KV's key, a copy
 }
 
 func (f *frameParser) Write(p []byte) (int, error) {
-	f.buf = append(f.buf, p...)
-	for len(f.buf) >= 8 {
+	n := len(p)
+	if len(f.buf) > 0 {
+		// Complete the frame the last write cut.
+		if len(f.buf) < 8 {
+			k := min(8-len(f.buf), len(p))
+			f.buf, p = append(f.buf, p[:k]...), p[k:]
+			if len(f.buf) < 8 {
+				return n, nil
+			}
+		}
 		sz := binary.LittleEndian.Uint64(f.buf)
-		if uint64(len(f.buf)-8) < sz {
+		need := 8 + sz - uint64(len(f.buf))
+		if uint64(len(p)) < need {
+			f.buf = append(f.buf, p...)
+			return n, nil
+		}
+		f.buf, p = append(f.buf, p[:need]...), p[need:]
+		if err := f.frame(f.buf[8:]); err != nil {
+			return 0, err
+		}
+		f.buf = f.buf[:0]
+	}
+	for len(p) >= 8 {
+		sz := binary.LittleEndian.Uint64(p)
+		if uint64(len(p)-8) < sz {
 			break
 		}
-		var list pb.KVList
-		if err := proto.Unmarshal(f.buf[8:8+sz], &list); err != nil {
-			return 0, fmt.Errorf("parse backup frame: %w", err)
+		if err := f.frame(p[8 : 8+sz]); err != nil {
+			return 0, err
 		}
-		f.add(&list)
-		f.buf = f.buf[8+sz:]
+		p = p[8+sz:]
 	}
-	if len(f.buf) == 0 {
-		f.buf = nil
-	}
-	return len(p), nil
+	f.buf = append(f.buf, p...)
+	return n, nil
 }
 
-func (f *frameParser) add(list *pb.KVList) {
-	var prev []byte
-	for _, kv := range list.Kv {
-		f.entries++
-		// A key's versions come newest first; the newest decides.
-		newest := !bytes.Equal(kv.Key, prev)
-		prev = kv.Key
-		id, seq, ok := storage.ParseRecordKey(kv.Key)
-		if !ok || !newest {
+// frame parses one KVList.
+func (f *frameParser) frame(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("parse backup frame: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			kv, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return fmt.Errorf("parse backup frame: %w", protowire.ParseError(n))
+			}
+			if err := f.kv(kv); err != nil {
+				return err
+			}
+			b = b[n:]
 			continue
 		}
-		s := f.delta[id]
-		if s == nil {
-			s = &seqSet{}
-			f.delta[id] = s
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return fmt.Errorf("parse backup frame: %w", protowire.ParseError(n))
 		}
-		if len(kv.Meta) > 0 && kv.Meta[0]&bitDelete != 0 {
-			s.deleted = append(s.deleted, seq)
-		} else {
-			s.added = append(s.added, seq)
-		}
+		b = b[n:]
 	}
+	return nil
+}
+
+// kv notes one KV: its key (field 1) and meta (field 6).
+func (f *frameParser) kv(b []byte) error {
+	var key, meta []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("parse backup KV: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if (num == 1 || num == 6) && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return fmt.Errorf("parse backup KV: %w", protowire.ParseError(n))
+			}
+			if num == 1 {
+				key = v
+			} else {
+				meta = v
+			}
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return fmt.Errorf("parse backup KV: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	f.entries++
+	// A key's versions come newest first; the newest decides.
+	newest := !bytes.Equal(key, f.prev)
+	f.prev = append(f.prev[:0], key...)
+	id, seq, ok := storage.ParseRecordKey(key)
+	if !ok || !newest {
+		return nil
+	}
+	s := f.delta[id]
+	if s == nil {
+		s = &seqSet{}
+		f.delta[id] = s
+	}
+	if len(meta) > 0 && meta[0]&bitDelete != 0 {
+		s.deleted = append(s.deleted, seq)
+	} else {
+		s.added = append(s.added, seq)
+	}
+	return nil
 }
 
 func (f *frameParser) finish() error {

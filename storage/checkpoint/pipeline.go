@@ -1,0 +1,218 @@
+package checkpoint
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	kflate "github.com/klauspost/compress/flate"
+
+	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
+)
+
+// chunkWriter cuts the backup stream into compressed, hashed chunk files.
+// Badger's backup goroutine only copies into the current part: the parts
+// are compressed by a pool of workers, one per CPU, while a sequencer
+// takes them in order, hashes the stream, feeds the frame parser, and
+// writes and fsyncs each chunk file. At most inflight parts are under
+// way; Write waits for room, so memory stays bounded.
+type chunkWriter struct {
+	dir    string
+	cur    []byte
+	free   chan []byte   // spare part buffers
+	work   chan *part    // to the compressors
+	order  chan *part    // to the sequencer, in stream order
+	done   chan struct{} // the sequencer has finished
+	fail   chan struct{} // closed on the first error
+	once   sync.Once
+	err    error // the first error; read after fail is closed
+	wg     sync.WaitGroup
+	syncs  chan chunkFile // chunks to write
+	syncWG sync.WaitGroup
+
+	// The sequencer's, read after done is closed.
+	whole  hash.Hash
+	parser io.Writer
+	raw    int64
+	bytes  int64
+	chunks []Chunk
+}
+
+// part is one chunk on its way: the raw bytes, then the compressed ones.
+type part struct {
+	raw   []byte
+	out   bytes.Buffer
+	sum   [sha256.Size]byte
+	err   error
+	ready chan struct{}
+}
+
+func newChunkWriter(dir string, parser io.Writer) *chunkWriter {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	inflight := 2*workers + 1
+	c := &chunkWriter{
+		dir: dir, parser: parser, whole: sha256.New(),
+		free:  make(chan []byte, inflight+1),
+		work:  make(chan *part, inflight),
+		order: make(chan *part, inflight),
+		done:  make(chan struct{}),
+		fail:  make(chan struct{}),
+	}
+	for range inflight + 1 {
+		c.free <- make([]byte, 0, rawChunkBytes)
+	}
+	c.cur = <-c.free
+	c.wg.Add(workers)
+	for range workers {
+		go c.compress()
+	}
+	c.syncs = make(chan chunkFile, writers)
+	c.syncWG.Add(writers)
+	for range writers {
+		go c.writeFiles()
+	}
+	go c.sequence()
+	return c
+}
+
+// writers is how many chunk files are created, written and fsynced at
+// once: creating a file and fsyncing it wait on the file system's
+// journal, which several files share, and the sequencer waits for
+// neither.
+const writers = 4
+
+// chunkFile is a chunk on its way to disk.
+type chunkFile struct {
+	name string
+	b    []byte
+}
+
+// writeFiles creates, writes, fsyncs and closes the chunk files.
+func (c *chunkWriter) writeFiles() {
+	defer c.syncWG.Done()
+	for cf := range c.syncs {
+		if err := writeFileSync(cf.name, cf.b); err != nil {
+			c.setErr(fmt.Errorf("chunk %s: %w", filepath.Base(cf.name), err))
+		}
+	}
+}
+
+func (c *chunkWriter) setErr(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.fail)
+	})
+}
+
+func (c *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), rawChunkBytes-len(c.cur))
+		c.cur = append(c.cur, p[:k]...)
+		p = p[k:]
+		if len(c.cur) == rawChunkBytes {
+			if err := c.submit(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// submit hands the current part to the pipeline and takes a spare buffer.
+func (c *chunkWriter) submit() error {
+	pt := &part{raw: c.cur, ready: make(chan struct{})}
+	select {
+	case c.order <- pt:
+	case <-c.fail:
+		return c.err
+	}
+	c.work <- pt // never blocks longer than a worker takes: work is as deep as order
+	select {
+	case c.cur = <-c.free:
+		return nil
+	case <-c.fail:
+		c.cur = nil
+		return c.err
+	}
+}
+
+// finish submits the last part, waits for every chunk to be written and
+// returns the first error.
+func (c *chunkWriter) finish() error {
+	if c.cur != nil && len(c.cur) > 0 {
+		c.submit()
+	}
+	close(c.order)
+	close(c.work)
+	<-c.done
+	c.wg.Wait()
+	close(c.syncs)
+	c.syncWG.Wait()
+	select {
+	case <-c.fail:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+func (c *chunkWriter) compress() {
+	defer c.wg.Done()
+	var fw *kflate.Writer
+	for pt := range c.work {
+		if fw == nil {
+			fw, pt.err = kflate.NewWriter(&pt.out, level)
+		} else {
+			fw.Reset(&pt.out)
+		}
+		if pt.err == nil {
+			_, pt.err = fw.Write(pt.raw)
+		}
+		if pt.err == nil {
+			pt.err = fw.Close()
+		}
+		if pt.err == nil && pt.out.Len() > MaxChunkBytes {
+			pt.err = fmt.Errorf("a chunk compressed to %d bytes, over %d", pt.out.Len(), MaxChunkBytes)
+		}
+		pt.sum = sha256.Sum256(pt.out.Bytes())
+		close(pt.ready)
+	}
+}
+
+// sequence takes the parts in order: hashes and parses the stream, writes
+// each chunk file, and recycles the buffers.
+func (c *chunkWriter) sequence() {
+	defer close(c.done)
+	for pt := range c.order {
+		<-pt.ready
+		select {
+		case <-c.fail:
+			continue // drain: the Take has failed
+		default:
+		}
+		err := pt.err
+		if err == nil {
+			c.whole.Write(pt.raw)
+			c.raw += int64(len(pt.raw))
+			_, err = c.parser.Write(pt.raw)
+		}
+		name := manifest.ChunkName(len(c.chunks))
+		if err == nil {
+			c.syncs <- chunkFile{filepath.Join(c.dir, name), pt.out.Bytes()}
+		}
+		if err != nil {
+			c.setErr(fmt.Errorf("chunk %s: %w", name, err))
+			continue
+		}
+		c.chunks = append(c.chunks, Chunk{Name: name, Bytes: int64(pt.out.Len()), SHA256: hex.EncodeToString(pt.sum[:])})
+		c.bytes += int64(pt.out.Len())
+		c.free <- pt.raw[:0]
+	}
+}
