@@ -15,6 +15,7 @@ import (
 //	m/last/<id:1>                  highest sequence number written
 //	m/cursor/<id:1>                highest sequence number acknowledged
 //	m/evict/<id:1>                 buckets an eviction is about to drop
+//	m/lineage                      a restored store's lineage (Reincarnate), JSON
 //	s/<key>                        small state (PutState, GetState)
 //
 // Integers are big-endian so that keys sort in numeric order. The bucket

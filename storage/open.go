@@ -223,6 +223,9 @@ func (s *Store) load(ctx context.Context) (err error) {
 	if err := db.View(func(txn *badger.Txn) error { return getU64Key(txn, keyID, &id) }); err != nil {
 		return unopenable("read store id: %w", err)
 	}
+	if err := s.loadLineage(db); err != nil {
+		return err
+	}
 	newID := id == 0 // a fresh store, or one an earlier build made
 	if newID {
 		if id, err = randomID(); err != nil {

@@ -26,7 +26,8 @@ type Store struct {
 
 	db       *badger.DB
 	boot     uint32
-	id       uint64 // incarnation id, fixed when the directory is created
+	id       uint64   // incarnation id, fixed when the directory is created
+	lineage  *Lineage // m/lineage: set when restored from a checkpoint
 	recovery *Recovery
 
 	streams []*Stream // every stream, configured or found on disk

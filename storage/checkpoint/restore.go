@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -24,6 +26,28 @@ type RestoreOptions struct {
 	// Badger returns the options to load with; nil means
 	// storage.BadgerOptions of storage.DefaultConfig.
 	Badger func(dir string) badger.Options
+	// Reincarnate makes the restored store a new incarnation of the
+	// checkpoint's (storage.Reincarnate): a new store id and a lineage
+	// naming the parent store, the checkpoint and each stream's last
+	// sequence number in it, written into the temporary directory before
+	// it is renamed into place. Without it the restore is a copy that
+	// keeps the parent's store id (for tests and benchmarks; a vehicle
+	// must never upload from one while the parent's records are in the
+	// cloud).
+	Reincarnate bool
+	// RestoredAt dates the lineage; zero means now.
+	RestoredAt time.Time
+}
+
+// Restored is what RestoreChain restored.
+type Restored struct {
+	// Chain is the chain restored, full first.
+	Chain []*Manifest
+	// Store is the restored store's id: a new one when reincarnated, the
+	// checkpoint's otherwise.
+	Store uint64
+	// Lineage is the restored store's lineage when reincarnated.
+	Lineage *storage.Lineage
 }
 
 // ErrTargetNotEmpty is returned when dataDir holds anything and Force is
@@ -37,6 +61,16 @@ var ErrTargetNotEmpty = errors.New("restore target is not empty")
 // records against at's manifest, and renames it into place; on any error
 // it leaves no target directory behind and a pre-existing one untouched.
 func Restore(ctx context.Context, chainDir, at, dataDir string, opts RestoreOptions) ([]*Manifest, error) {
+	r, err := RestoreChain(ctx, chainDir, at, dataDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.Chain, nil
+}
+
+// RestoreChain is Restore, returning the restored store's id and, with
+// opts.Reincarnate, its lineage as well.
+func RestoreChain(ctx context.Context, chainDir, at, dataDir string, opts RestoreOptions) (*Restored, error) {
 	chain, err := Chain(chainDir, at, opts.Vehicle)
 	if err != nil {
 		return nil, err
@@ -56,15 +90,39 @@ func Restore(ctx context.Context, chainDir, at, dataDir string, opts RestoreOpti
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, fmt.Errorf("restore %s: %w", last.ID, err)
 	}
-	if err := load(ctx, chainDir, chain, tmp, opts); err != nil {
+	r := &Restored{Chain: chain}
+	if r.Store, err = strconv.ParseUint(last.StoreID, 16, 64); err != nil || r.Store == 0 {
+		return nil, fmt.Errorf("%w: checkpoint %s: store id %q", ErrChain, last.ID, last.StoreID)
+	}
+	if opts.Reincarnate {
+		r.Lineage = lineageOf(last, opts.RestoredAt, r.Store)
+	}
+	id, err := load(ctx, chainDir, chain, tmp, opts, r.Lineage)
+	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
+	}
+	if r.Lineage != nil {
+		r.Store = id
 	}
 	if err := install(tmp, dataDir, last.ID); err != nil {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("restore %s: %w", last.ID, err)
 	}
-	return chain, nil
+	return r, nil
+}
+
+// lineageOf is the lineage of a store restored from m, the store parent's
+// checkpoint.
+func lineageOf(m *Manifest, at time.Time, parent uint64) *storage.Lineage {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	l := &storage.Lineage{Parent: parent, Checkpoint: m.ID, Vehicle: m.Vehicle, RestoredAt: at, ParentLast: map[string]uint64{}}
+	for _, s := range m.Streams {
+		l.ParentLast[s.Name] = s.Last()
+	}
+	return l
 }
 
 func checkEmpty(dir string) error {
@@ -82,8 +140,9 @@ func checkEmpty(dir string) error {
 }
 
 // load loads the chain into a fresh Badger directory and checks its
-// records against the last manifest.
-func load(ctx context.Context, chainDir string, chain []*Manifest, dir string, opts RestoreOptions) (err error) {
+// records against the last manifest; with a lineage, it then
+// reincarnates the store and returns its new id.
+func load(ctx context.Context, chainDir string, chain []*Manifest, dir string, opts RestoreOptions, l *storage.Lineage) (id uint64, err error) {
 	last := chain[len(chain)-1]
 	bopts := func(d string) badger.Options {
 		cfg := storage.DefaultConfig()
@@ -95,7 +154,7 @@ func load(ctx context.Context, chainDir string, chain []*Manifest, dir string, o
 	}
 	db, err := badger.Open(bopts(dir))
 	if err != nil {
-		return fmt.Errorf("restore %s: open %s: %w", last.ID, dir, err)
+		return 0, fmt.Errorf("restore %s: open %s: %w", last.ID, dir, err)
 	}
 	defer func() {
 		if cerr := db.Close(); err == nil && cerr != nil {
@@ -104,27 +163,32 @@ func load(ctx context.Context, chainDir string, chain []*Manifest, dir string, o
 	}()
 	for _, m := range chain {
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
 		if err := db.Load(manifest.Reader(manifest.Dir(chainDir), m), 256); err != nil {
-			return fmt.Errorf("restore: load checkpoint %s: %w", m.ID, err)
+			return 0, fmt.Errorf("restore: load checkpoint %s: %w", m.ID, err)
 		}
 	}
 	got, err := inventory(db, last.Streams)
 	if err != nil {
-		return fmt.Errorf("restore %s: count the records: %w", last.ID, err)
+		return 0, fmt.Errorf("restore %s: count the records: %w", last.ID, err)
 	}
 	for _, want := range last.Streams {
 		g := got[want.ID]
 		if g.Count != want.Count || !slices.Equal(g.Ranges, want.Ranges) {
-			return fmt.Errorf("%w: restore %s: stream %s holds %d records %v, the manifest says %d %v", ErrChain, last.ID, want.Name, g.Count, g.Ranges, want.Count, want.Ranges)
+			return 0, fmt.Errorf("%w: restore %s: stream %s holds %d records %v, the manifest says %d %v", ErrChain, last.ID, want.Name, g.Count, g.Ranges, want.Count, want.Ranges)
 		}
 		delete(got, want.ID)
 	}
 	for id, g := range got {
-		return fmt.Errorf("%w: restore %s: %d records of stream id %d that the manifest does not list", ErrChain, last.ID, g.Count, id)
+		return 0, fmt.Errorf("%w: restore %s: %d records of stream id %d that the manifest does not list", ErrChain, last.ID, g.Count, id)
 	}
-	return db.Sync()
+	if l != nil {
+		if id, err = storage.Reincarnate(db, *l); err != nil {
+			return 0, err
+		}
+	}
+	return id, db.Sync()
 }
 
 // inventory lists the records in db by stream id.
