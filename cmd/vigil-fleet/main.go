@@ -7,8 +7,8 @@
 // One file per subcommand, each a setup function in the subcommands
 // table of main.go: keygen.go, cmd.go (cmdlink.Sender), vehicles.go
 // (presence.Watch), ingest.go (ingest.Ingester into a sink.Sink),
-// report.go and compact.go (sink); broker.go holds the broker and TLS
-// flags they share.
+// report.go and compact.go (sink), checkpoint*.go (the checkpoint store,
+// sync/blob); broker.go holds the broker and TLS flags they share.
 package main
 
 import (
@@ -48,6 +48,18 @@ var subcommands = []subcommand{
 	{"compact", "--sink <dir>",
 		"Merge the one-file-per-batch layout that earlier versions of the ingester wrote (<first>-<last>.batch) into segment files, which the ingester now appends to (a file per stream per hour). Safe while ingesters run and after a crash mid-way: every record stays stored exactly once. Prints what it merged.",
 		setupCompact},
+	{"checkpoint list", "[--store-dir <dir>] [--vehicle <v>]",
+		"List the complete checkpoints in the fleet's checkpoint store, per vehicle and store, oldest first: id, kind, base, created, age, the streams' record counts, size, and whether its chain is whole (every base back to a full present and consistent).",
+		setupCheckpointList},
+	{"checkpoint verify", "[--store-dir <dir>] [--vehicle <v>] [--read-data] [--subset i/m]",
+		"Check the chain rules of every checkpoint in the checkpoint store; with --read-data read every chunk back and check its SHA-256 and the whole stream's. Prints each failure (checkpoint, chunk, offset) and a summary line; exits non-zero when anything fails.",
+		setupCheckpointVerify},
+	{"checkpoint export", "[--store-dir <dir>] --vehicle <v> [--store <id>] [--at <checkpoint>] --out <dir>",
+		"Write the chain that ends at a checkpoint (default: the newest) into an empty directory as <out>/<id>/chunk-NNNNNN and manifest.json, the layout `vigild restore --from` reads; every chunk is checked as it is read and the copy verified.",
+		setupCheckpointExport},
+	{"checkpoint prune", "[--store-dir <dir>] --vehicle <v> --keep-full <n> [--grace 24h] [--dry-run]",
+		"Cloud retention: keep the newest N full checkpoints, every checkpoint built on them and every base those need; delete the other catalog entries, then the blobs no kept checkpoint of any vehicle references and that were last put longer than --grace ago.",
+		setupCheckpointPrune},
 }
 
 type globals struct {
@@ -65,7 +77,7 @@ func usage(w io.Writer, g *globals) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, c := range subcommands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.args)
+		fmt.Fprintf(w, "  %-17s %s\n", c.name, c.args)
 	}
 	for _, c := range subcommands {
 		fmt.Fprintf(w, "\nvigil-fleet %s %s\n", c.name, c.args)
@@ -87,6 +99,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("no command given")
 	}
 	name := args[0]
+	if name == "checkpoint" {
+		if len(args) < 2 || strings.HasPrefix(args[1], "-") || args[1] == "help" {
+			usage(stderr, g)
+			if len(args) > 1 && (args[1] == "help" || args[1] == "-h" || args[1] == "-help" || args[1] == "--help") {
+				return flag.ErrHelp
+			}
+			return errors.New("checkpoint: give a subcommand: list, verify, export or prune")
+		}
+		name, args = name+" "+args[1], args[1:]
+	}
 	switch name {
 	case "help", "-h", "-help", "--help":
 		usage(stdout, g)
