@@ -169,7 +169,9 @@ func write(ctx context.Context, store *storage.Store, dir string, since uint64) 
 	fp := &frameParser{delta: map[uint8]*seqSet{}}
 	cw := newChunkWriter(dir, fp)
 	info, err := store.Backup(&ctxWriter{ctx: ctx, w: cw}, since)
-	if ferr := cw.finish(); err == nil {
+	if ferr := cw.finish(); ferr != nil {
+		// A chunk that could not be written is the cause: Badger's stream
+		// reports it as its context cancelled.
 		err = ferr
 	}
 	if err == nil {
@@ -207,8 +209,20 @@ func commit(tmp, final string, m *taken) error {
 	return syncDir(filepath.Dir(final))
 }
 
+// syncFile is what writeFileSync writes through: an *os.File, or in
+// tests a file whose disk fills up.
+type syncFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+// create opens a new file for writeFileSync; tests replace it to inject
+// a full disk.
+var create = func(name string) (syncFile, error) { return os.Create(name) }
+
 func writeFileSync(name string, b []byte) error {
-	f, err := os.Create(name)
+	f, err := create(name)
 	if err != nil {
 		return err
 	}
