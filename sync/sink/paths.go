@@ -73,8 +73,17 @@ func (s *Sink) dir(k key) string {
 // mkdirs creates <root>/<vehicle>/<store>/<stream>, syncing each parent
 // whose entries changed so the new directories survive a crash.
 func (s *Sink) mkdirs(k key) error {
+	return s.mkdirPath(k.vehicle, storeDir(k.store), k.stream)
+}
+
+// mkdirsStore creates <root>/<vehicle>/<store>, as mkdirs does.
+func (s *Sink) mkdirsStore(vehicle string, store uint64) error {
+	return s.mkdirPath(vehicle, storeDir(store))
+}
+
+func (s *Sink) mkdirPath(dirs ...string) error {
 	parent := s.root
-	for _, d := range []string{k.vehicle, storeDir(k.store), k.stream} {
+	for _, d := range dirs {
 		path := filepath.Join(parent, d)
 		err := os.Mkdir(path, 0o750)
 		if err == nil {

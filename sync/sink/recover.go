@@ -24,6 +24,9 @@ func (s *Sink) recover() error {
 		}
 		for _, sd := range stores {
 			id, _ := parseStoreDir(sd)
+			if err := s.recoverStore(v, id); err != nil {
+				return err
+			}
 			streams, err := subdirs(filepath.Join(s.root, v, sd), batch.ValidName)
 			if err != nil {
 				return fmt.Errorf("sink: recover: %w", err)
@@ -47,6 +50,7 @@ func (s *Sink) recoverStream(k key) error {
 	st := s.stream(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.made = true
 	for _, f := range files {
 		path := filepath.Join(dir, f.Name())
 		switch {
@@ -56,6 +60,8 @@ func (s *Sink) recoverStream(k key) error {
 			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("sink: recover: remove %s: %w", path, err)
 			}
+		case f.Name() == lineageName:
+			s.recoverLineage(k, path)
 		case isSegmentName(f.Name()):
 			if err := s.recoverSegment(k, st, path); err != nil {
 				return err

@@ -25,9 +25,11 @@ type Sink struct {
 	now     func() time.Time
 	writer  string        // this Sink's id in its segments' names
 	nseg    atomic.Uint64 // segments named so far
+	ntmp    atomic.Uint64 // temporary files named so far
 
 	mu      gosync.Mutex
 	streams map[key]*stream
+	stores  map[skey]*storeState
 	corrupt []string
 
 	compactMu gosync.Mutex // one Compact at a time
@@ -46,9 +48,10 @@ type stream struct {
 	gaps   map[uint64]RecordedGap // by the gap record's seq
 	files  int                    // files holding its records
 	bad    int                    // gap records that did not decode
-	// made: mkdirs has run for the stream in this Sink, so its
-	// directories exist (a sink never removes one; Ingest makes them
-	// again if they went away).
+	// made: the stream's directories exist: Open found them, or mkdirs
+	// has run for the stream in this Sink (a sink never removes one;
+	// Ingest makes them again if they went away). A stream not made
+	// has had only refused batches, and Report leaves it out.
 	made bool
 	// seg is the segment this Sink appends the stream's batches to; nil
 	// until the first, and after a roll or a failed write.
@@ -114,7 +117,7 @@ func Open(root string, opts Options) (*Sink, error) {
 		return nil, fmt.Errorf("sink: writer id: %w", err)
 	}
 	s := &Sink{root: filepath.Clean(root), maxBody: opts.MaxBody, segSize: opts.SegmentBytes, segAge: opts.SegmentAge,
-		now: clock.Or(opts.Clock).Now, writer: hex.EncodeToString(id[:]), streams: map[key]*stream{}}
+		now: clock.Or(opts.Clock).Now, writer: hex.EncodeToString(id[:]), streams: map[key]*stream{}, stores: map[skey]*storeState{}}
 	if err := os.MkdirAll(s.root, 0o750); err != nil {
 		return nil, fmt.Errorf("sink: create %s: %w", s.root, err)
 	}
@@ -144,8 +147,12 @@ var ErrRejected = errors.New("sink: batch rejected")
 //
 //   - stored: some records were new, and are durable;
 //   - duplicate: all were stored before; nothing was written;
-//   - rejected: the batch does not decode, or names another vehicle; the
-//     error wraps ErrRejected and the decode error.
+//   - rejected: the batch does not decode, names another vehicle, or
+//     contradicts its store's lineage (checkLineage); the error wraps
+//     ErrRejected and the reason (ErrLineage for the lineage).
+//
+// The first batch with a lineage of a restored store's stream records
+// the stream's lineage (lineage.go) before its records.
 //
 // Any other error (the disk) comes with a zero Ack and stores nothing:
 // publish nothing, and the edge will resend.
@@ -155,15 +162,18 @@ func (s *Sink) Ingest(vehicle string, raw []byte) (batch.Ack, error) {
 		err = fmt.Errorf("batch of vehicle %q arrived on the topic of %q", h.Vehicle, vehicle)
 	}
 	if err != nil {
-		ack := batch.Ack{Vehicle: h.Vehicle, Store: h.Store, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq,
-			Status: batch.StatusRejected, Reason: err.Error()}
-		return ack, fmt.Errorf("%w: %w", ErrRejected, err)
+		return rejected(h, err)
 	}
 	ack := batch.Ack{Vehicle: h.Vehicle, Store: h.Store, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq}
 	k := key{h.Vehicle, h.Store, h.Stream}
 	st := s.stream(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if err := s.checkLineage(k, st, h); errors.Is(err, ErrLineage) {
+		return rejected(h, err)
+	} else if err != nil {
+		return batch.Ack{}, err
+	}
 	fresh := st.stored.missing(Range{h.FirstSeq, h.LastSeq})
 	if len(fresh) == 0 {
 		ack.Status = batch.StatusDuplicate
@@ -174,7 +184,8 @@ func (s *Sink) Ingest(vehicle string, raw []byte) (batch.Ack, error) {
 		part := recs[r.First-h.FirstSeq : r.Last-h.FirstSeq+1]
 		b := raw
 		if r.First != h.FirstSeq || r.Last != h.LastSeq {
-			b, err = batch.Encode(batch.Header{Vehicle: h.Vehicle, Store: h.Store, Stream: h.Stream, Boot: h.Boot, Compression: batch.Flate}, part)
+			b, err = batch.Encode(batch.Header{Vehicle: h.Vehicle, Store: h.Store, Stream: h.Stream, Boot: h.Boot,
+				Parent: h.Parent, ParentLast: h.ParentLast, Checkpoint: h.Checkpoint, Compression: batch.Flate}, part)
 			if err != nil {
 				return batch.Ack{}, fmt.Errorf("sink: encode %s/%s/%s %v: %w", h.Vehicle, storeDir(h.Store), h.Stream, r, err)
 			}
@@ -194,4 +205,12 @@ func (s *Sink) Ingest(vehicle string, raw []byte) (batch.Ack, error) {
 	}
 	ack.Status = batch.StatusStored
 	return ack, nil
+}
+
+// rejected is the rejected ack of the batch h and the error that says
+// why.
+func rejected(h batch.Header, err error) (batch.Ack, error) {
+	ack := batch.Ack{Vehicle: h.Vehicle, Store: h.Store, Boot: h.Boot, Stream: h.Stream, FirstSeq: h.FirstSeq, LastSeq: h.LastSeq,
+		Status: batch.StatusRejected, Reason: err.Error()}
+	return ack, fmt.Errorf("%w: %w", ErrRejected, err)
 }

@@ -250,7 +250,7 @@ func gapScenario(t *testing.T, s *Sink) {
 func wantGapReport() Report {
 	return Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
 		{
-			Stream: "health", Store: storeA, HighWater: 33, Through: 15, Records: 23, Files: 1,
+			Stream: "health", Store: storeA, From: 1, HighWater: 33, Through: 15, Records: 23, Files: 1,
 			Stored: []Range{{1, 10}, {21, 33}},
 			Gaps: []RecordedGap{
 				{Seq: 31, Boot: 2, Reason: record.GapEvictedQuota, First: 11, Last: 15, Count: 5},
@@ -260,8 +260,8 @@ func wantGapReport() Report {
 			Missing:       []Range{{16, 20}},
 			BadGapRecords: 1,
 		},
-		{Stream: "logs", Store: storeA, HighWater: 4, Through: 4, Records: 4, Files: 1, Stored: []Range{{1, 4}}},
-	}}}}
+		{Stream: "logs", Store: storeA, From: 1, HighWater: 4, Through: 4, Records: 4, Files: 1, Stored: []Range{{1, 4}}},
+	}, Stores: []StoreReport{{Store: storeA, Known: true}}}}}
 }
 
 func TestReportAndRestart(t *testing.T) {
@@ -454,11 +454,11 @@ func TestNewStoreIncarnation(t *testing.T) {
 	ingest(t, s, encStore(t, storeB, "events", dataOf(storeB, 1, 2)), batch.StatusStored)
 
 	want := Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
-		{Stream: "events", Store: storeB, HighWater: 2, Through: 2, Records: 2, Files: 1, Stored: []Range{{1, 2}}},
-		{Stream: "inference", Store: storeB, HighWater: 50, Through: 50, Records: 50, Files: 1, Stored: []Range{{1, 50}}},
-		{Stream: "inference", Store: storeA, HighWater: 100, Through: 100, Records: 100, Files: 1, Stored: []Range{{1, 100}}},
-		{Stream: "logs", Store: storeA, HighWater: 3, Through: 3, Records: 3, Files: 1, Stored: []Range{{1, 3}}},
-	}}}}
+		{Stream: "events", Store: storeB, From: 1, HighWater: 2, Through: 2, Records: 2, Files: 1, Stored: []Range{{1, 2}}},
+		{Stream: "inference", Store: storeB, From: 1, HighWater: 50, Through: 50, Records: 50, Files: 1, Stored: []Range{{1, 50}}},
+		{Stream: "inference", Store: storeA, From: 1, HighWater: 100, Through: 100, Records: 100, Files: 1, Stored: []Range{{1, 100}}},
+		{Stream: "logs", Store: storeA, From: 1, HighWater: 3, Through: 3, Records: 3, Files: 1, Stored: []Range{{1, 3}}},
+	}, Stores: []StoreReport{{Store: storeB, Known: true}, {Store: storeA, Known: true}}}}}
 	check := func(s *Sink, when string) {
 		t.Helper()
 		if got := s.Report(); !reflect.DeepEqual(got, want) {
@@ -595,8 +595,8 @@ func TestStoredAsReceived(t *testing.T) {
 		}
 	}
 	want := Report{Vehicles: []VehicleReport{{Vehicle: veh, Streams: []StreamReport{
-		{Stream: "inference", Store: storeA, HighWater: 80, Through: 80, Records: 80, Files: 1, Stored: []Range{{1, 80}}},
-	}}}}
+		{Stream: "inference", Store: storeA, From: 1, HighWater: 80, Through: 80, Records: 80, Files: 1, Stored: []Range{{1, 80}}},
+	}, Stores: []StoreReport{{Store: storeA, Known: true}}}}}
 	for _, s := range []*Sink{s, open(t, root)} {
 		if got := s.Report(); !reflect.DeepEqual(got, want) {
 			t.Errorf("report\n got %+v\nwant %+v", got, want)
