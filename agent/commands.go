@@ -106,6 +106,8 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 			c.up.SyncNow()
 		}
 		return json.Marshal(map[string]string{"sync": d.syncStatus().State})
+	case command.Checkpoint:
+		return d.executeCheckpoint(ctx, env.Args, log)
 	}
 	return nil, cmdlink.BadArgs("command %q is not handled by this daemon", env.Command)
 }

@@ -56,8 +56,11 @@ type Config struct {
 	// docs/storage.md). An empty storage dir means data_dir/telemetry.
 	StorageEnabled bool           `yaml:"-"`
 	Storage        storage.Config `yaml:"-"`
-	Health         HealthConfig   `yaml:"health"`
-	Sync           SyncConfig     `yaml:"sync"`
+	// Checkpoint is the local checkpoints of the store (on by default
+	// when storage is): schedule, directory, disk budget, retention.
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+	Health     HealthConfig     `yaml:"health"`
+	Sync       SyncConfig       `yaml:"sync"`
 }
 
 // HealthConfig sets the hardware probes.
@@ -139,6 +142,7 @@ func DefaultConfig() Config {
 		Log:            LogConfig{Level: "info", Format: "json"},
 		StorageEnabled: true,
 		Storage:        storage.DefaultConfig(),
+		Checkpoint:     DefaultCheckpointConfig(),
 		Health:         HealthConfig{Interval: time.Second, Probe: "auto", Root: "/"},
 	}
 }
@@ -253,12 +257,12 @@ func applyStorage(cfg *Config, n *yaml.Node, prefix string) error {
 	return nil
 }
 
-// StorageConfig is the storage configuration with its directory settled.
+// StorageConfig is the storage configuration with its directory settled
+// and, when checkpoints are on, its quota less their budget.
 func (c *Config) StorageConfig() storage.Config {
 	sc := c.Storage
-	if sc.Dir == "" {
-		sc.Dir = filepath.Join(c.DataDir, "telemetry")
-	}
+	sc.Dir = c.storeDir()
+	sc.QuotaBytes -= c.CheckpointBudget()
 	return sc
 }
 
@@ -444,8 +448,17 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		return fmt.Errorf("log.format %q: want json or console", c.Log.Format)
 	}
+	if err := c.Checkpoint.validate(c); err != nil {
+		return err
+	}
 	if c.StorageEnabled {
 		if err := c.StorageConfig().Validate(); err != nil {
+			// Blame the budget when the whole quota would do.
+			whole := c.Storage
+			whole.Dir = c.storeDir()
+			if b := c.CheckpointBudget(); b > 0 && whole.Validate() == nil {
+				return fmt.Errorf("checkpoint.budget_mb %d: leaves the store %d bytes of storage.quota_bytes (%d), too little: %w", c.Checkpoint.BudgetMB, c.Storage.QuotaBytes-b, c.Storage.QuotaBytes, err)
+			}
 			return err
 		}
 	}

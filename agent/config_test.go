@@ -54,6 +54,7 @@ log: {level: debug, format: console}
 storage:
   quota_bytes: 134217728
   badger: {memtable_bytes: 4194304, value_threshold: 524288}
+checkpoint: {dir: /srv/ckpt, full_every: 72h, differential_every: 12h, incremental_every: 30m, budget_mb: 32, keep_full: 3}
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +74,13 @@ storage:
 	if sc := cfg.Socket; sc.Mode != 0o600 || sc.IdleTimeout != 5*time.Second || len(sc.AllowGIDs) != 1 {
 		t.Errorf("socket: %+v", sc)
 	}
-	if sc := cfg.StorageConfig(); !cfg.StorageEnabled || sc.QuotaBytes != 128<<20 || sc.Badger.MemTableBytes != 4<<20 || sc.Dir != "/tmp/vigil/telemetry" {
+	// The checkpoints' budget counts against the store's quota.
+	if sc := cfg.StorageConfig(); !cfg.StorageEnabled || sc.QuotaBytes != 96<<20 || sc.Badger.MemTableBytes != 4<<20 || sc.Dir != "/tmp/vigil/telemetry" {
 		t.Errorf("storage: enabled %v %+v", cfg.StorageEnabled, sc)
+	}
+	if cc := cfg.Checkpoint; cfg.CheckpointDir() != "/srv/ckpt" || cc.FullEvery != 72*time.Hour || cc.DifferentialEvery != 12*time.Hour ||
+		cc.IncrementalEvery != 30*time.Minute || cfg.CheckpointBudget() != 32<<20 || cc.KeepFull != 3 {
+		t.Errorf("checkpoint: %+v", cc)
 	}
 	if !cfg.Drills.Allowed || cfg.Metrics.Listen != "127.0.0.1:9477" || cfg.Log.Level != "debug" {
 		t.Errorf("drills, metrics, log: %+v", cfg)

@@ -54,8 +54,10 @@ type Daemon struct {
 	storageState string
 	health       atomic.Pointer[status.HealthStatus]
 	sampler      *hw.Sampler
-	cloud        *cloud // nil when sync is off
-	syncWhy      string // why sync is off
+	cloud        *cloud        // nil when sync is off
+	syncWhy      string        // why sync is off
+	ckpt         *checkpointer // nil when checkpoints are off
+	ckptWhy      string        // why they are off
 
 	// Goroutines of the daemon's own, each ended by its step's stop.
 	serveDone   chan struct{} // the socket's Serve returned
@@ -92,13 +94,15 @@ func (d *Daemon) steps() []step {
 		{"opening socket", d.openSocket, d.closeSocket},
 		{"opening metrics endpoint", d.startMetrics, d.closeMetrics},
 		{"starting sync", d.startSync, d.closeSync},
+		{"starting checkpoints", d.startCheckpoints, d.closeCheckpoints},
 		{"starting systemd watchdog pings", d.startPings, d.stopPings},
 	}
 }
 
 // Start brings the daemon up in order — storage, the models, warmed
 // backends, the router and the watchdog, the hardware probe, the socket,
-// the metrics endpoint, then the cloud link — so that it accepts requests
+// the metrics endpoint, the cloud link, then the checkpoints' scheduler —
+// so that it accepts requests
 // only when it can answer them. Storage that cannot be opened leaves the
 // daemon serving without telemetry, and a link that cannot be set up
 // leaves it serving without the cloud, both saying so. A GPU model that
@@ -171,7 +175,8 @@ func (d *Daemon) ready() {
 func (d *Daemon) Done() <-chan error { return d.serveErr }
 
 // Close shuts down in the reverse of the start order: the systemd pings,
-// the link (what it did not upload stays in the buffer for the next
+// the checkpoints (one being written is abandoned, leaving nothing), the
+// link (what it did not upload stays in the buffer for the next
 // start; no fleet command runs against a closing watchdog), the metrics
 // endpoint, the socket (it stops accepting and finishes the requests in
 // flight), the probe, the watchdog, the router, the models, and the buffer.

@@ -184,6 +184,8 @@ func (s *service) Control(ctx context.Context, peer socket.Peer, req *wire.Contr
 		return nil
 	case wire.OpDrillFault:
 		return s.drill(log, req)
+	case wire.OpCheckpoint:
+		return d.controlCheckpoint(ctx, req.Checkpoint)
 	}
 	return socket.RefuseControl(wire.ControlUnknownOp, "unknown operation %d", req.Op)
 }

@@ -53,6 +53,7 @@ func (d *Daemon) Status() status.Status {
 		Storage:      d.storageStatus(),
 		Health:       d.health.Load(),
 		Sync:         d.syncStatus(),
+		Checkpoints:  d.checkpointStatus(),
 		Warnings:     d.warnings,
 	}
 	if !ws.LastFailover.IsZero() {

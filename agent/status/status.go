@@ -22,14 +22,15 @@ type Status struct {
 	Latency       LatencyStatus   `json:"latency_ms"`
 	Failover      FailoverStatus  `json:"failover"`
 	// Availability is the share of requests answered OK by their deadline.
-	Availability float64       `json:"availability"`
-	GPUFault     string        `json:"gpu_fault,omitempty"`
-	GPUWarning   string        `json:"gpu_warning,omitempty"`
-	Socket       ServerStats   `json:"socket"`
-	Health       *HealthStatus `json:"health,omitempty"`
-	Storage      StorageStatus `json:"storage"`
-	Sync         SyncStatus    `json:"sync"`
-	Warnings     []string      `json:"warnings,omitempty"`
+	Availability float64           `json:"availability"`
+	GPUFault     string            `json:"gpu_fault,omitempty"`
+	GPUWarning   string            `json:"gpu_warning,omitempty"`
+	Socket       ServerStats       `json:"socket"`
+	Health       *HealthStatus     `json:"health,omitempty"`
+	Storage      StorageStatus     `json:"storage"`
+	Sync         SyncStatus        `json:"sync"`
+	Checkpoints  CheckpointsStatus `json:"checkpoints"`
+	Warnings     []string          `json:"warnings,omitempty"`
 }
 
 // RuntimeStatus names the ONNX Runtime in use.

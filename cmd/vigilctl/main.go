@@ -32,6 +32,7 @@ var commands = []command{
 	{"vehicle", "<parked|driving>", "report the vehicle's state, as a supervisor does", cmdVehicle},
 	{"inject", "<backend> <fault> [flags]", "drill: inject a fault (hang, stuck, latency, error, nan, wrong, none); refused unless the daemon allows drills and the vehicle is parked", cmdInject},
 	{"log-level", "<debug|info|warn|error>", "change the daemon's log level", cmdLogLevel},
+	{"checkpoint", "now [--kind K]", "take a checkpoint of the store now (full, incremental or differential) and print its summary", cmdCheckpoint},
 }
 
 type globals struct {

@@ -130,6 +130,7 @@ func printStatus(w io.Writer, st *status.Status) error {
 		st.Socket.Connections, st.Socket.Requests, st.Socket.Refused)
 	printStorage(w, &st.Storage)
 	printSync(w, &st.Sync)
+	printCheckpoints(w, &st.Checkpoints)
 	printHealth(w, st.Health)
 	if st.GPUFault != "" || st.GPUWarning != "" {
 		fmt.Fprintf(w, "GPU: fault %q warning %q\n", st.GPUFault, st.GPUWarning)

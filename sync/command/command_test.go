@@ -413,7 +413,7 @@ func TestSafety(t *testing.T) {
 		c      Command
 		unsafe bool
 	}{
-		{Status, false}, {LogLevel, false}, {SyncNow, false},
+		{Status, false}, {LogLevel, false}, {SyncNow, false}, {Checkpoint, false},
 		{Policy, true}, {Failover, true}, {Clear, true}, {"reboot", true},
 	}
 	for _, c := range cases {

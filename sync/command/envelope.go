@@ -23,9 +23,12 @@ const (
 	Clear    Command = "clear"
 	LogLevel Command = "log-level"
 	SyncNow  Command = "sync-now"
+	// Checkpoint takes a checkpoint of the vehicle's store now (argument
+	// kind: full, incremental or differential).
+	Checkpoint Command = "checkpoint"
 )
 
-var known = map[Command]bool{Status: true, Policy: true, Failover: true, Clear: true, LogLevel: true, SyncNow: true}
+var known = map[Command]bool{Status: true, Policy: true, Failover: true, Clear: true, LogLevel: true, SyncNow: true, Checkpoint: true}
 
 // Known reports whether c is a command this version understands.
 func (c Command) Known() bool { return known[c] }

@@ -63,11 +63,12 @@ func DecodeResponse(b []byte) (Response, error) {
 
 // UnsafeWhileMoving reports whether c changes how the vehicle's inference
 // is served, or drops data, and so must wait until the supervisor reports
-// the vehicle stopped: policy, failover and clear. Unknown commands count
-// as unsafe.
+// the vehicle stopped: policy, failover and clear. A checkpoint is safe:
+// the store keeps taking records while it is written. Unknown commands
+// count as unsafe.
 func UnsafeWhileMoving(c Command) bool {
 	switch c {
-	case Status, LogLevel, SyncNow:
+	case Status, LogLevel, SyncNow, Checkpoint:
 		return false
 	}
 	return true
