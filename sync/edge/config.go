@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-av/vigil/internal/clock"
+	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/presence"
 )
@@ -31,6 +32,12 @@ type Config struct {
 	ClientID string `yaml:"client_id"`
 	// Boot is the uploading store's boot, carried in batch headers.
 	Boot uint32 `yaml:"-"`
+	// Lineage is the uploading store's lineage when it was restored from
+	// a checkpoint (storage.Store.Lineage): its records up to the
+	// parent's last of their stream go under the parent's store id, later
+	// ones under its own with the lineage (label.go). nil means the
+	// outbox's own when it has one (a *storage.Store has), else none.
+	Lineage *storage.Lineage `yaml:"-"`
 	// MaxPayload bounds an encoded batch; 0 means batch.DefaultMaxPayload
 	// (128 KiB).
 	MaxPayload int `yaml:"max_payload"`

@@ -468,7 +468,7 @@ func (s *stepper) resend(st *streamState, list []*inflight) {
 // when there is nothing to pack (or on an error, recorded).
 func (s *stepper) pack(st *streamState, r batch.Reader, after uint64, live bool) (*inflight, bool) {
 	u := s.u
-	payload, h, _, err := u.packer.Next(r, st.name, after)
+	payload, h, _, err := u.nextBatch(r, st.name, after)
 	var tooLarge *batch.TooLargeError
 	if errors.As(err, &tooLarge) {
 		// Never skipped: skipping would need an ack the cloud never

@@ -63,6 +63,8 @@ type Uploader struct {
 
 	rate *bucket // nil: no cap
 
+	labels *labels // nil when the store was never restored (label.go)
+
 	pace *pacer // the drain loop's
 	rto  *rto   // the drain loop's
 
@@ -83,6 +85,10 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 	if log == nil {
 		log = zap.NewNop()
 	}
+	labels, err := newLabels(cfg.Lineage, outbox)
+	if err != nil {
+		return nil, err
+	}
 	u := &Uploader{
 		cfg: cfg, clock: clock.Or(cfg.Clock), outbox: outbox, log: log.Named("edge").With(zap.String("vehicle", cfg.Vehicle)),
 		acks:      make(chan batch.Ack, 256),
@@ -97,6 +103,7 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 	if cfg.MaxBytesPerSecond > 0 {
 		u.rate = newBucket(cfg.MaxBytesPerSecond, cfg.MaxPayload, u.clock.Now())
 	}
+	u.labels = labels
 	u.pace = newPacer(cfg.MaxPayload, cfg.Window)
 	u.rto = newRTO(cfg.AckTimeoutMin, cfg.AckTimeout)
 	// Batches carry the store's incarnation id, so that the cloud tells a

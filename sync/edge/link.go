@@ -110,9 +110,10 @@ func (u *Uploader) onAck(_ mqtt.Client, m mqtt.Message) {
 		u.ignored.Add(1)
 		return
 	}
-	if a.Store != 0 && a.Store != u.packer.Store {
+	if a.Store != 0 && !u.ownsAck(a.Store, a.Stream, a.FirstSeq, a.LastSeq) {
 		// An ack meant for an earlier incarnation of this vehicle's store
-		// (moved aside as unreadable): its ranges are not ours.
+		// (moved aside as unreadable), or for records a restored store
+		// labels otherwise (label.go): its ranges are not ours.
 		u.ignored.Add(1)
 		return
 	}
