@@ -31,7 +31,12 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 	id := fs.String("id", "", "the correlation id (default: random)")
 	statusWait := fs.Duration("status-wait", time.Second, "for all: how long to collect the retained statuses and heartbeats that say which vehicles are online (stale ones are not waited for)")
 	asJSON := fs.Bool("json", false, "print the responses as one JSON document")
+	save := fs.String("save", "", "also write the signed envelope to this file before sending it (to replay it later with --resend, as a drill does)")
+	resend := fs.String("resend", "", "send the signed envelope in this file verbatim, as --save wrote it, instead of signing one: a replay, which vehicles must refuse; takes no other arguments")
 	return func(ctx context.Context, args []string) (err error) {
+		if *resend != "" {
+			return resendCmd(ctx, g, b, *resend, args, *timeout, *asJSON)
+		}
 		if len(args) < 2 {
 			return errors.New("cmd: want <vehicle|all> <command> [name=value ...]")
 		}
@@ -89,7 +94,12 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 			env.CorrelationID, command.KeyIDOf(priv.Public().(ed25519.PublicKey)), env.Expires.UTC().Format(time.RFC3339))
 		sctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		res, err := s.Send(sctx, env, priv, wait...)
+		var res cmdlink.Result
+		if *save != "" {
+			res, err = sendSaved(sctx, s, env, priv, *save, wait)
+		} else {
+			res, err = s.Send(sctx, env, priv, wait...)
+		}
 		if err != nil {
 			return fmt.Errorf("cmd: %w", err)
 		}

@@ -581,3 +581,40 @@ func TestCompactCommand(t *testing.T) {
 		t.Errorf("missing directory: %v", err)
 	}
 }
+
+// TestCmdSaveResend: --save writes the signed envelope it sends; --resend
+// sends that file verbatim, and the vehicle refuses the replay (its nonce
+// was used), so the exit status says so.
+func TestCmdSaveResend(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{})
+	key := keygen(t)
+	e := startEdge(t, b.URL(), "veh-1", key+".pub", nil)
+	saved := filepath.Join(t.TempDir(), "status.cmd")
+	out, stderr, err := fleet(t, "cmd", "--broker", b.URL(), "--key", key+".key", "--save", saved, "veh-1", "log-level", "level=info")
+	if err != nil {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+	raw, err := os.ReadFile(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := command.Peek(raw); !ok || u.Target != "veh-1" || u.Command != command.LogLevel {
+		t.Fatalf("saved envelope %s", raw)
+	}
+	if n := len(e.executed()); n != 1 {
+		t.Fatalf("%d executed, want 1", n)
+	}
+	out, stderr, err = fleet(t, "cmd", "--broker", b.URL(), "--resend", saved)
+	if err == nil || !strings.Contains(out, "replay") || !strings.Contains(stderr, "resending log-level to veh-1") {
+		t.Errorf("resend of a used envelope: %v\n%s%s", err, out, stderr)
+	}
+	if n := len(e.executed()); n != 1 {
+		t.Errorf("%d executed after the replay, want 1", n)
+	}
+	if _, _, err := fleet(t, "cmd", "--broker", b.URL(), "--resend", saved, "veh-1"); err == nil || !strings.Contains(err.Error(), "no other arguments") {
+		t.Errorf("--resend with arguments: %v", err)
+	}
+	if _, _, err := fleet(t, "cmd", "--broker", b.URL(), "--resend", filepath.Join(t.TempDir(), "none")); err == nil || !strings.Contains(err.Error(), "--resend") {
+		t.Errorf("--resend of a missing file: %v", err)
+	}
+}
