@@ -93,6 +93,7 @@ pattern read vigil/v1/fleet/ingest/+/status
 user ingest
 topic read vigil/v1/+/telemetry
 topic read vigil/v1/+/logs
+topic read vigil/v1/+/heartbeat
 topic write vigil/v1/+/ack
 topic write vigil/v1/fleet/ingest/+/status
 
