@@ -1,7 +1,8 @@
 // Package ingest is the cloud side of the MQTT link: the Ingester takes
 // the batches of vigil/v1/<vehicle>/telemetry and vigil/v1/<vehicle>/logs
 // from a shared subscription, stores them in the idempotent sink and
-// answers each with an application-level ack on the vehicle's ack topic.
+// answers each with an application-level ack on the vehicle's ack topic;
+// and it records the vehicles' heartbeats in the sink.
 // vigil-fleet ingest runs it.
 //
 //	in, err := ingest.New(cfg, sk, log) // cfg.Broker, cfg.Group, cfg.Replica, cfg.TLS; sk from sink.Open
@@ -28,6 +29,20 @@
 //     the MQTT-level ack is still given, since MQTT 3.1.1 redelivers only
 //     on reconnection and withholding it would only hold an in-flight
 //     slot.
+//
+// # Heartbeats
+//
+// The ingester also subscribes to every vehicle's heartbeat,
+// vigil/v1/+/heartbeat (sync/presence), at QoS 1 and not shared: every
+// replica gets every heartbeat, and the retained last one of each
+// vehicle when it (re)subscribes, so a restarted ingester learns what it
+// missed. A heartbeat of version 2 names the store it speaks for and its
+// per-stream heads; sink.Sink.NoteHeartbeat records it per (vehicle,
+// store) unless the sink holds a later one in (boot, seq). When that
+// store dies, the heads bound what it lost (sink.Report). Version 1
+// heartbeats (no store) are skipped; a heartbeat that does not decode,
+// or names another vehicle than its topic, is counted
+// (Stats.HeartbeatErrors) and logged.
 //
 // # The connection
 //

@@ -79,6 +79,10 @@ type Stats struct {
 	WrongTopic uint64 // batches rejected for their stream's topic (logs on telemetry or the reverse)
 	Connects   uint64
 	Subscribed bool
+	// Heartbeats recorded in the sink (heartbeat.go); HeartbeatsOld
+	// heard but not newer than the one recorded; HeartbeatErrors
+	// undecodable, without a store (version 1), or not written.
+	Heartbeats, HeartbeatsOld, HeartbeatErrors uint64
 }
 
 // DefaultReconnectMax is Config.ReconnectMax's default.
@@ -99,11 +103,14 @@ type Ingester struct {
 	redial  mqttsub.Redialer // after a failed subscription
 
 	received, stored, duplicate, rejected, failed, ackErrors, badTopic, wrongTopic, connects atomic.Uint64
+	heartbeats, heartbeatsOld, heartbeatErrors                                               atomic.Uint64
 	subscribed                                                                               atomic.Bool
 }
 
 // Topic filters of every vehicle's telemetry and logs. The ingester
-// subscribes to both as $share/<group>/<filter>.
+// subscribes to both as $share/<group>/<filter>, and to the vehicles'
+// heartbeats (presence.HeartbeatFilter) without sharing: each replica
+// gets each heartbeat, and the retained ones when it subscribes.
 const (
 	TelemetryFilter = "vigil/v1/+/telemetry"
 	LogsFilter      = "vigil/v1/+/logs"
@@ -152,6 +159,7 @@ func New(cfg Config, s *sink.Sink, log *zap.Logger) (*Ingester, error) {
 	in := &Ingester{cfg: cfg, sink: s, log: log.Named("ingest"), topics: []string{
 		"$share/" + cfg.Group + "/" + TelemetryFilter,
 		"$share/" + cfg.Group + "/" + LogsFilter,
+		presence.HeartbeatFilter,
 	}}
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
@@ -236,6 +244,7 @@ func (in *Ingester) Stats() Stats {
 		Received: in.received.Load(), Stored: in.stored.Load(), Duplicate: in.duplicate.Load(),
 		Rejected: in.rejected.Load(), Failed: in.failed.Load(), AckErrors: in.ackErrors.Load(),
 		BadTopic: in.badTopic.Load(), WrongTopic: in.wrongTopic.Load(), Connects: in.connects.Load(), Subscribed: in.subscribed.Load(),
+		Heartbeats: in.heartbeats.Load(), HeartbeatsOld: in.heartbeatsOld.Load(), HeartbeatErrors: in.heartbeatErrors.Load(),
 	}
 }
 
@@ -318,6 +327,11 @@ func (in *Ingester) onMessage(c mqtt.Client, m mqtt.Message) {
 	in.wg.Add(1)
 	in.mu.Unlock()
 	defer in.wg.Done()
+	if _, kind, ok := presence.ParseVehicleTopic(m.Topic()); ok && kind == "heartbeat" {
+		in.onHeartbeat(m)
+		m.Ack()
+		return
+	}
 	in.received.Add(1)
 
 	vehicle, kind, ok := ParseTopic(m.Topic())
