@@ -32,6 +32,7 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 	statusWait := fs.Duration("status-wait", time.Second, "for all: how long to collect the retained statuses and heartbeats that say which vehicles are online (stale ones are not waited for)")
 	asJSON := fs.Bool("json", false, "print the responses as one JSON document")
 	save := fs.String("save", "", "also write the signed envelope to this file before sending it (to replay it later with --resend, as a drill does)")
+	signOnly := fs.Bool("sign-only", false, "with --save: sign and write the envelope, send nothing (to deliver it later with --resend)")
 	resend := fs.String("resend", "", "send the signed envelope in this file verbatim, as --save wrote it, instead of signing one: a replay, which vehicles must refuse; takes no other arguments")
 	return func(ctx context.Context, args []string) (err error) {
 		if *resend != "" {
@@ -54,12 +55,30 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 		if *keyFile == "" {
 			return errors.New("cmd: --key is required: the private key file keygen wrote")
 		}
+		if *signOnly && *save == "" {
+			return errors.New("cmd: --sign-only needs --save FILE: where to write the envelope")
+		}
 		if *timeout <= 0 || *ttl <= 0 || *statusWait < 0 {
 			return errors.New("cmd: --timeout and --ttl must be positive, --status-wait not negative")
 		}
 		priv, err := cmdlink.ReadPrivateKey(*keyFile)
 		if err != nil {
 			return fmt.Errorf("cmd: --key: %w", err)
+		}
+		if *signOnly {
+			if target == command.TargetAll {
+				return errors.New("cmd: --sign-only: sign for one vehicle, not all")
+			}
+			now := time.Now()
+			env := command.Envelope{IssuedAt: now, Expires: now.Add(*ttl), Target: target, Command: name, Args: cargs, CorrelationID: *id}
+			if env.CorrelationID == "" {
+				env.CorrelationID = cmdlink.NewCorrelationID()
+			}
+			if _, err := sealTo(env, priv, *save); err != nil {
+				return fmt.Errorf("cmd: %w", err)
+			}
+			fmt.Fprintf(g.stderr, "signed %s for %s (correlation id %s, valid until %s) into %s; not sent\n", name, target, env.CorrelationID, env.Expires.UTC().Format(time.RFC3339), *save)
+			return nil
 		}
 		tlsCfg, err := b.check()
 		if err != nil {

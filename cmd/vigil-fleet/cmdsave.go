@@ -12,25 +12,34 @@ import (
 	"github.com/vigil-av/vigil/sync/command"
 )
 
-// sendSaved signs env as Sender.Send would, writes the signed envelope to
-// file, and sends it.
-func sendSaved(ctx context.Context, s *cmdlink.Sender, env command.Envelope, priv ed25519.PrivateKey, file string, wait []string) (cmdlink.Result, error) {
+// sealTo signs env as Sender.Send would (a fresh nonce, the key's id,
+// the issue time in milliseconds) and writes the signed envelope to file.
+func sealTo(env command.Envelope, priv ed25519.PrivateKey, file string) ([]byte, error) {
 	nonce, err := command.NewNonce(nil)
 	if err != nil {
-		return cmdlink.Result{}, err
+		return nil, err
 	}
 	env.Nonce, env.KeyID = nonce, command.KeyIDOf(priv.Public().(ed25519.PublicKey))
 	env.IssuedAt = env.IssuedAt.Truncate(time.Millisecond)
 	signed, err := command.Sign(env, priv)
 	if err != nil {
-		return cmdlink.Result{}, err
+		return nil, err
 	}
 	raw, err := signed.Marshal()
 	if err != nil {
-		return cmdlink.Result{}, err
+		return nil, err
 	}
 	if err := os.WriteFile(file, raw, 0o600); err != nil {
-		return cmdlink.Result{}, fmt.Errorf("--save: %w", err)
+		return nil, fmt.Errorf("--save: %w", err)
+	}
+	return raw, nil
+}
+
+// sendSaved signs env, writes it to file (sealTo) and sends it.
+func sendSaved(ctx context.Context, s *cmdlink.Sender, env command.Envelope, priv ed25519.PrivateKey, file string, wait []string) (cmdlink.Result, error) {
+	raw, err := sealTo(env, priv, file)
+	if err != nil {
+		return cmdlink.Result{}, err
 	}
 	if len(wait) == 0 && env.Target != command.TargetAll {
 		wait = []string{env.Target}

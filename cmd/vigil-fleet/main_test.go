@@ -611,6 +611,23 @@ func TestCmdSaveResend(t *testing.T) {
 	if n := len(e.executed()); n != 1 {
 		t.Errorf("%d executed after the replay, want 1", n)
 	}
+	// --sign-only writes an envelope and sends nothing; --resend delivers it.
+	later := filepath.Join(t.TempDir(), "later.cmd")
+	if _, stderr, err := fleet(t, "cmd", "--key", key+".key", "--save", later, "--sign-only", "veh-1", "log-level", "level=warn"); err != nil || !strings.Contains(stderr, "not sent") {
+		t.Fatalf("--sign-only: %v %s", err, stderr)
+	}
+	if n := len(e.executed()); n != 1 {
+		t.Errorf("%d executed after --sign-only, want 1", n)
+	}
+	if out, _, err := fleet(t, "cmd", "--broker", b.URL(), "--resend", later); err != nil || !strings.Contains(out, " ok ") {
+		t.Errorf("--resend of a fresh envelope: %v\n%s", err, out)
+	}
+	if ex := e.executed(); len(ex) != 2 || ex[1].Args["level"] != "warn" {
+		t.Errorf("executed %+v", ex)
+	}
+	if _, _, err := fleet(t, "cmd", "--key", key+".key", "--sign-only", "veh-1", "status"); err == nil || !strings.Contains(err.Error(), "--save") {
+		t.Errorf("--sign-only without --save: %v", err)
+	}
 	if _, _, err := fleet(t, "cmd", "--broker", b.URL(), "--resend", saved, "veh-1"); err == nil || !strings.Contains(err.Error(), "no other arguments") {
 		t.Errorf("--resend with arguments: %v", err)
 	}
