@@ -26,6 +26,7 @@ func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if c := st.Sync.Commands; c != nil {
 		writeCommands(p, c)
 	}
+	writeCheckpoints(p, &st.Checkpoints)
 }
 
 // prom writes the Prometheus text format.
@@ -155,6 +156,44 @@ func writeCommands(p prom, c *status.CommandsStatus) {
 	p.metric("vigil_fleet_commands_rejected_total", "counter", "Fleet commands refused before acting, by class.")
 	for reason, n := range c.RejectedBy {
 		fmt.Fprintf(p, "vigil_fleet_commands_rejected_total{reason=%q} %d\n", reason, n)
+	}
+}
+
+// writeCheckpoints writes the local checkpoints, when they are on.
+func writeCheckpoints(p prom, s *status.CheckpointsStatus) {
+	if !s.Enabled {
+		return
+	}
+	kinds := []string{"full", "differential", "incremental"}
+	p.metric("vigil_checkpoint_last_timestamp_seconds", "gauge", "Creation time (Unix seconds) of the newest checkpoint of each kind.")
+	for _, k := range kinds {
+		if ci, ok := s.Last[k]; ok {
+			if at, err := time.Parse(time.RFC3339Nano, ci.Created); err == nil {
+				fmt.Fprintf(p, "vigil_checkpoint_last_timestamp_seconds{kind=%q} %g\n", k, float64(at.UnixNano())/1e9)
+			}
+		}
+	}
+	p.metric("vigil_checkpoint_age_seconds", "gauge", "Age of the newest checkpoint of each kind: the checkpoint RPO.")
+	for _, k := range kinds {
+		if ci, ok := s.Last[k]; ok {
+			fmt.Fprintf(p, "vigil_checkpoint_age_seconds{kind=%q} %g\n", k, ci.AgeS)
+		}
+	}
+	p.metric("vigil_checkpoint_bytes", "gauge", "Disk used by the local checkpoints.")
+	fmt.Fprintf(p, "vigil_checkpoint_bytes %d\n", s.UsedBytes)
+	p.metric("vigil_checkpoint_budget_bytes", "gauge", "Disk the local checkpoints may use (checkpoint.budget_mb).")
+	fmt.Fprintf(p, "vigil_checkpoint_budget_bytes %d\n", s.BudgetBytes)
+	p.metric("vigil_checkpoint_failures_total", "counter", "Checkpoints (and retention runs) that failed.")
+	fmt.Fprintf(p, "vigil_checkpoint_failures_total %d\n", s.Failures)
+	if s.Uploads != nil {
+		pending := 0
+		for _, u := range s.Uploads {
+			if u.State != "complete" {
+				pending++
+			}
+		}
+		p.metric("vigil_checkpoint_upload_pending", "gauge", "Local checkpoints not yet completely uploaded to the cloud.")
+		fmt.Fprintf(p, "vigil_checkpoint_upload_pending %d\n", pending)
 	}
 }
 
