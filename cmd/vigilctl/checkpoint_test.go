@@ -107,7 +107,7 @@ func TestPrintCheckpoints(t *testing.T) {
 			"incremental": {ID: "000005-incremental", AgeS: 600, Records: 9100, Bytes: 1 << 20},
 		},
 		LastError: "checkpoint 000006-incremental: no space left on device", LastErrorAt: "2026-12-04T19:00:00Z",
-		Uploads:   []status.CheckpointUpload{{ID: "000001-full", State: "complete", ChunksAcked: 300, Chunks: 300}, {ID: "000005-incremental", State: "uploading", ChunksAcked: 3, Chunks: 11}},
+		Uploads: []status.CheckpointUpload{{ID: "000001-full", State: "complete", ChunksAcked: 300, Chunks: 300}, {ID: "000005-incremental", State: "uploading", ChunksAcked: 3, Chunks: 11}},
 	})
 	for _, want := range []string{
 		"checkpoints: failing   /var/lib/vigil/checkpoints   5 kept, 40.0 MiB of 128.0 MiB budget\n",
