@@ -393,7 +393,7 @@ func TestReport(t *testing.T) {
 	if len(lines) < 3 || !strings.HasPrefix(lines[0], "VEHICLE") || !strings.Contains(out, "0000000000000abc") {
 		t.Fatalf("report:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) != 10 || f[0] != "veh-1" || f[2] != "events" || f[3] != "20" || f[4] != "10" || f[5] != "16" || f[9] != "11-14" {
+	if f := strings.Fields(lines[1]); len(f) != 11 || f[0] != "veh-1" || f[2] != "events" || f[3] != "1" || f[4] != "20" || f[5] != "10" || f[6] != "16" || f[10] != "11-14" {
 		t.Errorf("row %q", lines[1])
 	}
 	if !strings.Contains(out, "4 records missing without explanation") {
