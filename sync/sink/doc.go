@@ -8,6 +8,8 @@
 //
 //	<root>/<vehicle>/<store>/<stream>/<started>-<writer>-<n>.seg
 //	<root>/<vehicle>/<store>/<stream>/<first>-<last>.batch    (earlier versions)
+//	<root>/<vehicle>/<store>/<stream>/lineage.json            (a restored store's)
+//	<root>/<vehicle>/<store>/heartbeat.json                   (its last heartbeat)
 //
 // store is the uploading store's incarnation id (batch.Header.Store) as 16
 // lowercase hex digits. The records of one incarnation of a vehicle's
@@ -53,6 +55,28 @@
 // resend after a lost ack that the broker gives to the other replica):
 // recovery and reading de-duplicate by sequence number.
 //
+// # Restored stores
+//
+// A store restored from a checkpoint of another (its parent) is a new
+// incarnation whose seqs continue the parent's: its batches carry the
+// lineage (batch.Header's Parent, ParentLast, Checkpoint), and the
+// parent's records it re-sends go under the parent's id. The first batch
+// with a lineage of each of its streams records the stream's lineage in
+// lineage.json beside the stream's segments, before its records: written
+// once, by a link(2) from a synced temporary file, so replicas sharing
+// the tree never overwrite each other's. Ingest rejects (ErrLineage) a
+// batch whose lineage contradicts the store's, the parent's records
+// under the restored store's id, and a first lineage over records it
+// already holds up to ParentLast. The restored store's stream is
+// reported from ParentLast+1.
+//
+// NoteHeartbeat keeps each store's last heartbeat (its per-stream heads)
+// in heartbeat.json, replaced (rename) only by a later one in (boot,
+// seq). Report lists each vehicle's stores in lineage order
+// (incarnations.go) and, for a store superseded by a restored one, the
+// records it made durable after the checkpoint that the sink does not
+// hold: the loss of that failure.
+//
 // Directories under a vehicle that are not a store id (16 lowercase hex
 // digits, not all zero) are ignored, as are names that are not valid
 // vehicle or stream names.
@@ -74,7 +98,9 @@
 // without explanation; ReadStore reads one incarnation's stream,
 // ReadStream a stream only one incarnation has sent, and Scan every
 // record as stored, duplicates included, for checks of the sink itself
-// (read.go); Compact (compact.go) merges one-batch files into segments.
+// (read.go); Compact (compact.go) merges one-batch files into segments;
+// lineage.go and heartbeat.go keep a store's lineage and last heartbeat,
+// smallfiles.go writes their files.
 // segment.go has the frame layout, paths.go the file and directory
 // names, ranges.go the range sets.
 package sink
