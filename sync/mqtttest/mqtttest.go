@@ -53,8 +53,8 @@ type Options struct {
 //     telemetry, logs, status, heartbeat and cmd/res, and read only its
 //     own ack and cmd, the fleet's broadcast commands and the ingester
 //     replicas' status;
-//   - "ingest" (the ingester) reads every vehicle's telemetry and logs
-//     and writes every vehicle's acks and its replicas' status;
+//   - "ingest" (the ingester) reads every vehicle's telemetry, logs and
+//     heartbeat and writes every vehicle's acks and its replicas' status;
 //   - "fleet" (the operator) writes every vehicle's cmd and the
 //     broadcast, and reads every vehicle's cmd/res, status and heartbeat.
 //
