@@ -469,7 +469,7 @@ func TestIngest(t *testing.T) {
 	if !strings.Contains(r.out, "veh-1") || !strings.Contains(r.out, "events") || !strings.Contains(r.stderr, "stopped") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", r.out, r.stderr)
 	}
-	if f := strings.Fields(strings.Split(r.out, "\n")[1]); len(f) < 6 || f[3] != "5" || f[4] != "5" {
+	if f := strings.Fields(strings.Split(r.out, "\n")[1]); len(f) < 7 || f[4] != "5" || f[5] != "5" {
 		t.Errorf("report row %q", f)
 	}
 }
@@ -573,8 +573,8 @@ func TestCompactCommand(t *testing.T) {
 	}
 	// The same row but for the count of files: 4, then 1.
 	b, a := strings.Fields(strings.Split(before, "\n")[1]), strings.Fields(strings.Split(after, "\n")[1])
-	if len(a) != 10 || b[6] != "4" || a[6] != "1" || !slices.Equal(append(b[:6:6], b[7:]...), append(a[:6:6], a[7:]...)) ||
-		a[3] != "20" || a[4] != "12" || a[5] != "18" || a[9] != "13-14" {
+	if len(a) != 11 || b[7] != "4" || a[7] != "1" || !slices.Equal(append(b[:7:7], b[8:]...), append(a[:7:7], a[8:]...)) ||
+		a[4] != "20" || a[5] != "12" || a[6] != "18" || a[10] != "13-14" {
 		t.Errorf("report before:\n%s\nafter:\n%s", before, after)
 	}
 	if _, _, err := fleet(t, "compact", "--sink", filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "compact: --sink: stat") {

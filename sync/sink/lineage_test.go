@@ -324,6 +324,11 @@ func TestLineageReplicas(t *testing.T) {
 	if !errors.Is(err, ErrLineage) || ack.Status != batch.StatusRejected {
 		t.Errorf("contradicting lineage: %s, %v", ack.Status, err)
 	}
+	// The parent sent nothing and no heartbeat: known only as a parent.
+	if st := a.Report().Vehicles[0].Stores; len(st) != 2 || st[0].Store != dead || st[0].Known || len(st[0].Successors) != 1 ||
+		st[0].Successors[0].Lost != 0 || len(st[0].Successors[0].Streams) != len(streams) {
+		t.Errorf("stores %+v", st)
+	}
 	for _, s := range []*Sink{a, b, open(t, root)} {
 		var l *Lineage
 		for _, st := range s.Report().Vehicles[0].Stores {
