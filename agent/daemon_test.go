@@ -378,8 +378,9 @@ func TestDaemonSystemdNotifications(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", path)
 	t.Setenv("WATCHDOG_USEC", "100000") // ping every 50 ms
 	t.Setenv("WATCHDOG_PID", "")
-	d, _ := startDaemon(t, cfg)
-
+	// Read from the start: a datagram socket queues only a few messages
+	// (net.unix.max_dgram_qlen, 10 by default), and the start sends one
+	// for each of its steps.
 	msgs := make(chan string, 256)
 	go func() {
 		buf := make([]byte, 512)
@@ -392,6 +393,7 @@ func TestDaemonSystemdNotifications(t *testing.T) {
 			msgs <- string(buf[:n])
 		}
 	}()
+	d, _ := startDaemon(t, cfg)
 	wait := func(want string, limit time.Duration) bool {
 		end := time.After(limit)
 		for {
