@@ -93,9 +93,9 @@ func TestCheckpointWriteFailure(t *testing.T) {
 	}
 
 	unblock := blockWrites(t, dir)
-	r.clock.Advance(time.Hour) // due: fails
-	r.settle()                 // the retry a minute later: fails
-	r.settle()                 // before the next retry: nothing
+	r.clock.Advance(59 * time.Minute) // settle took a minute: due now, fails
+	r.settle()                        // the retry a minute later: fails
+	r.settle()                        // before the next retry: nothing
 	s := r.c.status()
 	if s.State != "failing" || s.Failures != 2 || !strings.Contains(s.LastError, "checkpoint 000002-incremental") || s.LastErrorAt == "" {
 		t.Fatalf("after two failures: %+v", s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,6 +237,11 @@ func (c *checkpointer) take(ctx context.Context, kind manifest.Kind, created tim
 	c.mu.Lock()
 	c.st.last[m.Kind] = m
 	c.st.seconds[m.ID] = secs
+	for id := range c.st.seconds { // only the newest of each kind are shown
+		if l := c.st.last[manifest.Kind(id[strings.IndexByte(id, '-')+1:])]; l == nil || l.ID != id {
+			delete(c.st.seconds, id)
+		}
+	}
 	c.st.taken++
 	c.st.lastErr, c.st.lastErrAt = "", time.Time{}
 	c.st.retryAt, c.st.backoff = time.Time{}, 0
