@@ -23,10 +23,11 @@ type retentionPlan struct {
 // planRetention decides which of ms (oldest first) to delete: the
 // checkpoints that are not among the newest keepFull fulls or built on
 // them; then, while the rest hold more than budget bytes, the oldest that
-// no remaining checkpoint builds on. It never deletes the newest
-// checkpoint (the next one's base and sequence), a busy one (being
-// uploaded) or a base that a checkpoint it keeps needs.
-func planRetention(ms []*manifest.Manifest, size map[string]int64, keepFull int, budget int64, busy map[string]bool) retentionPlan {
+// no remaining checkpoint builds on, those the cloud has (shipped, when
+// set) before those it has not. It never deletes the newest checkpoint
+// (the next one's base and sequence), a busy one (being uploaded) or a
+// base that a checkpoint it keeps needs.
+func planRetention(ms []*manifest.Manifest, size map[string]int64, keepFull int, budget int64, busy map[string]bool, shipped func(id string) bool) retentionPlan {
 	if len(ms) == 0 {
 		return retentionPlan{}
 	}
@@ -71,10 +72,17 @@ func planRetention(ms []*manifest.Manifest, size map[string]int64, keepFull int,
 			plan.remove = append(plan.remove, m.ID)
 		}
 	}
+	deletable := func(m *manifest.Manifest) bool {
+		return !busy[m.ID] && !slices.ContainsFunc(rest, func(o *manifest.Manifest) bool { return o.Base == m.ID })
+	}
 	for used > budget {
-		i := slices.IndexFunc(rest[:len(rest)-1], func(m *manifest.Manifest) bool {
-			return !busy[m.ID] && !slices.ContainsFunc(rest, func(o *manifest.Manifest) bool { return o.Base == m.ID })
-		})
+		i := -1
+		if shipped != nil {
+			i = slices.IndexFunc(rest[:len(rest)-1], func(m *manifest.Manifest) bool { return deletable(m) && shipped(m.ID) })
+		}
+		if i < 0 {
+			i = slices.IndexFunc(rest[:len(rest)-1], deletable)
+		}
 		if i < 0 {
 			plan.over = fmt.Sprintf("%d bytes over the budget of %d: the %d checkpoints left are the newest, bases that kept checkpoints need, or being uploaded", used-budget, budget, len(rest))
 			break
@@ -112,7 +120,7 @@ func (c *checkpointer) retain() {
 	if c.cc.Busy != nil {
 		busy = c.cc.Busy()
 	}
-	plan := planRetention(ms, size, c.cc.Sched.KeepFull, c.cc.Budget, busy)
+	plan := planRetention(ms, size, c.cc.Sched.KeepFull, c.cc.Budget, busy, c.cc.Shipped)
 	var deleted uint64
 	for _, id := range plan.remove {
 		gone := filepath.Join(dir, deletingPrefix+id)

@@ -43,11 +43,13 @@ type checkpointerConfig struct {
 	Clock   clock.Clock
 	Log     *zap.Logger
 	// Busy, if set, returns the checkpoints retention must not delete
-	// now (being uploaded). Kick, if set, is called after each new
-	// checkpoint. Event, if set, records what happened.
-	Busy  func() map[string]bool
-	Kick  func()
-	Event func(v any)
+	// now (being uploaded); Shipped, if set, says whether the cloud has a
+	// checkpoint (retention deletes those first). Kick, if set, is called
+	// after each new checkpoint. Event, if set, records what happened.
+	Busy    func() map[string]bool
+	Shipped func(id string) bool
+	Kick    func()
+	Event   func(v any)
 }
 
 // ckptState is what status reports; guarded by checkpointer.mu.

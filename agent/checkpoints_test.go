@@ -280,12 +280,13 @@ func TestCheckpointRetentionPlan(t *testing.T) {
 		{"budget below the newest: over, newest kept", 2, 5, nil, []int{0, 1, 2, 3, 5, 7, 6, 4}, true},
 		{"budget with an upload: its base stays", 2, 10, []int{7}, []int{0, 1, 2, 3, 5}, true},
 	}
+	shipped := func(id string) bool { return id != ms[5].ID }
 	for _, tc := range cases {
 		busy := map[string]bool{}
 		for _, i := range tc.busy {
 			busy[ms[i].ID] = true
 		}
-		p := planRetention(ms, size, tc.keepFull, tc.budget, busy)
+		p := planRetention(ms, size, tc.keepFull, tc.budget, busy, nil)
 		if want := ids(ms, tc.remove...); !slices.Equal(p.remove, want) || (p.over != "") != tc.over {
 			t.Errorf("%s: remove %v (over %q), want %v (over %v)", tc.name, p.remove, p.over, want, tc.over)
 		}
@@ -306,6 +307,10 @@ func TestCheckpointRetentionPlan(t *testing.T) {
 				t.Errorf("%s: keeps %s but removes its base %s", tc.name, m.ID, m.Base)
 			}
 		}
+	}
+	// What the cloud has goes first: 5, not yet uploaded, outlives 7.
+	if p := planRetention(ms, size, 2, 30, nil, shipped); !slices.Equal(p.remove, ids(ms, 0, 1, 2, 3, 7, 6)) {
+		t.Errorf("with 5 not uploaded: remove %v, want %v", p.remove, ids(ms, 0, 1, 2, 3, 7, 6))
 	}
 }
 
