@@ -32,6 +32,8 @@ type vehicle struct {
 type vehicleOpts struct {
 	nonces command.NonceStore
 	topics []string // default: the receiver's
+	// notIssuedBefore: the vehicle's store was restored then.
+	notIssuedBefore time.Time
 }
 
 func startVehicle(t *testing.T, broker string, id string, pub ed25519.PublicKey, o vehicleOpts) *vehicle {
@@ -41,7 +43,7 @@ func startVehicle(t *testing.T, broker string, id string, pub ed25519.PublicKey,
 	r, err := cmdlink.NewReceiver(cmdlink.Config{
 		Vehicle: id, Verifier: newVerifier(t, id, pub, o.nonces), Exec: v.exec, Moving: v.moving.Load,
 		Publish: func(topic string, p []byte) error { return link.Publish(topic, p) },
-		Record:  v.ev.record, Log: logger(t),
+		Record:  v.ev.record, Log: logger(t), NotIssuedBefore: o.notIssuedBefore,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -166,9 +168,10 @@ func TestRejections(t *testing.T) {
 	vBroken := startVehicle(t, b.URL(), "veh-nonces", k.pub, vehicleOpts{nonces: failingNonces{}})
 	vMoving := startVehicle(t, b.URL(), "veh-moving", k.pub, vehicleOpts{})
 	vMoving.moving.Store(true)
+	now := time.Now().Truncate(time.Millisecond)
+	vRestored := startVehicle(t, b.URL(), "veh-restored", k.pub, vehicleOpts{notIssuedBefore: now.Add(-time.Second)})
 	s := dialSender(t, b.URL())
 
-	now := time.Now().Truncate(time.Millisecond)
 	good := envelope("veh-1", command.LogLevel, map[string]string{"level": "debug"})
 	goodRaw := sign(t, good, k.priv)
 	res, err := s.SendRaw(waitCtx(t), cmdlink.CommandTopic("veh-1"), goodRaw, good.CorrelationID, "veh-1")
@@ -223,8 +226,13 @@ func TestRejections(t *testing.T) {
 	add("nonce store failing", "veh-nonces", sign(t, e, k.priv), e.CorrelationID, cmdlink.ReasonNonceStore)
 	e = envelope("veh-moving", command.Policy, map[string]string{"policy": "warm"})
 	add("unsafe while moving", "veh-moving", sign(t, e, k.priv), e.CorrelationID, cmdlink.ReasonUnsafeWhileMoving)
+	// Valid in every other way, but issued before the vehicle's store
+	// was restored.
+	e = envelope("veh-restored", command.Status, nil)
+	e.IssuedAt = now.Add(-2 * time.Second)
+	add("issued before the restore", "veh-restored", sign(t, e, k.priv), e.CorrelationID, cmdlink.ReasonIssuedBeforeRestore)
 
-	byID := map[string]*vehicle{"veh-1": v1, "veh-nonces": vBroken, "veh-moving": vMoving}
+	byID := map[string]*vehicle{"veh-1": v1, "veh-nonces": vBroken, "veh-moving": vMoving, "veh-restored": vRestored}
 	covered := map[cmdlink.Reason]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -259,8 +267,13 @@ func TestRejections(t *testing.T) {
 	if n := len(v1.exec.executed()); n != 1 {
 		t.Errorf("veh-1 executed %d commands, want only the valid one", n)
 	}
-	if n := len(vBroken.exec.executed()) + len(vMoving.exec.executed()); n != 0 {
-		t.Errorf("%d executed by the failing-nonce and moving vehicles", n)
+	if n := len(vBroken.exec.executed()) + len(vMoving.exec.executed()) + len(vRestored.exec.executed()); n != 0 {
+		t.Errorf("%d executed by the failing-nonce, moving and restored vehicles", n)
+	}
+	// Issued after the restore, the same command runs.
+	e = envelope("veh-restored", command.Status, nil)
+	if res, err := s.SendRaw(waitCtx(t), cmdlink.CommandTopic("veh-restored"), sign(t, e, k.priv), e.CorrelationID, "veh-restored"); err != nil || !one(t, res, "veh-restored").OK {
+		t.Errorf("a command issued after the restore: %+v, %v", res, err)
 	}
 	st := v1.r.Stats()
 	if st.Accepted != 1 || st.RejectedTotal() != 11 || st.Rejected[cmdlink.ReasonMalformed] != 2 || st.Rejected[cmdlink.ReasonReplayed] != 1 {

@@ -161,6 +161,11 @@ func (r *Receiver) Handle(topic string, payload []byte) {
 		return
 	}
 	ev.CorrelationID, ev.Command, ev.Target, ev.KeyID = env.CorrelationID, env.Command, env.Target, env.KeyID
+	if nb := r.cfg.NotIssuedBefore; !nb.IsZero() && env.IssuedAt.Before(nb) {
+		r.refuse(ev, nil, ReasonIssuedBeforeRestore, fmt.Errorf("%w: issued at %s, the store was restored at %s",
+			ErrIssuedBeforeRestore, env.IssuedAt.UTC().Format(time.RFC3339Nano), nb.UTC().Format(time.RFC3339Nano)))
+		return
+	}
 	r.admit(item{ev: ev, env: env})
 }
 

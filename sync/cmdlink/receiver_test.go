@@ -409,6 +409,7 @@ func TestClassify(t *testing.T) {
 		command.ErrLifetimeTooLong: cmdlink.ReasonLifetimeTooLong, command.ErrWrongTarget: cmdlink.ReasonWrongTarget,
 		command.ErrReplayed: cmdlink.ReasonReplayed, command.ErrUnknownCommand: cmdlink.ReasonUnknownCommand,
 		command.ErrNonceStore: cmdlink.ReasonNonceStore, command.ErrUnsafeWhileMoving: cmdlink.ReasonUnsafeWhileMoving,
+		cmdlink.ErrIssuedBeforeRestore: cmdlink.ReasonIssuedBeforeRestore,
 		errors.New("something else"): cmdlink.ReasonMalformed,
 	}
 	seen := map[cmdlink.Reason]bool{}

@@ -96,6 +96,12 @@ type Config struct {
 	// Clock is the clock of the events and the rate limits; nil means
 	// the system clock.
 	Clock clock.Clock
+	// NotIssuedBefore, when set, refuses every command issued before it
+	// as ReasonIssuedBeforeRestore, however valid otherwise: a vehicle
+	// whose store was restored from a checkpoint sets it to the restore's
+	// time (storage.Lineage.RestoredAt), since its nonce cache is the
+	// checkpoint's and cannot know which commands the dead unit took.
+	NotIssuedBefore time.Time
 }
 
 // MaxEnvelope is the largest payload Handle checks; a larger one is
