@@ -12,7 +12,9 @@
 //	err = up.Close(ctx)
 //
 // State and Stats report the link; Publish publishes at QoS 1 over the
-// link and waits for the PUBACK (ErrOffline while it is down); SyncNow
+// link and waits for the PUBACK (ErrOffline while it is down);
+// PublishBulk does too for bulk traffic (checkpoint uploads), behind
+// telemetry and within the rate cap (bulk.go); SyncNow
 // resends what is in flight at once and cuts a reconnect wait short.
 //
 // # Parts
@@ -44,6 +46,10 @@
 //   - Presence (presence.go): a retained heartbeat every
 //     HeartbeatInterval while connected, and everything in flight sent
 //     again when an ingester replica comes online.
+//   - Bulk traffic (bulk.go): PublishBulk waits while the drain loop
+//     catches up a backlog or has records not sent yet (a gate it sets
+//     at each step), then for its bytes in the rate bucket, leaving a
+//     quarter of the bucket for live batches.
 //   - config.go (Config and its defaults), topics.go, stats.go (State,
 //     Stats).
 //

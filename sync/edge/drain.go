@@ -581,6 +581,7 @@ func (u *Uploader) publishStats(streams []*streamState) {
 			backlog = true
 		}
 	}
+	u.setBulk(streams)
 	u.mu.Lock()
 	u.streams, u.backlog = out, backlog
 	u.paced = Stats{InFlightBudget: u.pace.budget(), MinAckRTT: u.pace.minRTT, DeliveryRate: u.pace.rate(),

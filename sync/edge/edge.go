@@ -62,6 +62,7 @@ type Uploader struct {
 	ingestOnce atomic.Uint64 // ingesters seen coming online
 
 	rate *bucket // nil: no cap
+	bulk bulkGate
 
 	labels *labels // nil when the store was never restored (label.go)
 

@@ -90,6 +90,7 @@ func (u *Uploader) onConnect(c mqtt.Client) {
 		u.setDown()
 		return
 	}
+	u.bulk.notify() // PublishBulk may go on
 	select {
 	case u.connected <- struct{}{}:
 	default:
