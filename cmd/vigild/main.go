@@ -18,6 +18,7 @@ import (
 )
 
 const usage = `usage: vigild [flags]
+       vigild restore --from DIR [--at ID|TIME] [--data-dir DIR] [--force]   (see vigild restore --help)
 
 Runs the Vigil daemon. Configuration comes from a YAML file (--config; see
 docs/operations.md for every field) over built-in defaults; the flags below
@@ -35,6 +36,9 @@ flags:
 func main() { cli.Main("vigild", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "restore" {
+		return restore(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("vigild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML configuration file (default: built-in defaults)")
