@@ -1,0 +1,185 @@
+package ckptlink
+
+import (
+	"context"
+	"crypto/rand"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/checkpoint"
+	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
+	"github.com/vigil-av/vigil/sync/blob"
+	"github.com/vigil-av/vigil/sync/edge"
+	"github.com/vigil-av/vigil/sync/ingest"
+	"github.com/vigil-av/vigil/sync/mqtttest"
+	"github.com/vigil-av/vigil/sync/sink"
+)
+
+const vehicle = "veh-1"
+
+// Subscription converts to edge.Subscription, as the agent does.
+var _ = edge.Subscription(Subscription{})
+
+func logger(t *testing.T) *zap.Logger { return zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)) }
+
+// rig is a vehicle (a store, its checkpoints, an uploader and a shipper)
+// and the cloud's checkpoint store and receiver, around a real broker.
+type rig struct {
+	t       *testing.T
+	broker  *mqtttest.Broker
+	store   *storage.Store
+	dir     string // the checkpoints
+	root    string // the cloud's checkpoint store
+	blobs   *blob.Dir
+	catalog *blob.Catalog
+	up      *edge.Uploader
+	ship    *Shipper
+	recv    *Receiver
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{t: t, broker: mqtttest.Start(t, mqtttest.Options{}), dir: filepath.Join(t.TempDir(), "checkpoints"), root: t.TempDir()}
+	cfg := storage.DefaultConfig()
+	cfg.Dir = filepath.Join(t.TempDir(), "db")
+	s, err := storage.Open(context.Background(), cfg, logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	r.store = s
+	if r.blobs, err = blob.NewDir(r.root); err != nil {
+		t.Fatal(err)
+	}
+	if r.catalog, err = blob.NewCatalog(r.root); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// appendRandom appends n incompressible records of size bytes.
+func (r *rig) appendRandom(n, size int) {
+	st := r.store.Stream(storage.StreamEvents)
+	for range n {
+		p := make([]byte, size)
+		rand.Read(p)
+		if _, ok := st.Append(p); !ok {
+			r.t.Fatal("append refused")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Durable() != st.Assigned() {
+		if time.Now().After(deadline) {
+			r.t.Fatal("records never durable")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *rig) take(k manifest.Kind) *manifest.Manifest {
+	r.t.Helper()
+	m, err := checkpoint.Take(context.Background(), r.store, checkpoint.Options{Dir: r.dir, Kind: k, Vehicle: vehicle, Created: time.Now()})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+func closeWithin(t *testing.T, what string, close func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := close(ctx); err != nil {
+		t.Errorf("%s Close: %v", what, err)
+	}
+}
+
+// startVehicle starts the uploader (with the shipper's subscription) and
+// the shipper.
+func (r *rig) startVehicle(tune func(*ShipperConfig)) {
+	r.t.Helper()
+	sh, err := NewShipper(ShipperConfig{Vehicle: vehicle, Dir: r.dir, Link: linkFunc(func(ctx context.Context, topic string, p []byte) error {
+		return r.up.PublishBulk(ctx, topic, p)
+	}), Log: logger(r.t), AckTimeout: 2 * time.Second})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if tune != nil {
+		tune(&sh.cfg)
+	}
+	var subs []edge.Subscription
+	for _, s := range sh.Subscriptions() {
+		subs = append(subs, edge.Subscription(s))
+	}
+	up, err := edge.New(edge.Config{Broker: r.broker.URL(), Vehicle: vehicle, Boot: r.store.Boot(), Subscriptions: subs,
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second},
+		r.store, logger(r.t))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.up, r.ship = up, sh
+	r.startIngester()
+	if err := up.Start(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { closeWithin(r.t, "uploader", up.Close) })
+	if err := sh.Start(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { closeWithin(r.t, "shipper", sh.Close) })
+}
+
+// startIngester runs the telemetry ingester: the store's records go to
+// the cloud, and checkpoints go behind them.
+func (r *rig) startIngester() {
+	sk, err := sink.Open(filepath.Join(r.t.TempDir(), "sink"), sink.Options{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	in, err := ingest.New(ingest.Config{Broker: r.broker.URL(), ClientID: "ingest-a", ConnectTimeout: 2 * time.Second,
+		ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second}, sk, logger(r.t))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := in.Start(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { closeWithin(r.t, "ingester", in.Close) })
+}
+
+type linkFunc func(ctx context.Context, topic string, p []byte) error
+
+func (f linkFunc) PublishBulk(ctx context.Context, topic string, p []byte) error {
+	return f(ctx, topic, p)
+}
+
+func (r *rig) startReceiver() *Receiver {
+	r.t.Helper()
+	rc, err := NewReceiver(ReceiverConfig{Broker: r.broker.URL(), Blobs: r.blobs, Catalog: r.catalog, Log: logger(r.t),
+		ConnectTimeout: 2 * time.Second, ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := rc.Start(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { closeWithin(r.t, "receiver", rc.Close) })
+	waitUntil(r.t, 10*time.Second, "receiver subscribed", func() bool { return rc.Stats().Subscribed })
+	r.recv = rc
+	return rc
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
