@@ -40,6 +40,12 @@ func (d *Daemon) startCheckpoints(ctx context.Context) error {
 		Vehicle: d.cfg.VehicleID, Version: Version, Clock: clock.Real(), Log: d.log.Named("checkpoints"),
 		Event: d.tel.event,
 	}
+	if ship := d.shipper(); ship != nil {
+		// Retention never deletes what the link is uploading, and
+		// deletes what the cloud has first; a new checkpoint wakes the
+		// link.
+		cc.Busy, cc.Shipped, cc.Kick = ship.Pinned, ship.Uploaded, ship.Kick
+	}
 	c := newCheckpointer(cc)
 	if err := c.start(ctx); err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
@@ -70,7 +76,11 @@ func (d *Daemon) checkpointStatus() status.CheckpointsStatus {
 	if d.ckpt == nil {
 		return status.CheckpointsStatus{State: "off", Why: d.ckptWhy, Enabled: false}
 	}
-	return d.ckpt.status()
+	s := d.ckpt.status()
+	if ship := d.shipper(); ship != nil {
+		s.Uploads = uploadStatus(ship.Stats())
+	}
+	return s
 }
 
 // controlCheckpoint answers CONTROL CHECKPOINT: the checkpoint's summary

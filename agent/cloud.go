@@ -2,19 +2,22 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/status"
+	"github.com/vigil-av/vigil/sync/ckptlink"
 	"github.com/vigil-av/vigil/sync/edge"
 )
 
 // cloud is the running link; nil when sync is off.
 type cloud struct {
 	up   *edge.Uploader
-	cmds *commandChannel // nil when commands are off
+	cmds *commandChannel   // nil when commands are off
+	ship *ckptlink.Shipper // nil when checkpoints are off
 }
 
 // startSync starts the uploader (and the command channel) when configured.
@@ -49,6 +52,17 @@ func (d *Daemon) startSync(ctx context.Context) error {
 		c.cmds = ch
 		subs = ch.subscriptions()
 	}
+	if d.cfg.checkpointsOn() {
+		ship, err := d.newShipper(c)
+		if err != nil {
+			d.syncOff("sync off: checkpoint shipper", err)
+			return nil
+		}
+		c.ship = ship
+		for _, s := range ship.Subscriptions() {
+			subs = append(subs, edge.Subscription(s))
+		}
+	}
 	ec := sc.Config
 	ec.Vehicle, ec.Boot, ec.TLS, ec.Subscriptions = d.cfg.VehicleID, d.tel.store.Boot(), tlsCfg, subs
 	up, err := edge.New(ec, d.tel.store, d.log.Named("sync"))
@@ -68,6 +82,15 @@ func (d *Daemon) startSync(ctx context.Context) error {
 		}
 		return fmt.Errorf("sync: %w", err)
 	}
+	if c.ship != nil {
+		if err := c.ship.Start(ctx); err != nil {
+			uerr := up.Close(ctx)
+			if c.cmds != nil {
+				c.cmds.close(ctx)
+			}
+			return errors.Join(fmt.Errorf("sync: checkpoint shipper: %w", err), uerr)
+		}
+	}
 	d.cloud = c
 	d.log.Info("sync on", zap.String("broker", sc.Broker), zap.Bool("tls", tlsCfg != nil),
 		zap.Bool("client_certificate", tlsCfg != nil && len(tlsCfg.Certificates) > 0), zap.Bool("commands", c.cmds != nil))
@@ -84,7 +107,11 @@ func (d *Daemon) closeSync(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, syncCloseTimeout)
 	defer cancel()
-	err := c.up.Close(ctx)
+	var serr error
+	if c.ship != nil {
+		serr = c.ship.Close(ctx) // it publishes through the uploader: first
+	}
+	err := errors.Join(serr, c.up.Close(ctx))
 	if c.cmds != nil {
 		c.cmds.close(ctx)
 	}

@@ -188,11 +188,11 @@ func writeCheckpoints(p prom, s *status.CheckpointsStatus) {
 	if s.Uploads != nil {
 		pending := 0
 		for _, u := range s.Uploads {
-			if u.State != "complete" {
+			if u.State == "pending" || u.State == "uploading" {
 				pending++
 			}
 		}
-		p.metric("vigil_checkpoint_upload_pending", "gauge", "Local checkpoints not yet completely uploaded to the cloud.")
+		p.metric("vigil_checkpoint_upload_pending", "gauge", "Local checkpoints not yet completely uploaded to the cloud (refused ones not counted: see status).")
 		fmt.Fprintf(p, "vigil_checkpoint_upload_pending %d\n", pending)
 	}
 }

@@ -56,10 +56,12 @@ type CheckpointInfo struct {
 // CheckpointUpload is one checkpoint's upload.
 type CheckpointUpload struct {
 	ID string `json:"id"`
-	// State is pending, uploading or complete.
+	// State is pending, uploading, complete, or failed (refused by the
+	// cloud for good, or unreadable here: LastError).
 	State       string `json:"state"`
 	ChunksAcked int    `json:"chunks_acked"`
 	Chunks      int    `json:"chunks"`
+	LastError   string `json:"last_error,omitempty"`
 }
 
 // CheckpointSummary is what an on-demand checkpoint answers (`vigilctl

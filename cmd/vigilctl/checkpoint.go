@@ -136,7 +136,11 @@ func printCheckpoints(w io.Writer, s *status.CheckpointsStatus) {
 	for _, u := range s.Uploads {
 		if u.State != "complete" {
 			pending++
-			fmt.Fprintf(w, "  upload %s: %s, %d of %d chunks acknowledged\n", u.ID, u.State, u.ChunksAcked, u.Chunks)
+			fmt.Fprintf(w, "  upload %s: %s, %d of %d chunks acknowledged", u.ID, u.State, u.ChunksAcked, u.Chunks)
+			if u.LastError != "" {
+				fmt.Fprintf(w, " (%s)", u.LastError)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	if len(s.Uploads) > 0 && pending == 0 {
