@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/vigil-av/vigil/sync/blob"
+	"github.com/vigil-av/vigil/sync/ckptlink"
 	"github.com/vigil-av/vigil/sync/ingest"
 	"github.com/vigil-av/vigil/sync/sink"
 )
@@ -21,6 +24,8 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 	group := fs.String("group", "vigil-ingest", "shared-subscription group: replicas in one group split the fleet's batches")
 	replica := fs.String("replica", "", "this replica's name in its presence topic, vigil/v1/fleet/ingest/<replica>/status (default: the client id); give each replica a stable one, since each name leaves a retained status on the broker")
 	reconnectMax := fs.Duration("reconnect-max", ingest.DefaultReconnectMax, "longest wait between attempts to reach the broker again after losing it (the first attempt is at once, then the waits double from 1 s, or this if less, up to this); vehicles' batches go nowhere while no ingester is subscribed")
+	ckptStore := fs.String("store-dir", "", "the fleet's checkpoint store, where the checkpoint receiver beside the ingester keeps the vehicles' uploaded checkpoints (what `vigil-fleet checkpoint` reads); default: the directory "+checkpointDirName+" beside --sink")
+	noCkpt := fs.Bool("no-checkpoints", false, "do not receive checkpoints (vigil/v1/+/checkpoints): run the telemetry ingester only")
 	progress := fs.Duration("progress", 10*time.Second, "how often to log the counts when they changed (0: never)")
 	verbose := fs.Bool("verbose", false, "log at debug level")
 	asJSON := fs.Bool("json", false, "print the final report as JSON")
@@ -55,10 +60,22 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 			}
 			return fmt.Errorf("ingest: --replica: %w", err)
 		}
+		var recv *ckptlink.Receiver
+		if !*noCkpt {
+			if recv, err = newCkptReceiver(b, tlsCfg, *ckptStore, *dir, *reconnectMax, log); err != nil {
+				return err
+			}
+		}
 		log.Info("ingesting", zap.String("broker", b.url), zap.Bool("tls", tlsCfg != nil), zap.String("group", *group), zap.String("sink", *dir),
 			zap.String("replica", in.Replica()), zap.Duration("reconnect_max", *reconnectMax))
 		if err := in.Start(ctx); err != nil {
 			return fmt.Errorf("ingest: %w", err)
+		}
+		if recv != nil {
+			if err := recv.Start(ctx); err != nil {
+				in.Close(context.Background()) //nolint:errcheck // the start's error is the one to report
+				return fmt.Errorf("ingest: checkpoint receiver: %w", err)
+			}
 		}
 		var tick <-chan time.Time
 		if *progress > 0 {
@@ -82,6 +99,12 @@ func setupIngest(g *globals, fs *flag.FlagSet) func(context.Context, []string) e
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		cerr := in.Close(cctx)
+		if recv != nil {
+			cerr = errors.Join(cerr, recv.Close(cctx))
+			st := recv.Stats()
+			log.Info("checkpoints", zap.Uint64("chunks_stored", st.Stored), zap.Uint64("chunks_duplicate", st.Duplicate),
+				zap.Uint64("complete", st.Complete), zap.Uint64("missing", st.Missing), zap.Uint64("refused", st.Refused), zap.Uint64("failed", st.Failed))
+		}
 		logStats(log, "stopped", in.Stats())
 		if err := printReport(g.stdout, s.Report(), *asJSON); err != nil {
 			return err
@@ -108,4 +131,34 @@ func newLogger(w io.Writer, verbose bool) *zap.Logger {
 		lvl = zap.DebugLevel
 	}
 	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(ec), zapcore.Lock(zapcore.AddSync(w)), lvl))
+}
+
+// newCkptReceiver builds the checkpoint receiver that runs beside the
+// ingester: its own connection (client id <client-id>-checkpoints), the
+// same identity, storing into the checkpoint store storeDir (default:
+// beside the sink).
+func newCkptReceiver(b *brokerFlags, tlsCfg *tls.Config, storeDir, sinkDir string, reconnectMax time.Duration, log *zap.Logger) (*ckptlink.Receiver, error) {
+	root, err := checkpointRoot(storeDir, sinkDir)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	blobs, err := blob.NewDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: --store-dir %s: %w", root, err)
+	}
+	cat, err := blob.NewCatalog(root)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: --store-dir %s: %w", root, err)
+	}
+	id := ""
+	if b.clientID != "" {
+		id = b.clientID + "-checkpoints"
+	}
+	r, err := ckptlink.NewReceiver(ckptlink.ReceiverConfig{Broker: b.url, ClientID: id, TLS: tlsCfg, Blobs: blobs, Catalog: cat,
+		ReconnectMax: reconnectMax, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	log.Info("receiving checkpoints", zap.String("store_dir", root))
+	return r, nil
 }
