@@ -3,6 +3,7 @@ package ckptlink
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"path/filepath"
 	"testing"
 	"time"
@@ -40,11 +41,20 @@ type rig struct {
 	up      *edge.Uploader
 	ship    *Shipper
 	recv    *Receiver
+	pki     *mqtttest.PKI // nil: plain TCP
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigOn(t, nil) }
+
+// newRigOn is a rig whose broker uses pki's TLS and enforces
+// mqtttest.FleetACL (plain TCP without an ACL when pki is nil).
+func newRigOn(t *testing.T, pki *mqtttest.PKI) *rig {
 	t.Helper()
-	r := &rig{t: t, broker: mqtttest.Start(t, mqtttest.Options{}), dir: filepath.Join(t.TempDir(), "checkpoints"), root: t.TempDir()}
+	opts := mqtttest.Options{}
+	if pki != nil {
+		opts = mqtttest.Options{TLS: pki, ACL: mqtttest.FleetACL}
+	}
+	r := &rig{t: t, pki: pki, broker: mqtttest.Start(t, opts), dir: filepath.Join(t.TempDir(), "checkpoints"), root: t.TempDir()}
 	cfg := storage.DefaultConfig()
 	cfg.Dir = filepath.Join(t.TempDir(), "db")
 	s, err := storage.Open(context.Background(), cfg, logger(t))
@@ -116,7 +126,8 @@ func (r *rig) startVehicle(tune func(*ShipperConfig)) {
 		subs = append(subs, edge.Subscription(s))
 	}
 	up, err := edge.New(edge.Config{Broker: r.broker.URL(), Vehicle: vehicle, Boot: r.store.Boot(), Subscriptions: subs,
-		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second},
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second,
+		TLS: r.tls(vehicle)},
 		r.store, logger(r.t))
 	if err != nil {
 		r.t.Fatal(err)
@@ -141,7 +152,7 @@ func (r *rig) startIngester() {
 		r.t.Fatal(err)
 	}
 	in, err := ingest.New(ingest.Config{Broker: r.broker.URL(), ClientID: "ingest-a", ConnectTimeout: 2 * time.Second,
-		ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second}, sk, logger(r.t))
+		ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second, TLS: r.tls("ingest")}, sk, logger(r.t))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -149,6 +160,14 @@ func (r *rig) startIngester() {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { closeWithin(r.t, "ingester", in.Close) })
+}
+
+// tls is the client TLS of identity cn on a TLS rig, else nil.
+func (r *rig) tls(cn string) *tls.Config {
+	if r.pki == nil {
+		return nil
+	}
+	return r.pki.ClientTLS(cn)
 }
 
 type linkFunc func(ctx context.Context, topic string, p []byte) error
@@ -160,7 +179,7 @@ func (f linkFunc) PublishBulk(ctx context.Context, topic string, p []byte) error
 func (r *rig) startReceiver() *Receiver {
 	r.t.Helper()
 	rc, err := NewReceiver(ReceiverConfig{Broker: r.broker.URL(), Blobs: r.blobs, Catalog: r.catalog, Log: logger(r.t),
-		ConnectTimeout: 2 * time.Second, ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second})
+		ConnectTimeout: 2 * time.Second, ReconnectMax: 300 * time.Millisecond, KeepAlive: 2 * time.Second, TLS: r.tls("ingest")})
 	if err != nil {
 		r.t.Fatal(err)
 	}

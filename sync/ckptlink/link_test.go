@@ -183,3 +183,21 @@ func TestFlippedBitAndMissingChunk(t *testing.T) {
 		t.Fatalf("another vehicle's envelope: %+v", a)
 	}
 }
+
+// TestUploadUnderFleetACL: under docs/broker/acl (mqtttest.FleetACL),
+// with TLS identities, a vehicle uploads its checkpoints to the
+// receiver ("ingest") and reads its acks: the ACL lets both ends do what
+// the upload needs.
+func TestUploadUnderFleetACL(t *testing.T) {
+	r := newRigOn(t, mqtttest.NewPKI(t))
+	r.appendRandom(100, 1000)
+	r.take(manifest.Full)
+	r.appendRandom(100, 1000)
+	r.take(manifest.Incremental)
+	r.startReceiver()
+	r.startVehicle(nil)
+	waitUntil(t, 60*time.Second, "both checkpoints complete", func() bool { return r.ship.Stats().Complete == 2 })
+	if got, err := r.catalog.Manifests(vehicle); err != nil || len(got) != 2 {
+		t.Fatalf("catalog: %d manifests, %v", len(got), err)
+	}
+}

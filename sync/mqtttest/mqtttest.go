@@ -50,11 +50,13 @@ type Options struct {
 // certificate's common name:
 //
 //   - a vehicle (common name = vehicle id) may write only its own
-//     telemetry, logs, status, heartbeat and cmd/res, and read only its
-//     own ack and cmd, the fleet's broadcast commands and the ingester
-//     replicas' status;
-//   - "ingest" (the ingester) reads every vehicle's telemetry, logs and
-//     heartbeat and writes every vehicle's acks and its replicas' status;
+//     telemetry, logs, status, heartbeat, cmd/res and checkpoints, and
+//     read only its own ack, cmd and checkpoints/ack, the fleet's
+//     broadcast commands and the ingester replicas' status;
+//   - "ingest" (the ingester, and the checkpoint receiver beside it)
+//     reads every vehicle's telemetry, logs, heartbeat and checkpoints and
+//     writes every vehicle's acks and checkpoint acks and its replicas'
+//     status;
 //   - "fleet" (the operator) writes every vehicle's cmd and the
 //     broadcast, and reads every vehicle's cmd/res, status and heartbeat.
 //
@@ -77,8 +79,10 @@ pattern write vigil/v1/%u/logs
 pattern write vigil/v1/%u/status
 pattern write vigil/v1/%u/heartbeat
 pattern write vigil/v1/%u/cmd/res
+pattern write vigil/v1/%u/checkpoints
 pattern read vigil/v1/%u/ack
 pattern read vigil/v1/%u/cmd
+pattern read vigil/v1/%u/checkpoints/ack
 # The fleet's broadcast, for every identity. Mosquitto 2.0 warns at each
 # start: "Warning: ACL pattern 'vigil/v1/fleet/cmd' does not contain '%c'
 # or '%u'." The warning is expected, and the line applies: a pattern is the
@@ -95,6 +99,8 @@ topic read vigil/v1/+/telemetry
 topic read vigil/v1/+/logs
 topic read vigil/v1/+/heartbeat
 topic write vigil/v1/+/ack
+topic read vigil/v1/+/checkpoints
+topic write vigil/v1/+/checkpoints/ack
 topic write vigil/v1/fleet/ingest/+/status
 
 user fleet
