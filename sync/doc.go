@@ -32,6 +32,10 @@
 //     each batch in the sink and publishes the sink's ack.
 //   - sink: the cloud's idempotent store, segment files per vehicle,
 //     store incarnation and stream; reports what is stored and missing.
+//   - ckptlink: checkpoint upload: the vehicle's Shipper (chunks acked
+//     one by one, the manifest last, resumable from upload.json, over
+//     edge.Uploader.PublishBulk) and the cloud's Receiver (into a
+//     blob.Store and blob.Catalog); its envelope and acks.
 //   - cmdlink: the command channel: the vehicle's Receiver (verify on
 //     arrival, queue the genuine, execute one at a time, answer) and the
 //     operator's Sender; key files.
@@ -51,6 +55,8 @@
 //	               edge.Uploader ◀─ fleet/ingest/<replica>/status ◀ ingest.Ingester
 //	executor ◀── cmdlink.Receiver ◀─ <vehicle>/cmd, fleet/cmd ◀── cmdlink.Sender
 //	             cmdlink.Receiver ─▶ <vehicle>/cmd/res ─────────▶ cmdlink.Sender
+//	ckptlink.Shipper ─PublishBulk─▶ <vehicle>/checkpoints ─────▶ ckptlink.Receiver ─▶ blob.Store, Catalog
+//	ckptlink.Shipper ◀──────────── <vehicle>/checkpoints/ack ◀─ ckptlink.Receiver
 //
 // The uploader reads each stream from its outbox cursor, packs batches
 // and publishes them at QoS 1. The ingester decodes each, stores its new

@@ -71,8 +71,10 @@ func (r *Receiver) refuse(a Ack, reason string, err error) Ack {
 }
 
 func (r *Receiver) chunk(ctx context.Context, e Envelope, ack Ack) (Ack, bool) {
+	// Put even a stored chunk: it makes it young, so that prune's grace
+	// period keeps it while its checkpoint is not complete.
 	has, err := r.cfg.Blobs.Has(ctx, e.SHA256)
-	if err == nil && !has {
+	if err == nil {
 		err = r.cfg.Blobs.Put(ctx, e.SHA256, e.Data)
 	}
 	switch {
