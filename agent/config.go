@@ -451,16 +451,8 @@ func (c *Config) Validate() error {
 	if err := c.Checkpoint.validate(c); err != nil {
 		return err
 	}
-	if c.StorageEnabled {
-		if err := c.StorageConfig().Validate(); err != nil {
-			// Blame the budget when the whole quota would do.
-			whole := c.Storage
-			whole.Dir = c.storeDir()
-			if b := c.CheckpointBudget(); b > 0 && whole.Validate() == nil {
-				return fmt.Errorf("checkpoint.budget_mb %d: leaves the store %d bytes of storage.quota_bytes (%d), too little: %w", c.Checkpoint.BudgetMB, c.Storage.QuotaBytes-b, c.Storage.QuotaBytes, err)
-			}
-			return err
-		}
+	if err := c.validateStorage(); err != nil {
+		return err
 	}
 	if c.Health.Interval < 100*time.Millisecond {
 		return fmt.Errorf("health.interval %v: at least 100ms", c.Health.Interval)
@@ -477,6 +469,25 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return nil
+}
+
+// validateStorage checks the storage section with the store's quota
+// less the checkpoints' budget, blaming the budget when the whole quota
+// would do.
+func (c *Config) validateStorage() error {
+	if !c.StorageEnabled {
+		return nil
+	}
+	err := c.StorageConfig().Validate()
+	if err == nil {
+		return nil
+	}
+	whole := c.Storage
+	whole.Dir = c.storeDir()
+	if b := c.CheckpointBudget(); b > 0 && whole.Validate() == nil {
+		return fmt.Errorf("checkpoint.budget_mb %d: leaves the store %d bytes of storage.quota_bytes (%d), too little: %w", c.Checkpoint.BudgetMB, c.Storage.QuotaBytes-b, c.Storage.QuotaBytes, err)
+	}
+	return err
 }
 
 // ModelPath resolves a model path against models.dir.
