@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +44,9 @@ type rig struct {
 	ship    *Shipper
 	recv    *Receiver
 	pki     *mqtttest.PKI // nil: plain TCP
+	cur     atomic.Pointer[Shipper]
+	sentMu  sync.Mutex
+	sends   map[int]int // chunk index → times published
 }
 
 func newRig(t *testing.T) *rig { return newRigOn(t, nil) }
@@ -108,40 +113,67 @@ func closeWithin(t *testing.T, what string, close func(context.Context) error) {
 	}
 }
 
-// startVehicle starts the uploader (with the shipper's subscription) and
-// the shipper.
-func (r *rig) startVehicle(tune func(*ShipperConfig)) {
+// startVehicle starts the uploader (with the shipper's subscription,
+// routed to the rig's current shipper) and a shipper; rate caps the
+// uploader's bytes per second (0: none).
+func (r *rig) startVehicle(tune func(*ShipperConfig), rate ...int) {
 	r.t.Helper()
-	sh, err := NewShipper(ShipperConfig{Vehicle: vehicle, Dir: r.dir, Link: linkFunc(func(ctx context.Context, topic string, p []byte) error {
-		return r.up.PublishBulk(ctx, topic, p)
-	}), Log: logger(r.t), AckTimeout: 2 * time.Second})
+	h := func(topic string, p []byte) {
+		if sh := r.cur.Load(); sh != nil {
+			sh.onAck(topic, p)
+		}
+	}
+	cfg := edge.Config{Broker: r.broker.URL(), Vehicle: vehicle, Boot: r.store.Boot(),
+		Subscriptions: []edge.Subscription{{Topic: AckTopic(vehicle), Handler: h}},
+		ReconnectMin:  50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second,
+		TLS: r.tls(vehicle)}
+	if len(rate) > 0 {
+		cfg.MaxBytesPerSecond = rate[0]
+	}
+	up, err := edge.New(cfg, r.store, logger(r.t))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if tune != nil {
-		tune(&sh.cfg)
-	}
-	var subs []edge.Subscription
-	for _, s := range sh.Subscriptions() {
-		subs = append(subs, edge.Subscription(s))
-	}
-	up, err := edge.New(edge.Config{Broker: r.broker.URL(), Vehicle: vehicle, Boot: r.store.Boot(), Subscriptions: subs,
-		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second,
-		TLS: r.tls(vehicle)},
-		r.store, logger(r.t))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.up, r.ship = up, sh
-	r.startIngester()
+	r.up = up
 	if err := up.Start(context.Background()); err != nil {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { closeWithin(r.t, "uploader", up.Close) })
+	r.startIngester()
+	r.startShipper(tune)
+}
+
+// startShipper starts a shipper over the rig's uploader, counting the
+// chunks it publishes.
+func (r *rig) startShipper(tune func(*ShipperConfig)) *Shipper {
+	r.t.Helper()
+	cfg := ShipperConfig{Vehicle: vehicle, Dir: r.dir, Link: linkFunc(func(ctx context.Context, topic string, p []byte) error {
+		err := r.up.PublishBulk(ctx, topic, p)
+		if e, derr := Decode(p); err == nil && derr == nil && e.Type == TypeChunk {
+			r.sentMu.Lock()
+			if r.sends == nil {
+				r.sends = map[int]int{}
+			}
+			r.sends[e.Index]++
+			r.sentMu.Unlock()
+		}
+		return err
+	}), Log: logger(r.t), AckTimeout: 2 * time.Second}
+	if tune != nil {
+		tune(&cfg)
+	}
+	sh, err := NewShipper(cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var _ = edge.Subscription(sh.Subscriptions()[0])
+	r.ship = sh
+	r.cur.Store(sh)
 	if err := sh.Start(context.Background()); err != nil {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { closeWithin(r.t, "shipper", sh.Close) })
+	return sh
 }
 
 // startIngester runs the telemetry ingester: the store's records go to
