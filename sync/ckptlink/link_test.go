@@ -201,3 +201,33 @@ func TestUploadUnderFleetACL(t *testing.T) {
 		t.Fatalf("catalog: %d manifests, %v", len(got), err)
 	}
 }
+
+// TestDeletedWhileQueued: a checkpoint deleted while an older one
+// uploads (retention) is skipped cleanly: nothing fails, the others
+// complete, and it is gone from the figures at the next look.
+func TestDeletedWhileQueued(t *testing.T) {
+	r := newRig(t)
+	r.appendRandom(100, 1000)
+	first := r.take(manifest.Full)
+	r.appendRandom(100, 1000)
+	second := r.take(manifest.Incremental)
+	r.startVehicle(nil) // no receiver yet: the first waits for its acks
+	waitUntil(t, 10*time.Second, "the first uploading", func() bool { return r.ship.Busy(first.ID) })
+	if r.ship.Busy(second.ID) || !r.ship.Pinned()[first.ID] {
+		t.Fatalf("pinned %v while the first uploads", r.ship.Pinned())
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, second.ID)); err != nil {
+		t.Fatal(err)
+	}
+	r.startReceiver()
+	waitUntil(t, 30*time.Second, "the first complete", func() bool { return r.ship.Uploaded(first.ID) })
+	waitUntil(t, 10*time.Second, "the upload over", func() bool { return r.ship.Stats().Current == "" })
+	r.ship.Kick()
+	waitUntil(t, 10*time.Second, "the second gone from the figures", func() bool {
+		st := r.ship.Stats()
+		return len(st.Checkpoints) == 1 && st.Complete == 1 && st.Failed == 0
+	})
+	if ok, _ := r.catalog.Has(vehicle, second.StoreID, second.ID); ok {
+		t.Fatal("a deleted checkpoint completed in the cloud")
+	}
+}
