@@ -63,7 +63,7 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		if err != nil {
 			return nil, cmdlink.BadArgs("policy: %v", err)
 		}
-		if err := d.shell.Command(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p, Reason: "fleet command " + env.CorrelationID}); err != nil {
+		if err := d.operate(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p, Reason: "fleet command " + env.CorrelationID}); err != nil {
 			return nil, err
 		}
 		log.Info("policy set by fleet command", zap.Stringer("policy", p))
@@ -81,7 +81,7 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		if env.Command == command.Failover {
 			op = watchdog.CmdForceOut
 		}
-		if err := d.shell.Command(ctx, watchdog.Command{Op: op, Backend: b, Reason: "fleet command " + env.CorrelationID}); err != nil {
+		if err := d.operate(ctx, watchdog.Command{Op: op, Backend: b, Reason: "fleet command " + env.CorrelationID}); err != nil {
 			return nil, err
 		}
 		log.Info("backend command by fleet", zap.Stringer("backend", b))
@@ -163,7 +163,10 @@ func (d *Daemon) newCommandChannel(c *cloud) (*commandChannel, error) {
 		Exec:        cmdlink.ExecutorFunc(d.execute),
 		Moving:      d.moving,
 		ExecTimeout: cc.Timeout,
-		Log:         d.log.Named("commands"),
+		// A restored store's nonce cache is the checkpoint's: commands
+		// issued before the restore may have been seen by the dead unit.
+		NotIssuedBefore: d.notIssuedBefore(),
+		Log:             d.log.Named("commands"),
 		Publish: func(topic string, payload []byte) error {
 			return c.up.Publish(topic, payload, false, 5*time.Second)
 		},

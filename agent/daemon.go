@@ -58,6 +58,7 @@ type Daemon struct {
 	syncWhy      string        // why sync is off
 	ckpt         *checkpointer // nil when checkpoints are off
 	ckptWhy      string        // why they are off
+	op           operator      // the operator's standing orders, kept in the store
 
 	// Goroutines of the daemon's own, each ended by its step's stop.
 	serveDone   chan struct{} // the socket's Serve returned
@@ -90,6 +91,7 @@ func (d *Daemon) steps() []step {
 		{"loading models", d.loadModels, d.closeBackends},
 		{"starting router", d.startRouter, d.closeRouter},
 		{"starting watchdog", d.startWatchdog, d.closeWatchdog},
+		{"restoring operator state", d.loadOperatorState, nil},
 		{"starting hardware probe", d.startHealth, d.closeHealth},
 		{"opening socket", d.openSocket, d.closeSocket},
 		{"opening metrics endpoint", d.startMetrics, d.closeMetrics},

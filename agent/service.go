@@ -159,7 +159,7 @@ func (s *service) Control(ctx context.Context, peer socket.Peer, req *wire.Contr
 		if req.Op == wire.OpForceOut {
 			op = watchdog.CmdForceOut
 		}
-		if err := d.shell.Command(ctx, watchdog.Command{Op: op, Backend: b}); err != nil {
+		if err := d.operate(ctx, watchdog.Command{Op: op, Backend: b, Reason: "operator on the socket"}); err != nil {
 			return socket.RefuseControl(wire.ControlFailed, "%v", err)
 		}
 		log.Info("operator command", zap.Stringer("backend", b))
@@ -169,7 +169,7 @@ func (s *service) Control(ctx context.Context, peer socket.Peer, req *wire.Contr
 		if err != nil {
 			return socket.RefuseControl(wire.ControlInvalidArgument, "%v", err)
 		}
-		if err := d.shell.Command(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p}); err != nil {
+		if err := d.operate(ctx, watchdog.Command{Op: watchdog.CmdSetPolicy, Policy: p}); err != nil {
 			return socket.RefuseControl(wire.ControlFailed, "%v", err)
 		}
 		log.Info("policy", zap.Stringer("policy", p))

@@ -30,7 +30,27 @@ type Status struct {
 	Storage      StorageStatus     `json:"storage"`
 	Sync         SyncStatus        `json:"sync"`
 	Checkpoints  CheckpointsStatus `json:"checkpoints"`
-	Warnings     []string          `json:"warnings,omitempty"`
+	// Restored is set when the store was restored from a checkpoint
+	// (vigild restore): it is a new incarnation of a dead unit's store.
+	Restored *RestoredStatus `json:"restored,omitempty"`
+	Warnings []string        `json:"warnings,omitempty"`
+}
+
+// RestoredStatus is the lineage of a restored store.
+type RestoredStatus struct {
+	// Store is this incarnation's id; Parent the dead unit's store it was
+	// restored from, at Checkpoint, at RestoredAt (RFC 3339).
+	Store      string `json:"store"`
+	Parent     string `json:"parent"`
+	Checkpoint string `json:"checkpoint"`
+	RestoredAt string `json:"restored_at"`
+	// ConfigSame says whether the configuration is the one the dead unit
+	// last ran with (by its SHA-256, kept in the store's state); absent
+	// when the checkpoint predates that record.
+	ConfigSame *bool `json:"config_same,omitempty"`
+	// CommandsIssuedBefore: fleet commands issued before this time are
+	// refused (issued_before_restore).
+	CommandsIssuedBefore string `json:"commands_issued_before"`
 }
 
 // RuntimeStatus names the ONNX Runtime in use.
