@@ -13,13 +13,14 @@ RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/... ./storage/... .
 # Set by .ci/run: tests that would skip for a missing dependency fail instead.
 export VIGIL_REQUIRE_DEPS
 
-.PHONY: all build deps tools ort models test test-race vet fmt-check bench fuzz demo fleet-demo clean help
+.PHONY: all build deps tools ort models test test-race vet fmt-check bench fuzz demo fleet-demo dr-demo clean help
 
 all: build
 
 help:
 	@echo "make demo     start vigild with the demo models and drive it with vigil-sim for a minute"
 	@echo "make fleet-demo  a broker, vigild with the cloud link, the ingester, and signed fleet commands"
+	@echo "make dr-demo  disaster recovery: checkpoints uploaded, the vehicle's computer lost, restored onto a new unit"
 	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
 	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"
 	@echo "make bench    the vigil-bench suites (inference, failover, socket, storage, sync), --quick"
@@ -36,6 +37,12 @@ demo: deps build
 # cloud link, vigil-fleet ingest, and signed commands the vehicle carries out.
 fleet-demo: deps build
 	scripts/fleet-demo.sh
+
+# dr-demo: disaster recovery with real processes — checkpoints uploaded, the
+# vehicle's data destroyed, restored onto a new unit from the fleet's copy,
+# the loss measured (README, "Disaster recovery").
+dr-demo: deps build
+	scripts/dr-demo.sh
 
 # tools: what a fresh Debian machine lacks for `make deps` and the tests:
 # npm (to fetch ONNX Runtime), Mosquitto (the broker the sync tests run) and
@@ -76,9 +83,12 @@ test: deps fmt-check vet
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./agent/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/batch/
 	$(GO) test -run '^$$' -fuzz FuzzScanSegment -fuzztime 5s ./sync/sink/
-	# The README's operator walk-through, end to end (about 15 s).
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/ckptlink/
+	# The README's operator walk-through, end to end (about 15 s), and the
+	# disaster-recovery story (about 20 s).
 	$(GO) build -o build/bin/ ./cmd/...
 	scripts/fleet-demo.sh
+	scripts/dr-demo.sh
 
 bench: deps
 	$(GO) run ./cmd/vigil-bench inference --quick
@@ -86,11 +96,13 @@ bench: deps
 	$(GO) run ./cmd/vigil-bench socket --quick
 	$(GO) run ./cmd/vigil-bench storage --quick
 	$(GO) run ./cmd/vigil-bench sync --quick
+	$(GO) run ./cmd/vigil-bench checkpoint --quick
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./agent/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./sync/batch/
 	$(GO) test -run '^$$' -fuzz FuzzScanSegment -fuzztime $${FUZZTIME:-5m} ./sync/sink/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./sync/ckptlink/
 
 # crash-test: 100 rounds of kill -9 against a storage writer in a child
 # process; every record it reported durable must survive (go test runs 5).

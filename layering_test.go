@@ -74,6 +74,8 @@ var rules = []rule{
 	{pkgs: "sync/command", notLinks: []string{badger}, why: "the nonce cache asks for a StateKV, not the store"},
 	{pkgs: "sync/sink", notLinks: []string{badger}, why: "the cloud side keeps batches in files, not in Badger"},
 	{pkgs: "sync/ingest", notLinks: []string{badger}, why: "the cloud side keeps batches in files, not in Badger"},
+	{pkgs: "sync/ckptlink", notLinks: []string{badger}, why: "the checkpoint receiver runs in vigil-fleet, which never links Badger"},
+	{pkgs: "sync/blob", notLinks: []string{badger}, why: "the fleet's checkpoint store keeps chunks in files"},
 	{pkgs: "cmd/vigilctl", notLinks: []string{onnxruntime, badger, nvml, paho}, why: "vigilctl talks to the daemon over its socket"},
 	{pkgs: "cmd/vigil-fleet", notLinks: []string{onnxruntime, badger, nvml}, why: "the fleet side runs in the cloud, without a GPU or a vehicle's store"},
 	{pkgs: "hw/sample", stdOnly: true, why: "the reading in the status document, decoded by vigilctl"},

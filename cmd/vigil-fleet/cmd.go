@@ -20,7 +20,7 @@ import (
 	"github.com/vigil-av/vigil/sync/presence"
 )
 
-var knownCommands = []command.Command{command.Status, command.Policy, command.Failover, command.Clear, command.LogLevel, command.SyncNow}
+var knownCommands = []command.Command{command.Status, command.Policy, command.Failover, command.Clear, command.LogLevel, command.SyncNow, command.Checkpoint}
 
 func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) error {
 	b := addBrokerFlags(fs)
