@@ -410,7 +410,7 @@ func TestClassify(t *testing.T) {
 		command.ErrReplayed: cmdlink.ReasonReplayed, command.ErrUnknownCommand: cmdlink.ReasonUnknownCommand,
 		command.ErrNonceStore: cmdlink.ReasonNonceStore, command.ErrUnsafeWhileMoving: cmdlink.ReasonUnsafeWhileMoving,
 		cmdlink.ErrIssuedBeforeRestore: cmdlink.ReasonIssuedBeforeRestore,
-		errors.New("something else"): cmdlink.ReasonMalformed,
+		errors.New("something else"):   cmdlink.ReasonMalformed,
 	}
 	seen := map[cmdlink.Reason]bool{}
 	for err, r := range want {
