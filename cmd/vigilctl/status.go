@@ -131,6 +131,14 @@ func printStatus(w io.Writer, st *status.Status) error {
 	printStorage(w, &st.Storage)
 	printSync(w, &st.Sync)
 	printCheckpoints(w, &st.Checkpoints)
+	if r := st.Restored; r != nil {
+		same := "unknown"
+		if r.ConfigSame != nil {
+			same = map[bool]string{true: "the same", false: "changed"}[*r.ConfigSame]
+		}
+		fmt.Fprintf(w, "restored: store %s from %s at checkpoint %s, %s; configuration %s; fleet commands issued before %s refused\n",
+			r.Store, r.Parent, r.Checkpoint, r.RestoredAt, same, r.CommandsIssuedBefore)
+	}
 	printHealth(w, st.Health)
 	if st.GPUFault != "" || st.GPUWarning != "" {
 		fmt.Fprintf(w, "GPU: fault %q warning %q\n", st.GPUFault, st.GPUWarning)

@@ -38,3 +38,23 @@ func TestPrintSync(t *testing.T) {
 		t.Errorf("off: %q", got)
 	}
 }
+
+// TestPrintRestored: a restored store's line names the lineage and when
+// fleet commands start to count.
+func TestPrintRestored(t *testing.T) {
+	var b bytes.Buffer
+	same := true
+	st := &status.Status{Restored: &status.RestoredStatus{Store: "00000000000000bb", Parent: "00000000000000aa", Checkpoint: "000007-incremental",
+		RestoredAt: "2026-12-04T20:00:00Z", ConfigSame: &same, CommandsIssuedBefore: "2026-12-04T20:00:00Z"}}
+	if err := printStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	want := "restored: store 00000000000000bb from 00000000000000aa at checkpoint 000007-incremental, 2026-12-04T20:00:00Z; configuration the same; fleet commands issued before 2026-12-04T20:00:00Z refused\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	if err := printStatus(&b, &status.Status{}); err != nil || strings.Contains(b.String(), "restored:") {
+		t.Errorf("a store never restored: %v\n%s", err, b.String())
+	}
+}
