@@ -49,8 +49,8 @@ func uploadChain(ctx context.Context, f checkpointFlags, b *built, work string, 
 	var chunks [][]byte
 	var total int64
 	for _, c := range b.chain {
-		for _, ch := range c.Chunks {
-			data, err := os.ReadFile(filepath.Join(b.ckptDir, c.ID, ch.Name))
+		for i := range c.Chunks {
+			data, err := manifest.ReadChunk(manifest.Dir(b.ckptDir), c, i)
 			if err != nil {
 				return up, err
 			}

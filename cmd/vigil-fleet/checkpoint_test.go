@@ -107,8 +107,8 @@ func (f *ckptFixture) upload(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range m.Chunks {
-		b, err := os.ReadFile(filepath.Join(dir, c.Name))
+	for i, c := range m.Chunks {
+		b, err := manifest.ReadChunk(manifest.Dir(filepath.Dir(dir)), m, i)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,21 +20,23 @@ import (
 // Badger's backup goroutine only copies into the current part: the parts
 // are compressed by a pool of workers, one per CPU, while a sequencer
 // takes them in order, hashes the stream, feeds the frame parser, and
-// writes and fsyncs each chunk file. At most inflight parts are under
-// way; Write waits for room, so memory stays bounded.
+// appends each chunk to the pack file. At most inflight parts are under
+// way; Write waits for room, so memory stays bounded. The chunks go one
+// after the other into one file (manifest.PackName), fsynced once at the
+// end: a file per chunk, created and fsynced each, cost more than the
+// backup stream itself.
 type chunkWriter struct {
-	dir    string
-	cur    []byte
-	free   chan []byte   // spare part buffers
-	work   chan *part    // to the compressors
-	order  chan *part    // to the sequencer, in stream order
-	done   chan struct{} // the sequencer has finished
-	fail   chan struct{} // closed on the first error
-	once   sync.Once
-	err    error // the first error; read after fail is closed
-	wg     sync.WaitGroup
-	syncs  chan chunkFile // chunks to write
-	syncWG sync.WaitGroup
+	dir   string
+	cur   []byte
+	free  chan []byte   // spare part buffers
+	work  chan *part    // to the compressors
+	order chan *part    // to the sequencer, in stream order
+	done  chan struct{} // the sequencer has finished
+	fail  chan struct{} // closed on the first error
+	once  sync.Once
+	err   error // the first error; read after fail is closed
+	wg    sync.WaitGroup
+	pack  syncFile // every chunk, one after the other (manifest.PackName)
 
 	// The sequencer's, read after done is closed.
 	whole  hash.Hash
@@ -42,6 +44,20 @@ type chunkWriter struct {
 	raw    int64
 	bytes  int64
 	chunks []Chunk
+}
+
+// writePack appends a chunk to the pack file, creating it first; Sync
+// comes once, in finish.
+func (c *chunkWriter) writePack(b []byte) error {
+	if c.pack == nil {
+		f, err := create(filepath.Join(c.dir, manifest.PackName))
+		if err != nil {
+			return err
+		}
+		c.pack = f
+	}
+	_, err := c.pack.Write(b)
+	return err
 }
 
 // part is one chunk on its way: the raw bytes, then the compressed ones.
@@ -72,35 +88,8 @@ func newChunkWriter(dir string, parser io.Writer) *chunkWriter {
 	for range workers {
 		go c.compress()
 	}
-	c.syncs = make(chan chunkFile, writers)
-	c.syncWG.Add(writers)
-	for range writers {
-		go c.writeFiles()
-	}
 	go c.sequence()
 	return c
-}
-
-// writers is how many chunk files are created, written and fsynced at
-// once: creating a file and fsyncing it wait on the file system's
-// journal, which several files share, and the sequencer waits for
-// neither.
-const writers = 4
-
-// chunkFile is a chunk on its way to disk.
-type chunkFile struct {
-	name string
-	b    []byte
-}
-
-// writeFiles creates, writes, fsyncs and closes the chunk files.
-func (c *chunkWriter) writeFiles() {
-	defer c.syncWG.Done()
-	for cf := range c.syncs {
-		if err := writeFileSync(cf.name, cf.b); err != nil {
-			c.setErr(fmt.Errorf("chunk %s: %w", filepath.Base(cf.name), err))
-		}
-	}
 }
 
 func (c *chunkWriter) setErr(err error) {
@@ -153,8 +142,15 @@ func (c *chunkWriter) finish() error {
 	close(c.work)
 	<-c.done
 	c.wg.Wait()
-	close(c.syncs)
-	c.syncWG.Wait()
+	if c.pack != nil {
+		err := c.pack.Sync()
+		if cerr := c.pack.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			c.setErr(fmt.Errorf("chunk file %s: %w", manifest.PackName, err))
+		}
+	}
 	select {
 	case <-c.fail:
 		return c.err
@@ -205,7 +201,7 @@ func (c *chunkWriter) sequence() {
 		}
 		name := manifest.ChunkName(len(c.chunks))
 		if err == nil {
-			c.syncs <- chunkFile{filepath.Join(c.dir, name), pt.out.Bytes()}
+			err = c.writePack(pt.out.Bytes())
 		}
 		if err != nil {
 			c.setErr(fmt.Errorf("chunk %s: %w", name, err))

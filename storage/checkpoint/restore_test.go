@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/vigil-av/vigil/storage"
+	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
 )
 
 // smallChain writes full, incremental, incremental, differential (with
@@ -143,6 +145,29 @@ func cutAtFrame(t *testing.T, chain string, m *Manifest) string {
 	return ""
 }
 
+// explode rewrites every checkpoint under chain with a file per chunk, the
+// layout an export writes, and removes the pack.
+func explode(t *testing.T, chain string) {
+	t.Helper()
+	ms, err := List(chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		dir := filepath.Join(chain, m.ID)
+		for i, c := range m.Chunks {
+			b, err := manifest.ReadChunk(manifest.Dir(chain), m, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, c.Name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Remove(filepath.Join(dir, manifest.PackName))
+	}
+}
+
 func TestRestoreRefuses(t *testing.T) {
 	chain, ms := smallChain(t)
 	full, i1, i2, diff := ms[0], ms[1], ms[2], ms[3]
@@ -156,7 +181,27 @@ func TestRestoreRefuses(t *testing.T) {
 		edit  func(t *testing.T, chain string) (target string)
 		want  []string
 		isErr error
+		// pack keeps the chunks in the pack file Take writes; the other
+		// cases edit chunk files of their own, the layout an export has.
+		pack bool
 	}{
+		{name: "flipped bit in the pack", at: i1.ID, pack: true, edit: func(t *testing.T, c string) string {
+			p := filepath.Join(c, full.ID, manifest.PackName)
+			b, _ := os.ReadFile(p)
+			b[manifest.Offset(full, 1)+10] ^= 0x10
+			os.WriteFile(p, b, 0o644)
+			return ""
+		}, want: []string{full.ID, full.Chunks[1].Name, fmt.Sprintf("offset %d", manifest.Offset(full, 1)), "SHA-256"}, isErr: ErrChain},
+		{name: "pack cut short", at: i1.ID, pack: true, edit: func(t *testing.T, c string) string {
+			p := filepath.Join(c, full.ID, manifest.PackName)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)-100], 0o644)
+			return ""
+		}, want: []string{full.ID, full.Chunks[len(full.Chunks)-1].Name, "truncated"}, isErr: ErrChain},
+		{name: "pack missing", at: i1.ID, pack: true, edit: func(t *testing.T, c string) string {
+			os.Remove(filepath.Join(c, i1.ID, manifest.PackName))
+			return ""
+		}, want: []string{i1.ID, i1.Chunks[0].Name}, isErr: ErrChain},
 		{name: "gap", at: i2.ID, edit: func(t *testing.T, c string) string {
 			os.RemoveAll(filepath.Join(c, i1.ID))
 			return ""
@@ -229,6 +274,9 @@ func TestRestoreRefuses(t *testing.T) {
 			root := t.TempDir()
 			c := filepath.Join(root, "chain")
 			copyTree(t, chain, c)
+			if !tc.pack {
+				explode(t, c)
+			}
 			var target string
 			if tc.edit != nil {
 				target = tc.edit(t, c)

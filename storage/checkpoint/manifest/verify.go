@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,13 +20,41 @@ type Source interface {
 	ReadChunk(m *Manifest, c Chunk) ([]byte, error)
 }
 
-// Dir reads chunks from a directory of checkpoint directories
-// (<dir>/<id>/<chunk>), the layout Take writes and an export has.
+// PackName is the file in a checkpoint directory that holds its chunks
+// one after the other, as Take writes them: chunk i at Offset(m, i). One
+// file, one fsync: a file per chunk cost more than the backup itself.
+const PackName = "chunks"
+
+// Dir reads chunks from a directory of checkpoint directories: a chunk's
+// own file <dir>/<id>/<chunk name> where there is one (an export writes
+// them), otherwise its bytes in <dir>/<id>/chunks (what Take writes).
 type Dir string
 
-// ReadChunk reads <dir>/<m.ID>/<c.Name>.
+// ReadChunk reads chunk c of m from its own file or from the pack. A pack
+// cut short gives the bytes it has, which CheckChunk calls truncated.
 func (d Dir) ReadChunk(m *Manifest, c Chunk) ([]byte, error) {
-	return os.ReadFile(filepath.Join(string(d), m.ID, c.Name))
+	b, err := os.ReadFile(filepath.Join(string(d), m.ID, c.Name))
+	if !errors.Is(err, os.ErrNotExist) {
+		return b, err
+	}
+	var i int
+	if _, serr := fmt.Sscanf(c.Name, "chunk-%06d", &i); serr != nil || i < 0 || i >= len(m.Chunks) || m.Chunks[i].Name != c.Name {
+		return nil, err
+	}
+	f, perr := os.Open(filepath.Join(string(d), m.ID, PackName))
+	if errors.Is(perr, os.ErrNotExist) {
+		return nil, err // neither its own file nor a pack: the chunk is missing
+	}
+	if perr != nil {
+		return nil, perr
+	}
+	defer f.Close()
+	b = make([]byte, c.Bytes)
+	n, rerr := f.ReadAt(b, Offset(m, i))
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		return nil, rerr
+	}
+	return b[:n], nil
 }
 
 // CheckChunk checks a chunk's bytes against the manifest: its size and its
