@@ -66,19 +66,8 @@ func setupCmd(g *globals, fs *flag.FlagSet) func(context.Context, []string) erro
 			return fmt.Errorf("cmd: --key: %w", err)
 		}
 		if *signOnly {
-			if target == command.TargetAll {
-				return errors.New("cmd: --sign-only: sign for one vehicle, not all")
-			}
 			now := time.Now()
-			env := command.Envelope{IssuedAt: now, Expires: now.Add(*ttl), Target: target, Command: name, Args: cargs, CorrelationID: *id}
-			if env.CorrelationID == "" {
-				env.CorrelationID = cmdlink.NewCorrelationID()
-			}
-			if _, err := sealTo(env, priv, *save); err != nil {
-				return fmt.Errorf("cmd: %w", err)
-			}
-			fmt.Fprintf(g.stderr, "signed %s for %s (correlation id %s, valid until %s) into %s; not sent\n", name, target, env.CorrelationID, env.Expires.UTC().Format(time.RFC3339), *save)
-			return nil
+			return signOnlyCmd(g, command.Envelope{IssuedAt: now, Expires: now.Add(*ttl), Target: target, Command: name, Args: cargs, CorrelationID: *id}, priv, *save)
 		}
 		tlsCfg, err := b.check()
 		if err != nil {

@@ -35,6 +35,22 @@ func sealTo(env command.Envelope, priv ed25519.PrivateKey, file string) ([]byte,
 	return raw, nil
 }
 
+// signOnlyCmd signs env for one vehicle into file and sends nothing.
+func signOnlyCmd(g *globals, env command.Envelope, priv ed25519.PrivateKey, file string) error {
+	if env.Target == command.TargetAll {
+		return errors.New("cmd: --sign-only: sign for one vehicle, not all")
+	}
+	if env.CorrelationID == "" {
+		env.CorrelationID = cmdlink.NewCorrelationID()
+	}
+	if _, err := sealTo(env, priv, file); err != nil {
+		return fmt.Errorf("cmd: %w", err)
+	}
+	fmt.Fprintf(g.stderr, "signed %s for %s (correlation id %s, valid until %s) into %s; not sent\n",
+		env.Command, env.Target, env.CorrelationID, env.Expires.UTC().Format(time.RFC3339), file)
+	return nil
+}
+
 // sendSaved signs env, writes it to file (sealTo) and sends it.
 func sendSaved(ctx context.Context, s *cmdlink.Sender, env command.Envelope, priv ed25519.PrivateKey, file string, wait []string) (cmdlink.Result, error) {
 	raw, err := sealTo(env, priv, file)
