@@ -57,7 +57,25 @@ func crashChild(dir string) int {
 		}
 		fmt.Fprintln(log, m.ID)
 		log.Sync()
+		if i == 0 {
+			// Every later checkpoint of this boot writes its chunks
+			// slowly, so the parent always finds one half written
+			// however fast the machine is (a fast one otherwise spends
+			// too little of its time inside a pack file to be caught).
+			create = func(name string) (syncFile, error) {
+				f, err := os.Create(name)
+				return slowFile{f}, err
+			}
+		}
 	}
+}
+
+// slowFile is a file whose writes each take a few milliseconds.
+type slowFile struct{ *os.File }
+
+func (f slowFile) Write(p []byte) (int, error) {
+	time.Sleep(5 * time.Millisecond)
+	return f.File.Write(p)
 }
 
 // TestKillMidCheckpoint: vigild killed with SIGKILL while it writes a
