@@ -159,7 +159,7 @@ func setupCheckpointList(g *globals, fs *flag.FlagSet) func(context.Context, []s
 // vehicle and store, oldest first.
 func listCheckpoints(w io.Writer, cat *blob.Catalog, vs []string, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VEHICLE\tSTORE\tCHECKPOINT\tKIND\tBASE\tCREATED\tAGE\tSTREAMS\tSIZE\tCHAIN")
+	fmt.Fprintln(tw, "VEHICLE\tSTORE\tCHECKPOINT\tKIND\tBASE\tCREATED\tAGE\tSTREAMS\tSIZE\tCHAIN\tVERIFIED")
 	n := 0
 	for _, v := range vs {
 		ms, err := cat.Manifests(v)
@@ -177,8 +177,13 @@ func listCheckpoints(w io.Writer, cat *blob.Catalog, vs []string, now time.Time)
 				if base == "" {
 					base = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v, m.StoreID, m.ID, m.Kind, base,
-					m.Created.UTC().Format(time.RFC3339), age(now.Sub(m.Created)), streamCounts(m), size(m.Bytes), chain)
+				verified, err := lastVerification(cat, v, m, now)
+				if err != nil {
+					tw.Flush() //nolint:errcheck // the error below is the one to report
+					return fmt.Errorf("checkpoint list: %w", err)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v, m.StoreID, m.ID, m.Kind, base,
+					m.Created.UTC().Format(time.RFC3339), age(now.Sub(m.Created)), streamCounts(m), size(m.Bytes), chain, verified)
 				n++
 			}
 		}
@@ -188,6 +193,24 @@ func listCheckpoints(w io.Writer, cat *blob.Catalog, vs []string, now time.Time)
 	}
 	_, err := fmt.Fprintf(w, "%d checkpoints of %d vehicles\n", n, len(vs))
 	return err
+}
+
+// lastVerification says when `checkpoint verify` last checked m, how
+// deep (chain rules only, or every chunk read back) and with what result:
+// "never", "ok 2h0m0s ago (data)", "FAIL 5m0s ago (chain): <problem>".
+func lastVerification(cat *blob.Catalog, vehicle string, m *manifest.Manifest, now time.Time) (string, error) {
+	v, ok, err := cat.LastVerification(vehicle, m.StoreID, m.ID)
+	if err != nil || !ok {
+		return "never", err
+	}
+	depth := "chain"
+	if v.ReadData {
+		depth = "data"
+	}
+	if v.OK {
+		return fmt.Sprintf("ok %s ago (%s)", age(now.Sub(v.At)), depth), nil
+	}
+	return fmt.Sprintf("FAIL %s ago (%s): %s", age(now.Sub(v.At)), depth, v.Problem), nil
 }
 
 // streamCounts is "name=count ..." of what a restore of m's chain holds.

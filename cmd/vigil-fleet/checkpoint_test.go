@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -157,7 +158,7 @@ func TestCheckpointList(t *testing.T) {
 	}
 	for _, m := range f.ms {
 		line := lineWith(out, m.ID)
-		want := []string{"veh-1", m.StoreID, string(m.Kind), fmt.Sprintf("health=%d", m.Streams[slices.IndexFunc(m.Streams, func(s manifest.StreamInfo) bool { return s.Name == storage.StreamHealth })].Count), "whole", "KiB"}
+		want := []string{"veh-1", m.StoreID, string(m.Kind), fmt.Sprintf("health=%d", m.Streams[slices.IndexFunc(m.Streams, func(s manifest.StreamInfo) bool { return s.Name == storage.StreamHealth })].Count), "whole", "KiB", "never"}
 		if m.Base != "" {
 			want = append(want, m.Base)
 		}
@@ -193,6 +194,12 @@ func TestCheckpointList(t *testing.T) {
 	}
 }
 
+// recent says whether a list line shows a verification with result
+// that checked depth within the last minute.
+func recent(line, result, depth string) bool {
+	return regexp.MustCompile(result + ` [0-9]+s ago \(` + depth + `\)`).MatchString(line)
+}
+
 func lineWith(out, s string) string {
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, s) {
@@ -205,7 +212,8 @@ func lineWith(out, s string) string {
 // TestCheckpointVerify: verify --read-data passes on the real
 // checkpoints, and fails, naming the checkpoint, the chunk and its offset,
 // after a bit of a chunk is flipped, after a chunk is truncated and after
-// one is deleted; --subset reads only its share.
+// one is deleted; --subset reads only its share. Each checkpoint's last
+// verification (when, how deep, the result) shows in list.
 func TestCheckpointVerify(t *testing.T) {
 	f := newCkptFixture(t)
 	verify := func(args ...string) (string, error) {
@@ -219,6 +227,18 @@ func TestCheckpointVerify(t *testing.T) {
 	out, err := verify()
 	if err != nil || !strings.Contains(out, fmt.Sprintf("verify: 5 checkpoints, 5 read back (%d chunks", chunks)) || !strings.HasSuffix(out, "0 failures\n") {
 		t.Fatalf("verify of whole checkpoints: %v\n%s", err, out)
+	}
+	listed := func() string {
+		out, _, err := fleet(t, "checkpoint", "list", "--store-dir", f.root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, id := range f.ids() {
+		if line := lineWith(listed(), id); !recent(line, "ok", "data") {
+			t.Errorf("list after verify --read-data: %q", line)
+		}
 	}
 	m := f.ms[0] // 000001-full, seq 1
 	path := f.blobs.Path(m.Chunks[1].SHA256)
@@ -248,6 +268,12 @@ func TestCheckpointVerify(t *testing.T) {
 		if err == nil || !strings.Contains(out, "verify: 5 checkpoints") || !strings.Contains(out, "1 failures") {
 			t.Errorf("%s: %v\n%s", tc.name, err, out)
 		}
+		if line := lineWith(listed(), m.ID); !recent(line, "FAIL", "data") || !strings.Contains(line, tc.want) {
+			t.Errorf("%s: list shows %q", tc.name, line)
+		}
+		if line := lineWith(listed(), f.ms[1].ID); !recent(line, "ok", "data") {
+			t.Errorf("%s: list shows %q for a checkpoint that passed", tc.name, line)
+		}
 		// The subset of even sequence numbers does not read the full (seq 1).
 		if out, err := verify("--subset", "0/2"); err != nil || !strings.Contains(out, "2 checkpoints of subset 0/2") {
 			t.Errorf("%s: --subset 0/2: %v\n%s", tc.name, err, out)
@@ -269,6 +295,9 @@ func TestCheckpointVerify(t *testing.T) {
 	out, _, err = fleet(t, "checkpoint", "verify", "--store-dir", f.root)
 	if err == nil || !strings.Contains(out, "chains only") || !strings.Contains(out, "2 failures") || !strings.Contains(lineWith(out, f.ms[1].ID), "gap") {
 		t.Errorf("verify without --read-data, the full gone: %v\n%s", err, out)
+	}
+	if line := lineWith(listed(), f.ms[1].ID); !recent(line, "FAIL", "chain") || !strings.Contains(line, "gap") {
+		t.Errorf("list after a chain-only verify: %q", line)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigil-av/vigil/storage/checkpoint/manifest"
 	"github.com/vigil-av/vigil/sync/blob"
@@ -55,7 +56,7 @@ func setupCheckpointVerify(g *globals, fs *flag.FlagSet) func(context.Context, [
 		if err != nil {
 			return err
 		}
-		v := &verifier{w: g.stdout, blobs: s.blobs, readData: *readData, sub: sub}
+		v := &verifier{w: g.stdout, blobs: s.blobs, readData: *readData, sub: sub, now: time.Now}
 		for _, vehicle := range vs {
 			if err := v.vehicle(ctx, s.cat, vehicle); err != nil {
 				return err
@@ -71,6 +72,9 @@ type verifier struct {
 	blobs    blob.Store
 	readData bool
 	sub      subset
+	now      func() time.Time
+
+	first string // the first failure of the checkpoint being checked
 
 	checkpoints, read, chunks, failures int
 	bytes                               int64
@@ -78,7 +82,11 @@ type verifier struct {
 
 func (v *verifier) fail(format string, args ...any) {
 	v.failures++
-	fmt.Fprintf(v.w, "FAIL "+format+"\n", args...)
+	msg := fmt.Sprintf(format, args...)
+	if v.first == "" {
+		v.first = msg
+	}
+	fmt.Fprintln(v.w, "FAIL "+msg)
 }
 
 // vehicle checks the chain rules of every checkpoint of vehicle that the
@@ -99,6 +107,7 @@ func (v *verifier) vehicle(ctx context.Context, cat *blob.Catalog, vehicle strin
 				return fmt.Errorf("checkpoint verify: %w", err)
 			}
 			v.checkpoints++
+			v.first = ""
 			w := where(vehicle, m.StoreID)
 			if _, err := manifest.Chain(sms, m.ID, vehicle, w); err != nil {
 				v.fail("%s checkpoint %s: %v", w, m.ID, err)
@@ -107,6 +116,10 @@ func (v *verifier) vehicle(ctx context.Context, cat *blob.Catalog, vehicle strin
 				if err := v.data(ctx, w, m); err != nil {
 					return err
 				}
+			}
+			rec := blob.Verification{At: v.now().UTC(), ReadData: v.readData, OK: v.first == "", Problem: v.first}
+			if err := cat.RecordVerification(vehicle, m.StoreID, m.ID, rec); err != nil {
+				return fmt.Errorf("checkpoint verify: %w", err)
 			}
 		}
 	}

@@ -19,7 +19,8 @@ var ErrConflict = errors.New("checkpoint already complete with another manifest"
 
 // Catalog records the complete checkpoints: the manifest of checkpoint id
 // of store s of vehicle v is <root>/checkpoints/<v>/<s>/<id>.json, the
-// bytes exactly as the vehicle sent them.
+// bytes exactly as the vehicle sent them; its last verification, when it
+// had one, is <id>.verify beside it.
 type Catalog struct {
 	root string // <root>/checkpoints
 }
@@ -158,13 +159,16 @@ func (c *Catalog) Vehicles() ([]string, error) {
 	return slices.DeleteFunc(vs, func(v string) bool { return !ValidVehicle(v) }), nil
 }
 
-// Delete removes checkpoint id from the catalog (not its chunks); an
-// absent checkpoint is no error.
+// Delete removes checkpoint id from the catalog (not its chunks), with
+// its last verification; an absent checkpoint is no error.
 func (c *Catalog) Delete(vehicle, store, id string) error {
 	if err := checkParts(vehicle, store, id); err != nil {
 		return err
 	}
 	path := c.path(vehicle, store, id)
+	if err := os.Remove(c.verifyPath(vehicle, store, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("checkpoint %s: delete: %w", id, err)
+	}
 	err := os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

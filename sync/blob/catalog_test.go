@@ -242,3 +242,43 @@ func TestSourceReadsChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestVerificationRecord: a checkpoint's last verification is kept,
+// replaced by the next, read back as written, refused for a bad name, and
+// deleted with the checkpoint; a checkpoint never verified says so, and
+// the record does not show up as a manifest.
+func TestVerificationRecord(t *testing.T) {
+	cat, _ := newCatalog(t)
+	pm, raw := checkpoint(t, nil, "veh-1", storeA, 1, manifest.Full, "", []byte("stream"), 1)
+	if _, err := cat.Complete(raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := cat.LastVerification("veh-1", pm.StoreID, pm.ID); ok || err != nil {
+		t.Fatalf("never verified: %v %v", ok, err)
+	}
+	at := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	for _, v := range []Verification{
+		{At: at, ReadData: true, OK: true},
+		{At: at.Add(time.Hour), OK: false, Problem: "chunk chunk-000001: SHA-256 mismatch"},
+	} {
+		if err := cat.RecordVerification("veh-1", pm.StoreID, pm.ID, v); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := cat.LastVerification("veh-1", pm.StoreID, pm.ID)
+		if !ok || err != nil || got != v {
+			t.Errorf("read back %+v %v %v, want %+v", got, ok, err, v)
+		}
+	}
+	if ms, err := cat.Manifests("veh-1"); err != nil || len(ms) != 1 {
+		t.Errorf("manifests beside a verification record: %d, %v", len(ms), err)
+	}
+	if err := cat.RecordVerification("../x", pm.StoreID, pm.ID, Verification{}); err == nil {
+		t.Error("a verification of vehicle ../x was recorded")
+	}
+	if err := cat.Delete("veh-1", pm.StoreID, pm.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := cat.LastVerification("veh-1", pm.StoreID, pm.ID); ok {
+		t.Error("the verification outlived its checkpoint")
+	}
+}
