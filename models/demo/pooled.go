@@ -10,7 +10,7 @@ func Degraded() ([]byte, error) { return degraded(false) }
 
 func degraded(batch bool) ([]byte, error) {
 	const name = "pooled-mlp"
-	b := newModel(name, RoleDegraded, DegradedSeed, batch,
+	b := newModel(name, RoleDegraded, Version, DegradedSeed, batch,
 		"Average-pooled MLP with seeded He-uniform weights: the CPU fallback (a demo model, not trained).")
 	l := &layers{b: b, w: newWeights(DegradedSeed, nil)}
 

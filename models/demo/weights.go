@@ -11,8 +11,9 @@ import (
 // platform and Go release.
 type weights struct {
 	src *rand.PCG
-	// round is applied to every value before it is stored: the identity for
-	// float32 models, RoundFloat16 for the shadow.
+	// round is applied to every value, in drawing order, before it is
+	// stored: the identity for float32 models, RoundFloat16 for the shadow,
+	// a seeded perturbation (perturb) for the primary's second version.
 	round func(float32) float32
 }
 
@@ -39,4 +40,16 @@ func (w *weights) uniform(n int, limit float64) []float32 {
 // vanishing from layer to layer.
 func (w *weights) he(n, fanIn int) []float32 {
 	return w.uniform(n, math.Sqrt(6/float64(fanIn)))
+}
+
+// perturb returns an adjustment for newWeights that scales each value it is
+// given by its own factor drawn uniformly from [1-rel, 1+rel) off a PCG
+// source seeded with seed: every weight moves by at most rel of itself, and
+// the same seed gives the same factors in the same order.
+func perturb(seed uint64, rel float64) func(float32) float32 {
+	src := rand.NewPCG(seed, 0)
+	return func(f float32) float32 {
+		u := float64(src.Uint64()>>11) / (1 << 53) // [0, 1), exact
+		return float32(float64(f) * (1 + (2*u-1)*rel))
+	}
 }
