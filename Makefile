@@ -5,7 +5,7 @@
 GO        ?= go
 ORT_VER   := 1.24.3
 MODELS    := build/models
-MODEL_FILES := $(MODELS)/primary.onnx $(MODELS)/shadow.onnx $(MODELS)/degraded.onnx
+MODEL_FILES := $(MODELS)/primary.onnx $(MODELS)/shadow.onnx $(MODELS)/degraded.onnx $(MODELS)/primary-v2.onnx $(MODELS)/primary-bad.onnx $(MODELS)/primary-slow.onnx
 # Packages with goroutines of their own run under the race detector.
 RACE_PKGS := ./inference/... ./watchdog/... ./agent/... ./hw/... ./storage/... ./sync/...
 # Tests run one package at a time (-p 1): several packages' tests hold real

@@ -10,7 +10,10 @@
 //     seeds and their metadata (name, version, role, declared input and
 //     output ranges): Generate, GenerateBatched (a dynamic batch axis) and
 //     WriteAll, which cmd/vigil-models, vigil-bench and the inference
-//     tests use.
+//     tests use. It also makes three later versions of the primary for
+//     over-the-air rollouts, on the same contract: a good one, one whose
+//     outputs diverge and one too slow for the deadline (GenerateRollout,
+//     WriteRollouts, and RolloutTolerance for comparing them).
 //   - testmodels generates small models with a known defect or cost (slow
 //     chains, one giant node, NaN and Inf producers, several inputs) for
 //     other packages' tests.

@@ -1,5 +1,6 @@
 // Command vigil-models writes Vigil's demo models (primary, shadow and
-// degraded) to a directory and prints each file's SHA-256 and size.
+// degraded) and the primary's rollout versions (primary-v2, primary-bad and
+// primary-slow) to a directory and prints each file's SHA-256 and size.
 //
 //	vigil-models [-out DIR]
 //
@@ -31,22 +32,30 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vigil-models", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", defaultOut, "directory to write primary.onnx, shadow.onnx and degraded.onnx into (created if missing)")
+	out := fs.String("out", defaultOut, "directory to write the six models into (created if missing)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: vigil-models [-out DIR]
 
-Writes Vigil's three demo models to DIR, each atomically (temporary file,
+Writes Vigil's three demo models and three later versions of the primary,
+for over-the-air rollout demos, to DIR, each atomically (temporary file,
 then rename), and prints each path with its SHA-256 and size:
 
-  primary.onnx   PilotNet-shaped CNN, float32 weights from a fixed seed
-  shadow.onnx    the primary with its weights rounded through float16
-  degraded.onnx  small average-pool MLP for a loaded CPU
+  primary.onnx       PilotNet-shaped CNN, float32 weights from a fixed seed
+  shadow.onnx        the primary with its weights rounded through float16
+  degraded.onnx      small average-pool MLP for a loaded CPU
+  primary-v2.onnx    version 2, a good update: weights within %g%% of the
+                     primary's, outputs within %g of its outputs
+  primary-bad.onnx   version 3, a bad update: outputs in range but far from
+                     the primary's, which a trial must refuse
+  primary-slow.onnx  version 4, a slow update: outputs within %g of the
+                     primary's at over a hundred times its cost on a CPU
+                     thread, past a 33 ms deadline
 
 All take input %q float32 %v and give output %q float32 %v
 (steering, acceleration, braking). The bytes are the same on every run.
 
 Flags:
-`, demo.InputName, demo.InputShape, demo.OutputName, demo.OutputShape)
+`, 100*demo.V2Perturbation, demo.RolloutTolerance, demo.SlowBranchScale, demo.InputName, demo.InputShape, demo.OutputName, demo.OutputShape)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +75,11 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("-out %s: %w", *out, err)
 	}
+	rollouts, err := demo.WriteRollouts(*out)
+	if err != nil {
+		return fmt.Errorf("-out %s: %w", *out, err)
+	}
+	paths = append(paths, rollouts...)
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
