@@ -161,21 +161,25 @@ func checkActiveFiles(t *testing.T, s *Store, role Role) {
 }
 
 // fullDisk is a file on a file system with left bytes free, shared by
-// every file made through it.
+// every file made through it. It holds the *os.File in a named field, so
+// that io.Copy cannot go around Write through the file's ReadFrom.
 type fullDisk struct {
-	*os.File
+	f    *os.File
 	left *int64
 }
 
-func (f fullDisk) Write(p []byte) (int, error) {
-	if int64(len(p)) > *f.left {
-		n, _ := f.File.Write(p[:*f.left])
-		*f.left = 0
-		return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+func (d fullDisk) Write(p []byte) (int, error) {
+	if int64(len(p)) > *d.left {
+		n, _ := d.f.Write(p[:*d.left])
+		*d.left = 0
+		return n, &os.PathError{Op: "write", Path: d.f.Name(), Err: syscall.ENOSPC}
 	}
-	*f.left -= int64(len(p))
-	return f.File.Write(p)
+	*d.left -= int64(len(p))
+	return d.f.Write(p)
 }
+
+func (d fullDisk) Sync() error  { return d.f.Sync() }
+func (d fullDisk) Close() error { return d.f.Close() }
 
 // fillDiskAfter makes the disk full once left more bytes are written, until
 // the test ends.

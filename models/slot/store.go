@@ -215,17 +215,18 @@ func (s *Store) path(role Role, file, which string, none error, pick func(*RoleS
 }
 
 // Verify reads every file of the role's active slot and checks it against
-// its recorded size and SHA-256 (Open only checks sizes).
+// its recorded size and SHA-256 (Open only checks sizes). It holds the
+// store's lock while it reads, so no change runs meanwhile.
 func (s *Store) Verify(role Role) error {
 	if err := checkRole(role); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	var sl *Slot
 	if rs := s.table.Roles[role]; rs != nil {
-		sl = rs.Active.clone()
+		sl = rs.Active
 	}
-	s.mu.Unlock()
 	if sl == nil {
 		return fmt.Errorf("verify %s: %w", role, ErrNoActive)
 	}
