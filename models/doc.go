@@ -1,6 +1,7 @@
 // Package models owns model files on disk. It holds no code: its
 // sub-packages generate the models Vigil runs in demos, benchmarks and
-// tests, so that no binary model lives in the repository.
+// tests, so that no binary model lives in the repository, and define how
+// a model travels to a vehicle.
 //
 //   - onnxgraph builds small ONNX graphs in Go (Builder: inputs, outputs,
 //     initializers, nodes, metadata) and serialises them deterministically:
@@ -17,6 +18,12 @@
 //   - testmodels generates small models with a known defect or cost (slow
 //     chains, one giant node, NaN and Inf producers, several inputs) for
 //     other packages' tests.
+//   - bundle is the signed model bundle: a manifest (name, version,
+//     roles, contract, every file's SHA-256, minimum Vigil, execution
+//     providers, expiry) signed by a model-signing key, in a directory or
+//     a tar; Verify decides, reading only, whether a vehicle may install
+//     one. It imports only the standard library (vigil-fleet's `model`
+//     commands link it); docs/models.md describes the format.
 //
 // demo and testmodels build with onnxgraph; what they return (bytes, or
 // files written by WriteAll) goes to inference.Load or straight to ONNX
