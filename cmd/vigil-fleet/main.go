@@ -8,7 +8,9 @@
 // table of main.go: keygen.go, cmd.go (cmdlink.Sender), vehicles.go
 // (presence.Watch), ingest.go (ingest.Ingester into a sink.Sink),
 // report.go and compact.go (sink), checkpoint*.go (the checkpoint store,
-// sync/blob); broker.go holds the broker and TLS flags they share.
+// sync/blob), model*.go (model bundles, models/bundle: keygen, pack,
+// sign, inspect, verify); broker.go holds the broker and TLS flags they
+// share.
 package main
 
 import (
@@ -60,6 +62,21 @@ var subcommands = []subcommand{
 	{"checkpoint prune", "[--store-dir <dir>] --vehicle <v> --keep-full <n> [--grace 24h] [--dry-run]",
 		"Cloud retention: keep the newest N full checkpoints, every checkpoint built on them and every base those need; delete the other catalog entries, then the blobs no kept checkpoint of any vehicle references and that were last put longer than --grace ago.",
 		setupCheckpointPrune},
+	{"model keygen", "--out <dir|prefix>",
+		"Make an ed25519 model-signing key pair, separate from the command keys: <prefix>.key (private, mode 0600) and <prefix>.pub (public, for the vehicles' trusted model-signing keys); a directory gets model-signing.key and model-signing.pub. Prints the key id. Never overwrites a key.",
+		setupModelKeygen},
+	{"model pack", "--dir <model files> --name <n> --version <v> --min-vigil <x.y.z> --out <bundle.tar> [flags]",
+		"Make an unsigned model bundle: every file under --dir with its SHA-256 and size, the contract read from the model (or --contract-from), and the name, version, roles, providers, tolerance and validity from the flags, in one tar with bundle.json first. Sign it next with `model sign`.",
+		setupModelPack},
+	{"model sign", "--key <model-signing key> [--out <bundle.tar>] [--valid-for <d>] <bundle>",
+		"Sign a bundle (a tar, or a directory holding bundle.json) with a model-signing key, in place or into --out; refuses when a file is not what the manifest says. Prints the key id and the bundle's hash.",
+		setupModelSign},
+	{"model inspect", "[--json] <bundle>",
+		"Print a bundle's manifest: name, version, roles, model, contract, requirements, validity, signer, hash and files. Checks nothing (model verify does).",
+		setupModelInspect},
+	{"model verify", "--trusted <pub>[,<pub>] [--floor name=version] [--providers cpu,cuda] [--vigil-version x.y.z] [--contract [role=]file] [--at time] <bundle>",
+		"Run the vehicle's verification of a bundle: manifest, signature against the trusted keys, validity, Vigil version, providers, contract, anti-rollback floor, and every file's size and SHA-256. Exits non-zero with the reason of the first refusal; says what it could not check.",
+		setupModelVerify},
 }
 
 type globals struct {
@@ -99,13 +116,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("no command given")
 	}
 	name := args[0]
-	if name == "checkpoint" {
+	if subs := groupCommands(name); len(subs) > 0 {
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") || args[1] == "help" {
 			usage(stderr, g)
 			if len(args) > 1 && (args[1] == "help" || args[1] == "-h" || args[1] == "-help" || args[1] == "--help") {
 				return flag.ErrHelp
 			}
-			return errors.New("checkpoint: give a subcommand: list, verify, export or prune")
+			return fmt.Errorf("%s: give a subcommand: %s or %s", name, strings.Join(subs[:len(subs)-1], ", "), subs[len(subs)-1])
 		}
 		name, args = name+" "+args[1], args[1:]
 	}
@@ -133,6 +150,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	usage(stderr, g)
 	return fmt.Errorf("unknown command %q", name)
+}
+
+// groupCommands lists the second words of the two-word subcommands whose
+// first word is group ("checkpoint": list, verify, export, prune).
+func groupCommands(group string) []string {
+	var subs []string
+	for _, c := range subcommands {
+		if first, second, ok := strings.Cut(c.name, " "); ok && first == group {
+			subs = append(subs, second)
+		}
+	}
+	return subs
 }
 
 // parseInterleaved parses flags wherever they stand among the positional
