@@ -70,11 +70,16 @@ func treeState(t *testing.T, roots ...string) map[string]string {
 	return out
 }
 
-// TestModelRefusals: each bad invocation of the model commands exits
-// non-zero with an error naming the flag, file or check, and changes no
-// file.
-func TestModelRefusals(t *testing.T) {
-	w := newModelWorld(t)
+// modelRefusal is a bad invocation: its arguments, the refusal it must
+// wrap (nil: only the text is checked) and what the error must name.
+type modelRefusal struct {
+	args    []string
+	want    error
+	mention string
+}
+
+// modelRefusals sets up the bad inputs in w and lists the invocations.
+func modelRefusals(t *testing.T, w *modelWorld) []modelRefusal {
 	newOut := filepath.Join(w.root, "new.tar")
 	twoModels := modelFiles(t)
 	os.WriteFile(filepath.Join(twoModels, "other.onnx"), []byte("x"), 0o644)
@@ -106,11 +111,7 @@ func TestModelRefusals(t *testing.T) {
 	verify := func(extra ...string) []string {
 		return append([]string{"model", "verify", "--trusted", w.key + ".pub"}, extra...)
 	}
-	cases := []struct {
-		args    []string
-		want    error // or nil: only the text
-		mention string
-	}{
+	return []modelRefusal{
 		{without(pack(), "--dir"), nil, "--dir is required"},
 		{without(pack(), "--name"), nil, "--name is required"},
 		{without(pack(), "--version"), nil, "--version is required"},
@@ -172,6 +173,14 @@ func TestModelRefusals(t *testing.T) {
 		{[]string{"model", "--json"}, nil, "give a subcommand"},
 		{[]string{"model", "publish"}, nil, `unknown command "model publish"`},
 	}
+}
+
+// TestModelRefusals: each bad invocation of the model commands exits
+// non-zero with an error naming the flag, file or check, and changes no
+// file.
+func TestModelRefusals(t *testing.T) {
+	w := newModelWorld(t)
+	cases := modelRefusals(t, w)
 	for _, c := range cases {
 		before := treeState(t, w.root, w.files, filepath.Dir(w.key))
 		_, _, err := fleet(t, c.args...)

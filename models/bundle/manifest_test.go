@@ -96,6 +96,87 @@ func TestCanonical(t *testing.T) {
 	}
 }
 
+// manifestEdit changes a manifest decoded as generic JSON.
+type manifestEdit = func(m map[string]any)
+
+func setMember(key string, v any) manifestEdit { return func(m map[string]any) { m[key] = v } }
+func delMember(key string) manifestEdit        { return func(m map[string]any) { delete(m, key) } }
+
+func setFile(key string, v any) manifestEdit {
+	return func(m map[string]any) { m["files"].([]any)[0].(map[string]any)[key] = v }
+}
+
+func setInput(key string, v any) manifestEdit {
+	return func(m map[string]any) {
+		m["contract"].(map[string]any)["inputs"].([]any)[0].(map[string]any)[key] = v
+	}
+}
+
+// parseRefusals are manifests Parse refuses: an edit of a good one, the
+// error and what the error names.
+var parseRefusals = []struct {
+	name    string
+	edit    manifestEdit
+	want    error
+	mention string
+}{
+	{"format missing", delMember("format"), ErrMalformed, "format is missing"},
+	{"format 0", setMember("format", 0), ErrFormatVersion, "format 0"},
+	{"format 2", setMember("format", 2), ErrFormatVersion, "format 2"},
+	{"format as a string", setMember("format", "1"), ErrMalformed, ""},
+	{"unknown field", setMember("comment", "x"), ErrMalformed, `unknown field "comment"`},
+	{"version 0", setMember("version", 0), ErrMalformed, "field version"},
+	{"negative version", setMember("version", -1), ErrMalformed, "version"},
+	{"version as a string", setMember("version", "2"), ErrMalformed, "version"},
+	{"empty name", setMember("name", ""), ErrMalformed, "field name"},
+	{"upper-case name", setMember("name", "PilotNet"), ErrMalformed, "field name"},
+	{"name with a slash", setMember("name", "a/b"), ErrMalformed, "field name"},
+	{"no roles", setMember("roles", []any{}), ErrMalformed, "field roles"},
+	{"unknown role", setMember("roles", []any{"primary", "copilot"}), ErrUnknownRole, `"copilot"`},
+	{"role twice", setMember("roles", []any{"primary", "primary"}), ErrMalformed, "listed twice"},
+	{"model not among the files", setMember("model", "other.onnx"), ErrMalformed, "field model"},
+	{"no model", delMember("model"), ErrMalformed, "field model"},
+	{"no files", setMember("files", []any{}), ErrMalformed, "field files"},
+	{"path with ..", setFile("path", "models/../../x"), ErrBadPath, "leaves the bundle"},
+	{"absolute path", setFile("path", "/primary.onnx"), ErrBadPath, "absolute"},
+	{"unclean path", setFile("path", "a//primary.onnx"), ErrBadPath, "not clean"},
+	{"dot path", setFile("path", "./primary.onnx"), ErrBadPath, "not clean"},
+	{"backslash path", setFile("path", `a\primary.onnx`), ErrBadPath, "backslash"},
+	{"the manifest as a file", setFile("path", ManifestName), ErrBadPath, "manifest's own name"},
+	{"control character in a path", setFile("path", "a\nb"), ErrBadPath, "control"},
+	{"upper-case hash", setFile("sha256", strings.Repeat("AB", 32)), ErrMalformed, "files[0].sha256"},
+	{"short hash", setFile("sha256", "abab"), ErrMalformed, "files[0].sha256"},
+	{"negative size", setFile("size", -1), ErrMalformed, "files[0].size"},
+	{"files out of order", func(m map[string]any) {
+		f := m["files"].([]any)
+		m["files"] = []any{f[0], map[string]any{"path": "a.bin", "sha256": strings.Repeat("00", 32), "size": 1}}
+	}, ErrMalformed, "ascending order"},
+	{"file twice", func(m map[string]any) {
+		f := m["files"].([]any)
+		m["files"] = []any{f[0], f[0]}
+	}, ErrMalformed, "ascending order"},
+	{"min_vigil with a v", setMember("min_vigil", "v0.1.0"), ErrMalformed, "min_vigil"},
+	{"min_vigil of two numbers", setMember("min_vigil", "0.1"), ErrMalformed, "min_vigil"},
+	{"min_vigil missing", delMember("min_vigil"), ErrMalformed, "min_vigil"},
+	{"upper-case provider", setMember("providers", []any{"CUDA"}), ErrMalformed, "providers"},
+	{"provider twice", setMember("providers", []any{"cpu", "cpu"}), ErrMalformed, "listed twice"},
+	{"negative tolerance", setMember("tolerance", map[string]any{"abs": -0.1, "rel": 0}), ErrMalformed, "tolerance.abs"},
+	{"created with an offset", setMember("created", "2026-03-01T14:00:00+02:00"), ErrMalformed, "field created"},
+	{"created with a fraction", setMember("created", "2026-03-01T12:00:00.5Z"), ErrMalformed, "field created"},
+	{"created not a time", setMember("created", "yesterday"), ErrMalformed, "created"},
+	{"no expiry", delMember("expires"), ErrMalformed, "field expires: missing"},
+	{"expires before created", setMember("expires", "2026-02-01T12:00:00Z"), ErrMalformed, "not after created"},
+	{"bad key id", func(m map[string]any) { m["signature"].(map[string]any)["key_id"] = "xyz" }, ErrMalformed, "signature.key_id"},
+	{"short signature", func(m map[string]any) { m["signature"].(map[string]any)["ed25519"] = "AAAA" }, ErrMalformed, "signature.ed25519"},
+	{"no inputs", func(m map[string]any) { m["contract"].(map[string]any)["inputs"] = []any{} }, ErrMalformed, "contract"},
+	{"unknown element type", setInput("type", "float"), ErrMalformed, "contract.inputs[0].type"},
+	{"zero dimension", setInput("shape", []any{1, 0}), ErrMalformed, "contract.inputs[0].shape"},
+	{"no shape", setInput("shape", nil), ErrMalformed, "contract.inputs[0].shape"},
+	{"empty tensor name", setInput("name", ""), ErrMalformed, "contract.inputs[0].name"},
+	{"control character in a name", setInput("name", "fr\u2028ame"), ErrMalformed, "control character"},
+	{"unknown contract field", setInput("dtype", "float32"), ErrMalformed, `unknown field "dtype"`},
+}
+
 // TestParseRefusals: each bad manifest is refused by Parse with the error
 // callers branch on, naming the field.
 func TestParseRefusals(t *testing.T) {
@@ -108,80 +189,7 @@ func TestParseRefusals(t *testing.T) {
 	if _, err := Parse(good); err != nil {
 		t.Fatal(err)
 	}
-	type edit = func(m map[string]any)
-	set := func(key string, v any) edit { return func(m map[string]any) { m[key] = v } }
-	del := func(key string) edit { return func(m map[string]any) { delete(m, key) } }
-	file := func(key string, v any) edit {
-		return func(m map[string]any) { m["files"].([]any)[0].(map[string]any)[key] = v }
-	}
-	input := func(key string, v any) edit {
-		return func(m map[string]any) {
-			m["contract"].(map[string]any)["inputs"].([]any)[0].(map[string]any)[key] = v
-		}
-	}
-	cases := []struct {
-		name    string
-		edit    edit
-		want    error
-		mention string
-	}{
-		{"format missing", del("format"), ErrMalformed, "format is missing"},
-		{"format 0", set("format", 0), ErrFormatVersion, "format 0"},
-		{"format 2", set("format", 2), ErrFormatVersion, "format 2"},
-		{"format as a string", set("format", "1"), ErrMalformed, ""},
-		{"unknown field", set("comment", "x"), ErrMalformed, `unknown field "comment"`},
-		{"version 0", set("version", 0), ErrMalformed, "field version"},
-		{"negative version", set("version", -1), ErrMalformed, "version"},
-		{"version as a string", set("version", "2"), ErrMalformed, "version"},
-		{"empty name", set("name", ""), ErrMalformed, "field name"},
-		{"upper-case name", set("name", "PilotNet"), ErrMalformed, "field name"},
-		{"name with a slash", set("name", "a/b"), ErrMalformed, "field name"},
-		{"no roles", set("roles", []any{}), ErrMalformed, "field roles"},
-		{"unknown role", set("roles", []any{"primary", "copilot"}), ErrUnknownRole, `"copilot"`},
-		{"role twice", set("roles", []any{"primary", "primary"}), ErrMalformed, "listed twice"},
-		{"model not among the files", set("model", "other.onnx"), ErrMalformed, "field model"},
-		{"no model", del("model"), ErrMalformed, "field model"},
-		{"no files", set("files", []any{}), ErrMalformed, "field files"},
-		{"path with ..", file("path", "models/../../x"), ErrBadPath, "leaves the bundle"},
-		{"absolute path", file("path", "/primary.onnx"), ErrBadPath, "absolute"},
-		{"unclean path", file("path", "a//primary.onnx"), ErrBadPath, "not clean"},
-		{"dot path", file("path", "./primary.onnx"), ErrBadPath, "not clean"},
-		{"backslash path", file("path", `a\primary.onnx`), ErrBadPath, "backslash"},
-		{"the manifest as a file", file("path", ManifestName), ErrBadPath, "manifest's own name"},
-		{"control character in a path", file("path", "a\nb"), ErrBadPath, "control"},
-		{"upper-case hash", file("sha256", strings.Repeat("AB", 32)), ErrMalformed, "files[0].sha256"},
-		{"short hash", file("sha256", "abab"), ErrMalformed, "files[0].sha256"},
-		{"negative size", file("size", -1), ErrMalformed, "files[0].size"},
-		{"files out of order", func(m map[string]any) {
-			f := m["files"].([]any)
-			m["files"] = []any{f[0], map[string]any{"path": "a.bin", "sha256": strings.Repeat("00", 32), "size": 1}}
-		}, ErrMalformed, "ascending order"},
-		{"file twice", func(m map[string]any) {
-			f := m["files"].([]any)
-			m["files"] = []any{f[0], f[0]}
-		}, ErrMalformed, "ascending order"},
-		{"min_vigil with a v", set("min_vigil", "v0.1.0"), ErrMalformed, "min_vigil"},
-		{"min_vigil of two numbers", set("min_vigil", "0.1"), ErrMalformed, "min_vigil"},
-		{"min_vigil missing", del("min_vigil"), ErrMalformed, "min_vigil"},
-		{"upper-case provider", set("providers", []any{"CUDA"}), ErrMalformed, "providers"},
-		{"provider twice", set("providers", []any{"cpu", "cpu"}), ErrMalformed, "listed twice"},
-		{"negative tolerance", set("tolerance", map[string]any{"abs": -0.1, "rel": 0}), ErrMalformed, "tolerance.abs"},
-		{"created with an offset", set("created", "2026-03-01T14:00:00+02:00"), ErrMalformed, "field created"},
-		{"created with a fraction", set("created", "2026-03-01T12:00:00.5Z"), ErrMalformed, "field created"},
-		{"created not a time", set("created", "yesterday"), ErrMalformed, "created"},
-		{"no expiry", del("expires"), ErrMalformed, "field expires: missing"},
-		{"expires before created", set("expires", "2026-02-01T12:00:00Z"), ErrMalformed, "not after created"},
-		{"bad key id", func(m map[string]any) { m["signature"].(map[string]any)["key_id"] = "xyz" }, ErrMalformed, "signature.key_id"},
-		{"short signature", func(m map[string]any) { m["signature"].(map[string]any)["ed25519"] = "AAAA" }, ErrMalformed, "signature.ed25519"},
-		{"no inputs", func(m map[string]any) { m["contract"].(map[string]any)["inputs"] = []any{} }, ErrMalformed, "contract"},
-		{"unknown element type", input("type", "float"), ErrMalformed, "contract.inputs[0].type"},
-		{"zero dimension", input("shape", []any{1, 0}), ErrMalformed, "contract.inputs[0].shape"},
-		{"no shape", input("shape", nil), ErrMalformed, "contract.inputs[0].shape"},
-		{"empty tensor name", input("name", ""), ErrMalformed, "contract.inputs[0].name"},
-		{"control character in a name", input("name", "fr\u2028ame"), ErrMalformed, "control character"},
-		{"unknown contract field", input("dtype", "float32"), ErrMalformed, `unknown field "dtype"`},
-	}
-	for _, c := range cases {
+	for _, c := range parseRefusals {
 		var generic map[string]any
 		if err := json.Unmarshal(good, &generic); err != nil {
 			t.Fatal(err)
