@@ -380,6 +380,15 @@ func checkKillStore(t *testing.T, bin, sinkDir string, m *manifest.Manifest) {
 			if err := blob.Verify(context.Background(), blobs, e.Name()); err != nil {
 				t.Errorf("blob file %s: %v", path, err)
 			}
+		case strings.HasSuffix(e.Name(), ".verify"): // verify --read-data above recorded it
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			var v blob.Verification
+			if err := json.Unmarshal(b, &v); err != nil || !v.OK || !v.ReadData {
+				t.Errorf("verification record %s: %s (%v), want ok with the data read", path, b, err)
+			}
 		default:
 			t.Errorf("unexpected file %s in the checkpoint store", path)
 		}

@@ -25,10 +25,6 @@ import (
 // so a chunk of this much never exceeds MaxChunkBytes.
 const rawChunkBytes = MaxChunkBytes - 1<<10
 
-// level is the deflate level, the one sync/batch compresses batches at
-// (klauspost's encoder; any inflater reads it).
-const level = 1
-
 // bitDelete is Badger's tombstone bit in a KV's meta (badger's
 // structs.go); a restore applies tombstones, so the manifest must too.
 const bitDelete = 1
