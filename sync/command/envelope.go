@@ -26,9 +26,16 @@ const (
 	// Checkpoint takes a checkpoint of the vehicle's store now (argument
 	// kind: full, incremental or differential).
 	Checkpoint Command = "checkpoint"
+	// ModelDeploy starts the deployment of a model bundle to one role;
+	// ModelRollback stops it, or rolls a promoted or committed one back.
+	// Their arguments are sync/rollout/deploywire's DeployArgs and
+	// RollbackArgs.
+	ModelDeploy   Command = "model-deploy"
+	ModelRollback Command = "model-rollback"
 )
 
-var known = map[Command]bool{Status: true, Policy: true, Failover: true, Clear: true, LogLevel: true, SyncNow: true, Checkpoint: true}
+var known = map[Command]bool{Status: true, Policy: true, Failover: true, Clear: true, LogLevel: true, SyncNow: true, Checkpoint: true,
+	ModelDeploy: true, ModelRollback: true}
 
 // Known reports whether c is a command this version understands.
 func (c Command) Known() bool { return known[c] }

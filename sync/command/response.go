@@ -63,12 +63,15 @@ func DecodeResponse(b []byte) (Response, error) {
 
 // UnsafeWhileMoving reports whether c changes how the vehicle's inference
 // is served, or drops data, and so must wait until the supervisor reports
-// the vehicle stopped: policy, failover and clear. A checkpoint is safe:
-// the store keeps taking records while it is written. Unknown commands
-// count as unsafe.
+// the vehicle stopped: policy, failover, clear and model-rollback. A
+// checkpoint is safe: the store keeps taking records while it is written.
+// So is model-deploy, which only starts a deployment: its download and
+// trial run off the hot path, and the lifecycle holds its promotion to
+// the rules of the deployment's options. Unknown commands count as
+// unsafe.
 func UnsafeWhileMoving(c Command) bool {
 	switch c {
-	case Status, LogLevel, SyncNow, Checkpoint:
+	case Status, LogLevel, SyncNow, Checkpoint, ModelDeploy:
 		return false
 	}
 	return true
