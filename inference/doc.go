@@ -58,6 +58,12 @@
 //     and shadow and lets the degraded model break a tie (as the plan
 //     asks), and pools the request.
 //
+// SetTap installs a Tap: for every request answered OK, Infer hands it
+// the router's copy of the inputs and the served outputs before it
+// returns, so that a candidate model can be tried beside the live one
+// (package inference/trial). The tap must return at once and copy what it
+// keeps; with no tap set the request path pays one atomic load.
+//
 // Canary probes one backend off the serving path with a fixed frame; its
 // result goes to Reporter.ReportRun. Stats counts answers (by rung, by
 // reason, late, failovers, refused) with a latency histogram. Close
@@ -77,5 +83,6 @@
 // each other. inputs.go: InputChecks and the value kernels. answer.go:
 // Answer and its enumerations; routerconfig.go; router.go: NewRouter, Infer,
 // Close; request.go: pooled requests and finish; schedule.go: follow,
-// choose, dispatch; lanes.go; canary.go; stats.go; fault.go: Faulty.
+// choose, dispatch; lanes.go; canary.go; tap.go: Tap; stats.go; fault.go:
+// Faulty.
 package inference

@@ -58,6 +58,7 @@ type Router struct {
 	}
 	wg    sync.WaitGroup
 	stats routerStats
+	tap   atomic.Pointer[tapHolder] // nil: no tap (SetTap)
 }
 
 // NewRouter builds a router over the three backends (nil where a backend
@@ -206,6 +207,10 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 	if ok {
 		for i := range out {
 			copyTensor(&out[i], &q.out[served][i])
+		}
+		// q's inputs and the served outputs stay put until release.
+		if h := r.tap.Load(); h != nil {
+			h.t.Answered(Tapped{In: q.in, Out: q.out[served], ServedBy: served, Arrived: t0, Deadline: deadline})
 		}
 	}
 	r.release(q)
