@@ -85,14 +85,19 @@ func (d *Deployment) Step(now time.Time, ev Event) Ready {
 		err := d.restart(now, r)
 		return Ready{Actions: d.actions, Changed: d.s != before, Rejected: err}
 	}
+	st, held := d.s.State, d.s.Held
 	d.expire(now)
 	d.judge(now)
-	err := d.apply(now, ev)
+	// An answer cannot be to an action of this very step: a state the
+	// rules of time just entered takes none yet.
+	moved := d.s.State != st || d.s.Held != held
+	err := d.apply(now, ev, moved)
 	return Ready{Actions: d.actions, Changed: d.s != before, Rejected: err}
 }
 
 // apply handles one event; an error leaves the deployment as it was.
-func (d *Deployment) apply(now time.Time, ev Event) error {
+// moved says that the rules of time changed the state at this step.
+func (d *Deployment) apply(now time.Time, ev Event, moved bool) error {
 	switch e := ev.(type) {
 	case Tick:
 		return nil
@@ -119,6 +124,9 @@ func (d *Deployment) apply(now time.Time, ev Event) error {
 	}
 	if !expected(d.s.State, d.s.Held, ev) {
 		return fmt.Errorf("%w: %s in state %s", ErrUnexpected, eventName(ev), d.stateName())
+	}
+	if moved {
+		return fmt.Errorf("%w: %s: the deployment entered %s at this step", ErrUnexpected, eventName(ev), d.stateName())
 	}
 	d.answer(now, ev)
 	return nil

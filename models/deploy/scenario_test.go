@@ -20,6 +20,7 @@ package deploy
 //	                            spec is kept for `expect error~...`.
 //	tick 40s [every 5s]         advance the clock, then step a Tick (one
 //	                            every 5s)
+//	after 1m <event line>       advance the clock, then step the event
 //
 // Events (each one Step at the current time):
 //
@@ -241,6 +242,12 @@ func (s *scenario) run(tok []string) {
 		s.t.Logf("%s:%d:\n%s", s.file, s.line, s.dump())
 	case "restart":
 		s.restart(tok[1:])
+	case "after":
+		if len(tok) < 3 {
+			s.fatalf("usage: after <dur> <event line>")
+		}
+		s.now = s.now.Add(s.dur(tok[1]))
+		s.event(tok[2:])
 	default:
 		s.event(tok)
 	}

@@ -13,7 +13,11 @@ type Status struct {
 
 // Status returns the deployment's status.
 func (d *Deployment) Status() Status {
-	return Status{Saved: d.s, Deadline: d.deadline, Download: d.download}
+	st := Status{Saved: d.s, Deadline: d.deadline}
+	if d.s.State == Downloading {
+		st.Download = d.download
+	}
+	return st
 }
 
 // Save returns the state to persist.
