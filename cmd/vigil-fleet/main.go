@@ -77,6 +77,21 @@ var subcommands = []subcommand{
 	{"model verify", "--trusted <pub>[,<pub>] [--floor name=version] [--providers cpu,cuda] [--vigil-version x.y.z] [--contract [role=]file] [--at time] <bundle>",
 		"Run the vehicle's verification of a bundle: manifest, signature against the trusted keys, validity, Vigil version, providers, contract, anti-rollback floor, and every file's size and SHA-256. Exits non-zero with the reason of the first refusal; says what it could not check.",
 		setupModelVerify},
+	{"rollout start", "--bundle <file> --role <role> --vehicles v1,v2,...|--vehicles-file <f> [--waves 1,10,50,100%] [--max-failures 5%] [--min-vehicles n] --key <command key> [flags] | --resume <id> --key <command key>",
+		"Roll a signed bundle out to a role over vehicles in waves: send model-deploy to each wave's vehicles, follow their deploy reports (vigil/v1/<vehicle>/deploy), start the next wave when every vehicle of the last committed or failed, and halt when the breaker trips (more than --max-failures of the vehicles with an outcome failed, once --min-vehicles have one). Prints each decision; runs until the rollout is done, halted or aborted, or until interrupted; --resume goes on with a stored rollout. Exits non-zero unless the rollout is done.",
+		setupRolloutStart},
+	{"rollout status", "[<id>] [--json]",
+		"List the rollouts in the rollouts directory, or show one: its bundle, status, breaker, waves, the vehicles reached with their outcome and state, and every decision with when and why.",
+		setupRolloutStatus},
+	{"rollout pause", "<id>",
+		"Pause a rollout: nothing new is sent (no wave starts, nothing is sent again); reports, timeouts and the breaker still count. A running start sees it within its --tick.",
+		setupRolloutPause},
+	{"rollout resume", "<id>",
+		"Let a paused rollout go on.",
+		setupRolloutResume},
+	{"rollout abort", "<id> [--rollback --key <command key>]",
+		"Abort a rollout: nothing more is deployed. With --rollback, send model-rollback to every vehicle sent the bundle that did not report a failure (the running start sends them, or this command when none runs).",
+		setupRolloutAbort},
 }
 
 type globals struct {

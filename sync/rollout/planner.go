@@ -107,7 +107,7 @@ func (r *Rollout) Abort(now time.Time, rollback bool, why string) error {
 				n++
 			}
 		}
-		why += fmt.Sprintf("; model-rollback goes to the %d vehicles sent the bundle that did not report a failure", n)
+		why += fmt.Sprintf("; model-rollback goes to the %s sent the bundle that did not refuse it or report a failure", vehicles(n))
 	}
 	r.log(now, LogAborted, r.Current, "", why)
 	return nil
@@ -274,6 +274,14 @@ func (r *Rollout) judge(now time.Time) {
 		c.Failed, n, sharePercent(c.Failed, n), r.Spec.MaxFailures, n, r.Spec.MinVehicles, r.Current, len(r.Waves)))
 }
 
+// vehicles is "1 vehicle", "2 vehicles".
+func vehicles(n int) string {
+	if n == 1 {
+		return "1 vehicle"
+	}
+	return strconv.Itoa(n) + " vehicles"
+}
+
 // sharePercent is a of b as a Percent, rounded down.
 func sharePercent(a, b int) Percent {
 	if b == 0 {
@@ -346,7 +354,7 @@ func (r *Rollout) advance(now time.Time) {
 		r.Current++
 		w := &r.Waves[r.Current-1]
 		w.Started = now
-		why := fmt.Sprintf("wave %d of %d: %d vehicles, reaching %v", r.Current, len(r.Waves), len(w.Vehicles), w.Percent)
+		why := fmt.Sprintf("wave %d of %d: %s, reaching %v", r.Current, len(r.Waves), vehicles(len(w.Vehicles)), w.Percent)
 		if r.Current > 1 {
 			why += fmt.Sprintf("; wave %d finished", r.Current-1)
 		}

@@ -170,8 +170,12 @@ func New(spec Spec, now time.Time) (*Rollout, error) {
 		reached += len(w.Vehicles)
 		plan = append(plan, fmt.Sprintf("%d (%v)", reached, w.Percent))
 	}
-	why := fmt.Sprintf("%s version %d (%.12s) to %s on %d vehicles in %d waves reaching %s; breaker: more than %v failed, judged from %d outcomes",
-		spec.Bundle.Name, spec.Bundle.Version, spec.Bundle.Hash, spec.Role, len(spec.Vehicles), len(r.Waves),
+	waves := "1 wave"
+	if len(r.Waves) > 1 {
+		waves = fmt.Sprintf("%d waves", len(r.Waves))
+	}
+	why := fmt.Sprintf("%s version %d (%.12s) to %s on %s in %s reaching %s; breaker: more than %v failed, judged from %d outcomes",
+		spec.Bundle.Name, spec.Bundle.Version, spec.Bundle.Hash, spec.Role, vehicles(len(spec.Vehicles)), waves,
 		strings.Join(plan, ", "), spec.MaxFailures, spec.MinVehicles)
 	if len(r.Waves) < len(spec.Waves) {
 		why += fmt.Sprintf(" (%d of the %d waves asked for would have held no vehicle)", len(spec.Waves)-len(r.Waves), len(spec.Waves))

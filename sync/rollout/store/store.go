@@ -159,6 +159,10 @@ func (d *Dir) Update(id string, fn func(*rollout.Rollout) error) (*rollout.Rollo
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	// A rollout that is not there gets no lock file either.
+	if _, err := os.Lstat(d.Path(id)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %s in %s", ErrNotFound, id, d.root)
+	}
 	unlock, err := d.lock(id)
 	if err != nil {
 		return nil, err
