@@ -472,7 +472,7 @@ func TestRolloutResendEndToEnd(t *testing.T) {
 	go func() {
 		var err error
 		out, _, err = fleetCtx(ctx, "rollout", "start", "--bundle", tarPath, "--vehicles", "veh-01,veh-02", "--waves", "100%",
-			"--ack-timeout", "300ms", "--resend-after", "1s", "--key", key+".key", "--broker", b.URL(), "--rollouts-dir", dir,
+			"--ack-timeout", "500ms", "--resend-after", "1500ms", "--key", key+".key", "--broker", b.URL(), "--rollouts-dir", dir,
 			"--id", "s1", "--tick", "50ms")
 		done <- err
 	}()
@@ -481,7 +481,7 @@ func TestRolloutResendEndToEnd(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("start: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "model-deploy not taken (no response within 300ms); sent again 1s after the last") ||
+	if !strings.Contains(out, "model-deploy not taken (no response within 500ms); sent again 1.5s after the last") ||
 		!strings.Contains(out, "model-deploy envelope 2 (s1:veh-02:deploy-2): not taken") {
 		t.Errorf("start printed:\n%s", out)
 	}

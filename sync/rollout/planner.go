@@ -84,8 +84,9 @@ func (r *Rollout) Resume(now time.Time, why string) error {
 }
 
 // Abort ends the rollout: nothing more is deployed. With rollback, Plan
-// then sends model-rollback to every vehicle that was sent the bundle
-// and has not reported a failed state. A rollout that is done or halted
+// then sends model-rollback to every vehicle that was sent the bundle,
+// did not refuse the command unseen (rejected, bad_args) and has not
+// reported a failed state. A rollout that is done or halted
 // may be aborted to roll it back; one already aborted may not.
 func (r *Rollout) Abort(now time.Time, rollback bool, why string) error {
 	if r.Status == Aborted {
