@@ -50,15 +50,18 @@ type Options struct {
 // certificate's common name:
 //
 //   - a vehicle (common name = vehicle id) may write only its own
-//     telemetry, logs, status, heartbeat, cmd/res and checkpoints, and
-//     read only its own ack, cmd and checkpoints/ack, the fleet's
-//     broadcast commands and the ingester replicas' status;
+//     telemetry, logs, status, heartbeat, cmd/res, checkpoints and
+//     bundles/req, and read only its own ack, cmd, checkpoints/ack and
+//     bundles/data, the fleet's broadcast commands and the ingester
+//     replicas' status;
 //   - "ingest" (the ingester, and the checkpoint receiver beside it)
 //     reads every vehicle's telemetry, logs, heartbeat and checkpoints and
 //     writes every vehicle's acks and checkpoint acks and its replicas'
 //     status;
 //   - "fleet" (the operator) writes every vehicle's cmd and the
-//     broadcast, and reads every vehicle's cmd/res, status and heartbeat.
+//     broadcast, and reads every vehicle's cmd/res, status and heartbeat;
+//     as vigil-fleet serve it reads every vehicle's bundles/req and
+//     writes its bundles/data.
 //
 // The pattern lines apply to every client, ingest and fleet included,
 // with %u replaced by the client's user name (so "ingest" and "fleet"
@@ -83,6 +86,8 @@ pattern write vigil/v1/%u/checkpoints
 pattern read vigil/v1/%u/ack
 pattern read vigil/v1/%u/cmd
 pattern read vigil/v1/%u/checkpoints/ack
+pattern write vigil/v1/%u/bundles/req
+pattern read vigil/v1/%u/bundles/data
 # The fleet's broadcast, for every identity. Mosquitto 2.0 warns at each
 # start: "Warning: ACL pattern 'vigil/v1/fleet/cmd' does not contain '%c'
 # or '%u'." The warning is expected, and the line applies: a pattern is the
@@ -108,6 +113,8 @@ topic write vigil/v1/+/cmd
 topic read vigil/v1/+/cmd/res
 topic read vigil/v1/+/status
 topic read vigil/v1/+/heartbeat
+topic read vigil/v1/+/bundles/req
+topic write vigil/v1/+/bundles/data
 `
 
 // Broker is a running (or stopped) Mosquitto.
