@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,7 +29,7 @@ type service struct {
 
 func setupServe(g *globals, fs *flag.FlagSet) func(context.Context, []string) error {
 	b := addBrokerFlags(fs)
-	dir := fs.String("bundles", "", "the bundle store: a directory of packed, signed bundles (*.tar, from `vigil-fleet model pack` and `model sign`), served by their hash; required")
+	dir := fs.String("bundles", "", "the bundle store: a directory of packed, signed bundles (*.tar, made by vigil-fleet model pack and model sign), served by their hash; required")
 	group := fs.String("group", bundlelink.DefaultGroup, "shared-subscription group: replicas in one group split the vehicles' requests")
 	reconnectMax := fs.Duration("reconnect-max", time.Second, "longest wait between attempts to reach the broker again after losing it")
 	progress := fs.Duration("progress", 10*time.Second, "how often to log the counts when they changed (0: never)")
@@ -60,7 +62,13 @@ func setupServe(g *globals, fs *flag.FlagSet) func(context.Context, []string) er
 		}
 		defer store.Close()
 		logStore(log, store)
-		srv, err := bundlelink.NewServer(bundlelink.ServerConfig{Broker: b.url, ClientID: b.clientID, Group: *group, TLS: tlsCfg,
+		id := b.clientID
+		if id == "" { // as --client-id's help says
+			var r [6]byte
+			rand.Read(r[:])
+			id = "vigil-fleet-" + hex.EncodeToString(r[:])
+		}
+		srv, err := bundlelink.NewServer(bundlelink.ServerConfig{Broker: b.url, ClientID: id, Group: *group, TLS: tlsCfg,
 			Store: store, ReconnectMax: *reconnectMax, Log: log})
 		if err != nil {
 			return fmt.Errorf("serve: --group: %w", err)

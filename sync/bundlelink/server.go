@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
@@ -270,7 +271,7 @@ func (s *Server) Answer(payload []byte, send func(Envelope) error) {
 		s.reasons[r.String()]++
 		s.reasonsMu.Unlock()
 		s.log.Info("request refused", zap.String("bundle", req.Bundle), zap.Stringer("type", req.Type), zap.Stringer("reason", r), zap.String("detail", detail))
-		send(Envelope{Type: TypeRefused, Tag: req.Tag, Bundle: req.Bundle, ChunkBytes: req.ChunkBytes, Index: int(r), Data: []byte(detail)}) //nolint:errcheck // the vehicle asks again
+		send(Envelope{Type: TypeRefused, Tag: req.Tag, Bundle: req.Bundle, ChunkBytes: req.ChunkBytes, Index: int(r), Data: clip(detail)}) //nolint:errcheck // the vehicle asks again
 	}
 	found := s.cfg.Store.with(req.Bundle, func(e *entry) {
 		sv := e.index(req.ChunkBytes)
@@ -330,6 +331,20 @@ func (s *Server) sendChunks(req Envelope, e *entry, sv *served, send func(Envelo
 		}
 		s.chunks.Add(1)
 	}
+}
+
+// clip is detail as a refusal's data: at most MaxDetailBytes, cut at a
+// character's start.
+func clip(detail string) []byte {
+	b := []byte(strings.ToValidUTF8(detail, "?"))
+	if len(b) <= MaxDetailBytes {
+		return b
+	}
+	n := MaxDetailBytes
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return b[:n]
 }
 
 func sha256Hex(b []byte) string {

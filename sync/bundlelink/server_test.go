@@ -175,3 +175,17 @@ func TestServerConfigRefusals(t *testing.T) {
 		t.Error("OpenStore of a missing directory succeeded")
 	}
 }
+
+// TestRefusalDetailClipped: a refusal's detail longer than MaxDetailBytes
+// is cut at a character's start, so that the refusal still encodes.
+func TestRefusalDetailClipped(t *testing.T) {
+	for _, detail := range []string{strings.Repeat("é", MaxDetailBytes), strings.Repeat("x", 3*MaxDetailBytes), "bad \xff byte"} {
+		d := clip(detail)
+		if _, err := Encode(Envelope{Type: TypeRefused, Bundle: hashA, ChunkBytes: testChunk, Index: int(ReasonUnavailable), Data: d}); err != nil {
+			t.Errorf("a detail of %d bytes, clipped to %d: %v", len(detail), len(d), err)
+		}
+		if len(detail) > MaxDetailBytes && len(d) < MaxDetailBytes-4 {
+			t.Errorf("a detail of %d bytes clipped to %d", len(detail), len(d))
+		}
+	}
+}
