@@ -18,6 +18,9 @@ type download struct {
 	tag  uint32 // this Fetch's requests'
 	st   *staging
 	last time.Time // when something new last arrived (the stall clock)
+	// pubErr is the link's last refusal of a request, for ErrStalled's
+	// message.
+	pubErr error
 
 	// the index being put together
 	parts   map[int][]byte
@@ -55,6 +58,7 @@ func (d *download) publish(ctx context.Context, t Type, first, n, pad int) error
 		if ctx.Err() == nil && pctx.Err() != nil {
 			return d.stalled(d.last.Add(d.f.cfg.StallTimeout))
 		}
+		d.pubErr = err
 		return err
 	}
 	d.f.count(func(p *Progress) { p.Requests++ })
@@ -85,8 +89,12 @@ func (d *download) wait(ctx context.Context, due time.Time) (*answer, error) {
 // stalled is ErrStalled once nothing new arrived for StallTimeout.
 func (d *download) stalled(now time.Time) error {
 	if now.Sub(d.last) >= d.f.cfg.StallTimeout {
-		return fmt.Errorf("%w: bundle %.12s: nothing new for %v (is the link up, and vigil-fleet serve running?); fetch again later: it resumes",
-			ErrStalled, d.hash, d.f.cfg.StallTimeout)
+		why := "is the link up, and vigil-fleet serve running?"
+		if d.pubErr != nil {
+			why = "the last request was not published: " + d.pubErr.Error()
+		}
+		return fmt.Errorf("%w: bundle %.12s: nothing new for %v (%s); fetch again later: it resumes",
+			ErrStalled, d.hash, d.f.cfg.StallTimeout, why)
 	}
 	return nil
 }

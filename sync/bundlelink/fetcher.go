@@ -21,7 +21,9 @@ import (
 // PublishBulk, which waits behind telemetry and for len(payload) bytes of
 // the rate cap, then for the broker's PUBACK. The Fetcher pads a request
 // for chunks with zeros to the bytes it asks for, so that the download
-// takes from the link's one budget what it will bring.
+// takes from the link's one budget what it will bring; a request is up to
+// MaxChunkBytes long, so the link must take payloads of 128 KiB (edge's
+// default max_payload).
 type Link interface {
 	PublishBulk(ctx context.Context, topic string, payload []byte) error
 }

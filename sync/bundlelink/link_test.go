@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -295,4 +296,25 @@ func setTamper(f func(hash string, i int, data []byte)) {
 		return
 	}
 	tamper.Store(&f)
+}
+
+// TestLinkRefusesRequests: a link that refuses every request (a payload
+// limit under 128 KiB, say) ends the Fetch with ErrStalled naming the
+// link's error, and stages nothing.
+func TestLinkRefusesRequests(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "staging")
+	link := linkFunc(func(context.Context, string, []byte) error {
+		return errors.New("130048 bytes, more than max_payload 65536")
+	})
+	f, err := NewFetcher(FetcherConfig{Vehicle: vehicle, Link: link, Dir: dir, AnswerTimeout: 100 * time.Millisecond, StallTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Fetch(context.Background(), hashA)
+	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "max_payload") {
+		t.Errorf("%v, want ErrStalled naming the link's error", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("staged something: %v", err)
+	}
 }
