@@ -73,7 +73,7 @@ func (d *Daemon) startHealth(ctx context.Context) error {
 			return fmt.Errorf("health: %w", err)
 		}
 		if hc.Probe != "auto" && probe.Name() != hc.Probe {
-			probe.Close()
+			probe.Close(ctx) //nolint:errcheck // the refusal below is the error to report
 			return fmt.Errorf("health.probe %s: not available here (%s)", hc.Probe, why)
 		}
 	}
@@ -113,8 +113,7 @@ func (d *Daemon) startHealth(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		probe.Close()
-		return err
+		return errors.Join(err, probe.Close(ctx))
 	}
 	if err := s.Start(ctx); err != nil {
 		return errors.Join(err, s.Close(ctx))

@@ -91,7 +91,7 @@ func jetsonDevfreq(root string) (string, bool) {
 func (j Jetson) Name() string { return "jetson" }
 
 // Close does nothing.
-func (Jetson) Close() error { return nil }
+func (Jetson) Close(context.Context) error { return nil }
 
 // Read takes one reading. Missing parts (no rails, no devfreq) leave their
 // fields zero; a board with no GPU load file is an error.

@@ -97,12 +97,12 @@ func openNVML(ctx context.Context, lib nvmlLib, opts NVMLOptions) (*NVML, error)
 		stop: make(chan struct{}), evDone: make(chan struct{})}
 	var initCode nvmlCode
 	if err := p.w.call(ctx, opts.CallTimeout, func() { initCode = lib.Init() }); err != nil {
-		p.w.stop(0)
+		p.w.stop(ctx, 0)
 		return nil, fmt.Errorf("nvml init: %w: %w", ErrUnavailable, err)
 	}
 	if initCode != nvmlSuccess {
 		// Nothing else may be called after a failed Init.
-		p.w.stop(0)
+		p.w.stop(ctx, 0)
 		return nil, fmt.Errorf("nvml init: %w: %v (no NVIDIA driver or library here)", ErrUnavailable, initCode)
 	}
 	var openErr error
@@ -119,7 +119,7 @@ func openNVML(ctx context.Context, lib nvmlLib, opts NVMLOptions) (*NVML, error)
 				lib.Shutdown()
 			})
 		}
-		p.w.stop(0)
+		p.w.stop(ctx, 0)
 		return nil, fmt.Errorf("nvml: %w: %w", ErrUnavailable, err)
 	}
 	if p.set != nil {
@@ -360,10 +360,10 @@ func (p *NVML) Read(ctx context.Context) (Sample, error) {
 }
 
 // Close stops the event loop, frees the event set and shuts the library
-// down, each bounded. If a call is stuck in the library it returns an
-// error wrapping ErrStuck and leaves that goroutine to end when (if) the
-// call returns.
-func (p *NVML) Close() error {
+// down, each bounded (by the probe's own call bounds, and by ctx). If a
+// call is stuck in the library it returns an error wrapping ErrStuck and
+// leaves that goroutine to end when (if) the call returns.
+func (p *NVML) Close(ctx context.Context) error {
 	p.life.Lock()
 	defer p.life.Unlock()
 	if p.closed {
@@ -379,12 +379,14 @@ func (p *NVML) Close() error {
 		evEnded = true
 	case <-t.C:
 		errs = append(errs, fmt.Errorf("nvml close: event wait did not return: %w", ErrStuck))
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("nvml close: event wait did not return before %w: %w", ctx.Err(), ErrStuck))
 	}
 	t.Stop()
 	if evEnded {
 		close(p.events)
 		var code nvmlCode
-		err := p.w.call(context.Background(), p.opts.CallTimeout, func() {
+		err := p.w.call(ctx, p.opts.CallTimeout, func() {
 			if p.set != nil {
 				p.set.Free()
 			}
@@ -397,7 +399,7 @@ func (p *NVML) Close() error {
 			errs = append(errs, fmt.Errorf("nvml shutdown: %v", code))
 		}
 	}
-	if !p.w.stop(p.opts.CallTimeout) {
+	if !p.w.stop(ctx, p.opts.CallTimeout) {
 		errs = append(errs, fmt.Errorf("nvml close: a library call is still running: %w", ErrStuck))
 	}
 	return errors.Join(errs...)

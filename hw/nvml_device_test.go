@@ -29,7 +29,7 @@ func TestNVMLRealDevice(t *testing.T) {
 		t.Fatalf("NewNVML on a GPU machine: %v", err)
 	}
 	defer func() {
-		if err := p.Close(); err != nil {
+		if err := p.Close(context.Background()); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	}()
@@ -68,9 +68,7 @@ func TestSelectRealDevice(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Select: %v", err)
 	}
-	if c, ok := p.(interface{ Close() error }); ok {
-		defer c.Close()
-	}
+	defer p.Close(context.Background())
 	if p.Name() != "nvml" {
 		t.Errorf("Select chose %s (%s), want nvml", p.Name(), why)
 	}

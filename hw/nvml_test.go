@@ -33,7 +33,7 @@ func TestNVMLInitFails(t *testing.T) {
 func TestNVMLRealLibraryAbsent(t *testing.T) {
 	p, err := NewNVML(context.Background(), testOpts())
 	if err == nil {
-		p.Close()
+		p.Close(context.Background())
 		t.Skip("an NVIDIA GPU is present here")
 	}
 	if !errors.Is(err, ErrUnavailable) {
@@ -116,7 +116,7 @@ func TestNVMLReadAndEvents(t *testing.T) {
 	if e := <-p.Events(); e.Kind != EventGPULost {
 		t.Errorf("event %+v", e)
 	}
-	if err := p.Close(); err != nil {
+	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !f.set.freed || f.Calls()[len(f.Calls())-1] != "Shutdown" {
@@ -175,7 +175,43 @@ func TestNVMLBlockedCall(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	if err := p.Close(); err != nil {
+	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestNVMLCloseHonoursCtx: with a library call stuck, Close returns as
+// soon as its ctx ends, with an error wrapping ErrStuck, instead of
+// waiting out its own bounds; once the call returns, no goroutine is
+// left behind.
+func TestNVMLCloseHonoursCtx(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	f := newFakeNVML()
+	opts := testOpts()
+	opts.CallTimeout = 2 * time.Second
+	p, err := openNVML(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make(chan struct{})
+	f.mu.Lock()
+	f.dev.block = block
+	f.mu.Unlock()
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	p.Read(rctx) //nolint:errcheck // leaves the worker stuck in the library
+	rcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = p.Close(ctx)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v with a 50 ms ctx and a 2 s call bound", d)
+	}
+	if !errors.Is(err, ErrStuck) {
+		t.Errorf("Close with a stuck call: %v, want ErrStuck", err)
+	}
+	f.mu.Lock()
+	f.dev.block = nil
+	f.mu.Unlock()
+	close(block) // the stuck call returns and its goroutine ends (goleak waits for it)
 }

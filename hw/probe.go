@@ -10,11 +10,12 @@ import (
 
 // Probe reads the hardware's health. Read is called on an interval by one
 // goroutine (see Sampler); it must return within its own bound even when the
-// hardware hangs. Close releases what the probe holds.
+// hardware hangs. Close releases what the probe holds, waiting at most
+// until ctx ends (and within its own bound).
 type Probe interface {
 	Name() string
 	Read(ctx context.Context) (Sample, error)
-	Close() error
+	Close(ctx context.Context) error
 }
 
 // EventSource is a Probe that also reports events as they happen (Xid
@@ -82,4 +83,4 @@ func (p ProcfsProbe) Read(ctx context.Context) (Sample, error) {
 }
 
 // Close does nothing.
-func (ProcfsProbe) Close() error { return nil }
+func (ProcfsProbe) Close(context.Context) error { return nil }

@@ -130,8 +130,8 @@ func (s *Sampler) Close(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return errors.Join(errors.New("hw sampler: close: probe did not return"), ctx.Err(), s.cfg.Probe.Close())
+			return errors.Join(errors.New("hw sampler: close: probe did not return"), ctx.Err(), s.cfg.Probe.Close(ctx))
 		}
 	}
-	return s.cfg.Probe.Close()
+	return s.cfg.Probe.Close(ctx)
 }

@@ -40,7 +40,7 @@ func TestSelectThisMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	defer p.Close(context.Background())
 	t.Logf("selected %s: %s", p.Name(), why)
 	if _, err := p.Read(context.Background()); err != nil {
 		t.Error(err)

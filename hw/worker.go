@@ -95,8 +95,9 @@ func (w *worker) call(ctx context.Context, d time.Duration, f func()) error {
 }
 
 // stop ends the worker goroutine once its current call (if any) returns,
-// and waits for that at most d. It reports whether the goroutine ended.
-func (w *worker) stop(d time.Duration) bool {
+// and waits for that at most d, or until ctx ends. It reports whether the
+// goroutine ended.
+func (w *worker) stop(ctx context.Context, d time.Duration) bool {
 	close(w.jobs)
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -104,6 +105,8 @@ func (w *worker) stop(d time.Duration) bool {
 	case <-w.done:
 		return true
 	case <-t.C:
+		return false
+	case <-ctx.Done():
 		return false
 	}
 }
