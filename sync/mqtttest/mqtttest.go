@@ -50,8 +50,9 @@ type Options struct {
 // certificate's common name:
 //
 //   - a vehicle (common name = vehicle id) may write only its own
-//     telemetry, logs, status, heartbeat, cmd/res, checkpoints and
-//     bundles/req, and read only its own ack, cmd, checkpoints/ack and
+//     telemetry, logs, status, heartbeat, cmd/res, checkpoints,
+//     bundles/req and deploy (its model deployments' reports), and read
+//     only its own ack, cmd, checkpoints/ack and
 //     bundles/data, the fleet's broadcast commands and the ingester
 //     replicas' status;
 //   - "ingest" (the ingester, and the checkpoint receiver beside it)
@@ -61,7 +62,8 @@ type Options struct {
 //   - "fleet" (the operator) writes every vehicle's cmd and the
 //     broadcast, and reads every vehicle's cmd/res, status and heartbeat;
 //     as vigil-fleet serve it reads every vehicle's bundles/req and
-//     writes its bundles/data.
+//     writes its bundles/data, and for rollouts it reads every vehicle's
+//     deploy reports.
 //
 // The pattern lines apply to every client, ingest and fleet included,
 // with %u replaced by the client's user name (so "ingest" and "fleet"
@@ -88,6 +90,7 @@ pattern read vigil/v1/%u/cmd
 pattern read vigil/v1/%u/checkpoints/ack
 pattern write vigil/v1/%u/bundles/req
 pattern read vigil/v1/%u/bundles/data
+pattern write vigil/v1/%u/deploy
 # The fleet's broadcast, for every identity. Mosquitto 2.0 warns at each
 # start: "Warning: ACL pattern 'vigil/v1/fleet/cmd' does not contain '%c'
 # or '%u'." The warning is expected, and the line applies: a pattern is the
@@ -115,6 +118,7 @@ topic read vigil/v1/+/status
 topic read vigil/v1/+/heartbeat
 topic read vigil/v1/+/bundles/req
 topic write vigil/v1/+/bundles/data
+topic read vigil/v1/+/deploy
 `
 
 // Broker is a running (or stopped) Mosquitto.
