@@ -9,8 +9,9 @@
 // (presence.Watch), ingest.go (ingest.Ingester into a sink.Sink),
 // report.go and compact.go (sink), checkpoint*.go (the checkpoint store,
 // sync/blob), model*.go (model bundles, models/bundle: keygen, pack,
-// sign, inspect, verify); broker.go holds the broker and TLS flags they
-// share.
+// sign, inspect, verify), serve.go (bundle delivery, sync/bundlelink),
+// rollout*.go (fleet rollouts, sync/rollout); broker.go holds the broker
+// and TLS flags they share.
 package main
 
 import (
