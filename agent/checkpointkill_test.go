@@ -53,26 +53,7 @@ func startCountingCheckpointCloud(t *testing.T, broker *mqtttest.Broker, dir str
 		t.Fatal(err)
 	}
 	blobs := &countingBlobs{Dir: d, puts: map[string]int{}}
-	cat, err := blob.NewCatalog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rx, err := ckptlink.NewReceiver(ckptlink.ReceiverConfig{Broker: broker.URL(), Blobs: blobs, Catalog: cat,
-		ConnectTimeout: 2 * time.Second, ReconnectMax: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rx.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := rx.Close(ctx); err != nil {
-			t.Errorf("receiver Close: %v", err)
-		}
-	})
-	return blobs, cat
+	return blobs, startReceiver(t, broker, dir, blobs)
 }
 
 // fillStore appends n incompressible records of size bytes to stream of

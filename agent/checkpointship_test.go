@@ -25,6 +25,13 @@ func startCheckpointCloud(t *testing.T, broker *mqtttest.Broker, dir string) *bl
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startReceiver(t, broker, dir, blobs)
+}
+
+// startReceiver runs the cloud's checkpoint receiver into blobs and a
+// catalog under dir.
+func startReceiver(t *testing.T, broker *mqtttest.Broker, dir string, blobs blob.Store) *blob.Catalog {
+	t.Helper()
 	cat, err := blob.NewCatalog(dir)
 	if err != nil {
 		t.Fatal(err)

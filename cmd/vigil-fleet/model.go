@@ -20,39 +20,15 @@ import (
 func setupModelKeygen(g *globals, fset *flag.FlagSet) func(context.Context, []string) error {
 	out := fset.String("out", "", "where to write: a prefix (writes <prefix>.key and <prefix>.pub) or an existing directory (writes model-signing.key and model-signing.pub in it); required")
 	return func(_ context.Context, args []string) error {
-		if len(args) > 0 {
-			return fmt.Errorf("model keygen: unexpected arguments %q; the path goes in --out", args)
-		}
-		if *out == "" {
-			return errors.New("model keygen: --out is required: a prefix such as ./models-2026, or a directory")
-		}
-		prefix := *out
-		if st, err := os.Stat(prefix); (err == nil && st.IsDir()) || strings.HasSuffix(prefix, string(filepath.Separator)) {
-			prefix = filepath.Join(prefix, "model-signing")
-		}
-		privPath, pubPath := prefix+".key", prefix+".pub"
-		for _, p := range []string{privPath, pubPath} {
-			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("model keygen: %s exists; refusing to overwrite a key (move it away or choose another --out)", p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("model keygen: %w", err)
-			}
-		}
-		pub, priv, id, err := bundle.GenerateKey(nil)
-		if err != nil {
-			return err
-		}
-		if err := writeNew(privPath, bundle.MarshalPrivateKey(priv), 0o600); err != nil {
-			return fmt.Errorf("model keygen: %w", err)
-		}
-		if err := writeNew(pubPath, bundle.MarshalPublicKey(pub), 0o644); err != nil {
-			os.Remove(privPath)
-			return fmt.Errorf("model keygen: %w", err)
-		}
-		fmt.Fprintf(g.stdout, "private key: %s (mode 0600; keep it secret, give it to `vigil-fleet model sign --key`)\n", privPath)
-		fmt.Fprintf(g.stdout, "public key:  %s (the vehicles' trusted model-signing key; `vigil-fleet model verify --trusted`)\n", pubPath)
-		fmt.Fprintf(g.stdout, "key id:      %s\n", id)
-		return nil
+		return writeKeyPair(g, keyPair{cmd: "model keygen", out: *out, dirName: "model-signing", example: "./models-2026",
+			privUse: "give it to `vigil-fleet model sign --key`", pubUse: "the vehicles' trusted model-signing key; `vigil-fleet model verify --trusted`",
+			make: func() ([]byte, []byte, string, error) {
+				pub, priv, id, err := bundle.GenerateKey(nil)
+				if err != nil {
+					return nil, nil, "", err
+				}
+				return bundle.MarshalPublicKey(pub), bundle.MarshalPrivateKey(priv), id, nil
+			}}, args)
 	}
 }
 

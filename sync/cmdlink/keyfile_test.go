@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-av/vigil/models/bundle"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
 )
@@ -77,5 +78,20 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if command.KeyIDOf(ed25519.PublicKey(pub)) != k.id {
 		t.Error("key id")
+	}
+}
+
+// TestModelSigningKeyRefused: a model-signing key file (vigil-fleet model
+// keygen) is not a command key: both halves are refused, naming the kind.
+func TestModelSigningKeyRefused(t *testing.T) {
+	pub, priv, _, err := bundle.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmdlink.ParsePublicKey(bundle.MarshalPublicKey(pub)); err == nil || !strings.Contains(err.Error(), "model-signing key") {
+		t.Errorf("a model-signing public key as a command key: %v", err)
+	}
+	if _, err := cmdlink.ParsePrivateKey(bundle.MarshalPrivateKey(priv)); err == nil || !strings.Contains(err.Error(), "model-signing key") {
+		t.Errorf("a model-signing private key as a command key: %v", err)
 	}
 }
