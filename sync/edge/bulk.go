@@ -12,11 +12,13 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// Bulk traffic (checkpoint uploads) goes behind telemetry: PublishBulk
-// waits while the drain loop has work a bulk message would delay, then
-// for its bytes in the rate bucket, leaving room in it for a live batch.
+// Bulk traffic (checkpoint uploads, and a model bundle's requests and
+// the bytes they bring down) goes behind telemetry: PublishBulk and
+// TakeBulk wait while the drain loop has work a bulk message would
+// delay, then for their bytes in the rate bucket, leaving room in it for
+// a live batch.
 
-// bulkGate tells PublishBulk when the drain loop is busy, and which
+// bulkGate tells waitBulk when the drain loop is busy, and which
 // durable records it had seen then: records durable since are news it
 // has not acted on yet. Its wake channel is closed and replaced at every
 // change (and at each connection), which wakes the waiting publishers.
@@ -119,19 +121,17 @@ func (u *Uploader) bulkReserve(n int) int {
 	return max(0, min(u.cfg.MaxPayload/4, u.cfg.MaxPayload-n))
 }
 
-// ErrClosed is wrapped by PublishBulk's error when the uploader closes.
+// ErrClosed is wrapped by PublishBulk's and TakeBulk's error when the
+// uploader closes.
 var ErrClosed = errors.New("edge: uploader closed")
 
 // PublishBulk publishes payload on topic at QoS 1, behind telemetry, and
-// waits for the broker's PUBACK. It waits, until ctx ends, for the link
-// to be up, for the drain loop to have no backlog to catch up and no
-// record waiting to be sent, and, under MaxBytesPerSecond, for the
-// payload's bytes in the rate bucket with a quarter of the bucket left
-// for live batches (its bytes are taken, never forced). A connection lost
-// before the PUBACK is an error wrapping ErrOffline (the message may or
-// may not have reached the broker); Close ends it with ErrClosed. It is
-// for bulk uploads (checkpoints), whose own acknowledgements come from
-// the cloud; payload may not exceed MaxPayload.
+// waits for the broker's PUBACK. It waits first as waitBulk says, for
+// len(payload) bytes. A connection lost before the PUBACK is an error
+// wrapping ErrOffline (the message may or may not have reached the
+// broker); Close ends it with ErrClosed. It is for bulk uploads
+// (checkpoints), whose own acknowledgements come from the cloud; payload
+// may not exceed MaxPayload.
 func (u *Uploader) PublishBulk(ctx context.Context, topic string, payload []byte) error {
 	if topic == "" || strings.ContainsAny(topic, "+#\x00") {
 		return fmt.Errorf("edge: publish bulk: bad topic %q", topic)
@@ -139,6 +139,43 @@ func (u *Uploader) PublishBulk(ctx context.Context, topic string, payload []byte
 	if len(payload) > u.cfg.MaxPayload {
 		return fmt.Errorf("edge: publish bulk %s: %d bytes, more than max_payload %d", topic, len(payload), u.cfg.MaxPayload)
 	}
+	down, err := u.waitBulk(ctx, "publish bulk "+topic, len(payload))
+	if err != nil {
+		return err
+	}
+	return u.publishBulk(ctx, topic, payload, down)
+}
+
+// TakeBulk takes n bytes from the uplink's budget and publishes nothing:
+// it is for bulk traffic that comes down the link at the vehicle's
+// request (a model bundle's chunks), so that it shares the rate cap with
+// what goes up. It waits as PublishBulk does before publishing, in
+// pieces of at most three quarters of MaxPayload (the rate bucket's
+// size), each waiting as waitBulk says: any n ends, and every piece
+// leaves a quarter of the bucket for live batches. A piece once taken
+// stays taken: when ctx ends or Close comes between pieces (ErrClosed),
+// the bytes of those before are spent. n must be positive.
+func (u *Uploader) TakeBulk(ctx context.Context, n int) error {
+	if n <= 0 {
+		return fmt.Errorf("edge: take bulk: %d bytes: want a positive count", n)
+	}
+	what := fmt.Sprintf("take bulk %d bytes", n)
+	piece := max(1, u.cfg.MaxPayload-u.cfg.MaxPayload/4)
+	for rest := n; rest > 0; rest -= piece {
+		if _, err := u.waitBulk(ctx, what, min(rest, piece)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitBulk waits, until ctx ends, for the link to be up, for the drain
+// loop to have no backlog to catch up and no record waiting to be sent,
+// and, under MaxBytesPerSecond, for n bytes in the rate bucket with up to
+// a quarter of the bucket left for live batches (bulkReserve); then it
+// takes them (never forced) and returns the connection's down channel.
+// what names the caller's operation in its errors.
+func (u *Uploader) waitBulk(ctx context.Context, what string, n int) (<-chan struct{}, error) {
 	// A safety net for a missed wake-up; the gate normally wakes us.
 	poll := time.NewTimer(time.Hour)
 	defer poll.Stop()
@@ -150,23 +187,23 @@ func (u *Uploader) PublishBulk(ctx context.Context, topic string, payload []byte
 		wait := time.Duration(0)
 		switch {
 		case u.stopped():
-			return fmt.Errorf("edge: publish bulk %s: %w", topic, ErrClosed)
+			return nil, fmt.Errorf("edge: %s: %w", what, ErrClosed)
 		case down == nil || !u.online.Load() || busy:
 			wait = time.Second
 		case u.unseen(seen):
 			wait = 20 * time.Millisecond // the drain loop wakes for them
 		case u.rate != nil:
-			if ok, w := u.rate.takeLeaving(len(payload), u.bulkReserve(len(payload)), u.clock.Now()); !ok {
+			if ok, w := u.rate.takeLeaving(n, u.bulkReserve(n), u.clock.Now()); !ok {
 				wait = w
 			}
 		}
 		if wait == 0 {
-			return u.publishBulk(ctx, topic, payload, down)
+			return down, nil
 		}
 		poll.Reset(wait)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("edge: publish bulk %s: %w", topic, ctx.Err())
+			return nil, fmt.Errorf("edge: %s: %w", what, ctx.Err())
 		case <-u.stop:
 		case <-wake:
 		case <-poll.C:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,6 +86,29 @@ func (s *bulkSpy) count() int {
 // already, or in a batch the broker delivered before it (the stream's
 // latest batch may still be in flight; it holds nothing back).
 func TestPublishBulkWaitsForTelemetry(t *testing.T) {
+	checkBulkWaits(t, func(r *rig) error {
+		return r.up.PublishBulk(context.Background(), bulkTopic, []byte("chunk"))
+	})
+}
+
+// TestTakeBulkWaitsForTelemetry: TakeBulk waits as PublishBulk does. It
+// publishes nothing, so a marker published right after it returns
+// (Publish, which waits for nothing) stands for it at the broker: every
+// record appended before the wait went to the broker before the marker.
+// Its bytes are more than MaxPayload: every piece waits.
+func TestTakeBulkWaitsForTelemetry(t *testing.T) {
+	checkBulkWaits(t, func(r *rig) error {
+		if err := r.up.TakeBulk(context.Background(), 3*(4<<10)); err != nil {
+			return err
+		}
+		return r.up.Publish(bulkTopic, []byte("marker"), false, 5*time.Second)
+	})
+}
+
+// checkBulkWaits runs bulk while records wait for an ingester (it must
+// not return, nor anything reach the bulk topic), then starts one: bulk
+// returns, and what it put on the bulk topic came after every record.
+func checkBulkWaits(t *testing.T, bulk func(*rig) error) {
 	r := newRig(t)
 	r.startUploader(func(c *edge.Config) { c.Window = 2 })
 	waitUntil(t, 10*time.Second, "uploader online", func() (bool, string) {
@@ -103,10 +127,10 @@ func TestPublishBulkWaitsForTelemetry(t *testing.T) {
 		return ""
 	})
 	done := make(chan error, 1)
-	go func() { done <- r.up.PublishBulk(context.Background(), bulkTopic, []byte("chunk")) }()
+	go func() { done <- bulk(r) }()
 	select {
 	case err := <-done:
-		t.Fatalf("PublishBulk returned (%v) while records waited for the ingester", err)
+		t.Fatalf("the bulk call returned (%v) while records waited for the ingester", err)
 	case <-time.After(700 * time.Millisecond):
 	}
 	if n := spy.count(); n != 0 {
@@ -116,10 +140,10 @@ func TestPublishBulkWaitsForTelemetry(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("PublishBulk: %v", err)
+			t.Fatalf("bulk call: %v", err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatalf("PublishBulk still waiting after the records drained: %+v", r.up.Stats())
+		t.Fatalf("the bulk call still waiting after the records drained: %+v", r.up.Stats())
 	}
 	waitUntil(t, 5*time.Second, "the bulk message at the spy", func() (bool, string) { return spy.count() == 1, "" })
 	if why := spy.check[0]; why != "" {
@@ -203,6 +227,105 @@ func TestPublishBulkRefusals(t *testing.T) {
 	}
 	closeWithin(t, "uploader", r.up.Close)
 	if err := r.up.PublishBulk(ctx, bulkTopic, []byte("x")); !errors.Is(err, edge.ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestTakeBulkRateCap: TakeBulk and PublishBulk take from one rate
+// bucket of one MaxPayload (4 KiB). Each round takes 5 KiB with TakeBulk
+// (more than the bucket: it goes in pieces of 3 KiB and 2 KiB) and
+// publishes 1 KiB with PublishBulk. At every return, the bytes taken and
+// published so far never exceed the cap times the time since the start
+// plus the bucket; the rounds take no less time than the cap demands,
+// nor much more (the pieces do not waste the budget); and only the
+// published bytes reach the broker.
+func TestTakeBulkRateCap(t *testing.T) {
+	const rate, payload, take, size, n = 16 << 10, 4 << 10, 5 << 10, 1 << 10, 8 // 48 KiB at 16 KiB/s: 2.75 s beyond the bucket
+	r := newRig(t)
+	r.startIngester("ingest-a")
+	r.startUploader(func(c *edge.Config) { c.MaxBytesPerSecond, c.MaxPayload = rate, payload })
+	waitUntil(t, 10*time.Second, "uploader live", func() (bool, string) { return r.up.State() == edge.Live, r.up.State().String() })
+	spy := r.spyBulk(nil)
+	ctx := context.Background()
+	start := time.Now()
+	total := 0
+	check := func(what string) {
+		t.Helper()
+		at := time.Since(start)
+		if allowed := payload + int(at.Seconds()*rate); total > allowed {
+			t.Fatalf("%s: %d bytes taken and published %v after the start; the cap allows %d", what, total, at, allowed)
+		}
+	}
+	for i := range n {
+		if err := r.up.TakeBulk(ctx, take); err != nil {
+			t.Fatalf("take %d: %v", i, err)
+		}
+		total += take
+		check(fmt.Sprintf("take %d", i))
+		if err := r.up.PublishBulk(ctx, bulkTopic, make([]byte, size)); err != nil {
+			t.Fatalf("bulk message %d: %v", i, err)
+		}
+		total += size
+		check(fmt.Sprintf("bulk message %d", i))
+	}
+	took := time.Since(start)
+	least := time.Duration(float64(total-payload) / rate * float64(time.Second))
+	t.Logf("%d bytes taken and published in %v: %.0f B/s beyond the bucket, cap %d", total, took, float64(total-payload)/took.Seconds(), rate)
+	if took < least {
+		t.Fatalf("%d bytes in %v: faster than the cap allows (%v)", total, took, least)
+	}
+	if most := 2*least + time.Second; took > most {
+		t.Errorf("%d bytes in %v: much slower than the cap (%v at the cap)", total, took, least)
+	}
+	waitUntil(t, 5*time.Second, "every bulk message at the spy", func() (bool, string) { return spy.count() == n, "" })
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	for i, b := range spy.bytes {
+		if b != size {
+			t.Errorf("bulk message %d: %d bytes at the broker, want %d (TakeBulk publishes nothing)", i, b, size)
+		}
+	}
+}
+
+// TestTakeBulkRefusals: no bytes, or fewer, are refused; offline it
+// waits for ctx; Close ends a waiting TakeBulk with ErrClosed, and a
+// later one too.
+func TestTakeBulkRefusals(t *testing.T) {
+	r := newRig(t)
+	r.startUploader()
+	ctx := context.Background()
+	for _, n := range []int{0, -1} {
+		if err := r.up.TakeBulk(ctx, n); err == nil || !strings.Contains(err.Error(), "positive") {
+			t.Errorf("TakeBulk(%d): %v, want a refusal", n, err)
+		}
+	}
+	r.broker.Stop()
+	waitUntil(t, 10*time.Second, "offline", func() (bool, string) {
+		s := r.up.State()
+		return s == edge.Offline || s == edge.Connecting, s.String()
+	})
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := r.up.TakeBulk(short, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("offline: %v, want the ctx's deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.up.TakeBulk(ctx, 1) }()
+	select {
+	case err := <-done:
+		t.Fatalf("offline, TakeBulk returned %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	closeWithin(t, "uploader", r.up.Close)
+	select {
+	case err := <-done:
+		if !errors.Is(err, edge.ErrClosed) {
+			t.Errorf("closed while waiting: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("TakeBulk still waiting after Close")
+	}
+	if err := r.up.TakeBulk(ctx, 1); !errors.Is(err, edge.ErrClosed) {
 		t.Errorf("after Close: %v, want ErrClosed", err)
 	}
 }
