@@ -60,13 +60,12 @@
 // # The link's budget
 //
 // The Fetcher publishes its requests through a Link, the vehicle's
-// edge.Uploader: PublishBulk waits behind live telemetry and takes
-// len(payload) bytes from the uplink's rate cap. So that the download
-// shares that cap, a request for chunks is padded with zeros to the
-// bytes it asks for: a request for N bytes is N bytes long and takes N
-// bytes of the budget. The padding costs uplink bytes equal to the
-// download; a link method that takes budget without publishing would
-// save them (see docs/models.md).
+// edge.Uploader, whose rate cap the download shares: before a request for
+// N bytes of chunks it takes N bytes of the budget with TakeBulk, which
+// waits behind live telemetry and publishes nothing; then PublishBulk
+// publishes the request, a 90-byte envelope with no data, taking its own
+// bytes. So the download's answers are paid for before they are asked
+// for, and the uplink carries only the requests.
 //
 // # After the download
 //

@@ -44,17 +44,24 @@ type request struct {
 // timeout.
 var errRetry = errors.New("unavailable")
 
-// publish sends a request through the link. pad is the bytes of zeros it
-// carries (see Link). The link waits (for a connection, behind
-// telemetry, for its budget) until the download would stall at most.
-func (d *download) publish(ctx context.Context, t Type, first, n, pad int) error {
-	b, err := Encode(Envelope{Type: t, Tag: d.tag, Bundle: d.hash, ChunkBytes: d.chunkBytes(), Index: first, Count: n, Data: make([]byte, pad)})
+// publish sends a request through the link, after taking from the link's
+// budget the take bytes the request will bring (see Link). The link
+// waits (for a connection, behind telemetry, for its budget) until the
+// download would stall at most.
+func (d *download) publish(ctx context.Context, t Type, first, n, take int) error {
+	b, err := Encode(Envelope{Type: t, Tag: d.tag, Bundle: d.hash, ChunkBytes: d.chunkBytes(), Index: first, Count: n})
 	if err != nil {
 		return err
 	}
 	pctx, cancel := context.WithDeadline(ctx, d.last.Add(d.f.cfg.StallTimeout))
 	defer cancel()
-	if err := d.f.cfg.Link.PublishBulk(pctx, RequestTopic(d.f.cfg.Vehicle), b); err != nil {
+	if take > 0 {
+		err = d.f.cfg.Link.TakeBulk(pctx, take)
+	}
+	if err == nil {
+		err = d.f.cfg.Link.PublishBulk(pctx, RequestTopic(d.f.cfg.Vehicle), b)
+	}
+	if err != nil {
 		if ctx.Err() == nil && pctx.Err() != nil {
 			return d.stalled(d.last.Add(d.f.cfg.StallTimeout))
 		}
@@ -240,11 +247,11 @@ func (d *download) fetchChunks(ctx context.Context) error {
 	return nil
 }
 
-// ask publishes a request for chunks [first, first+n), padded to their
-// bytes less the request's own. A publication the link lost is not an
-// error: the request's timeout asks again.
+// ask publishes a request for chunks [first, first+n), taking their size
+// bytes from the link's budget first. A publication the link lost is not
+// an error: the request's timeout asks again.
 func (d *download) ask(ctx context.Context, first, n, size int) error {
-	err := d.publish(ctx, TypeGetChunks, first, n, max(0, size-HeaderBytes))
+	err := d.publish(ctx, TypeGetChunks, first, n, size)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -29,9 +29,9 @@ import (
 //	             (TypeChunk), else zero
 //	length   4   then that many bytes of data
 //
-// and nothing after. What data holds depends on the type: zeros that
-// pad a request to the bytes it asks for (see Fetcher), a part of the
-// index document, a chunk, or a refusal's detail (UTF-8 text).
+// and nothing after. What data holds depends on the type: nothing in a
+// request, a part of the index document, a chunk, or a refusal's detail
+// (UTF-8 text).
 const (
 	Magic   = "VBDL"
 	Version = 1
@@ -102,8 +102,7 @@ const (
 	ChunkUnit     = 1 << 10
 	MinChunkBytes = ChunkUnit
 	MaxChunkBytes = 127 << 10
-	// MaxDataBytes bounds an envelope's data: a chunk, an index part, a
-	// request's padding.
+	// MaxDataBytes bounds an envelope's data: a chunk or an index part.
 	MaxDataBytes = MaxChunkBytes
 	// MaxDetailBytes bounds a refusal's detail.
 	MaxDetailBytes = 1 << 10
@@ -205,13 +204,8 @@ func (e *Envelope) checkRequest() error {
 	if e.Index < 0 || e.Count < 1 || e.Index+e.Count > limit {
 		return fmt.Errorf("%w: bundle %.12s: %s [%d, +%d) beyond %d", ErrEnvelope, e.Bundle, e.Type, e.Index, e.Count, limit)
 	}
-	if len(e.Data) > MaxDataBytes {
-		return fmt.Errorf("%w: bundle %.12s %s: %d bytes of padding, more than %d", ErrEnvelope, e.Bundle, e.Type, len(e.Data), MaxDataBytes)
-	}
-	for _, c := range e.Data {
-		if c != 0 {
-			return fmt.Errorf("%w: bundle %.12s %s: padding that is not zeros", ErrEnvelope, e.Bundle, e.Type)
-		}
+	if len(e.Data) != 0 {
+		return fmt.Errorf("%w: bundle %.12s %s: %d bytes of data; a request carries none", ErrEnvelope, e.Bundle, e.Type, len(e.Data))
 	}
 	return nil
 }
@@ -241,8 +235,7 @@ func Encode(e Envelope) ([]byte, error) {
 
 // Decode decodes and checks an envelope: the magic and version, the
 // type, the hash, the chunk size, the index and count for the type, the
-// data's size (and for a request, that the padding is zeros), no
-// trailing bytes, and for a chunk that the data hashes to its SHA256
+// data's size (none in a request), no trailing bytes, and for a chunk that the data hashes to its SHA256
 // (when it does not, the error wraps ErrHash and the envelope is
 // returned with it, so that the refusal can name the chunk). Data
 // aliases b.

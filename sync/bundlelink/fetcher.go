@@ -17,14 +17,16 @@ import (
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
-// Link is what the Fetcher sends its requests through: *edge.Uploader's
-// PublishBulk, which waits behind telemetry and for len(payload) bytes of
-// the rate cap, then for the broker's PUBACK. The Fetcher pads a request
-// for chunks with zeros to the bytes it asks for, so that the download
-// takes from the link's one budget what it will bring; a request is up to
-// MaxChunkBytes long, so the link must take payloads of 128 KiB (edge's
-// default max_payload).
+// Link is what the Fetcher sends its requests through, *edge.Uploader.
+// Before a request for chunks, the Fetcher calls TakeBulk with the bytes
+// of the chunks it asks for, so that the download takes from the link's
+// one budget what it will bring: TakeBulk waits behind telemetry and for
+// that many bytes of the rate cap (any number: edge takes more than its
+// bucket in pieces) and publishes nothing. PublishBulk then publishes
+// the request, HeaderBytes (90) long, and waits likewise and for the
+// broker's PUBACK. An index request takes nothing beforehand.
 type Link interface {
+	TakeBulk(ctx context.Context, n int) error
 	PublishBulk(ctx context.Context, topic string, payload []byte) error
 }
 

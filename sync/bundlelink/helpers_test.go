@@ -241,6 +241,8 @@ type rig struct {
 	asked    map[int]int // chunk → times asked for
 	index    int         // index requests
 	requests int         // requests published
+	reqBytes int         // bytes of the requests published
+	taken    int         // bytes taken from the uplink's budget (TakeBulk)
 }
 
 func newRig(t *testing.T, opts mqtttest.Options) *rig {
@@ -347,7 +349,7 @@ func vehicleLink(broker string, db *storage.Store, rate int, sub edge.Subscripti
 func (r *rig) fetcher(tune func(*FetcherConfig)) *Fetcher {
 	r.t.Helper()
 	cfg := FetcherConfig{Vehicle: vehicle, Dir: r.staging, ChunkBytes: testChunk, AnswerTimeout: time.Second, StallTimeout: 30 * time.Second,
-		Log: logger(r.t), Link: linkFunc(r.publish)}
+		Log: logger(r.t), Link: testLink{take: r.take, publish: r.publish}}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -365,6 +367,7 @@ func (r *rig) publish(ctx context.Context, topic string, p []byte) error {
 	if e, derr := Decode(p); err == nil && derr == nil {
 		r.mu.Lock()
 		r.requests++
+		r.reqBytes += len(p)
 		if e.Type == TypeGetChunks {
 			for i := e.Index; i < e.Index+e.Count; i++ {
 				r.asked[i]++
@@ -375,6 +378,24 @@ func (r *rig) publish(ctx context.Context, topic string, p []byte) error {
 		r.mu.Unlock()
 	}
 	return err
+}
+
+func (r *rig) take(ctx context.Context, n int) error {
+	err := r.up.TakeBulk(ctx, n)
+	if err == nil {
+		r.mu.Lock()
+		r.taken += n
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// uplink is the bytes of the requests published and the bytes taken
+// from the uplink's budget beforehand.
+func (r *rig) uplink() (requests, taken int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reqBytes, r.taken
 }
 
 // takeAsked returns the chunks asked for since the last call.
@@ -393,10 +414,24 @@ func (r *rig) published() int {
 	return r.requests
 }
 
-type linkFunc func(ctx context.Context, topic string, p []byte) error
+// testLink is a Link of two functions; a nil one succeeds at once.
+type testLink struct {
+	take    func(ctx context.Context, n int) error
+	publish func(ctx context.Context, topic string, p []byte) error
+}
 
-func (f linkFunc) PublishBulk(ctx context.Context, topic string, p []byte) error {
-	return f(ctx, topic, p)
+func (l testLink) TakeBulk(ctx context.Context, n int) error {
+	if l.take == nil {
+		return nil
+	}
+	return l.take(ctx, n)
+}
+
+func (l testLink) PublishBulk(ctx context.Context, topic string, p []byte) error {
+	if l.publish == nil {
+		return nil
+	}
+	return l.publish(ctx, topic, p)
 }
 
 // fetchAsync runs f.Fetch(hash) in the background.

@@ -206,8 +206,10 @@ func TestPreflightRefusals(t *testing.T) {
 }
 
 // TestRateCap: under the uplink's cap, the download's bytes per second
-// stay within it (the requests take from the link's budget the bytes
-// they bring).
+// stay within it: before each request for chunks the fetcher takes from
+// the link's budget the bytes it asks for (at least the bundle in all),
+// while the requests it publishes are a small fraction of the bundle
+// (under 5 %: they carry no padding).
 func TestRateCap(t *testing.T) {
 	const rate = 256 << 10
 	r := newRig(t, mqtttest.Options{})
@@ -225,13 +227,22 @@ func TestRateCap(t *testing.T) {
 	}
 	checkStaged(t, res, a)
 	// The link's bucket starts full: one payload of 128 KiB may go at once.
-	got := float64(Size(a.m)-128<<10) / took.Seconds()
-	t.Logf("%d bytes in %v: %.0f B/s beyond the first burst, cap %d", Size(a.m), took, got, rate)
+	size := Size(a.m)
+	got := float64(size-128<<10) / took.Seconds()
+	requests, taken := r.uplink()
+	t.Logf("%d bytes in %v: %.0f B/s beyond the first burst, cap %d; %d bytes taken from the budget, %d published in %d requests (%.2f %% of the bundle)",
+		size, took, got, rate, taken, requests, r.published(), 100*float64(requests)/float64(size))
 	if got > rate*1.05 {
 		t.Errorf("%.0f bytes per second, over the cap of %d", got, rate)
 	}
 	if got < rate/4 {
 		t.Errorf("%.0f bytes per second: the download does not use the link (cap %d)", got, rate)
+	}
+	if taken < int(size) {
+		t.Errorf("%d bytes taken from the link's budget for a bundle of %d", taken, size)
+	}
+	if requests*20 >= int(size) {
+		t.Errorf("%d bytes of requests published for a bundle of %d: 5 %% or more", requests, size)
 	}
 }
 
@@ -276,7 +287,7 @@ func TestUnknownAndStalled(t *testing.T) {
 }
 
 func TestFetcherConfigRefusals(t *testing.T) {
-	link := linkFunc(func(context.Context, string, []byte) error { return nil })
+	link := testLink{}
 	for name, cfg := range map[string]FetcherConfig{
 		"bad vehicle":    {Vehicle: "a/b", Link: link, Dir: "x"},
 		"no link":        {Vehicle: vehicle, Dir: "x"},
@@ -298,23 +309,48 @@ func setTamper(f func(hash string, i int, data []byte)) {
 	tamper.Store(&f)
 }
 
-// TestLinkRefusesRequests: a link that refuses every request (a payload
-// limit under 128 KiB, say) ends the Fetch with ErrStalled naming the
-// link's error, and stages nothing.
+// TestLinkRefusesRequests: a link that refuses every request ends the
+// Fetch with ErrStalled naming the link's error, whether it refuses to
+// publish (an index request) or to take budget (a request for chunks,
+// once the index came from a link that publishes it), and stages
+// nothing for a refused index.
 func TestLinkRefusesRequests(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "staging")
-	link := linkFunc(func(context.Context, string, []byte) error {
-		return errors.New("130048 bytes, more than max_payload 65536")
-	})
+	link := testLink{publish: func(context.Context, string, []byte) error {
+		return errors.New("edge: publish bulk vigil/v1/veh-1/bundles/req: edge: uploader closed")
+	}}
 	f, err := NewFetcher(FetcherConfig{Vehicle: vehicle, Link: link, Dir: dir, AnswerTimeout: 100 * time.Millisecond, StallTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.Fetch(context.Background(), hashA)
-	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "max_payload") {
+	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "uploader closed") {
 		t.Errorf("%v, want ErrStalled naming the link's error", err)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("staged something: %v", err)
+	}
+
+	r := newRig(t, mqtttest.Options{})
+	a := makeBundle(t, "primary-v2", 2)
+	a.pack(t, r.storeDir, "pilotnet-2.tar")
+	r.startServer()
+	r.startVehicle(0)
+	waitUntil(t, 10*time.Second, "the link up and idle", func() bool { return r.up.State() == edge.Live })
+	g := r.fetcher(func(c *FetcherConfig) {
+		c.StallTimeout, c.AnswerTimeout = 500*time.Millisecond, 100*time.Millisecond
+		c.Link = testLink{publish: r.publish, take: func(context.Context, int) error {
+			return errors.New("edge: take bulk 16384 bytes: edge: uploader closed")
+		}}
+	})
+	_, err = g.Fetch(context.Background(), a.hash)
+	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "take bulk") {
+		t.Errorf("%v, want ErrStalled naming the link's error", err)
+	}
+	if asked := r.takeAsked(); len(asked) != 0 {
+		t.Errorf("chunks asked for without their budget: %v", asked)
+	}
+	if p := g.Progress(); p.ChunksDone != 0 || p.Chunks == 0 {
+		t.Errorf("progress %+v: want the index and no chunk", p)
 	}
 }
