@@ -32,6 +32,9 @@ func (l serveLink) PublishBulk(ctx context.Context, topic string, p []byte) erro
 	}
 }
 
+// TakeBulk takes nothing: the test's link has no rate cap.
+func (serveLink) TakeBulk(context.Context, int) error { return nil }
+
 // serveBundle packs and signs the demo model as an operator does and
 // copies it into the store directory the way docs/models.md says (a dot
 // name, then a rename); it returns the bundle's hash and a policy it

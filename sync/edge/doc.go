@@ -14,7 +14,9 @@
 // State and Stats report the link; Publish publishes at QoS 1 over the
 // link and waits for the PUBACK (ErrOffline while it is down);
 // PublishBulk does too for bulk traffic (checkpoint uploads), behind
-// telemetry and within the rate cap (bulk.go); SyncNow
+// telemetry and within the rate cap, and TakeBulk waits the same way and
+// takes bytes from the rate cap without publishing (a model download's
+// share of the link, bulk.go); SyncNow
 // resends what is in flight at once and cuts a reconnect wait short.
 //
 // # Parts
@@ -49,7 +51,8 @@
 //   - Bulk traffic (bulk.go): PublishBulk waits while the drain loop
 //     catches up a backlog or has records not sent yet (a gate it sets
 //     at each step), then for its bytes in the rate bucket, leaving a
-//     quarter of the bucket for live batches.
+//     quarter of the bucket for live batches; TakeBulk waits the same
+//     way (one waiting loop, waitBulk) and only takes the bytes.
 //   - config.go (Config and its defaults), topics.go, stats.go (State,
 //     Stats).
 //
