@@ -63,6 +63,7 @@ func (d *Daemon) startSync(ctx context.Context) error {
 			subs = append(subs, edge.Subscription(s))
 		}
 	}
+	subs = append(subs, d.deploySubscriptions()...)
 	ec := sc.Config
 	ec.Vehicle, ec.Boot, ec.TLS, ec.Subscriptions = d.cfg.VehicleID, d.tel.store.Boot(), tlsCfg, subs
 	up, err := edge.New(ec, d.tel.store, d.log.Named("sync"))

@@ -108,6 +108,10 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		return json.Marshal(map[string]string{"sync": d.syncStatus().State})
 	case command.Checkpoint:
 		return d.executeCheckpoint(ctx, env.Args, log)
+	case command.ModelDeploy:
+		return d.executeModelDeploy(env, log)
+	case command.ModelRollback:
+		return d.executeModelRollback(env, log)
 	}
 	return nil, cmdlink.BadArgs("command %q is not handled by this daemon", env.Command)
 }

@@ -61,6 +61,9 @@ type Config struct {
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
 	Health     HealthConfig     `yaml:"health"`
 	Sync       SyncConfig       `yaml:"sync"`
+	// Deployments is the vehicle's side of model deployments: trusted
+	// model-signing keys, the slot store, the lifecycle and the trial.
+	Deployments DeploymentsConfig `yaml:"deployments"`
 }
 
 // HealthConfig sets the hardware probes.
@@ -143,6 +146,7 @@ func DefaultConfig() Config {
 		StorageEnabled: true,
 		Storage:        storage.DefaultConfig(),
 		Checkpoint:     DefaultCheckpointConfig(),
+		Deployments:    DefaultDeploymentsConfig(),
 		Health:         HealthConfig{Interval: time.Second, Probe: "auto", Root: "/"},
 	}
 }
@@ -449,6 +453,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format %q: want json or console", c.Log.Format)
 	}
 	if err := c.Checkpoint.validate(c); err != nil {
+		return err
+	}
+	if err := c.Deployments.validate(); err != nil {
 		return err
 	}
 	if err := c.validateStorage(); err != nil {

@@ -59,6 +59,9 @@ type Daemon struct {
 	ckpt         *checkpointer // nil when checkpoints are off
 	ckptWhy      string        // why they are off
 	op           operator      // the operator's standing orders, kept in the store
+	models       *deployer     // model slots and deployments; nil when off
+	deployWhy    string        // why they are off
+	swap         modelSwapper  // the router's hot swap; nil: promotions fail
 
 	// Goroutines of the daemon's own, each ended by its step's stop.
 	serveDone   chan struct{} // the socket's Serve returned
@@ -88,6 +91,7 @@ func (d *Daemon) steps() []step {
 	return []step{
 		{"opening storage", d.openStorage, d.closeStorage},
 		{"loading ONNX Runtime", d.initRuntime, nil},
+		{"opening model slots", d.openSlots, nil},
 		{"loading models", d.loadModels, d.closeBackends},
 		{"starting router", d.startRouter, d.closeRouter},
 		{"starting watchdog", d.startWatchdog, d.closeWatchdog},
@@ -97,6 +101,7 @@ func (d *Daemon) steps() []step {
 		{"opening metrics endpoint", d.startMetrics, d.closeMetrics},
 		{"starting sync", d.startSync, d.closeSync},
 		{"starting checkpoints", d.startCheckpoints, d.closeCheckpoints},
+		{"resuming model deployments", d.startDeployments, d.closeDeployments},
 		{"starting systemd watchdog pings", d.startPings, d.stopPings},
 	}
 }

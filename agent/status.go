@@ -54,6 +54,7 @@ func (d *Daemon) Status() status.Status {
 		Health:       d.health.Load(),
 		Sync:         d.syncStatus(),
 		Checkpoints:  d.checkpointStatus(),
+		Deployments:  d.deploymentsStatus(),
 		Restored:     d.restoredStatus(),
 		Warnings:     d.warnings,
 	}

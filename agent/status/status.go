@@ -30,6 +30,7 @@ type Status struct {
 	Storage      StorageStatus     `json:"storage"`
 	Sync         SyncStatus        `json:"sync"`
 	Checkpoints  CheckpointsStatus `json:"checkpoints"`
+	Deployments  DeploymentsStatus `json:"deployments"`
 	// Restored is set when the store was restored from a checkpoint
 	// (vigild restore): it is a new incarnation of a dead unit's store.
 	Restored *RestoredStatus `json:"restored,omitempty"`

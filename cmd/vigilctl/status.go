@@ -131,6 +131,7 @@ func printStatus(w io.Writer, st *status.Status) error {
 	printStorage(w, &st.Storage)
 	printSync(w, &st.Sync)
 	printCheckpoints(w, &st.Checkpoints)
+	printDeployments(w, &st.Deployments)
 	if r := st.Restored; r != nil {
 		same := "unknown"
 		if r.ConfigSame != nil {
@@ -170,6 +171,40 @@ func noResult(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printDeployments shows each role's latest model deployment.
+func printDeployments(w io.Writer, s *status.DeploymentsStatus) {
+	if s.State == "" {
+		return // a daemon older than deployments
+	}
+	fmt.Fprintf(w, "model deployments: %s", s.State)
+	if s.Why != "" {
+		fmt.Fprintf(w, " (%s)", s.Why)
+	}
+	fmt.Fprintf(w, "   %d trusted keys   %d quarantined\n", s.TrustedKeys, s.Quarantined)
+	for _, d := range s.Roles {
+		h := d.Hash
+		if len(h) > 12 {
+			h = h[:12]
+		}
+		fmt.Fprintf(w, "  %-8s %s v%d (%s)   %s: %s", d.Role, d.Bundle, d.Version, h, d.State, d.Reason)
+		switch {
+		case d.State == "downloading" && d.BundleBytes > 0:
+			fmt.Fprintf(w, "   %s of %s", mib(d.DownloadBytes), mib(d.BundleBytes))
+		case d.State == "trial":
+			fmt.Fprintf(w, "   trial %d compared, %d divergent, %d slow, %d errors", d.Trial.Compared, d.Trial.Divergent, d.Trial.Slow, d.Trial.Errors)
+		case d.State == "promoted":
+			fmt.Fprintf(w, "   health gate %d requests, %d suspects", d.Gate.Requests, d.Gate.Suspects)
+		}
+		if d.Deadline != "" {
+			fmt.Fprintf(w, "   until %s", d.Deadline)
+		}
+		if !d.Reported {
+			fmt.Fprintf(w, "   (not reported yet: %s)", d.ReportError)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func printSync(w io.Writer, s *status.SyncStatus) {

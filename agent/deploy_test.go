@@ -1,0 +1,310 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/agent/status"
+	"github.com/vigil-av/vigil/models/bundle"
+	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/sync/bundlelink"
+	"github.com/vigil-av/vigil/sync/cmdlink"
+	"github.com/vigil-av/vigil/sync/command"
+	"github.com/vigil-av/vigil/sync/rollout/deploywire"
+)
+
+// deployRig is a command rig (a daemon over mutual TLS to a broker with
+// the fleet's ACL) with a trusted model-signing key, and the fleet side's
+// bundle server over a store of bundles signed in the test.
+type deployRig struct {
+	*commandRig
+	modelPriv ed25519.PrivateKey
+	storeDir  string
+	reports   chan deploywire.Report
+}
+
+func newDeployRig(t *testing.T, tune func(*Config)) *deployRig {
+	t.Helper()
+	r := &deployRig{commandRig: newCommandRig(t), storeDir: t.TempDir(), reports: make(chan deploywire.Report, 64)}
+	pub, priv, _, err := bundle.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.modelPriv = priv
+	keyFile := filepath.Join(t.TempDir(), "model.pub")
+	if err := os.WriteFile(keyFile, bundle.MarshalPublicKey(pub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dc := &r.cfg.Deployments
+	dc.TrustedKeys = []string{keyFile}
+	for k, v := range map[string]string{
+		"trial_min_requests": "5", "trial_min_duration": "1s", "trial_sample_rate": "1",
+		"latency_fraction": "1", "gate_requests": "20", "gate_duration": "2s",
+		"timeout_downloading": "20s", "timeout_trial": "15s", "timeout_promoted": "15s",
+	} {
+		if err := dc.Lifecycle.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tune != nil {
+		tune(&r.cfg)
+	}
+	store, err := bundlelink.OpenStore(r.storeDir, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	srv, err := bundlelink.NewServer(bundlelink.ServerConfig{Broker: r.broker.URL(), TLS: r.pki.ClientTLS("fleet"),
+		Store: store, ClientID: "fleet-bundles", ReconnectMax: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+	})
+	waitFor(t, 10*time.Second, "the bundle server subscribed", func() (bool, string) { return srv.Stats().Subscribed, "" })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := cmdlink.DialLink(ctx, cmdlink.LinkConfig{Broker: r.broker.URL(), TLS: r.pki.ClientTLS("fleet"), ClientID: "fleet-reports"},
+		[]string{deploywire.ReportFilter}, func(_ string, p []byte) {
+			if rep, err := deploywire.DecodeReport(p); err == nil {
+				select {
+				case r.reports <- rep:
+				default:
+				}
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	return r
+}
+
+// pack signs the demo's rollout model (demo.GenerateRollout) as bundle
+// "pilotnet" version v with priv, packs it into the store and returns its
+// hash.
+func (r *deployRig) pack(t *testing.T, model string, v uint64, priv ed25519.PrivateKey) string {
+	t.Helper()
+	onnx, err := demo.GenerateRollout(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bundle.ContractFromONNX(onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(onnx)
+	now := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	m := &bundle.Manifest{Format: bundle.FormatVersion, Name: "pilotnet", Version: v, Roles: []bundle.Role{bundle.RolePrimary},
+		Model: "model.onnx", Contract: c, Files: []bundle.File{{Path: "model.onnx", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(onnx))}},
+		MinVigil: "0.1.0-dev", Providers: []string{"cpu"}, Created: now, Expires: now.Add(24 * time.Hour)}
+	if err := bundle.Sign(m, priv); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := m.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "model.onnx"), onnx, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := bundle.Pack(&buf, m, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("%s-%d.tar", model, v)
+	tmp := filepath.Join(r.storeDir, "."+name)
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(r.storeDir, name)); err != nil {
+		t.Fatal(err)
+	}
+	return hash
+}
+
+// deploy sends a signed model-deploy of hash (pilotnet v) to primary.
+func (r *deployRig) deploy(t *testing.T, hash string, v uint64, skipTrial bool) (command.Response, string) {
+	t.Helper()
+	args, err := deploywire.DeployArgs{BundleHash: hash, Name: "pilotnet", Version: v, Role: "primary", SkipTrial: skipTrial}.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.send(r.priv, command.ModelDeploy, args)
+}
+
+// waitReport waits for the retained report of hash in state want.
+func (r *deployRig) waitReport(t *testing.T, hash string, want deploywire.State) deploywire.Report {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	var last deploywire.Report
+	for {
+		select {
+		case rep := <-r.reports:
+			last = rep
+			if rep.BundleHash == hash && rep.State == want {
+				return rep
+			}
+		case <-deadline:
+			t.Fatalf("no deploy report %s for %s; last: %+v", want, hash[:8], last)
+		}
+	}
+}
+
+func roleStatus(st status.Status, role string) (status.DeploymentStatus, bool) {
+	for _, s := range st.Deployments.Roles {
+		if s.Role == role {
+			return s, true
+		}
+	}
+	return status.DeploymentStatus{}, false
+}
+
+// waitDeployment waits until the primary's deployment of hash is over
+// and returns its status.
+func waitDeployment(t *testing.T, c *client.Client, hash string) status.DeploymentStatus {
+	t.Helper()
+	var got status.DeploymentStatus
+	waitFor(t, 25*time.Second, "the deployment's outcome", func() (bool, string) {
+		s, ok := roleStatus(fetchStatus(t, c), "primary")
+		got = s
+		return ok && s.Hash == hash && !s.Running, fmt.Sprintf("%+v", s)
+	})
+	return got
+}
+
+// load runs requests at 30 Hz with the watchdog's deadline until stop,
+// counting those not answered OK by their deadline.
+type load struct {
+	stop   chan struct{}
+	done   chan struct{}
+	sent   atomic.Int64
+	missed atomic.Int64
+}
+
+func startLoad(t *testing.T, c *client.Client, budget time.Duration) *load {
+	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), budget+5*time.Second)
+			resp, err := c.Infer(ctx, &client.InferRequest{Budget: budget, Inputs: randomFrame()})
+			cancel()
+			l.sent.Add(1)
+			if err != nil || !resp.OK() {
+				l.missed.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(l.end)
+	return l
+}
+
+var loadOnce sync.Mutex
+
+func (l *load) end() {
+	loadOnce.Lock()
+	defer loadOnce.Unlock()
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+}
+
+// TestModelDeployUnknownKey: a bundle signed by a key the vehicle does not
+// trust is refused before its first chunk; nothing in the slot table
+// changes and the old model keeps serving.
+func TestModelDeployUnknownKey(t *testing.T) {
+	r := newDeployRig(t, nil)
+	_, other, _, err := bundle.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := r.pack(t, demo.PrimaryV2, 2, other)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	tableBefore := d.models.store.Table()
+	modelBefore := d.router.Backend(0).Info().Model.Path
+
+	resp, _ := r.deploy(t, hash, 2, false)
+	if !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	s := waitDeployment(t, c, hash)
+	if s.State != "failed" || !strings.Contains(s.Reason, "key") {
+		t.Fatalf("deployment: %+v", s)
+	}
+	r.waitReport(t, hash, deploywire.FailedState)
+	after := d.models.store.Table()
+	if fmt.Sprint(after) != fmt.Sprint(tableBefore) {
+		t.Fatalf("slot table changed:\n%+v\n%+v", tableBefore, after)
+	}
+	if p := d.router.Backend(0).Info().Model.Path; p != modelBefore {
+		t.Fatalf("primary serves %s, was %s", p, modelBefore)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(r.cfg.BundleStagingDir(), hash)); len(entries) > 0 {
+		t.Fatalf("staged after the refusal: %v", entries)
+	}
+}
+
+// TestModelDeployRefusals: without trusted model-signing keys every
+// model-deploy is refused saying so, and bad arguments are bad_args;
+// neither starts a deployment.
+func TestModelDeployRefusals(t *testing.T) {
+	r := newDeployRig(t, func(c *Config) { c.Deployments.TrustedKeys = nil })
+	hash := r.pack(t, demo.PrimaryV2, 2, r.modelPriv)
+	_, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	resp, _ := r.deploy(t, hash, 2, false)
+	if resp.OK || !strings.Contains(resp.Message, "trusted model-signing keys") {
+		t.Fatalf("model-deploy without keys: %+v", resp)
+	}
+	resp, _ = r.send(r.priv, command.ModelDeploy, map[string]string{"bundle": "nothex", "name": "pilotnet", "version": "2", "role": "primary"})
+	if resp.OK || resp.Code != command.CodeBadArgs {
+		t.Fatalf("model-deploy with a bad hash: %+v", resp)
+	}
+	st := fetchStatus(t, c)
+	if st.Deployments.State != "refusing" || len(st.Deployments.Roles) != 0 {
+		t.Fatalf("deployments: %+v", st.Deployments)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
