@@ -52,7 +52,10 @@ type deployer struct {
 	reportKick chan struct{}
 	staged     map[string]string // bundle hash -> its staged directory
 	contracts  map[bundle.Role]bundle.Contract
-	providers  []string
+	// factory is each rung's configured model file, served when a role
+	// has no slot.
+	factory   [watchdog.NumBackends]string
+	providers []string
 }
 
 // cleanMarker, in the slot directory, says the daemon closed its
@@ -100,8 +103,9 @@ func (d *Daemon) openSlots(context.Context) error {
 		m.keys = append(m.keys, k)
 	}
 	for _, r := range slot.Roles {
+		bc := d.cfg.Models.backend(roleBackend(r))
+		m.factory[roleBackend(r)] = d.cfg.ModelPath(bc.Path)
 		if p, ok := m.activeModel(r); ok {
-			bc := d.cfg.Models.backend(roleBackend(r))
 			d.log.Info("model from its slot", zap.String("role", string(r)), zap.String("path", p), zap.String("factory", d.cfg.ModelPath(bc.Path)))
 			bc.Path = p
 		}

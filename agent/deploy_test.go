@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,10 +23,14 @@ import (
 	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/models/bundle"
 	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/models/slot"
 	"github.com/vigil-av/vigil/sync/bundlelink"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
+	"github.com/vigil-av/vigil/sync/ingest"
 	"github.com/vigil-av/vigil/sync/rollout/deploywire"
+	"github.com/vigil-av/vigil/sync/sink"
+	"github.com/vigil-av/vigil/watchdog"
 )
 
 // deployRig is a command rig (a daemon over mutual TLS to a broker with
@@ -83,6 +88,25 @@ func newDeployRig(t *testing.T, tune func(*Config)) *deployRig {
 		srv.Close(ctx)
 	})
 	waitFor(t, 10*time.Second, "the bundle server subscribed", func() (bool, string) { return srv.Stats().Subscribed, "" })
+	// The fleet's ingester acknowledges the telemetry, which bulk
+	// traffic (the download) waits behind.
+	sk, err := sink.Open(t.TempDir(), sink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := ingest.New(ingest.Config{Broker: r.broker.URL(), TLS: r.pki.ClientTLS("ingest"), ClientID: "fleet-ingest",
+		PublishTimeout: 2 * time.Second, ConnectTimeout: 2 * time.Second, ReconnectMax: 500 * time.Millisecond}, sk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		in.Close(ctx)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	l, err := cmdlink.DialLink(ctx, cmdlink.LinkConfig{Broker: r.broker.URL(), TLS: r.pki.ClientTLS("fleet"), ClientID: "fleet-reports"},
@@ -307,4 +331,40 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func servedModel(d *Daemon) string { return d.router.Backend(watchdog.Primary).Info().Model.Path }
+
+// TestModelDeployBadBundle: primary-bad diverges in its trial: the
+// deployment ends trial_failed, the version is quarantined, and the
+// factory model never stopped serving.
+func TestModelDeployBadBundle(t *testing.T) {
+	r := newDeployRig(t, nil)
+	hash := r.pack(t, demo.PrimaryBad, 2, r.modelPriv)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	factory := servedModel(d)
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, hash, 2, false); !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	s := waitDeployment(t, c, hash)
+	ld.end()
+	if s.State != "trial_failed" || s.Trial.Divergent == 0 || s.Quarantine == "" {
+		t.Fatalf("deployment: %+v", s)
+	}
+	r.waitReport(t, hash, deploywire.TrialFailed)
+	tb := d.models.store.Table()
+	if !slices.ContainsFunc(tb.Quarantine, func(q slot.Quarantined) bool { return q.Hash == hash }) {
+		t.Fatalf("not quarantined: %+v", tb.Quarantine)
+	}
+	if rs := tb.Roles[slot.Primary]; rs != nil && (rs.Active != nil || rs.Candidate != nil) {
+		t.Fatalf("slots after a failed trial: %+v", rs)
+	}
+	if p := servedModel(d); p != factory {
+		t.Fatalf("primary serves %s, was %s", p, factory)
+	}
+	if fetchStatus(t, c).Deployments.Quarantined != 1 {
+		t.Fatalf("status: %+v", fetchStatus(t, c).Deployments)
+	}
 }

@@ -73,6 +73,7 @@ func (m *deployer) startLocked(r slot.Role, dep *deploy.Deployment, rd deploy.Re
 	v := &driver{m: m, role: r, b: roleBackend(r), spec: dep.Spec(), dep: dep, events: make(chan driverEvent, 16),
 		samples: make(chan deploy.TrialSample, 256), done: make(chan struct{})}
 	m.drivers[r] = v
+	v.recordLocked() // before the goroutine: status shows it at once
 	m.wg.Add(1)
 	go v.loop(rd)
 }

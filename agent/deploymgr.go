@@ -254,6 +254,14 @@ func (m *deployer) publish(r deploywire.Report) error {
 
 // record puts the deployment's status where Status reads it.
 func (v *driver) record() {
+	m := v.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v.recordLocked()
+}
+
+// recordLocked is record with m.mu held.
+func (v *driver) recordLocked() {
 	s := v.dep.Status()
 	out := status.DeploymentStatus{Role: string(v.role), ID: s.Spec.ID, State: s.State.String(), Running: !v.dep.Done(),
 		Bundle: s.Spec.Name, Version: s.Spec.Version, Hash: s.Spec.Hash, Reason: s.Reason,
@@ -265,12 +273,10 @@ func (v *driver) record() {
 		Gate:       status.DeploymentGateStatus{Requests: s.Gate.Requests, Suspects: s.Gate.Suspects, Passed: s.Gate.Passed},
 		Quarantine: s.Quarantine}
 	m := v.m
-	m.mu.Lock()
 	if old, ok := m.last[v.role]; ok && old.Hash == out.Hash && old.State == out.State {
 		out.Reported, out.ReportError = old.Reported, old.ReportError
 	}
 	m.last[v.role] = out
-	m.mu.Unlock()
 }
 
 func rfc3339(t time.Time) string {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/vigil-av/vigil/inference/trial"
 	"github.com/vigil-av/vigil/models/bundle"
 	"github.com/vigil-av/vigil/models/deploy"
+	"github.com/vigil-av/vigil/models/slot"
 	"github.com/vigil-av/vigil/watchdog"
 )
 
@@ -158,7 +160,14 @@ func (v *driver) rollback(reason string) deploy.Event {
 	if v.m.d.swap == nil {
 		return deploy.RollbackFailed{Reason: errNoSwap.Error()}
 	}
-	if err := st.Rollback(v.role, reason); err != nil {
+	if err := st.Rollback(v.role, reason); errors.Is(err, slot.ErrNoPrevious) {
+		// The first deployment of the role replaced the factory model,
+		// which has no slot to go back to: serve it again all the same.
+		if err := v.m.d.swap.SwapModel(v.m.ctx, v.b, v.m.factory[v.b]); err != nil {
+			return deploy.RollbackFailed{Reason: "swap back to the factory model: " + err.Error()}
+		}
+		return deploy.RollbackFailed{Reason: "the factory model serves again, but the slot table keeps this version active (no previous slot): it loads again on restart unless an operator rolls it back"}
+	} else if err != nil {
 		return deploy.RollbackFailed{Reason: err.Error()}
 	}
 	path, ok := v.m.activeModel(v.role)
