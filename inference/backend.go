@@ -59,26 +59,30 @@ type Info struct {
 
 // Backend runs one model. It is safe for concurrent use: up to Sessions runs
 // proceed at once, others wait for a free session until their deadline.
-// Steady-state runs allocate nothing on the Go heap.
+// Steady-state runs allocate nothing on the Go heap. Replace swaps the model
+// it runs for another of the same contract (swap.go).
 type Backend struct {
-	info  Info
-	pool  chan *slot
-	slots []*slot
+	cfg Config // as Load completed it; Replace loads with it
+	// cur is the model runs go to; a run loads it once.
+	cur atomic.Pointer[sessionSet]
 
 	closed    atomic.Bool
-	inFlight  atomic.Int32 // native runs not yet returned
+	inFlight  atomic.Int32 // native runs not yet returned, of every set
 	abandoned atomic.Int64 // runs whose caller gave up at the deadline
-	workers   sync.WaitGroup
-	closeMu   sync.Mutex
-	held      int // slots taken out of the pool by Close
-	destroyed bool
+	replacing atomic.Bool  // a Replace is under way
+
+	mu sync.Mutex // guards retired and the swap of cur against Close
+	// retired holds the sets Replace took out of service whose sessions
+	// are not destroyed yet: a native run was still using them.
+	retired []*sessionSet
 }
 
-// Info describes the backend.
-func (b *Backend) Info() Info { return b.info }
+// Info describes the backend and the model it runs now.
+func (b *Backend) Info() Info { return b.cur.Load().info }
 
 // InFlight is the number of native runs not yet returned, including runs
-// whose callers have already had their deadline error.
+// whose callers have already had their deadline error, and runs on a model
+// that Replace has since taken out of service.
 func (b *Backend) InFlight() int { return int(b.inFlight.Load()) }
 
 // Abandoned counts runs whose callers stopped waiting at the deadline.
@@ -87,8 +91,9 @@ func (b *Backend) Abandoned() int64 { return b.abandoned.Load() }
 // NewOutputs allocates output tensors shaped for this backend, for callers
 // that reuse them across requests.
 func (b *Backend) NewOutputs() []Tensor {
-	outs := make([]Tensor, len(b.info.Model.Outputs))
-	for i, o := range b.info.Model.Outputs {
+	m := &b.cur.Load().info.Model
+	outs := make([]Tensor, len(m.Outputs))
+	for i, o := range m.Outputs {
 		outs[i] = newBuffer(o)
 	}
 	return outs
@@ -106,45 +111,45 @@ func newBuffer(o TensorInfo) Tensor {
 
 // NewInputs allocates zeroed input tensors shaped for this backend.
 func (b *Backend) NewInputs() []Tensor {
-	ins := make([]Tensor, len(b.info.Model.Inputs))
-	for i, o := range b.info.Model.Inputs {
+	m := &b.cur.Load().info.Model
+	ins := make([]Tensor, len(m.Inputs))
+	for i, o := range m.Inputs {
 		ins[i] = newBuffer(o)
 	}
 	return ins
 }
 
 // Close stops taking runs, waits until no native run is in flight (or ctx
-// ends) and then destroys the sessions. A session is never destroyed while
-// ONNX Runtime runs on it: if ctx ends first, Close returns an error and
-// leaves the sessions alone (a hung run keeps its session for good).
+// ends) and then destroys the sessions, of the model it runs and of any
+// model Replace took out of service that was still busy. A session is
+// never destroyed while ONNX Runtime runs on it: if ctx ends first, Close
+// returns an error and leaves the busy sessions alone (a hung run keeps its
+// session for good); called again, it goes on where it stopped.
 func (b *Backend) Close(ctx context.Context) error {
-	b.closeMu.Lock()
-	defer b.closeMu.Unlock()
-	if b.destroyed {
-		return nil
-	}
 	b.closed.Store(true)
-	// Collect every slot; what was collected stays collected if ctx ends,
-	// so a later Close carries on where this one stopped.
-	for b.held < len(b.slots) {
-		select {
-		case <-b.pool:
-			b.held++
-		case <-ctx.Done():
-			return fmt.Errorf("backend %s: close: %d of %d sessions still running after %v; not destroyed", b.info.Name, len(b.slots)-b.held, len(b.slots), ctx.Err())
+	b.mu.Lock()
+	sets := append([]*sessionSet{b.cur.Load()}, b.retired...)
+	b.mu.Unlock()
+	for _, g := range sets {
+		g.retire() // wakes runs waiting for one of its sessions
+		if err := g.close(ctx); err != nil {
+			return fmt.Errorf("backend %s: close: %w", b.cfg.Name, err)
 		}
 	}
-	for _, s := range b.slots {
-		close(s.start)
-	}
-	b.workers.Wait()
-	b.destroy()
+	b.dropClosed()
 	return nil
 }
 
-func (b *Backend) destroy() {
-	for _, s := range b.slots {
-		s.destroy()
+// dropClosed forgets the retired sets whose sessions are destroyed.
+func (b *Backend) dropClosed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept := b.retired[:0]
+	for _, g := range b.retired {
+		if !g.isDestroyed() {
+			kept = append(kept, g)
+		}
 	}
-	b.destroyed = true
+	clear(b.retired[len(kept):])
+	b.retired = kept
 }

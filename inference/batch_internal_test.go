@@ -37,7 +37,7 @@ func TestBatchViewRunsTheBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close(context.Background())
-	s := b.slots[0]
+	s := b.cur.Load().slots[0]
 	for i := range s.outF32[0] {
 		s.outF32[0][i] = -1
 	}

@@ -33,17 +33,31 @@ func Load(cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("backend %s: max_batch %d: %w", cfg.Name, cfg.MaxBatch, err)
 		}
 	}
-	data, err := readModel(cfg.ModelPath)
+	b := &Backend{cfg: cfg}
+	g, err := b.load(cfg.ModelPath)
+	if err != nil {
+		return nil, err
+	}
+	b.cur.Store(g)
+	return b, nil
+}
+
+// load reads the model at path and makes, warms and starts a set of
+// sessions for it with b's configuration, ready to serve. Load uses it for
+// the first model, Replace for the next.
+func (b *Backend) load(path string) (*sessionSet, error) {
+	cfg := b.cfg
+	data, err := readModel(path)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
-	model, err := describeModel(cfg.ModelPath, data, cfg.InputShapes, cfg.MaxBatch)
+	model, err := describeModel(path, data, cfg.InputShapes, cfg.MaxBatch)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
 	opts, err := NewSessionOptions(cfg.Provider, cfg.Threads, cfg.TensorRT)
 	if err != nil {
-		return nil, fmt.Errorf("backend %s (model %s): %w", cfg.Name, cfg.ModelPath, err)
+		return nil, fmt.Errorf("backend %s (model %s): %w", cfg.Name, path, err)
 	}
 	defer opts.Destroy()
 	if err := resolveOutputShapes(&model, data, opts); err != nil {
@@ -56,28 +70,25 @@ func Load(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
 	model.setBatches()
-	b := &Backend{
-		info: Info{Name: cfg.Name, Provider: cfg.Provider.String(), Model: model, Sessions: cfg.Sessions},
-		pool: make(chan *slot, cfg.Sessions),
-	}
+	g := newSessionSet(Info{Name: cfg.Name, Provider: cfg.Provider.String(), Model: model, Sessions: cfg.Sessions})
 	for range cfg.Sessions {
-		s, err := b.newSlot(data, opts)
+		s, err := g.newSlot(b, data, opts)
 		if err != nil {
-			b.destroy()
-			return nil, fmt.Errorf("backend %s (model %s on %s): %w", cfg.Name, cfg.ModelPath, cfg.Provider, err)
+			g.destroy()
+			return nil, fmt.Errorf("backend %s (model %s on %s): %w", cfg.Name, path, cfg.Provider, err)
 		}
-		b.slots = append(b.slots, s)
+		g.slots = append(g.slots, s)
 	}
-	if err := b.warmUp(cfg.WarmupRuns); err != nil {
-		b.destroy()
-		return nil, fmt.Errorf("backend %s (model %s on %s): warm-up: %w", cfg.Name, cfg.ModelPath, cfg.Provider, err)
+	if err := g.warmUp(cfg.WarmupRuns); err != nil {
+		g.destroy()
+		return nil, fmt.Errorf("backend %s (model %s on %s): warm-up: %w", cfg.Name, path, cfg.Provider, err)
 	}
-	for _, s := range b.slots {
-		b.workers.Add(1)
+	for _, s := range g.slots {
+		g.workers.Add(1)
 		go s.work()
-		b.pool <- s
+		g.pool <- s
 	}
-	return b, nil
+	return g, nil
 }
 
 func baseName(p string) string {
@@ -178,9 +189,9 @@ func sessionError(path string, err error) error {
 	return fmt.Errorf("%w: create session for model %s: %v", ErrBadModel, path, err)
 }
 
-func (b *Backend) warmUp(runs int) error {
+func (g *sessionSet) warmUp(runs int) error {
 	start := time.Now()
-	for i, s := range b.slots {
+	for i, s := range g.slots {
 		for _, d := range s.inF32 {
 			fill(d, 0.5)
 		}
@@ -193,12 +204,12 @@ func (b *Backend) warmUp(runs int) error {
 					return fmt.Errorf("session %d run %d (batch of %d): %w", i, r, n, err)
 				}
 				if i == 0 && r == 0 && n == len(s.runs)-1 {
-					b.info.FirstRun = time.Since(t0)
+					g.info.FirstRun = time.Since(t0)
 				}
 			}
 		}
 	}
-	b.info.Warmup = time.Since(start)
+	g.info.Warmup = time.Since(start)
 	return nil
 }
 

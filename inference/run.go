@@ -21,33 +21,48 @@ import (
 // A backend loaded with MaxBatch runs a batch of 1 to MaxBatch frames, as
 // many as the inputs' first axis holds, and writes as many answers on the
 // outputs' first axis.
+//
+// A run goes to the model in service when it takes a session; a Replace
+// that swaps the model meanwhile lets it finish on the old one.
 func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
+	for {
+		res, err := b.runOn(ctx, b.cur.Load(), deadline, in, out)
+		if err != errReplaced {
+			return res, err
+		}
+	}
+}
+
+// runOn is Run on the sessions of g; errReplaced when g went out of
+// service before the run took one of them.
+func (b *Backend) runOn(ctx context.Context, g *sessionSet, deadline time.Time, in, out []Tensor) (Result, error) {
 	var res Result
-	n, err := b.checkInputs(in)
+	m := &g.info.Model
+	n, err := checkTensors(m.Inputs, m.MaxBatch, in)
 	if err != nil {
 		return res, err
 	}
-	if len(out) != len(b.info.Model.Outputs) {
-		return res, &InputError{Expected: fmt.Sprintf("%d output tensors", len(b.info.Model.Outputs)), Got: fmt.Sprint(len(out))}
+	if len(out) != len(m.Outputs) {
+		return res, &InputError{Expected: fmt.Sprintf("%d output tensors", len(m.Outputs)), Got: fmt.Sprint(len(out))}
 	}
 	if b.closed.Load() {
 		return res, ErrClosed
 	}
 	t0 := time.Now()
 	if !t0.Before(deadline) {
-		return res, &DeadlineError{Backend: b.info.Name, Stage: "before start"}
+		return res, &DeadlineError{Backend: g.info.Name, Stage: "before start"}
 	}
-	s, err := b.acquire(ctx, deadline)
+	s, err := g.acquire(ctx, deadline)
 	if err != nil {
 		return res, err
 	}
 	s.run = s.runs[n]
-	if b.closed.Load() {
-		b.pool <- s
-		return res, ErrClosed
+	if b.closed.Load() || g.replaced.Load() {
+		g.pool <- s
+		return res, errReplaced // Run tries again: ErrClosed, or the set in service
 	}
 	for i := range in {
-		j := b.inputIndex(in[i].Name, i)
+		j := tensorIndex(m.Inputs, in[i].Name, i)
 		if s.inF32[j] != nil {
 			copy(s.inF32[j], in[i].Data)
 		} else {
@@ -67,22 +82,22 @@ func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor)
 		s.timer.Stop()
 	case <-s.timer.C:
 		if gaveUp := s.abandon(); gaveUp {
-			return res, &DeadlineError{Backend: b.info.Name, Stage: "running"}
+			return res, &DeadlineError{Backend: g.info.Name, Stage: "running"}
 		}
 		err = <-s.done
 	case <-ctx.Done():
 		s.timer.Stop()
 		if gaveUp := s.abandon(); gaveUp {
-			return res, ctxError(ctx, b.info.Name)
+			return res, ctxError(ctx, g.info.Name)
 		}
 		err = <-s.done
 	}
 	res.Latency = time.Since(t1)
 	if err != nil {
 		s.release()
-		return res, fmt.Errorf("backend %s: run: %w", b.info.Name, err)
+		return res, fmt.Errorf("backend %s: run: %w", g.info.Name, err)
 	}
-	err = b.copyOutputs(s, out, n)
+	err = copyOutputs(&g.info, s, out, n)
 	s.release()
 	return res, err
 }
@@ -94,20 +109,11 @@ func ctxError(ctx context.Context, name string) error {
 	return ctx.Err()
 }
 
-// inputIndex maps a request tensor to the model input it feeds.
-func (b *Backend) inputIndex(name string, i int) int {
-	return tensorIndex(b.info.Model.Inputs, name, i)
-}
-
-func (b *Backend) checkInputs(in []Tensor) (int, error) {
-	return checkTensors(b.info.Model.Inputs, b.info.Model.MaxBatch, in)
-}
-
 // copyOutputs copies the outputs of a batch of n frames into out, reusing
 // out's buffers where their capacity suffices.
-func (b *Backend) copyOutputs(s *slot, out []Tensor, n int) error {
+func copyOutputs(info *Info, s *slot, out []Tensor, n int) error {
 	var invalid error
-	m := &b.info.Model
+	m := &info.Model
 	for i := range m.Outputs {
 		o := &m.Outputs[i]
 		t := &out[i]
@@ -125,7 +131,7 @@ func (b *Backend) copyOutputs(s *slot, out []Tensor, n int) error {
 		}
 	}
 	if invalid != nil {
-		return fmt.Errorf("backend %s: %w", b.info.Name, invalid)
+		return fmt.Errorf("backend %s: %w", info.Name, invalid)
 	}
 	return nil
 }

@@ -24,7 +24,8 @@ const (
 // (for Terminate) and the goroutine that makes the native call, so that the
 // caller can stop waiting at the deadline while the call goes on.
 type slot struct {
-	b    *Backend
+	b    *Backend    // for the backend's counters
+	set  *sessionSet // whose pool the slot belongs to
 	sess *ort.AdvancedSession
 	in   []*ort.CustomDataTensor
 	out  []*ort.CustomDataTensor
@@ -45,11 +46,11 @@ type slot struct {
 	timer         *time.Timer
 }
 
-func (b *Backend) newSlot(data []byte, opts *ort.SessionOptions) (*slot, error) {
-	s := &slot{b: b, start: make(chan struct{}, 1), done: make(chan error, 1)}
+func (g *sessionSet) newSlot(b *Backend, data []byte, opts *ort.SessionOptions) (*slot, error) {
+	s := &slot{b: b, set: g, start: make(chan struct{}, 1), done: make(chan error, 1)}
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
-	m := &b.info.Model
+	m := &g.info.Model
 	var ins, outs []ort.Value
 	for _, t := range m.Inputs {
 		x, raw, err := newTensor(t)
@@ -150,7 +151,7 @@ func (s *slot) destroy() {
 // returned to the pool here, once the native call is over, so a session is
 // never reused or destroyed while ONNX Runtime still runs on it.
 func (s *slot) work() {
-	defer s.b.workers.Done()
+	defer s.set.workers.Done()
 	for range s.start {
 		err := s.run.RunWithOptions(s.opts)
 		s.b.inFlight.Add(-1)
@@ -162,7 +163,7 @@ func (s *slot) work() {
 		// clearing the flag now cannot race with it.
 		s.opts.UnsetTerminate()
 		s.state.Store(slotIdle)
-		s.b.pool <- s
+		s.set.pool <- s
 	}
 }
 
@@ -182,13 +183,14 @@ func (s *slot) abandon() bool {
 
 func (s *slot) release() {
 	s.state.Store(slotIdle)
-	s.b.pool <- s
+	s.set.pool <- s
 }
 
-// acquire takes a free session, waiting for one until the deadline.
-func (b *Backend) acquire(ctx context.Context, deadline time.Time) (*slot, error) {
+// acquire takes a free session, waiting for one until the deadline, or
+// until the set is retired (errReplaced).
+func (g *sessionSet) acquire(ctx context.Context, deadline time.Time) (*slot, error) {
 	select {
-	case s := <-b.pool:
+	case s := <-g.pool:
 		return s, nil
 	default:
 	}
@@ -199,13 +201,15 @@ func (b *Backend) acquire(ctx context.Context, deadline time.Time) (*slot, error
 		waitTimers.Put(t)
 	}()
 	select {
-	case s := <-b.pool:
+	case s := <-g.pool:
 		return s, nil
+	case <-g.retiring:
+		return nil, errReplaced
 	case <-t.C:
-		return nil, &DeadlineError{Backend: b.info.Name, Stage: "queued"}
+		return nil, &DeadlineError{Backend: g.info.Name, Stage: "queued"}
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, &DeadlineError{Backend: b.info.Name, Stage: "queued"}
+			return nil, &DeadlineError{Backend: g.info.Name, Stage: "queued"}
 		}
 		return nil, ctx.Err()
 	}
