@@ -29,6 +29,21 @@
 // an *InvalidOutputError with the outputs still written. In steady state
 // Run allocates nothing on the Go heap.
 //
+// Backend.Replace puts another model file in service in place of the
+// backend's, for a promotion or a rollback: it loads and warms the new
+// model on the caller's goroutine, with the backend's Config, refuses it
+// unless its contract (inputs and outputs by name, dtype and shape, and
+// the input ranges it declares) is the one in service (ErrContract, naming
+// the tensor), and only then swaps: runs that take a session after the
+// swap run the new model, runs in flight finish on the old one (or are
+// abandoned at their deadline), and the old sessions are destroyed once
+// their last native call has returned, which Replace waits for until its
+// ctx ends (Swap.OldClosed; otherwise the next Replace or Close finishes
+// the job). A refusal changes nothing. The backend stays the same object, so wrappers such as
+// Faulty stay in place and Info reports the new model from the swap on.
+// Router.Replace does the same for the backend behind a rung. A run pays
+// two atomic loads for this and allocates nothing more.
+//
 // Runner is what the router needs of a backend; *Backend and *Faulty (a
 // wrapper that injects the faults of drills and tests) implement it.
 //
@@ -77,8 +92,10 @@
 //
 // runtime.go and provider.go: Init, providers, session options. model.go:
 // ModelInfo and metadata. tensor.go: DType, Tensor and the errors.
-// backend.go: Config, Backend, Close; load.go: Load and warm-up; sessions.go:
-// the session pool and its workers; run.go: Run; batch.go: batches;
+// backend.go: Config, Backend, Close; load.go: Load and warm-up;
+// sessionset.go: a model's set of sessions and how it is retired and
+// closed; sessions.go: a session, its worker and the pool; swap.go:
+// Replace; run.go: Run; batch.go: batches;
 // contract.go: a request's tensors against a model's, and backends against
 // each other. inputs.go: InputChecks and the value kernels. answer.go:
 // Answer and its enumerations; routerconfig.go; router.go: NewRouter, Infer,
