@@ -368,3 +368,58 @@ func TestModelDeployBadBundle(t *testing.T) {
 		t.Fatalf("status: %+v", fetchStatus(t, c).Deployments)
 	}
 }
+
+// TestModelRollbackCommand: model-rollback of a deployment still in trial
+// aborts it (the candidate discarded, not quarantined); of a bundle
+// neither deploying nor active it answers ok and changes nothing; with bad
+// arguments it is bad_args. model-rollback is unsafe while moving, so the
+// supervisor says the vehicle is parked first.
+func TestModelRollbackCommand(t *testing.T) {
+	r := newDeployRig(t, func(c *Config) {
+		for k, v := range map[string]string{"trial_min_duration": "30s", "timeout_trial": "60s"} {
+			if err := c.Deployments.Lifecycle.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	hash := r.pack(t, demo.PrimaryV2, 2, r.modelPriv)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked}); err != nil {
+		t.Fatal(err)
+	}
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, hash, 2, false); !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	waitFor(t, 20*time.Second, "the trial", func() (bool, string) {
+		s, _ := roleStatus(fetchStatus(t, c), "primary")
+		return s.State == "trial", s.State
+	})
+	ld.end()
+	other := strings.Repeat("ab", 32)
+	resp, _ := r.send(r.priv, command.ModelRollback, map[string]string{"bundle": other, "role": "primary"})
+	if !resp.OK || !strings.Contains(string(resp.Result), "nothing to roll back") {
+		t.Fatalf("model-rollback of another bundle: %+v", resp)
+	}
+	if s, _ := roleStatus(fetchStatus(t, c), "primary"); s.State != "trial" {
+		t.Fatalf("another bundle's rollback changed the deployment: %+v", s)
+	}
+	resp, _ = r.send(r.priv, command.ModelRollback, map[string]string{"bundle": hash})
+	if resp.OK || resp.Code != command.CodeBadArgs {
+		t.Fatalf("model-rollback without a role: %+v", resp)
+	}
+	resp, _ = r.send(r.priv, command.ModelRollback, map[string]string{"bundle": hash, "role": "primary", "reason": "operator"})
+	if !resp.OK || !strings.Contains(string(resp.Result), "aborted") {
+		t.Fatalf("model-rollback in trial: %+v", resp)
+	}
+	s := waitDeployment(t, c, hash)
+	if s.State != "aborted" || s.Quarantine != "" {
+		t.Fatalf("deployment: %+v", s)
+	}
+	r.waitReport(t, hash, deploywire.Aborted)
+	tb := d.models.store.Table()
+	if rs := tb.Roles[slot.Primary]; len(tb.Quarantine) != 0 || (rs != nil && (rs.Candidate != nil || rs.Active != nil)) {
+		t.Fatalf("slot table after the abort: %+v", tb)
+	}
+}

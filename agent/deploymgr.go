@@ -367,7 +367,7 @@ func (d *Daemon) executeModelRollback(env command.Envelope, log *zap.Logger) (js
 			return nil, rej
 		}
 	} else if pos := m.position(role, a.BundleHash); pos == deploy.SlotActive || pos == deploy.SlotCommitted {
-		return nil, fmt.Errorf("rolling back the active %s model outside a deployment: %w", role, errNoSwap)
+		return nil, fmt.Errorf("the %s bundle %s is active outside a deployment; rolling it back by command is not supported yet", role, a.BundleHash)
 	}
 	log.Info("model-rollback", zap.String("role", a.Role), zap.String("bundle", a.BundleHash), zap.String("done", done))
 	return json.Marshal(map[string]string{"role": a.Role, "done": done})
