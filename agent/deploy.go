@@ -209,6 +209,9 @@ func (d *Daemon) startDeployments(context.Context) error {
 		return nil
 	}
 	m.contracts, m.providers = m.readContracts(), m.readProviders()
+	if d.swap == nil {
+		d.swap = routerSwap{d.router}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.mu.Lock()
 	m.ctx, m.cancel = ctx, cancel

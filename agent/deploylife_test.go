@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/models/slot"
+	"github.com/vigil-av/vigil/sync/rollout/deploywire"
+)
+
+// deployGood deploys primary-v2 as pilotnet v2 under a 30 Hz stream and
+// checks that it committed with no missed deadline.
+func deployGood(t *testing.T, r *deployRig, d *Daemon, c *client.Client) string {
+	t.Helper()
+	hash := r.pack(t, demo.PrimaryV2, 2, r.modelPriv)
+	before := fetchStatus(t, c).Counters
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	resp, corr := r.deploy(t, hash, 2, false)
+	if !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	s := waitDeployment(t, c, hash)
+	ld.end()
+	if s.State != "committed" || !s.Trial.Passed || s.Trial.Compared < 5 || !s.Gate.Passed || s.ID != corr {
+		t.Fatalf("deployment: %+v", s)
+	}
+	rep := r.waitReport(t, hash, deploywire.Committed)
+	if rep.Deployment != corr || rep.Vehicle != r.vehicle {
+		t.Fatalf("report: %+v", rep)
+	}
+	st := fetchStatus(t, c)
+	if st.Deployments.Floors["pilotnet"] != 2 {
+		t.Fatalf("floors: %+v", st.Deployments)
+	}
+	// Timing promises are checked without the race detector (race_test.go).
+	if missed := st.Counters.DeadlineMisses - before.DeadlineMisses; (missed != 0 || ld.missed.Load() != 0) && !raceEnabled {
+		t.Fatalf("missed deadlines during the deployment: router %d, client %d of %d", missed, ld.missed.Load(), ld.sent.Load())
+	}
+	if ld.sent.Load() < 60 {
+		t.Fatalf("only %d requests in the stream", ld.sent.Load())
+	}
+	rs, err := d.models.store.Slots(slot.Primary)
+	if err != nil || rs.Active == nil || rs.Active.Model.Hash != hash || rs.Active.State != slot.Committed {
+		t.Fatalf("slots: %v %+v", err, rs)
+	}
+	if p := servedModel(d); !strings.Contains(p, filepath.Join("primary", "slot-")) {
+		t.Fatalf("primary serves %s, not the slot's model", p)
+	}
+	validateStatus(t, statusSchema(t), mustJSON(t, st))
+	return hash
+}
+
+// TestModelDeployGoodBundle: a signed model-deploy of a good bundle
+// (primary-v2) through the real command link is downloaded from the
+// fleet's bundle server, verified, staged, trialled, promoted and
+// committed while a 30 Hz request stream misses no deadline; the status
+// and the retained deploy report say committed, the slot table has it
+// active and its floor raised, and the rung serves the new model.
+func TestModelDeployGoodBundle(t *testing.T) {
+	r := newDeployRig(t, nil)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	deployGood(t, r, d, c)
+}
+
+// TestModelDeploySlowRolledBack: after a good version committed, a slow
+// one (primary-slow) deployed with skip_trial is promoted; the watchdog
+// fails it under load, and the health gate rolls it back to the good
+// version, quarantining it.
+func TestModelDeploySlowRolledBack(t *testing.T) {
+	r := newDeployRig(t, nil)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	good := deployGood(t, r, d, c)
+	goodPath := servedModel(d)
+
+	slow := r.pack(t, demo.PrimarySlow, 3, r.modelPriv)
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, slow, 3, true); !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	s := waitDeployment(t, c, slow)
+	ld.end()
+	if s.State != "rolled_back" || s.Trial.Compared != 0 || !strings.Contains(s.Quarantine, "watchdog") {
+		t.Fatalf("deployment: %+v", s)
+	}
+	r.waitReport(t, slow, deploywire.RolledBack)
+	rs, err := d.models.store.Slots(slot.Primary)
+	if err != nil || rs.Active == nil || rs.Active.Model.Hash != good {
+		t.Fatalf("slots after the rollback: %v %+v", err, rs)
+	}
+	if p := servedModel(d); p != goodPath {
+		t.Fatalf("primary serves %s, not the good version's %s", p, goodPath)
+	}
+	if !slices.ContainsFunc(d.models.store.Table().Quarantine, func(q slot.Quarantined) bool { return q.Hash == slow }) {
+		t.Fatal("the slow version is not quarantined")
+	}
+	if ld.missed.Load() != 0 && !raceEnabled {
+		t.Fatalf("slow rollout: %d of %d requests not answered OK by their deadline", ld.missed.Load(), ld.sent.Load())
+	}
+}
+
+// TestModelDeployResumesAfterRestart: a daemon closed while its
+// deployment is in trial resumes it from the saved state when it starts
+// again (the trial starts over) and the deployment commits.
+func TestModelDeployResumesAfterRestart(t *testing.T) {
+	r := newDeployRig(t, func(c *Config) {
+		for k, v := range map[string]string{"trial_min_duration": "4s", "timeout_trial": "30s"} {
+			if err := c.Deployments.Lifecycle.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	hash := r.pack(t, demo.PrimaryV2, 2, r.modelPriv)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, hash, 2, false); !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	waitFor(t, 20*time.Second, "the trial", func() (bool, string) {
+		s, _ := roleStatus(fetchStatus(t, c), "primary")
+		return s.State == "trial" && s.Trial.Compared > 0, s.State
+	})
+	ld.end()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	c.Close()
+
+	d2, c2 := startDaemon(t, r.cfg)
+	s, ok := roleStatus(fetchStatus(t, c2), "primary")
+	if !ok || s.Hash != hash || !s.Running || s.State == "committed" {
+		t.Fatalf("after the restart: %+v", s)
+	}
+	r.waitOnline(c2)
+	ld2 := startLoad(t, c2, r.cfg.Watchdog.Deadline)
+	s = waitDeployment(t, c2, hash)
+	ld2.end()
+	if s.State != "committed" {
+		t.Fatalf("deployment after the restart: %+v", s)
+	}
+	r.waitReport(t, hash, deploywire.Committed)
+	if p := servedModel(d2); !strings.Contains(p, filepath.Join("primary", "slot-")) {
+		t.Fatalf("primary serves %s after the restart", p)
+	}
+}
