@@ -11,6 +11,7 @@ import (
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/models/demo"
 	"github.com/vigil-av/vigil/models/slot"
+	"github.com/vigil-av/vigil/sync/command"
 	"github.com/vigil-av/vigil/sync/rollout/deploywire"
 )
 
@@ -151,5 +152,57 @@ func TestModelDeployResumesAfterRestart(t *testing.T) {
 	r.waitReport(t, hash, deploywire.Committed)
 	if p := servedModel(d2); !strings.Contains(p, filepath.Join("primary", "slot-")) {
 		t.Fatalf("primary serves %s after the restart", p)
+	}
+}
+
+// TestModelRollbackCommitted: model-rollback of a committed version
+// outside any deployment makes the previous slot active again, swaps its
+// model in and quarantines the version; with no previous slot it is
+// refused and nothing changes.
+func TestModelRollbackCommitted(t *testing.T) {
+	r := newDeployRig(t, nil)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := deployGood(t, r, d, c)
+	v2Path := servedModel(d)
+	resp, _ := r.send(r.priv, command.ModelRollback, map[string]string{"bundle": v2, "role": "primary"})
+	if resp.OK || !strings.Contains(resp.Message, "no previous slot") {
+		t.Fatalf("model-rollback with no previous slot: %+v", resp)
+	}
+	if p := servedModel(d); p != v2Path {
+		t.Fatalf("a refused rollback changed the model: %s", p)
+	}
+
+	v3 := r.pack(t, demo.PrimaryV2, 3, r.modelPriv)
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, v3, 3, false); !resp.OK {
+		t.Fatalf("model-deploy v3: %+v", resp)
+	}
+	if s := waitDeployment(t, c, v3); s.State != "committed" {
+		t.Fatalf("v3: %+v", s)
+	}
+	if p := servedModel(d); p == v2Path {
+		t.Fatal("v3 committed but v2 serves")
+	}
+	resp, _ = r.send(r.priv, command.ModelRollback, map[string]string{"bundle": v3, "role": "primary", "reason": "operator"})
+	ld.end()
+	if !resp.OK || !strings.Contains(string(resp.Result), "rolled back") {
+		t.Fatalf("model-rollback of the committed v3: %+v", resp)
+	}
+	rs, err := d.models.store.Slots(slot.Primary)
+	if err != nil || rs.Active == nil || rs.Active.Model.Hash != v2 {
+		t.Fatalf("slots: %v %+v", err, rs)
+	}
+	if p := servedModel(d); p != v2Path {
+		t.Fatalf("primary serves %s, not v2's %s", p, v2Path)
+	}
+	if !slices.ContainsFunc(d.models.store.Table().Quarantine, func(q slot.Quarantined) bool { return q.Hash == v3 && q.Reason == "operator" }) {
+		t.Fatalf("v3 not quarantined: %+v", d.models.store.Table().Quarantine)
+	}
+	if ld.missed.Load() != 0 && !raceEnabled {
+		t.Fatalf("%d of %d requests missed their deadline", ld.missed.Load(), ld.sent.Load())
 	}
 }

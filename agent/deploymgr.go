@@ -367,8 +367,47 @@ func (d *Daemon) executeModelRollback(env command.Envelope, log *zap.Logger) (js
 			return nil, rej
 		}
 	} else if pos := m.position(role, a.BundleHash); pos == deploy.SlotActive || pos == deploy.SlotCommitted {
-		return nil, fmt.Errorf("the %s bundle %s is active outside a deployment; rolling it back by command is not supported yet", role, a.BundleHash)
+		if err := m.rollbackActive(role, reason); err != nil {
+			return nil, err
+		}
+		done = "rolled back"
 	}
 	log.Info("model-rollback", zap.String("role", a.Role), zap.String("bundle", a.BundleHash), zap.String("done", done))
 	return json.Marshal(map[string]string{"role": a.Role, "done": done})
+}
+
+// rollbackActive rolls role back from its active version, outside a
+// deployment (a committed one): the previous slot becomes active, the
+// version is quarantined, and the rung swaps the previous model in.
+func (m *deployer) rollbackActive(role slot.Role, reason string) error {
+	rs, err := m.store.Slots(role)
+	if err != nil {
+		return err
+	}
+	if rs.Previous == nil {
+		return fmt.Errorf("the %s role has no previous slot to roll back to; deploy another version instead", role)
+	}
+	if m.d.swap == nil {
+		return errNoSwap
+	}
+	if err := m.store.Rollback(role, reason); err != nil {
+		return err
+	}
+	b := roleBackend(role)
+	path, ok := m.activeModel(role)
+	if !ok {
+		path = m.factory[b]
+	}
+	if err := m.d.swap.SwapModel(m.ctx, b, path); err != nil {
+		return fmt.Errorf("the slot table rolled back, but the %s rung did not swap (%w): it serves the quarantined version until the next start", b, err)
+	}
+	m.d.tel.event(struct {
+		Type   string `json:"type"`
+		At     string `json:"at"`
+		Role   string `json:"role"`
+		Model  string `json:"model"`
+		Reason string `json:"reason"`
+	}{"model_rollback", time.Now().UTC().Format(time.RFC3339Nano), string(role), path, reason})
+	m.d.log.Warn("model rolled back by command", zap.String("role", string(role)), zap.String("model", path), zap.String("reason", reason))
+	return nil
 }
