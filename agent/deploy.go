@@ -47,8 +47,8 @@ type deployer struct {
 	saved   map[slot.Role]deploy.Saved // read at open, resumed at start
 	// tapOwner is the driver whose trial holds the router's one tap.
 	tapOwner *driver
-	// report is the latest deploy report, published by the reporter.
-	latest     *pendingReport
+	// reports wait for the reporter, oldest first (at most maxReports).
+	reports    []*pendingReport
 	reportKick chan struct{}
 	staged     map[string]string // bundle hash -> its staged directory
 	contracts  map[bundle.Role]bundle.Contract

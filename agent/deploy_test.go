@@ -423,3 +423,30 @@ func TestModelRollbackCommand(t *testing.T) {
 		t.Fatalf("slot table after the abort: %+v", tb)
 	}
 }
+
+// TestDeploymentsOffWhenSlotsUnavailable: a slot store that cannot be
+// opened leaves the daemon serving its configured models, with
+// deployments off, a warning, and status saying why.
+func TestDeploymentsOffWhenSlotsUnavailable(t *testing.T) {
+	cfg := daemonConfig(t)
+	notDir := filepath.Join(t.TempDir(), "slots")
+	if err := os.WriteFile(notDir, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Deployments.SlotDir = notDir
+	d, c := startDaemon(t, cfg)
+	st := fetchStatus(t, c)
+	if st.Deployments.State != "off" || !strings.Contains(st.Deployments.Why, notDir) || d.models != nil {
+		t.Fatalf("deployments: %+v", st.Deployments)
+	}
+	if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "model deployments off") }) {
+		t.Fatalf("warnings: %v", st.Warnings)
+	}
+	if p := servedModel(d); p != cfg.ModelPath(cfg.Models.Primary.Path) {
+		t.Fatalf("primary serves %s", p)
+	}
+	if resp := infer(t, c, time.Second); !resp.OK() {
+		t.Fatalf("infer: %+v", resp)
+	}
+	validateStatus(t, statusSchema(t), mustJSON(t, st))
+}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -204,5 +205,83 @@ func TestModelRollbackCommitted(t *testing.T) {
 	}
 	if ld.missed.Load() != 0 && !raceEnabled {
 		t.Fatalf("%d of %d requests missed their deadline", ld.missed.Load(), ld.sent.Load())
+	}
+}
+
+// TestModelDeployNewerReplaces: a model-deploy for a role whose
+// deployment is still in trial replaces it (replaced, its candidate
+// discarded), and the newer one runs to its commit.
+func TestModelDeployNewerReplaces(t *testing.T) {
+	r := newDeployRig(t, func(c *Config) {
+		if err := c.Deployments.Lifecycle.Set("timeout_trial", "60s"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	old := r.pack(t, demo.PrimaryBad, 2, r.modelPriv)
+	newer := r.pack(t, demo.PrimaryV2, 3, r.modelPriv)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	// The bad candidate keeps its trial going: with no requests it gets
+	// no samples and waits in trial.
+	if resp, _ := r.deploy(t, old, 2, false); !resp.OK {
+		t.Fatalf("model-deploy v2: %+v", resp)
+	}
+	waitFor(t, 20*time.Second, "the trial", func() (bool, string) {
+		s, _ := roleStatus(fetchStatus(t, c), "primary")
+		return s.State == "trial", s.State
+	})
+	if resp, _ := r.deploy(t, old, 2, false); resp.OK || !strings.Contains(resp.Message, "duplicate") {
+		t.Fatalf("the same bundle again: %+v", resp)
+	}
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, newer, 3, false); !resp.OK {
+		t.Fatalf("model-deploy v3: %+v", resp)
+	}
+	r.waitReport(t, old, deploywire.Replaced)
+	s := waitDeployment(t, c, newer)
+	ld.end()
+	if s.State != "committed" {
+		t.Fatalf("the newer deployment: %+v", s)
+	}
+	if q := d.models.store.Table().Quarantine; len(q) != 0 {
+		t.Fatalf("a replaced candidate was quarantined: %+v", q)
+	}
+}
+
+// TestModelDeployParkedOnly: a parked-only deployment that passed its
+// trial waits, held, while the vehicle drives, and promotes once the
+// supervisor says it is parked.
+func TestModelDeployParkedOnly(t *testing.T) {
+	r := newDeployRig(t, nil)
+	hash := r.pack(t, demo.PrimaryV2, 2, r.modelPriv)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	factory := servedModel(d)
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Driving}); err != nil {
+		t.Fatal(err)
+	}
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	args, err := deploywire.DeployArgs{BundleHash: hash, Name: "pilotnet", Version: 2, Role: "primary", ParkedOnly: true}.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := r.send(r.priv, command.ModelDeploy, args); !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	waitFor(t, 20*time.Second, "the promotion held", func() (bool, string) {
+		s, _ := roleStatus(fetchStatus(t, c), "primary")
+		return s.State == "promoting" && s.Held && s.ParkedOnly, fmt.Sprintf("%+v", s)
+	})
+	time.Sleep(1500 * time.Millisecond) // two looks at the motion: still driving
+	if s, _ := roleStatus(fetchStatus(t, c), "primary"); s.State != "promoting" || servedModel(d) != factory {
+		t.Fatalf("promoted while driving: %+v", s)
+	}
+	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitDeployment(t, c, hash)
+	ld.end()
+	if s.State != "committed" || servedModel(d) == factory {
+		t.Fatalf("after parking: %+v, serving %s", s, servedModel(d))
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/vigil-av/vigil/sync/rollout/deploywire"
 )
 
-// pendingReport is the latest deploy report not yet on the broker.
+// pendingReport is a deploy report not yet on the broker.
 type pendingReport struct {
 	role slot.Role
 	rep  deploywire.Report
@@ -29,6 +29,10 @@ type pendingReport struct {
 
 // reportRetry is how soon a report the link did not take is sent again.
 const reportRetry = 2 * time.Second
+
+// maxReports bounds the reports waiting for the link; past it the oldest
+// are dropped (the broker keeps only the latest retained anyway).
+const maxReports = 64
 
 // contracts reads the contract of the model each rung runs (its active
 // slot's, or the configured file), which a bundle must match.
@@ -196,7 +200,10 @@ func (m *deployer) report(v *driver, t deploy.Transition) {
 	rep := deploywire.Report{Vehicle: m.d.cfg.VehicleID, BundleHash: spec.Hash, Role: spec.Role,
 		State: deploywire.State(t.To.String()), Reason: reason, Deployment: spec.ID, Updated: t.At}
 	m.mu.Lock()
-	m.latest = &pendingReport{role: v.role, rep: rep}
+	if len(m.reports) == maxReports {
+		m.reports = m.reports[1:]
+	}
+	m.reports = append(m.reports, &pendingReport{role: v.role, rep: rep})
 	m.mu.Unlock()
 	select {
 	case m.reportKick <- struct{}{}:
@@ -204,8 +211,9 @@ func (m *deployer) report(v *driver, t deploy.Transition) {
 	}
 }
 
-// reporter publishes the latest deploy report, retained, through the
-// link; one the link did not take is sent again.
+// reporter publishes the deploy reports in order, retained, through the
+// link, so that a fleet listening sees every change; one the link did not
+// take is sent again after reportRetry, and those after it wait.
 func (m *deployer) reporter() {
 	defer m.wg.Done()
 	retry := time.NewTimer(reportRetry)
@@ -218,25 +226,31 @@ func (m *deployer) reporter() {
 		case <-retry.C:
 		}
 		retry.Reset(reportRetry)
-		m.mu.Lock()
-		p := m.latest
-		m.mu.Unlock()
-		if p == nil {
-			continue
-		}
-		err := m.publish(p.rep)
-		m.mu.Lock()
-		if m.latest == p && err == nil {
-			m.latest = nil
-		}
-		if st, ok := m.last[p.role]; ok && st.Hash == p.rep.BundleHash && st.State == string(p.rep.State) {
-			st.Reported, st.ReportError = err == nil, ""
-			if err != nil {
-				st.ReportError = err.Error()
+		for m.ctx.Err() == nil {
+			m.mu.Lock()
+			if len(m.reports) == 0 {
+				m.mu.Unlock()
+				break
 			}
-			m.last[p.role] = st
+			p := m.reports[0]
+			m.mu.Unlock()
+			err := m.publish(p.rep)
+			m.mu.Lock()
+			if err == nil && len(m.reports) > 0 && m.reports[0] == p {
+				m.reports = m.reports[1:]
+			}
+			if st, ok := m.last[p.role]; ok && st.Hash == p.rep.BundleHash && st.State == string(p.rep.State) {
+				st.Reported, st.ReportError = err == nil, ""
+				if err != nil {
+					st.ReportError = err.Error()
+				}
+				m.last[p.role] = st
+			}
+			m.mu.Unlock()
+			if err != nil {
+				break
+			}
 		}
-		m.mu.Unlock()
 	}
 }
 
