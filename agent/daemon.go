@@ -48,7 +48,12 @@ type Daemon struct {
 	notLoaded [watchdog.NumBackends]string
 	runtime   inference.RuntimeInfo
 
-	serving      atomic.Bool
+	serving atomic.Bool
+	// running is set once every start step is done. The socket serves
+	// before the last steps (the link, the checkpoints, the deployments)
+	// have made their parts; Status reads those only after loading true,
+	// which orders it after their writes.
+	running      atomic.Bool
 	notify       *notifier
 	tel          *telemetry // nil when storage is off or unavailable
 	storageState string
@@ -137,6 +142,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, level zap.AtomicLev
 			d.up = append(d.up, s)
 		}
 	}
+	d.running.Store(true)
 	d.ready()
 	return d, nil
 }

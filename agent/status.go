@@ -52,11 +52,15 @@ func (d *Daemon) Status() status.Status {
 		GPUWarning:   ws.GPUWarning,
 		Storage:      d.storageStatus(),
 		Health:       d.health.Load(),
-		Sync:         d.syncStatus(),
-		Checkpoints:  d.checkpointStatus(),
 		Deployments:  d.deploymentsStatus(),
 		Restored:     d.restoredStatus(),
-		Warnings:     d.warnings,
+	}
+	if d.running.Load() {
+		st.Sync, st.Checkpoints, st.Warnings = d.syncStatus(), d.checkpointStatus(), d.warnings
+	} else {
+		// The steps after the socket are still making these parts.
+		st.Sync = status.SyncStatus{State: "starting"}
+		st.Checkpoints = status.CheckpointsStatus{State: "starting"}
 	}
 	if !ws.LastFailover.IsZero() {
 		st.Failover.LastAt = ws.LastFailover.UTC().Format(time.RFC3339Nano)
