@@ -109,9 +109,9 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 	case command.Checkpoint:
 		return d.executeCheckpoint(ctx, env.Args, log)
 	case command.ModelDeploy:
-		return d.executeModelDeploy(env, log)
+		return d.executeModelDeploy(ctx, env, log)
 	case command.ModelRollback:
-		return d.executeModelRollback(env, log)
+		return d.executeModelRollback(ctx, env, log)
 	}
 	return nil, cmdlink.BadArgs("command %q is not handled by this daemon", env.Command)
 }

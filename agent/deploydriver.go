@@ -124,7 +124,7 @@ func (v *driver) loop(rd deploy.Ready) {
 	}
 	v.m.mu.Unlock()
 	if v.newer != nil {
-		if err := v.m.launch(*v.newer); err != nil {
+		if err := v.m.launch(v.m.ctx, *v.newer); err != nil {
 			v.log().Error("newer deployment did not start", zap.Error(err))
 		}
 	}

@@ -125,7 +125,7 @@ func (m *deployer) stagedDir(hash string) (string, error) {
 
 // launch starts a deployment of spec, or offers it to the role's running
 // one as newer; the error says why it was refused.
-func (m *deployer) launch(spec deploy.Spec) error {
+func (m *deployer) launch(ctx context.Context, spec deploy.Spec) error {
 	role := slot.Role(spec.Role)
 	for range 3 {
 		m.mu.Lock()
@@ -145,7 +145,7 @@ func (m *deployer) launch(spec deploy.Spec) error {
 			return nil
 		}
 		m.mu.Unlock()
-		err, ok := v.command(deploy.Newer{Spec: spec})
+		err, ok := v.command(ctx, deploy.Newer{Spec: spec})
 		if ok {
 			return err
 		}
@@ -154,17 +154,22 @@ func (m *deployer) launch(spec deploy.Spec) error {
 }
 
 // command hands ev to the driver and returns the step's Rejected; ok is
-// false when the driver ended first.
-func (v *driver) command(ev deploy.Event) (error, bool) {
+// false when the driver ended first. When ctx ends first (the driver busy
+// with a long action) it says so; the event may still be taken.
+func (v *driver) command(ctx context.Context, ev deploy.Event) (error, bool) {
 	reply := make(chan error, 1)
 	select {
 	case v.events <- driverEvent{ev: ev, reply: reply}:
 	case <-v.done:
 		return nil, false
+	case <-ctx.Done():
+		return fmt.Errorf("the %s deployment is busy with a step; send the command again: %w", v.role, ctx.Err()), true
 	}
 	select {
 	case err := <-reply:
 		return err, true
+	case <-ctx.Done():
+		return fmt.Errorf("the %s deployment did not answer in time; its status says whether it took the command: %w", v.role, ctx.Err()), true
 	case <-v.done:
 		select {
 		case err := <-reply:
@@ -328,7 +333,7 @@ func (d *Daemon) deploymentsStatus() status.DeploymentsStatus {
 var errNoModelKeys = errors.New("no trusted model-signing keys (deployments.trusted_keys): every model-deploy is refused")
 
 // executeModelDeploy starts a deployment from a verified model-deploy.
-func (d *Daemon) executeModelDeploy(env command.Envelope, log *zap.Logger) (json.RawMessage, error) {
+func (d *Daemon) executeModelDeploy(ctx context.Context, env command.Envelope, log *zap.Logger) (json.RawMessage, error) {
 	a, err := deploywire.ParseDeployArgs(env.Args)
 	if err != nil {
 		return nil, cmdlink.BadArgs("%v", err)
@@ -342,7 +347,7 @@ func (d *Daemon) executeModelDeploy(env command.Envelope, log *zap.Logger) (json
 	}
 	spec := deploy.Spec{ID: env.CorrelationID, Role: a.Role, Name: a.Name, Version: a.Version, Hash: a.BundleHash,
 		Issued: env.IssuedAt, ParkedOnly: a.ParkedOnly, SkipTrial: a.SkipTrial}
-	if err := m.launch(spec); err != nil {
+	if err := m.launch(ctx, spec); err != nil {
 		log.Warn("model-deploy refused", zap.Error(err))
 		return nil, err
 	}
@@ -352,7 +357,7 @@ func (d *Daemon) executeModelDeploy(env command.Envelope, log *zap.Logger) (json
 
 // executeModelRollback stops or rolls back the role's deployment of the
 // bundle; a bundle neither deploying nor active there changes nothing.
-func (d *Daemon) executeModelRollback(env command.Envelope, log *zap.Logger) (json.RawMessage, error) {
+func (d *Daemon) executeModelRollback(ctx context.Context, env command.Envelope, log *zap.Logger) (json.RawMessage, error) {
 	a, err := deploywire.ParseRollbackArgs(env.Args)
 	if err != nil {
 		return nil, cmdlink.BadArgs("%v", err)
@@ -369,22 +374,29 @@ func (d *Daemon) executeModelRollback(env command.Envelope, log *zap.Logger) (js
 	m.mu.Lock()
 	v := m.drivers[role]
 	m.mu.Unlock()
-	done := "nothing to roll back"
+	done, taken := "nothing to roll back", false
 	if v != nil && v.spec.Hash == a.BundleHash {
-		rej, ok := v.command(deploy.Command{Op: deploy.CmdRollback, Reason: reason})
+		rej, ok := v.command(ctx, deploy.Command{Op: deploy.CmdRollback, Reason: reason})
 		done = "rolling back"
 		if ok && errors.Is(rej, deploy.ErrNotPromoted) {
-			rej, ok = v.command(deploy.Command{Op: deploy.CmdAbort, Reason: reason})
+			rej, ok = v.command(ctx, deploy.Command{Op: deploy.CmdAbort, Reason: reason})
 			done = "aborted"
 		}
 		if ok && rej != nil && !errors.Is(rej, deploy.ErrDone) {
 			return nil, rej
 		}
-	} else if pos := m.position(role, a.BundleHash); pos == deploy.SlotActive || pos == deploy.SlotCommitted {
-		if err := m.rollbackActive(role, reason); err != nil {
-			return nil, err
+		// A deployment that ended before it took the command leaves its
+		// version to the slot table, below.
+		taken = ok && rej == nil
+	}
+	if !taken {
+		done = "nothing to roll back"
+		if pos := m.position(role, a.BundleHash); pos == deploy.SlotActive || pos == deploy.SlotCommitted {
+			if err := m.rollbackActive(role, reason); err != nil {
+				return nil, err
+			}
+			done = "rolled back"
 		}
-		done = "rolled back"
 	}
 	log.Info("model-rollback", zap.String("role", a.Role), zap.String("bundle", a.BundleHash), zap.String("done", done))
 	return json.Marshal(map[string]string{"role": a.Role, "done": done})
