@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-av/vigil/agent/client"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/models/demo"
 	"github.com/vigil-av/vigil/models/slot"
 	"github.com/vigil-av/vigil/sync/command"
@@ -154,6 +157,10 @@ func TestModelDeployResumesAfterRestart(t *testing.T) {
 	if p := servedModel(d2); !strings.Contains(p, filepath.Join("primary", "slot-")) {
 		t.Fatalf("primary serves %s after the restart", p)
 	}
+	// A clean close is no crash.
+	if saved, err := os.ReadFile(filepath.Join(r.cfg.SlotDir(), "deploy-primary.json")); err != nil || strings.Contains(string(saved), "crashes") {
+		t.Fatalf("saved state: %v %s", err, saved)
+	}
 }
 
 // TestModelRollbackCommitted: model-rollback of a committed version
@@ -284,4 +291,52 @@ func TestModelDeployParkedOnly(t *testing.T) {
 	if s.State != "committed" || servedModel(d) == factory {
 		t.Fatalf("after parking: %+v, serving %s", s, servedModel(d))
 	}
+}
+
+// TestModelDeployKilledMidTrial: vigild killed with SIGKILL while its
+// deployment is in trial resumes it from the saved state at its next start
+// (the crash counted, the trial started over) and commits it.
+func TestModelDeployKilledMidTrial(t *testing.T) {
+	r := newDeployRig(t, func(c *Config) {
+		for k, v := range map[string]string{"trial_min_duration": "4s", "timeout_trial": "30s"} {
+			if err := c.Deployments.Lifecycle.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	hash := r.pack(t, demo.PrimaryV2, 2, r.modelPriv)
+	ch := startChild(t, r.cfg, io.Discard)
+	r.waitOnline(ch.c)
+	ld := startLoad(t, ch.c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, hash, 2, false); !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	waitFor(t, 20*time.Second, "the trial", func() (bool, string) {
+		s, _ := roleStatus(ch.status(), "primary")
+		return s.State == "trial" && s.Trial.Compared > 0, s.State
+	})
+	ld.end()
+	ch.kill()
+
+	ch2 := startChild(t, r.cfg, io.Discard)
+	if s, ok := roleStatus(ch2.status(), "primary"); !ok || s.Hash != hash || !s.Running {
+		t.Fatalf("after the kill: %+v", s)
+	}
+	r.waitOnline(ch2.c)
+	ld2 := startLoad(t, ch2.c, r.cfg.Watchdog.Deadline)
+	var s status.DeploymentStatus
+	waitFor(t, 25*time.Second, "the deployment's outcome", func() (bool, string) {
+		s, _ = roleStatus(ch2.status(), "primary")
+		return !s.Running, fmt.Sprintf("%+v", s)
+	})
+	ld2.end()
+	if s.State != "committed" {
+		t.Fatalf("deployment after the kill: %+v", s)
+	}
+	r.waitReport(t, hash, deploywire.Committed)
+	saved, err := os.ReadFile(filepath.Join(r.cfg.SlotDir(), "deploy-primary.json"))
+	if err != nil || !strings.Contains(string(saved), `"crashes": 1`) {
+		t.Fatalf("saved state: %v %q", err, saved)
+	}
+	ch2.stop()
 }
