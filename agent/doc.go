@@ -16,9 +16,10 @@
 // (set key by key through their Set) — plus the daemon's own switches.
 //
 // Daemon is the running daemon. Start(ctx, cfg, log, level) runs its steps
-// (daemon.go): storage, ONNX Runtime, the models, the router, the
-// watchdog, the hardware probe, the socket, the metrics endpoint, the
-// cloud link, the systemd pings. Each step has its undo; a failed step
+// (daemon.go): storage, ONNX Runtime, the model slots, the models, the
+// router, the watchdog, the operator's standing orders, the hardware
+// probe, the socket, the metrics endpoint, the cloud link, the
+// checkpoints, the model deployments, the systemd pings. Each step has its undo; a failed step
 // leaves nothing of its own and Start undoes the steps before it, last
 // first. Close(ctx) undoes them all the same way. A buffer that cannot be
 // opened, a GPU model that cannot be loaded or a link that cannot be set up
@@ -59,6 +60,11 @@
 //	telemetry.go  the buffer step, its streams and records
 //	cloud.go      the sync step: the uploader and the command channel
 //	commands.go   fleet commands: the channel and what each one does
+//	checkpoint*.go the checkpoint scheduler, retention and shipping
+//	opstate.go    the operator's standing orders kept in the store
+//	deploy*.go    model deployments: the slots step, a driver per
+//	              deployment around models/deploy, the trial, the
+//	              model-deploy and model-rollback commands, the reports
 //	status.go     Daemon.Status
 //	metrics.go    the metrics step and the Prometheus text
 //	systemd.go    sd_notify and the systemd watchdog pings
