@@ -516,9 +516,19 @@ func TestOverloadIsNotAFault(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // let the shell take the last results
 	for b := range watchdog.NumBackends {
-		if s := sh.Status().Backends[b]; s.State != watchdog.Healthy && s.State != watchdog.Suspect {
-			t.Errorf("%s %s (%s) after overload", watchdog.Backend(b), s.State, s.Reason)
+		s := sh.Status().Backends[b]
+		if s.State == watchdog.Healthy || s.State == watchdog.Suspect {
+			continue
 		}
+		// Under the race detector six callers on a small machine make
+		// 5 ms runs miss a 33 ms deadline for real: a backend failed for
+		// its misses is then the machine, not the busy lanes this test is
+		// about. Any other reason fails, with or without it.
+		if raceEnabled && strings.Contains(s.Reason, "deadline miss") {
+			t.Logf("%s %s (%s) after overload under the race detector", watchdog.Backend(b), s.State, s.Reason)
+			continue
+		}
+		t.Errorf("%s %s (%s) after overload", watchdog.Backend(b), s.State, s.Reason)
 	}
 }
 
