@@ -15,19 +15,11 @@ import (
 func setupRolloutPause(g *globals, fs *flag.FlagSet) func(context.Context, []string) error {
 	df := addRolloutDirFlags(fs)
 	return func(ctx context.Context, args []string) error {
-		const cmd = "rollout pause"
-		id, err := rolloutID(cmd, args)
-		if err != nil {
-			return err
-		}
-		dir, err := df.open(cmd)
-		if err != nil {
-			return err
-		}
-		if _, err := dir.Update(id, func(r *rollout.Rollout) error {
+		id, _, err := changeRollout("rollout pause", df, args, func(r *rollout.Rollout) error {
 			return r.Pause(time.Now(), "paused by the operator (rollout pause)")
-		}); err != nil {
-			return fmt.Errorf("%s: %w", cmd, err)
+		})
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(g.stdout, "rollout %s paused: nothing new is sent (a running start sees it within its --tick); `vigil-fleet rollout resume %s` goes on\n", id, id)
 		return nil
@@ -37,19 +29,11 @@ func setupRolloutPause(g *globals, fs *flag.FlagSet) func(context.Context, []str
 func setupRolloutResume(g *globals, fs *flag.FlagSet) func(context.Context, []string) error {
 	df := addRolloutDirFlags(fs)
 	return func(ctx context.Context, args []string) error {
-		const cmd = "rollout resume"
-		id, err := rolloutID(cmd, args)
-		if err != nil {
-			return err
-		}
-		dir, err := df.open(cmd)
-		if err != nil {
-			return err
-		}
-		if _, err := dir.Update(id, func(r *rollout.Rollout) error {
+		id, dir, err := changeRollout("rollout resume", df, args, func(r *rollout.Rollout) error {
 			return r.Resume(time.Now(), "resumed by the operator (rollout resume)")
-		}); err != nil {
-			return fmt.Errorf("%s: %w", cmd, err)
+		})
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(g.stdout, "rollout %s resumed\n", id)
 		if running, err := dir.Running(id); err == nil && !running {
@@ -57,6 +41,23 @@ func setupRolloutResume(g *globals, fs *flag.FlagSet) func(context.Context, []st
 		}
 		return nil
 	}
+}
+
+// changeRollout applies change to the stored rollout args name, under the
+// directory's lock: what pause and resume do.
+func changeRollout(cmd string, df rolloutDirFlags, args []string, change func(*rollout.Rollout) error) (string, *store.Dir, error) {
+	id, err := rolloutID(cmd, args)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := df.open(cmd)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := dir.Update(id, change); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return id, dir, nil
 }
 
 func setupRolloutAbort(g *globals, fs *flag.FlagSet) func(context.Context, []string) error {
