@@ -111,6 +111,51 @@ func TestModelDeploySlowRolledBack(t *testing.T) {
 	}
 }
 
+// TestModelDeploySlowFirstRolledBack: a slow version deployed with
+// skip_trial as the role's first deployment has no previous slot to go
+// back to: the health gate's rollback leaves the role without a slot, the
+// configured factory model serves again, and the version is quarantined;
+// after a restart the factory model is still the one loaded.
+func TestModelDeploySlowFirstRolledBack(t *testing.T) {
+	r := newDeployRig(t, nil)
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	factory := servedModel(d)
+	slow := r.pack(t, demo.PrimarySlow, 2, r.modelPriv)
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, slow, 2, true); !resp.OK {
+		t.Fatalf("model-deploy: %+v", resp)
+	}
+	s := waitDeployment(t, c, slow)
+	ld.end()
+	if s.State != "rolled_back" || !strings.Contains(s.Quarantine, "watchdog") {
+		t.Fatalf("deployment: %+v", s)
+	}
+	r.waitReport(t, slow, deploywire.RolledBack)
+	if rs, err := d.models.store.Slots(slot.Primary); err != nil || rs.Active != nil || rs.Previous != nil {
+		t.Fatalf("slots after the rollback: %v %+v", err, rs)
+	}
+	if p := servedModel(d); p != factory {
+		t.Fatalf("primary serves %s, not the factory model %s", p, factory)
+	}
+	if !slices.ContainsFunc(d.models.store.Table().Quarantine, func(q slot.Quarantined) bool { return q.Hash == slow }) {
+		t.Fatal("the slow version is not quarantined")
+	}
+	if ld.missed.Load() != 0 && !raceEnabled {
+		t.Fatalf("%d of %d requests not answered OK by their deadline", ld.missed.Load(), ld.sent.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	c.Close()
+	d2, _ := startDaemon(t, r.cfg)
+	if p := servedModel(d2); p != factory {
+		t.Fatalf("after a restart the primary loads %s, not the factory model %s", p, factory)
+	}
+}
+
 // TestModelDeployResumesAfterRestart: a daemon closed while its
 // deployment is in trial resumes it from the saved state when it starts
 // again (the trial starts over) and the deployment commits.
@@ -165,8 +210,9 @@ func TestModelDeployResumesAfterRestart(t *testing.T) {
 
 // TestModelRollbackCommitted: model-rollback of a committed version
 // outside any deployment makes the previous slot active again, swaps its
-// model in and quarantines the version; with no previous slot it is
-// refused and nothing changes.
+// model in and quarantines the version; with no previous slot (the role's
+// first deployment) the role leaves its slots and the configured factory
+// model serves again, under load without a missed deadline.
 func TestModelRollbackCommitted(t *testing.T) {
 	r := newDeployRig(t, nil)
 	d, c := startDaemon(t, r.cfg)
@@ -174,15 +220,9 @@ func TestModelRollbackCommitted(t *testing.T) {
 	if err := control(t, c, client.ControlRequest{Op: client.OpSetVehicleState, Value: client.Parked}); err != nil {
 		t.Fatal(err)
 	}
+	factory := servedModel(d)
 	v2 := deployGood(t, r, d, c)
 	v2Path := servedModel(d)
-	resp, _ := r.send(r.priv, command.ModelRollback, map[string]string{"bundle": v2, "role": "primary"})
-	if resp.OK || !strings.Contains(resp.Message, "no previous slot") {
-		t.Fatalf("model-rollback with no previous slot: %+v", resp)
-	}
-	if p := servedModel(d); p != v2Path {
-		t.Fatalf("a refused rollback changed the model: %s", p)
-	}
 
 	v3 := r.pack(t, demo.PrimaryV2, 3, r.modelPriv)
 	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
@@ -195,8 +235,7 @@ func TestModelRollbackCommitted(t *testing.T) {
 	if p := servedModel(d); p == v2Path {
 		t.Fatal("v3 committed but v2 serves")
 	}
-	resp, _ = r.send(r.priv, command.ModelRollback, map[string]string{"bundle": v3, "role": "primary", "reason": "operator"})
-	ld.end()
+	resp, _ := r.send(r.priv, command.ModelRollback, map[string]string{"bundle": v3, "role": "primary", "reason": "operator"})
 	if !resp.OK || !strings.Contains(string(resp.Result), "rolled back") {
 		t.Fatalf("model-rollback of the committed v3: %+v", resp)
 	}
@@ -209,6 +248,23 @@ func TestModelRollbackCommitted(t *testing.T) {
 	}
 	if !slices.ContainsFunc(d.models.store.Table().Quarantine, func(q slot.Quarantined) bool { return q.Hash == v3 && q.Reason == "operator" }) {
 		t.Fatalf("v3 not quarantined: %+v", d.models.store.Table().Quarantine)
+	}
+
+	// v2 is active with no previous slot now: its rollback goes back to
+	// the factory model.
+	resp, _ = r.send(r.priv, command.ModelRollback, map[string]string{"bundle": v2, "role": "primary", "reason": "back to factory"})
+	ld.end()
+	if !resp.OK || !strings.Contains(string(resp.Result), "rolled back") {
+		t.Fatalf("model-rollback of v2, the first deployment: %+v", resp)
+	}
+	if rs, err := d.models.store.Slots(slot.Primary); err != nil || rs.Active != nil {
+		t.Fatalf("slots after going back to the factory model: %v %+v", err, rs)
+	}
+	if p := servedModel(d); p != factory {
+		t.Fatalf("primary serves %s, not the factory model %s", p, factory)
+	}
+	if !slices.ContainsFunc(d.models.store.Table().Quarantine, func(q slot.Quarantined) bool { return q.Hash == v2 && q.Reason == "back to factory" }) {
+		t.Fatalf("v2 not quarantined: %+v", d.models.store.Table().Quarantine)
 	}
 	if ld.missed.Load() != 0 && !raceEnabled {
 		t.Fatalf("%d of %d requests missed their deadline", ld.missed.Load(), ld.sent.Load())

@@ -403,20 +403,23 @@ func (d *Daemon) executeModelRollback(ctx context.Context, env command.Envelope,
 }
 
 // rollbackActive rolls role back from its active version, outside a
-// deployment (a committed one): the previous slot becomes active, the
-// version is quarantined, and the rung swaps the previous model in.
+// deployment (a committed one): the previous slot becomes active (with
+// none, the role leaves its slots and the configured model serves again),
+// the version is quarantined, and the rung swaps the restored model in.
 func (m *deployer) rollbackActive(role slot.Role, reason string) error {
 	rs, err := m.store.Slots(role)
 	if err != nil {
 		return err
 	}
-	if rs.Previous == nil {
-		return fmt.Errorf("the %s role has no previous slot to roll back to; deploy another version instead", role)
-	}
 	if m.d.swap == nil {
 		return errNoSwap
 	}
-	if err := m.store.Rollback(role, reason); err != nil {
+	if rs.Previous == nil {
+		err = m.store.Vacate(role, reason)
+	} else {
+		err = m.store.Rollback(role, reason)
+	}
+	if err != nil {
 		return err
 	}
 	b := roleBackend(role)

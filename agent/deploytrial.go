@@ -161,12 +161,15 @@ func (v *driver) rollback(reason string) deploy.Event {
 		return deploy.RollbackFailed{Reason: errNoSwap.Error()}
 	}
 	if err := st.Rollback(v.role, reason); errors.Is(err, slot.ErrNoPrevious) {
-		// The first deployment of the role replaced the factory model,
-		// which has no slot to go back to: serve it again all the same.
-		if err := v.m.d.swap.SwapModel(v.m.ctx, v.b, v.m.factory[v.b]); err != nil {
-			return deploy.RollbackFailed{Reason: "swap back to the factory model: " + err.Error()}
+		// The first deployment of the role replaced the factory model:
+		// the role leaves its slots and the configured file serves again.
+		if err := st.Vacate(v.role, reason); err != nil {
+			return deploy.RollbackFailed{Reason: err.Error()}
 		}
-		return deploy.RollbackFailed{Reason: "the factory model serves again, but the slot table keeps this version active (no previous slot): it loads again on restart unless an operator rolls it back"}
+		if err := v.m.d.swap.SwapModel(v.m.ctx, v.b, v.m.factory[v.b]); err != nil {
+			return deploy.RollbackFailed{Reason: "the slot table went back to the configured model, but the swap failed (it serves again from the next start): " + err.Error()}
+		}
+		return deploy.RollbackDone{}
 	} else if err != nil {
 		return deploy.RollbackFailed{Reason: err.Error()}
 	}

@@ -86,6 +86,11 @@
 //     previous slot whose files are missing or resized is refused. The
 //     floor stays: it guards installs, and the previous slot is already
 //     installed.
+//   - Vacate(role, reason) is the rollback of a role's first deployment,
+//     which has no previous slot: it quarantines the active version with
+//     reason and leaves the role without an active slot, so the daemon's
+//     configured (factory) model serves it again. A role with a previous
+//     slot is refused (ErrHasPrevious).
 //   - Discard(role) drops the candidate; Reject(role, reason) drops it and
 //     quarantines it.
 //
@@ -137,13 +142,13 @@
 //     Open removes what is left of the old directories, which it does not
 //     name.
 //
-// <op> is install, promote, rollback, commit, trial, discard or reject,
-// and open for the empty table a first Open writes (table-temp and
+// <op> is install, promote, rollback, vacate, commit, trial, discard or
+// reject, and open for the empty table a first Open writes (table-temp and
 // table-renamed only). TestKillAtEveryStep kills a child process with
 // SIGKILL at each of these steps of each change and checks that Open
 // succeeds, the table is the old one before the rename and the new one
-// from it on, every active file matches its recorded SHA-256, and nothing
-// unnamed is left.
+// from it on, every active file that table names matches its recorded
+// SHA-256, and nothing unnamed is left.
 //
 // # What the daemon keeps
 //

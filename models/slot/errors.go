@@ -33,7 +33,11 @@ var (
 	ErrNoCandidate = errors.New("no candidate slot")
 	// ErrNoPrevious: Rollback on a role without a previous slot.
 	ErrNoPrevious = errors.New("no previous slot to roll back to")
-	// ErrNoActive: Commit or ActivePath on a role without an active slot.
+	// ErrHasPrevious: Vacate on a role that has a previous slot, which
+	// Rollback restores instead.
+	ErrHasPrevious = errors.New("the role has a previous slot: roll back to it instead")
+	// ErrNoActive: Commit, Vacate or ActivePath on a role without an
+	// active slot.
 	ErrNoActive = errors.New("no active slot")
 	// ErrNotInSlot: a path lookup for a file the slot's version does not
 	// list.

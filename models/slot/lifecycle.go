@@ -49,6 +49,29 @@ func (s *Store) Rollback(role Role, reason string) error {
 	})
 }
 
+// Vacate takes the role's active version out of service when there is no
+// previous slot to roll back to (the role's first deployment replaced the
+// model the daemon was configured with): it quarantines the active version
+// with reason and leaves the role without an active slot, so the caller's
+// configured (factory) model serves it again, then removes the slot's
+// directory after the switch. A candidate, if any, stays; the floor is not
+// lowered. A role with a previous slot is refused (ErrHasPrevious: use
+// Rollback), and so is one without an active slot (ErrNoActive).
+func (s *Store) Vacate(role Role, reason string) error {
+	return s.change(role, "vacate", func(next *Table, rs *RoleSlots) ([]string, error) {
+		if rs.Active == nil {
+			return nil, ErrNoActive
+		}
+		if rs.Previous != nil {
+			return nil, ErrHasPrevious
+		}
+		next.quarantine(rs.Active.Model, orDefault(reason, "rolled back to the configured model"))
+		old := []string{rs.Active.Dir}
+		rs.Active = nil
+		return old, nil
+	})
+}
+
 // Commit marks the role's active slot committed and raises its name's
 // anti-rollback floor to its version (a floor never goes down). Committing
 // a committed slot changes nothing.

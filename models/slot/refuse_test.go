@@ -50,6 +50,7 @@ func TestRefuseBadRole(t *testing.T) {
 		"Install":       func() error { return s.Install("rear", v, src, InstallOptions{}) },
 		"Promote":       func() error { return s.Promote("rear") },
 		"Rollback":      func() error { return s.Rollback("", "x") },
+		"Vacate":        func() error { return s.Vacate("rear", "x") },
 		"Commit":        func() error { return s.Commit("Primary") },
 		"StartTrial":    func() error { return s.StartTrial("rear") },
 		"Discard":       func() error { return s.Discard("rear") },
@@ -175,8 +176,9 @@ func TestRefuseFullDisk(t *testing.T) {
 }
 
 // TestRefuseMissingSlots: Promote without a candidate, Rollback without a
-// previous slot, Commit without an active one, and StartTrial, Discard
-// and Reject without a candidate.
+// previous slot, Commit and Vacate without an active one, Vacate with a
+// previous slot (Rollback's case), and StartTrial, Discard and Reject
+// without a candidate.
 func TestRefuseMissingSlots(t *testing.T) {
 	s := populated(t)
 	must(t, s.Discard(Primary))
@@ -190,12 +192,14 @@ func TestRefuseMissingSlots(t *testing.T) {
 		{"Discard", ErrNoCandidate, func() error { return s.Discard(Primary) }},
 		{"Reject", ErrNoCandidate, func() error { return s.Reject(Primary, "x") }},
 		{"Rollback", ErrNoPrevious, func() error { return s.Rollback(Shadow, "x") }},
+		{"Vacate", ErrHasPrevious, func() error { return s.Vacate(Primary, "x") }},
 		{"CandidatePath", ErrNoCandidate, func() error { _, err := s.CandidatePath(Primary, "model.onnx"); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) { refused(t, s, tc.want, nil, tc.change) })
 	}
 	empty := openStore(t, t.TempDir())
 	refused(t, empty, ErrNoActive, []string{"commit primary"}, func() error { return empty.Commit(Primary) })
+	refused(t, empty, ErrNoActive, []string{"vacate primary"}, func() error { return empty.Vacate(Primary, "x") })
 	refused(t, empty, ErrNoActive, []string{"primary active"}, func() error { _, err := empty.ActivePath(Primary, "model.onnx"); return err })
 	refused(t, s, ErrNotInSlot, []string{"weights.bin", "pilot v2"}, func() error { _, err := s.ActivePath(Primary, "weights.bin"); return err })
 }

@@ -335,3 +335,43 @@ func TestConcurrentUse(t *testing.T) {
 	expectSlots(t, s, Shadow, "shadow v7 committed", "-", "shadow v6 committed")
 	checkActiveFiles(t, s, Shadow)
 }
+
+// TestVacateFirstDeployment: the rollback of a role's first deployment
+// (no previous slot) quarantines the version, leaves the role without an
+// active slot (the configured model serves again) and removes the slot's
+// directory; the candidate stays, the floor is not raised, the
+// quarantined version is refused by Install, and a reopened store reads
+// the same table.
+func TestVacateFirstDeployment(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	install(t, s, Primary, "pilot", 1)
+	must(t, s.Promote(Primary))
+	install(t, s, Primary, "pilot", 2)
+	expectSlots(t, s, Primary, "pilot v1 promoted", "pilot v2 staged", "-")
+	activeDir := s.Table().Roles[Primary].Active.Dir
+
+	must(t, s.Vacate(Primary, "health gate failed"))
+	expectSlots(t, s, Primary, "-", "pilot v2 staged", "-")
+	if _, err := s.ActivePath(Primary, "model.onnx"); !errors.Is(err, ErrNoActive) {
+		t.Fatalf("ActivePath after Vacate: %v, want ErrNoActive", err)
+	}
+	q := s.Table().Quarantine
+	if len(q) != 1 || q[0].Name != "pilot" || q[0].Version != 1 || q[0].Reason != "health gate failed" {
+		t.Fatalf("quarantine after Vacate = %+v", q)
+	}
+	if f := s.Table().Floors["pilot"]; f != 0 {
+		t.Fatalf("floor after vacating an uncommitted version = %d, want 0", f)
+	}
+	if _, err := os.Stat(filepath.Join(dir, activeDir)); !os.IsNotExist(err) {
+		t.Fatalf("the vacated slot directory %s is still there: %v", activeDir, err)
+	}
+	v, src := testVersion("pilot", 1)
+	if err := s.Install(Primary, v, src, InstallOptions{}); !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("installing the vacated version again: %v, want ErrQuarantined", err)
+	}
+	again := openStore(t, dir)
+	if encoded(t, again.Table()) != encoded(t, s.Table()) {
+		t.Fatalf("reopened table differs:\n%s\nwant\n%s", encoded(t, again.Table()), encoded(t, s.Table()))
+	}
+}
