@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -74,12 +75,31 @@ func (c *DeploymentsConfig) validate() error {
 		}
 	}
 	if err := c.Lifecycle.Validate(); err != nil {
-		return fmt.Errorf("deployments.lifecycle: %w", err)
+		return lifecycleErr(err)
 	}
 	if err := c.Trial.Validate(); err != nil {
 		return fmt.Errorf("deployments.trial: %w", err)
 	}
 	return nil
+}
+
+// lifecycleErr names each of deploy.Config.Validate's problems by its
+// place in the file: deployments.lifecycle.<key>.
+func lifecycleErr(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		var fe *deploy.FieldError
+		if errors.As(e, &fe) {
+			out = append(out, fmt.Errorf("deployments.lifecycle.%s: %s", fe.Field, fe.Problem))
+		} else {
+			out = append(out, fmt.Errorf("deployments.lifecycle: %w", e))
+		}
+	}
+	return errors.Join(out...)
 }
 
 // SlotDir is the slot store's directory.

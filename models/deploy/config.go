@@ -142,9 +142,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// FieldError is a problem with one field of a Config.
+// FieldError is a problem with one field of a Config, named by the key
+// Set takes for it (the key a configuration file writes).
 type FieldError struct {
-	Field   string // the Go field name, e.g. "Timeouts.Trial"
+	Field   string // the field's key, e.g. "timeout_trial"
 	Problem string
 }
 
@@ -161,14 +162,14 @@ func (c Config) Validate() error {
 	}
 	for _, t := range c.Timeouts.fields() {
 		if *t.p <= 0 {
-			bad("Timeouts."+t.field, "must be positive, got %v", *t.p)
+			bad(t.key, "must be positive, got %v", *t.p)
 		}
 	}
 	if c.TrialMinRequests < 1 {
-		bad("TrialMinRequests", "must be at least 1, got %d", c.TrialMinRequests)
+		bad("trial_min_requests", "must be at least 1, got %d", c.TrialMinRequests)
 	}
 	if c.TrialMinDuration < 0 || (c.Timeouts.Trial > 0 && c.TrialMinDuration >= c.Timeouts.Trial) {
-		bad("TrialMinDuration", "must be at least 0 and less than Timeouts.Trial (%v), got %v", c.Timeouts.Trial, c.TrialMinDuration)
+		bad("trial_min_duration", "must be at least 0 and less than timeout_trial (%v), got %v", c.Timeouts.Trial, c.TrialMinDuration)
 	}
 	fraction := func(field string, v float64, zeroOK bool) {
 		lo := "(0, 1]"
@@ -180,47 +181,47 @@ func (c Config) Validate() error {
 			bad(field, "must be in %s, got %v", lo, v)
 		}
 	}
-	fraction("TrialSampleRate", c.TrialSampleRate, false)
-	fraction("TrialCostCap", c.TrialCostCap, false)
+	fraction("trial_sample_rate", c.TrialSampleRate, false)
+	fraction("trial_cost_cap", c.TrialCostCap, false)
 	if err := c.Tolerance.Validate(); err != nil {
-		bad("Tolerance", "%v", err)
+		bad("tolerance_abs, tolerance_rel", "%v", err)
 	}
 	if c.TrialMaxErrors < 0 {
-		bad("TrialMaxErrors", "must not be negative, got %d", c.TrialMaxErrors)
+		bad("trial_max_errors", "must not be negative, got %d", c.TrialMaxErrors)
 	}
-	fraction("TrialMaxDivergence", c.TrialMaxDivergence, true)
-	fraction("LatencyQuantile", c.LatencyQuantile, false)
-	fraction("LatencyFraction", c.LatencyFraction, false)
+	fraction("trial_max_divergence", c.TrialMaxDivergence, true)
+	fraction("latency_quantile", c.LatencyQuantile, false)
+	fraction("latency_fraction", c.LatencyFraction, false)
 	if c.GateRequests < 1 {
-		bad("GateRequests", "must be at least 1, got %d", c.GateRequests)
+		bad("gate_requests", "must be at least 1, got %d", c.GateRequests)
 	}
 	if c.GateDuration < 0 || (c.Timeouts.Promoted > 0 && c.GateDuration >= c.Timeouts.Promoted) {
-		bad("GateDuration", "must be at least 0 and less than Timeouts.Promoted (%v), got %v", c.Timeouts.Promoted, c.GateDuration)
+		bad("gate_duration", "must be at least 0 and less than timeout_promoted (%v), got %v", c.Timeouts.Promoted, c.GateDuration)
 	}
 	if c.MaxCrashes < 0 {
-		bad("MaxCrashes", "must not be negative, got %d", c.MaxCrashes)
+		bad("max_crashes", "must not be negative, got %d", c.MaxCrashes)
 	}
 	return errors.Join(errs...)
 }
 
 type timeoutField struct {
-	field, key string
-	p          *time.Duration
+	key string
+	p   *time.Duration
 }
 
-// fields lists the timeouts with their Go names and configuration keys.
+// fields lists the timeouts with their configuration keys.
 func (t *Timeouts) fields() []timeoutField {
 	return []timeoutField{
-		{"Downloading", "timeout_downloading", &t.Downloading},
-		{"Verifying", "timeout_verifying", &t.Verifying},
-		{"Verified", "timeout_verified", &t.Verified},
-		{"Staged", "timeout_staged", &t.Staged},
-		{"Trial", "timeout_trial", &t.Trial},
-		{"Promoting", "timeout_promoting", &t.Promoting},
-		{"Promoted", "timeout_promoted", &t.Promoted},
-		{"Committing", "timeout_committing", &t.Committing},
-		{"RollingBack", "timeout_rolling_back", &t.RollingBack},
-		{"Parked", "timeout_parked", &t.Parked},
+		{"timeout_downloading", &t.Downloading},
+		{"timeout_verifying", &t.Verifying},
+		{"timeout_verified", &t.Verified},
+		{"timeout_staged", &t.Staged},
+		{"timeout_trial", &t.Trial},
+		{"timeout_promoting", &t.Promoting},
+		{"timeout_promoted", &t.Promoted},
+		{"timeout_committing", &t.Committing},
+		{"timeout_rolling_back", &t.RollingBack},
+		{"timeout_parked", &t.Parked},
 	}
 }
 

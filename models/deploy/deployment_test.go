@@ -15,7 +15,7 @@ func TestNewRefusals(t *testing.T) {
 	bad.LatencyQuantile = 2
 	d, r, err := New(bad, testSpec(), t0)
 	var fe *FieldError
-	if d != nil || r.Actions != nil || !errors.As(err, &fe) || !strings.Contains(err.Error(), "Timeouts.Trial") || !strings.Contains(err.Error(), "LatencyQuantile") {
+	if d != nil || r.Actions != nil || !errors.As(err, &fe) || !strings.Contains(err.Error(), "timeout_trial") || !strings.Contains(err.Error(), "latency_quantile") {
 		t.Fatalf("New with a bad config: %v %v %v", d, r, err)
 	}
 	for _, tt := range []struct {

@@ -142,7 +142,7 @@ func TestRestoreRefusesBadConfig(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.GateRequests = 0
 	var fe *FieldError
-	if _, err := Restore(cfg, inTrial(t).Save()); !errors.As(err, &fe) || fe.Field != "GateRequests" {
+	if _, err := Restore(cfg, inTrial(t).Save()); !errors.As(err, &fe) || fe.Field != "gate_requests" {
 		t.Fatalf("Restore: %v", err)
 	}
 }
