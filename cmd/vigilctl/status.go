@@ -197,6 +197,9 @@ func printDeployments(w io.Writer, s *status.DeploymentsStatus) {
 		case d.State == "promoted":
 			fmt.Fprintf(w, "   health gate %d requests, %d suspects", d.Gate.Requests, d.Gate.Suspects)
 		}
+		if d.Quarantine != "" {
+			fmt.Fprintf(w, "   quarantined: %s", d.Quarantine)
+		}
 		if d.Deadline != "" {
 			fmt.Fprintf(w, "   until %s", d.Deadline)
 		}

@@ -58,3 +58,50 @@ func TestPrintRestored(t *testing.T) {
 		t.Errorf("a store never restored: %v\n%s", err, b.String())
 	}
 }
+
+// TestPrintDeployments: the model deployments block of `vigilctl status`:
+// the section's state with its reason, the counts, and one line per role
+// with what its state has to show (download progress, trial counts, the
+// health gate, a quarantine, the deadline, a report not yet sent);
+// nothing for a daemon older than deployments.
+func TestPrintDeployments(t *testing.T) {
+	var b bytes.Buffer
+	printDeployments(&b, &status.DeploymentsStatus{State: "on", TrustedKeys: 2, Quarantined: 1, Roles: []status.DeploymentStatus{
+		{Role: "primary", Bundle: "pilotnet", Version: 3, Hash: "0123456789abcdef0123", State: "trial", Reason: "installed",
+			Trial: status.DeploymentTrialStatus{Compared: 40, Divergent: 1, Slow: 2, Errors: 0}, Deadline: "2026-12-05T12:00:00Z", Reported: true},
+		{Role: "shadow", Bundle: "shadownet", Version: 2, Hash: "ffff", State: "downloading", Reason: "started",
+			DownloadBytes: 1 << 20, BundleBytes: 4 << 20, Reported: false, ReportError: "link down"},
+		{Role: "degraded", Bundle: "cpunet", Version: 5, Hash: "aaaa", State: "promoted", Reason: "swapped",
+			Gate: status.DeploymentGateStatus{Requests: 12, Suspects: 1}, Reported: true},
+	}})
+	got := b.String()
+	for _, want := range []string{
+		"model deployments: on   2 trusted keys   1 quarantined\n",
+		"  primary  pilotnet v3 (0123456789ab)   trial: installed   trial 40 compared, 1 divergent, 2 slow, 0 errors   until 2026-12-05T12:00:00Z\n",
+		"  shadow   shadownet v2 (ffff)   downloading: started   1.0 MiB of 4.0 MiB   (not reported yet: link down)\n",
+		"  degraded cpunet v5 (aaaa)   promoted: swapped   health gate 12 requests, 1 suspects\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("deployments lack %q:\n%s", want, got)
+		}
+	}
+
+	b.Reset()
+	printDeployments(&b, &status.DeploymentsStatus{State: "refusing", Why: "no trusted model-signing keys", Roles: []status.DeploymentStatus{
+		{Role: "primary", Bundle: "pilotnet", Version: 4, Hash: "bbbb", State: "rolled_back", Reason: "health gate: watchdog failed it",
+			Quarantine: "watchdog failed the promoted model", Reported: true}}})
+	for _, want := range []string{
+		"model deployments: refusing (no trusted model-signing keys)   0 trusted keys   0 quarantined\n",
+		"rolled_back: health gate: watchdog failed it   quarantined: watchdog failed the promoted model\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("deployments lack %q:\n%s", want, b.String())
+		}
+	}
+
+	b.Reset()
+	printDeployments(&b, &status.DeploymentsStatus{})
+	if b.Len() != 0 {
+		t.Errorf("a daemon older than deployments: %q", b.String())
+	}
+}
