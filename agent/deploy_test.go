@@ -41,6 +41,7 @@ type deployRig struct {
 	modelPriv ed25519.PrivateKey
 	storeDir  string
 	reports   chan deploywire.Report
+	srv       *bundlelink.Server
 }
 
 func newDeployRig(t *testing.T, tune func(*Config)) *deployRig {
@@ -82,6 +83,7 @@ func newDeployRig(t *testing.T, tune func(*Config)) *deployRig {
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	r.srv = srv
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
