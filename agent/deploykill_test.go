@@ -1,15 +1,21 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/models/slot"
+	"github.com/vigil-av/vigil/storage/checkpoint"
 	"github.com/vigil-av/vigil/sync/rollout/deploywire"
 )
 
@@ -77,4 +83,77 @@ func bundleSize(t *testing.T, dir, name string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// TestSlotTableCarriedByCheckpoint: the slot table is kept in the store
+// after every change, so a checkpoint carries it: a replacement unit
+// restored from a checkpoint taken after a committed version (floor 2)
+// and a quarantined one (v3, its trial failed) starts on its own empty
+// slots (the factory model serves) with the dead unit's floor and
+// quarantine adopted, so it refuses both versions; a restart of the
+// original unit adopts nothing new.
+func TestSlotTableCarriedByCheckpoint(t *testing.T) {
+	r := newDeployRig(t, func(c *Config) { c.Checkpoint.Enabled = true })
+	d, c := startDaemon(t, r.cfg)
+	r.waitOnline(c)
+	factory := servedModel(d)
+	good := deployGood(t, r, d, c)
+	bad := r.pack(t, demo.PrimaryBad, 3, r.modelPriv)
+	ld := startLoad(t, c, r.cfg.Watchdog.Deadline)
+	if resp, _ := r.deploy(t, bad, 3, false); !resp.OK {
+		t.Fatalf("model-deploy v3: %+v", resp)
+	}
+	s := waitDeployment(t, c, bad)
+	ld.end()
+	if s.State != "trial_failed" {
+		t.Fatalf("v3: %+v", s)
+	}
+	raw, err := d.tel.store.GetState(slotTableKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := slot.DecodeTable(raw)
+	if err != nil || kept.Floors["pilotnet"] != 2 || len(kept.Quarantine) != 1 || kept.Quarantine[0].Hash != bad ||
+		kept.Roles[slot.Primary] == nil || kept.Roles[slot.Primary].Active.Model.Hash != good {
+		t.Fatalf("the slot table kept in the store: %v %s", err, raw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.ControlReply(ctx, client.ControlRequest{Op: client.OpCheckpoint, Value: client.CheckpointFull}); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	cfg2 := r.cfg
+	cfg2.DataDir = t.TempDir()
+	cfg2.Socket.Path = r.cfg.Socket.Path + "2"
+	cfg2.Checkpoint.Dir = ""
+	if _, err := checkpoint.RestoreChain(ctx, r.cfg.CheckpointDir(), "", cfg2.StorageConfig().Dir,
+		checkpoint.RestoreOptions{Vehicle: r.cfg.VehicleID, Reincarnate: true, RestoredAt: time.Now()}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	d2, _ := startDaemon(t, cfg2)
+	tb := d2.models.store.Table()
+	if tb.Floors["pilotnet"] != 2 || len(tb.Quarantine) != 1 || tb.Quarantine[0].Hash != bad {
+		t.Fatalf("the replacement's slot table: floors %v, quarantine %+v", tb.Floors, tb.Quarantine)
+	}
+	if rs := tb.Roles[slot.Primary]; rs != nil && rs.Active != nil {
+		t.Fatalf("the replacement has an active primary slot without its files: %+v", rs.Active)
+	}
+	if p := servedModel(d2); filepath.Base(p) != filepath.Base(factory) {
+		t.Fatalf("the replacement serves %s, not the factory model", p)
+	}
+	for _, v := range []uint64{2, 3} {
+		ver := slot.Version{Name: "pilotnet", Version: v, Hash: strings.Repeat("a", 64),
+			Files: []slot.File{{Path: "model.onnx", SHA256: strings.Repeat("b", 64), Size: 1}}}
+		if v == 3 {
+			ver.Hash = bad
+		}
+		if err := d2.models.store.Install(slot.Primary, ver, os.DirFS(t.TempDir()), slot.InstallOptions{}); !errors.Is(err, slot.ErrBelowFloor) && !errors.Is(err, slot.ErrQuarantined) {
+			t.Fatalf("the replacement installs pilotnet v%d: %v", v, err)
+		}
+	}
 }

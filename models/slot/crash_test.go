@@ -51,6 +51,8 @@ var crashOps = []crashOp{
 		steps: []string{"rollback.table-temp", "rollback.table-renamed", "rollback.switched", "rollback.removing"}},
 	{name: "vacate", run: storeOp(func(s *Store) error { return s.Vacate(Degraded, "crash test") }),
 		steps: []string{"vacate.table-temp", "vacate.table-renamed", "vacate.switched", "vacate.removing"}},
+	{name: "adopt", run: storeOp(func(s *Store) error { _, err := s.Adopt(carriedTable()); return err }),
+		steps: []string{"adopt.table-temp", "adopt.table-renamed", "adopt.switched"}},
 	{name: "commit", run: storeOp(func(s *Store) error { return s.Commit(Primary) }),
 		steps: []string{"commit.table-temp", "commit.table-renamed", "commit.switched"}},
 	{name: "trial", run: storeOp(func(s *Store) error { return s.StartTrial(Primary) }),

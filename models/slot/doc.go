@@ -142,9 +142,9 @@
 //     Open removes what is left of the old directories, which it does not
 //     name.
 //
-// <op> is install, promote, rollback, vacate, commit, trial, discard or
-// reject, and open for the empty table a first Open writes (table-temp and
-// table-renamed only). TestKillAtEveryStep kills a child process with
+// <op> is install, promote, rollback, vacate, commit, trial, discard,
+// reject or adopt, and open for the empty table a first Open writes
+// (table-temp and table-renamed only). TestKillAtEveryStep kills a child process with
 // SIGKILL at each of these steps of each change and checks that Open
 // succeeds, the table is the old one before the rename and the new one
 // from it on, every active file that table names matches its recorded
@@ -152,7 +152,13 @@
 //
 // # What the daemon keeps
 //
-// Store.Table returns a copy of the table; its Encode output is what a
-// checkpoint carries. Restoring slots from a table is not part of this
-// package yet.
+// Store.Table returns a copy of the table; SetOnChange registers a
+// function called with a copy after every change, which the daemon uses to
+// keep the table in its store's state, so checkpoints carry it. The
+// model files are not carried. A unit restored from a checkpoint starts
+// with its own (empty) slots and calls Adopt with the carried table:
+// floors rise to the carried ones and the carried quarantine is added, so
+// a replacement unit refuses every version the dead one had committed
+// past or quarantined; the roles' slots stay the unit's own, and Adopt
+// never lowers a floor or lifts a quarantine.
 package slot

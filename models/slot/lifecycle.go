@@ -172,15 +172,24 @@ func (s *Store) switchTo(next Table, op string, old []string) (switched bool, er
 			// The rename happened: follow it, and keep the old
 			// directories, which a power loss could make current again.
 			s.table = next
+			s.changed()
 			return true, err
 		}
 		return false, err
 	}
 	s.table = next
+	s.changed()
 	if err := removeSlotDirs(s.dir, op, old...); err != nil {
 		return true, fmt.Errorf("switched, but an old slot directory is left for the next Open: %w", err)
 	}
 	return true, nil
+}
+
+// changed hands the new table to the SetOnChange function; s.mu is held.
+func (s *Store) changed() {
+	if s.onChange != nil {
+		s.onChange(s.table.clone())
+	}
 }
 
 func orDefault(s, def string) string {

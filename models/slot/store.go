@@ -18,8 +18,9 @@ import (
 type Store struct {
 	dir string
 
-	mu    sync.Mutex
-	table Table
+	mu       sync.Mutex
+	table    Table
+	onChange func(Table) // SetOnChange
 }
 
 // Open opens the slot store in dir, creating dir and an empty table if
