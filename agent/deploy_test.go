@@ -339,7 +339,9 @@ func servedModel(d *Daemon) string { return d.router.Backend(watchdog.Primary).I
 
 // TestModelDeployBadBundle: primary-bad diverges in its trial: the
 // deployment ends trial_failed, the version is quarantined, and the
-// factory model never stopped serving.
+// factory model never stopped serving. Deployed again it is refused as
+// quarantined, unless the signed command forces it (force_quarantined):
+// then it is installed and trialled again.
 func TestModelDeployBadBundle(t *testing.T) {
 	r := newDeployRig(t, nil)
 	hash := r.pack(t, demo.PrimaryBad, 2, r.modelPriv)
@@ -368,6 +370,34 @@ func TestModelDeployBadBundle(t *testing.T) {
 	}
 	if fetchStatus(t, c).Deployments.Quarantined != 1 {
 		t.Fatalf("status: %+v", fetchStatus(t, c).Deployments)
+	}
+
+	// The quarantined version again: refused at once, saying how to force
+	// it; with force_quarantined the signed command installs it and it
+	// goes through its trial again (and fails it again).
+	first, _ := roleStatus(fetchStatus(t, c), "primary")
+	if resp, _ := r.deploy(t, hash, 2, false); resp.OK || !strings.Contains(resp.Message, "quarantined") || !strings.Contains(resp.Message, "force_quarantined=true") {
+		t.Fatalf("model-deploy of a quarantined version: %+v", resp)
+	}
+	if s, _ := roleStatus(fetchStatus(t, c), "primary"); s.ID != first.ID {
+		t.Fatalf("a refused model-deploy started a deployment: %+v", s)
+	}
+	args, err := deploywire.DeployArgs{BundleHash: hash, Name: "pilotnet", Version: 2, Role: "primary", ForceQuarantined: true}.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld = startLoad(t, c, r.cfg.Watchdog.Deadline)
+	resp, corr := r.send(r.priv, command.ModelDeploy, args)
+	if !resp.OK {
+		t.Fatalf("model-deploy with force_quarantined: %+v", resp)
+	}
+	waitFor(t, 25*time.Second, "the forced deployment's outcome", func() (bool, string) {
+		s, _ = roleStatus(fetchStatus(t, c), "primary")
+		return s.ID == corr && !s.Running, fmt.Sprintf("%+v", s)
+	})
+	ld.end()
+	if s.State != "trial_failed" || s.Trial.Compared == 0 {
+		t.Fatalf("forced deployment: %+v", s)
 	}
 }
 

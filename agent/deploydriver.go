@@ -320,7 +320,7 @@ func (v *driver) install() deploy.Event {
 	for _, f := range mf.Files {
 		ver.Files = append(ver.Files, slot.File{Path: f.Path, SHA256: f.SHA256, Size: f.Size})
 	}
-	err := v.m.store.Install(v.role, ver, v.opened.Files, slot.InstallOptions{})
+	err := v.m.store.Install(v.role, ver, v.opened.Files, slot.InstallOptions{ForceQuarantined: v.dep.Spec().ForceQuarantined})
 	if err != nil {
 		refused := errors.Is(err, slot.ErrBelowFloor) || errors.Is(err, slot.ErrQuarantined)
 		return deploy.InstallFailed{Reason: err.Error(), Refused: refused}

@@ -30,6 +30,9 @@ type Spec struct {
 	// SkipTrial promotes without a trial (the demo's slow model, promoted
 	// with the trial gate disabled so that the health gate rolls it back).
 	SkipTrial bool `json:"skip_trial,omitempty"`
+	// ForceQuarantined installs the version even if the slot table
+	// quarantined it (a signed command's explicit override).
+	ForceQuarantined bool `json:"force_quarantined,omitempty"`
 }
 
 // Validate checks the spec's fields; the error names the first bad one.

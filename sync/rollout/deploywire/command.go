@@ -26,7 +26,10 @@ const (
 	ArgRollout    = "rollout"     // the rollout that sent it (optional)
 	ArgParkedOnly = "parked_only" // "true": promote only while parked
 	ArgSkipTrial  = "skip_trial"  // "true": promote without the trial
-	ArgReason     = "reason"      // model-rollback: why (optional)
+	// ArgForceQuarantined "true": install the version even though it is
+	// quarantined on the vehicle (lifting its quarantine entry).
+	ArgForceQuarantined = "force_quarantined"
+	ArgReason           = "reason" // model-rollback: why (optional)
 )
 
 // ErrBadArgs is what ParseDeployArgs and ParseRollbackArgs wrap; a
@@ -50,6 +53,10 @@ type DeployArgs struct {
 	// SkipTrial promotes the candidate without its trial (the health
 	// gate after promotion still decides commit or rollback).
 	SkipTrial bool
+	// ForceQuarantined installs the version even if the vehicle
+	// quarantined it after an earlier failure; the signed command is the
+	// operator's say-so. It does not lift the anti-rollback floor.
+	ForceQuarantined bool
 }
 
 // Args returns the command's argument map; false options are left out.
@@ -66,6 +73,9 @@ func (a DeployArgs) Args() (map[string]string, error) {
 	}
 	if a.SkipTrial {
 		m[ArgSkipTrial] = "true"
+	}
+	if a.ForceQuarantined {
+		m[ArgForceQuarantined] = "true"
 	}
 	return m, nil
 }
@@ -87,10 +97,11 @@ func (a DeployArgs) check() error {
 }
 
 // ParseDeployArgs reads model-deploy's arguments: bundle, name, version
-// and role required, rollout, parked_only and skip_trial optional (the
-// options "true" or "false"); any other argument is refused.
+// and role required, rollout, parked_only, skip_trial and
+// force_quarantined optional (the options "true" or "false"); any other
+// argument is refused.
 func ParseDeployArgs(m map[string]string) (DeployArgs, error) {
-	if err := onlyArgs(m, ArgBundle, ArgName, ArgVersion, ArgRole, ArgRollout, ArgParkedOnly, ArgSkipTrial); err != nil {
+	if err := onlyArgs(m, ArgBundle, ArgName, ArgVersion, ArgRole, ArgRollout, ArgParkedOnly, ArgSkipTrial, ArgForceQuarantined); err != nil {
 		return DeployArgs{}, err
 	}
 	a := DeployArgs{BundleHash: m[ArgBundle], Name: m[ArgName], Role: m[ArgRole], Rollout: m[ArgRollout]}
@@ -106,6 +117,9 @@ func ParseDeployArgs(m map[string]string) (DeployArgs, error) {
 		return DeployArgs{}, err
 	}
 	if a.SkipTrial, err = option(m, ArgSkipTrial); err != nil {
+		return DeployArgs{}, err
+	}
+	if a.ForceQuarantined, err = option(m, ArgForceQuarantined); err != nil {
 		return DeployArgs{}, err
 	}
 	if err := a.check(); err != nil {

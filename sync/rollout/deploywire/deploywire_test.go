@@ -161,8 +161,15 @@ func TestDeployArgs(t *testing.T) {
 		t.Errorf("read back %+v, %v", back, err)
 	}
 	m["skip_trial"], m["parked_only"] = "true", "false"
-	if back, err := ParseDeployArgs(m); err != nil || !back.SkipTrial || back.ParkedOnly {
+	if back, err := ParseDeployArgs(m); err != nil || !back.SkipTrial || back.ParkedOnly || back.ForceQuarantined {
 		t.Errorf("options: %+v %v", back, err)
+	}
+	a.ForceQuarantined = true
+	if m, err = a.Args(); err != nil || m["force_quarantined"] != "true" {
+		t.Fatalf("force_quarantined in the args: %v %v", m, err)
+	}
+	if back, err := ParseDeployArgs(m); err != nil || back != a {
+		t.Errorf("read back with force_quarantined: %+v, %v", back, err)
 	}
 }
 
@@ -185,6 +192,7 @@ func TestDeployArgsRefusals(t *testing.T) {
 		{"bad role", "role", func(m map[string]string) { m["role"] = "backup" }},
 		{"bad rollout", "rollout", func(m map[string]string) { m["rollout"] = "r 1" }},
 		{"bad option", "parked_only", func(m map[string]string) { m["parked_only"] = "yes" }},
+		{"bad force option", "force_quarantined", func(m map[string]string) { m["force_quarantined"] = "1x" }},
 		{"unknown argument", "unknown argument force", func(m map[string]string) { m["force"] = "true" }},
 	} {
 		m := good()
