@@ -13,7 +13,9 @@
 // baselines, then the uploader with the ingester and a sink),
 // syncacks.go, synccheck.go (every record in the sink exactly once),
 // syncrestart.go (the broker-restart scenario), syncbroker.go (the
-// Mosquitto it starts) and uplink.go (the emulated vehicle uplink).
+// Mosquitto it starts) and uplink.go (the emulated vehicle link). The
+// models suite is models.go (flags, the run, the RESULT line),
+// modelsbundle.go, modelsdownload.go, modelsswap.go and modelsload.go.
 // stats.go has the percentiles.
 package main
 
@@ -39,6 +41,7 @@ var suites = []suite{
 	{"socket", "a frame through the socket protocol and a trivial handler vs a bare Unix-socket echo; request rate", runSocket},
 	{"checkpoint", "full, incremental and differential checkpoints under ingest vs a bare backup stream; upload, export and verified restore", runCheckpoint},
 	{"sync", "an offline backlog drained over MQTT by the edge uploader into ingester and sink vs bare QoS 1 publishes of the same batches", runSync},
+	{"models", "a signed bundle downloaded over the emulated link vs bare QoS 1 publishes of its chunks; promotion and rollback under a 30 Hz stream", runModels},
 }
 
 func usage(w io.Writer) {

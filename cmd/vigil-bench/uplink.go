@@ -6,29 +6,43 @@ import (
 	"time"
 )
 
-// uplink emulates a vehicle's link to the broker for the sync suite: a
-// TCP proxy on loopback whose vehicle-to-broker direction is limited to
-// a rate, with a one-way delay of half the round trip in each
-// direction. Both the raw publisher and the uploader go through it; the
-// cloud side (ingester, subscribers) talks to the broker directly, as it
-// would from a data centre.
+// uplink emulates a vehicle's link to the broker: a TCP proxy on
+// loopback whose vehicle-to-broker direction is limited to a rate, and,
+// for the models suite, whose broker-to-vehicle direction may be too,
+// with a one-way delay of half the round trip in each direction. Each
+// connection through it gets the rates on its own. A direction holds at
+// most about 150 KiB in the proxy (its queue below), so it carries at most
+// that much per one-way delay: at 20 Mbit/s, beyond some 100 ms of round
+// trip the proxy, not the rate, is the limit. In the sync suite both
+// the raw publisher and the uploader go through it; the cloud side
+// (ingester, subscribers) talks to the broker directly, as it would from
+// a data centre.
 type uplink struct {
-	ln     net.Listener
-	target string
-	rate   float64       // bytes per second, vehicle to broker; 0: unlimited
-	delay  time.Duration // one way
+	ln       net.Listener
+	target   string
+	rate     float64       // bytes per second, vehicle to broker; 0: unlimited
+	downRate float64       // bytes per second, broker to vehicle; 0: unlimited
+	delay    time.Duration // one way
 
 	mu    sync.Mutex
 	conns []net.Conn
 	wg    sync.WaitGroup
 }
 
+// startUplink starts a proxy to target limited to mbps towards it,
+// unlimited back.
 func startUplink(target string, mbps float64, rtt time.Duration) (*uplink, error) {
+	return startLink(target, mbps, 0, rtt)
+}
+
+// startLink starts a proxy to target limited to upMbps towards it and to
+// downMbps back (0: unlimited).
+func startLink(target string, upMbps, downMbps float64, rtt time.Duration) (*uplink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	u := &uplink{ln: ln, target: target, rate: mbps * 1e6 / 8, delay: rtt / 2}
+	u := &uplink{ln: ln, target: target, rate: upMbps * 1e6 / 8, downRate: downMbps * 1e6 / 8, delay: rtt / 2}
 	u.wg.Add(1)
 	go u.accept()
 	return u, nil
@@ -63,8 +77,8 @@ func (u *uplink) accept() {
 		u.conns = append(u.conns, c, s)
 		u.mu.Unlock()
 		u.wg.Add(2)
-		go u.pipe(s, c, u.rate) // vehicle to broker: the uplink
-		go u.pipe(c, s, 0)      // broker to vehicle
+		go u.pipe(s, c, u.rate)     // vehicle to broker: the uplink
+		go u.pipe(c, s, u.downRate) // broker to vehicle
 	}
 }
 
