@@ -48,7 +48,9 @@
 //     <Dir>/<hash>/: the index, then Preflight (the caller's judgement of
 //     the manifest, CheckPolicy making one from a bundle.Policy) and the
 //     free disk check (twice the bundle's size), then the missing chunks,
-//     Window requests in flight, each checked against the chunk table
+//     Window requests in flight (each published in the background, so
+//     that one's acknowledgement does not hold back the next), the
+//     answers each checked against the chunk table
 //     (a damaged one is asked for again), written, synced, and recorded
 //     in a persisted bitmap (staging.go), so that a download cut by a
 //     lost link, a broker restart, a disk that filled up or a kill -9 of

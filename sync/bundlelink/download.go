@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,6 +22,11 @@ type download struct {
 	// pubErr is the link's last refusal of a request, for ErrStalled's
 	// message.
 	pubErr error
+	// Chunk requests are published in the background (publishChunks), so
+	// that a request's wait for its acknowledgement does not hold back
+	// the next: pubs counts them, pubErrs brings their errors back.
+	pubs    sync.WaitGroup
+	pubErrs chan error
 
 	// the index being put together
 	parts   map[int][]byte
@@ -49,7 +55,7 @@ var errRetry = errors.New("unavailable")
 // waits (for a connection, behind telemetry, for its budget) until the
 // download would stall at most.
 func (d *download) publish(ctx context.Context, t Type, first, n, take int) error {
-	b, err := Encode(Envelope{Type: t, Tag: d.tag, Bundle: d.hash, ChunkBytes: d.chunkBytes(), Index: first, Count: n})
+	b, err := d.request(t, first, n)
 	if err != nil {
 		return err
 	}
@@ -70,6 +76,11 @@ func (d *download) publish(ctx context.Context, t Type, first, n, take int) erro
 	}
 	d.f.count(func(p *Progress) { p.Requests++ })
 	return nil
+}
+
+// request encodes a request.
+func (d *download) request(t Type, first, n int) ([]byte, error) {
+	return Encode(Envelope{Type: t, Tag: d.tag, Bundle: d.hash, ChunkBytes: d.chunkBytes(), Index: first, Count: n})
 }
 
 func (d *download) chunkBytes() int {
@@ -214,6 +225,13 @@ func (d *download) indexAnswer(e Envelope) (*Index, error) {
 // staged.
 func (d *download) fetchChunks(ctx context.Context) error {
 	d.again, d.corrupt, d.last = map[int]bool{}, map[int]int{}, d.f.clock.Now()
+	d.pubErrs = make(chan error, 1)
+	pctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		d.pubs.Wait()
+	}()
+	ctx = pctx
 	for !d.st.p.Complete {
 		if err := d.takeAnswers(ctx); err != nil {
 			return err
@@ -247,19 +265,34 @@ func (d *download) fetchChunks(ctx context.Context) error {
 	return nil
 }
 
-// ask publishes a request for chunks [first, first+n), taking their size
-// bytes from the link's budget first. A publication the link lost is not
-// an error: the request's timeout asks again.
+// ask requests chunks [first, first+n): it takes their size bytes from
+// the link's budget (which paces the requests to the rate cap and holds
+// them behind telemetry), then publishes the request in the background,
+// so that the next request need not wait for this one's acknowledgement
+// (a round trip each would cap the download at a window per round trip).
+// A publication the link lost is not an error: the request's timeout
+// asks again.
 func (d *download) ask(ctx context.Context, first, n, size int) error {
-	err := d.publish(ctx, TypeGetChunks, first, n, size)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if errors.Is(err, ErrStalled) {
+	b, err := d.request(TypeGetChunks, first, n)
+	if err != nil {
 		return err
 	}
-	if err != nil {
+	stall := d.last.Add(d.f.cfg.StallTimeout)
+	tctx, cancel := context.WithDeadline(ctx, stall)
+	err = d.f.cfg.Link.TakeBulk(tctx, size)
+	expired := tctx.Err() != nil
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case expired:
+		return d.stalled(stall)
+	case err != nil:
+		d.pubErr = err
 		d.f.log.Debug("bundle request not published; again at its timeout", zap.String("bundle", d.hash), zap.Error(err))
+	default:
+		d.pubs.Add(1)
+		go d.publishChunks(ctx, stall, b)
 	}
 	d.reqs = append(d.reqs, &request{first: first, n: n, due: d.f.clock.Now().Add(d.f.cfg.AnswerTimeout)})
 	for i := first; i < first+n; i++ {
@@ -268,9 +301,33 @@ func (d *download) ask(ctx context.Context, first, n, size int) error {
 	return nil
 }
 
+// publishChunks publishes a chunk request until stall at most; an error
+// goes back to the download loop (the latest only: it is for messages).
+func (d *download) publishChunks(ctx context.Context, stall time.Time, b []byte) {
+	defer d.pubs.Done()
+	pctx, cancel := context.WithDeadline(ctx, stall)
+	defer cancel()
+	if err := d.f.cfg.Link.PublishBulk(pctx, RequestTopic(d.f.cfg.Vehicle), b); err != nil {
+		select {
+		case d.pubErrs <- err:
+		default:
+		}
+		return
+	}
+	d.f.count(func(p *Progress) { p.Requests++ })
+}
+
 // takeAnswers takes every answer already there, then commits what they
 // staged.
 func (d *download) takeAnswers(ctx context.Context) error {
+	select {
+	case err := <-d.pubErrs:
+		if ctx.Err() == nil {
+			d.pubErr = err
+			d.f.log.Debug("bundle request not published; again at its timeout", zap.String("bundle", d.hash), zap.Error(err))
+		}
+	default:
+	}
 	for more := true; more; {
 		select {
 		case a := <-d.f.ans:

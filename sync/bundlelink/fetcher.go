@@ -24,7 +24,11 @@ import (
 // that many bytes of the rate cap (any number: edge takes more than its
 // bucket in pieces) and publishes nothing. PublishBulk then publishes
 // the request, HeaderBytes (90) long, and waits likewise and for the
-// broker's PUBACK. An index request takes nothing beforehand.
+// broker's PUBACK. Chunk requests are published in the background, so
+// PublishBulk is called from several goroutines at once (up to Window
+// and more) and must be safe for that; the next request's TakeBulk does
+// not wait for the last one's PUBACK. An index request takes nothing
+// beforehand and is published in the download's own goroutine.
 type Link interface {
 	TakeBulk(ctx context.Context, n int) error
 	PublishBulk(ctx context.Context, topic string, payload []byte) error
