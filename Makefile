@@ -19,7 +19,7 @@ all: build
 
 help:
 	@echo "make demo     start vigild with the demo models and drive it with vigil-sim for a minute"
-	@echo "make fleet-demo  a broker, vigild with the cloud link, the ingester, and signed fleet commands"
+	@echo "make fleet-demo  a broker, vigild with the cloud link, the ingester, signed fleet commands and model rollouts"
 	@echo "make dr-demo  disaster recovery: checkpoints uploaded, the vehicle's computer lost, restored onto a new unit"
 	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
 	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"
@@ -84,7 +84,7 @@ test: deps fmt-check vet
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/batch/
 	$(GO) test -run '^$$' -fuzz FuzzScanSegment -fuzztime 5s ./sync/sink/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 5s ./sync/ckptlink/
-	# The README's operator walk-through, end to end (about 15 s), and the
+	# The README's operator walk-through, end to end (about 40 s), and the
 	# disaster-recovery story (about 20 s).
 	$(GO) build -o build/bin/ ./cmd/...
 	scripts/fleet-demo.sh
