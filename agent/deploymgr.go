@@ -330,16 +330,6 @@ func (d *Daemon) deploymentsStatus() status.DeploymentsStatus {
 	return out
 }
 
-// quarantined finds the slot table's quarantine entry of a version.
-func (m *deployer) quarantined(name string, version uint64, hash string) (slot.Quarantined, bool) {
-	for _, q := range m.store.Table().Quarantine {
-		if q.Name == name && q.Version == version && q.Hash == hash {
-			return q, true
-		}
-	}
-	return slot.Quarantined{}, false
-}
-
 var errNoModelKeys = errors.New("no trusted model-signing keys (deployments.trusted_keys): every model-deploy is refused")
 
 // executeModelDeploy starts a deployment from a verified model-deploy.
@@ -355,7 +345,7 @@ func (d *Daemon) executeModelDeploy(ctx context.Context, env command.Envelope, l
 	case len(m.keys) == 0:
 		return nil, errNoModelKeys
 	}
-	if q, ok := m.quarantined(a.Name, a.Version, a.BundleHash); ok && !a.ForceQuarantined {
+	if q, ok := m.store.Table().Quarantined(a.Name, a.Version, a.BundleHash); ok && !a.ForceQuarantined {
 		return nil, fmt.Errorf("%s v%d (%.12s) is quarantined on this vehicle (%s): model-deploy with %s=true installs it anyway",
 			a.Name, a.Version, a.BundleHash, q.Reason, deploywire.ArgForceQuarantined)
 	}

@@ -354,6 +354,15 @@ func (t Table) quarantined(name string, version uint64, hash string) int {
 	return -1
 }
 
+// Quarantined returns the quarantine entry of a version (name, version
+// and bundle hash), if it has one.
+func (t Table) Quarantined(name string, version uint64, hash string) (Quarantined, bool) {
+	if i := t.quarantined(name, version, hash); i >= 0 {
+		return t.Quarantine[i], true
+	}
+	return Quarantined{}, false
+}
+
 // quarantine adds a version to the quarantine, once.
 func (t *Table) quarantine(v Version, reason string) {
 	if t.quarantined(v.Name, v.Version, v.Hash) >= 0 {
