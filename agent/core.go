@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,38 +25,60 @@ func (d *Daemon) initRuntime(context.Context) error {
 	return nil
 }
 
-// loadModels loads and warms the three backends. A GPU rung that does not
-// load is left out, with a warning; the degraded rung is required, and
-// without it the backends loaded are closed again.
+// loadModels loads and warms the three backends, each on its own
+// goroutine: ONNX Runtime builds sessions independently, and a GPU rung
+// that takes long to load (an engine to build) holds up neither the CPU
+// rung nor the other. A GPU rung that does not load is left out, with a
+// warning; the degraded rung is required, and without it the backends
+// loaded are closed again. Warnings and log lines follow the rungs' order
+// whatever the order of the loads.
 func (d *Daemon) loadModels(ctx context.Context) error {
 	m := d.cfg.Models
+	var (
+		loaded [watchdog.NumBackends]*inference.Backend
+		errs   [watchdog.NumBackends]error
+		wg     sync.WaitGroup
+	)
 	for b, bc := range []BackendConfig{m.Primary, m.Shadow, m.Degraded} {
-		name := watchdog.Backend(b).String()
 		prov, _ := inference.ParseProvider(bc.Provider) // checked by Validate
 		cfg := bc.Config
-		cfg.Name, cfg.ModelPath, cfg.Provider, cfg.MaxBatch = name, d.cfg.ModelPath(bc.Path), prov, m.MaxBatch
-		be, err := inference.Load(cfg)
-		if err != nil {
-			if watchdog.Backend(b) == watchdog.Degraded {
-				return errors.Join(fmt.Errorf("models.degraded: %w", err), d.closeBackends(ctx))
-			}
-			d.notLoaded[b] = err.Error()
-			w := fmt.Sprintf("%s not loaded: %v", name, err)
-			if errors.Is(err, inference.ErrProviderUnavailable) {
-				d.notLoaded[b] = prov.String() + " is not available"
-				w = fmt.Sprintf("%s not loaded: %s is not available here; serving without it", name, prov)
-			}
-			d.warnings = append(d.warnings, w)
-			d.log.Warn("model not loaded; starting without it", zap.String("backend", name), zap.Error(err))
+		cfg.Name, cfg.ModelPath, cfg.Provider, cfg.MaxBatch = watchdog.Backend(b).String(), d.cfg.ModelPath(bc.Path), prov, m.MaxBatch
+		wg.Go(func() { loaded[b], errs[b] = inference.Load(cfg) })
+	}
+	wg.Wait()
+	for b, be := range loaded {
+		if errs[b] != nil {
 			continue
 		}
 		info := be.Info()
-		d.log.Info("model loaded", zap.String("backend", name), zap.String("model", info.Model.Name),
+		d.log.Info("model loaded", zap.String("backend", watchdog.Backend(b).String()), zap.String("model", info.Model.Name),
 			zap.String("version", info.Model.Version), zap.String("provider", info.Provider),
 			zap.Duration("warmup", info.Warmup), zap.Duration("first_run", info.FirstRun))
 		d.backends[b] = be
 	}
+	if err := errs[watchdog.Degraded]; err != nil {
+		return errors.Join(fmt.Errorf("models.degraded: %w", err), d.closeBackends(ctx))
+	}
+	for _, b := range []watchdog.Backend{watchdog.Primary, watchdog.Shadow} {
+		if errs[b] != nil {
+			d.leaveOut(b, m.backend(b).Provider, errs[b])
+		}
+	}
 	return nil
+}
+
+// leaveOut records why GPU rung b, on provider, did not load: the daemon
+// serves without it.
+func (d *Daemon) leaveOut(b watchdog.Backend, provider string, err error) {
+	d.notLoaded[b] = err.Error()
+	w := fmt.Sprintf("%s not loaded: %v", b, err)
+	if errors.Is(err, inference.ErrProviderUnavailable) {
+		prov, _ := inference.ParseProvider(provider)
+		d.notLoaded[b] = prov.String() + " is not available"
+		w = fmt.Sprintf("%s not loaded: %s is not available here; serving without it", b, prov)
+	}
+	d.warnings = append(d.warnings, w)
+	d.log.Warn("model not loaded; starting without it", zap.String("backend", b.String()), zap.Error(err))
 }
 
 // closeBackends releases the models, each once its runs in flight have

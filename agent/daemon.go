@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/vigil-av/vigil/agent/socket"
 	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/models/slot"
 	"github.com/vigil-av/vigil/watchdog"
 	"github.com/vigil-av/vigil/watchdog/shell"
 )
@@ -44,6 +47,10 @@ type Daemon struct {
 	vehicle  atomic.Uint32 // wire.VehicleState reported by the supervisor
 	started  time.Time
 	warnings []string
+	// storageWarnings are the storage branch's, kept apart while the
+	// branches run (startBranches).
+	storageWarnings []string
+	storeLog        *storeLog // the logger's way into the logs stream
 	// notLoaded says why a backend is missing, "" when it is loaded.
 	notLoaded [watchdog.NumBackends]string
 	runtime   inference.RuntimeInfo
@@ -65,6 +72,7 @@ type Daemon struct {
 	ckptWhy      string        // why they are off
 	op           operator      // the operator's standing orders, kept in the store
 	models       *deployer     // model slots and deployments; nil when off
+	slots        *slot.Store   // the slot table; nil when it could not be opened
 	deployWhy    string        // why they are off
 	swap         modelSwapper  // the router's hot swap; nil: promotions fail
 
@@ -90,14 +98,28 @@ type step struct {
 	stop  func(context.Context) error
 }
 
-// steps is the start order. Start runs it; a failed Start and Close undo
-// the steps that were started, last first.
+// branches are the first steps of the start, in two branches that run at
+// once: the store's, and ONNX Runtime's with the model slots and the
+// models, which do not need the store. Each branch runs its steps in
+// order; the other steps wait for both. The branches share only the
+// configuration and the logger; the storage branch's warnings wait in
+// d.storageWarnings and go first in the list when both are done.
+func (d *Daemon) branches() [][]step {
+	return [][]step{
+		{{"opening storage", d.openStorage, d.closeStorage}},
+		{
+			{"loading ONNX Runtime", d.initRuntime, nil},
+			{"opening model slots", d.openSlots, nil},
+			{"loading models", d.loadModels, d.closeBackends},
+		},
+	}
+}
+
+// steps is the start order once the branches are done. Start runs it; a
+// failed Start and Close undo the steps that were started, last first.
 func (d *Daemon) steps() []step {
 	return []step{
-		{"opening storage", d.openStorage, d.closeStorage},
-		{"loading ONNX Runtime", d.initRuntime, nil},
-		{"opening model slots", d.openSlots, nil},
-		{"loading models", d.loadModels, d.closeBackends},
+		{"keeping the slot table in the store", d.carrySlotTable, nil},
 		{"starting router", d.startRouter, d.closeRouter},
 		{"starting watchdog", d.startWatchdog, d.closeWatchdog},
 		{"restoring operator state", d.loadOperatorState, nil},
@@ -111,40 +133,90 @@ func (d *Daemon) steps() []step {
 	}
 }
 
-// Start brings the daemon up in order — storage, the models, warmed
-// backends, the router and the watchdog, the hardware probe, the socket,
-// the metrics endpoint, the cloud link, then the checkpoints' scheduler —
-// so that it accepts requests
-// only when it can answer them. Storage that cannot be opened leaves the
-// daemon serving without telemetry, and a link that cannot be set up
-// leaves it serving without the cloud, both saying so. A GPU model that
-// cannot be loaded (no GPU, no provider) is kept out and reported: the
-// daemon starts degraded rather than not at all. The degraded CPU model is
-// required. When a step fails, the steps before it are undone, last first.
+// Start brings the daemon up — the store beside ONNX Runtime and the
+// warmed models, then the router and the watchdog, the operator's
+// standing orders, the hardware probe, the socket, the metrics endpoint,
+// the cloud link, the checkpoints' scheduler and the model deployments —
+// so that it accepts requests only when it can answer them. Storage that
+// cannot be opened leaves the daemon serving without telemetry, and a link
+// that cannot be set up leaves it serving without the cloud, both saying
+// so. A GPU model that cannot be loaded (no GPU, no provider) is kept out
+// and reported: the daemon starts degraded rather than not at all. The
+// degraded CPU model is required. When a step fails, the steps started are
+// undone, last first.
 func Start(ctx context.Context, cfg Config, log *zap.Logger, level zap.AtomicLevel) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, level: level, started: time.Now(), notify: newNotifier(), reporter: &lateReporter{}}
+	d := &Daemon{cfg: cfg, log: log, level: level, started: time.Now(), notify: newNotifier(), reporter: &lateReporter{},
+		storeLog: newStoreLog(level)}
+	if cfg.StorageEnabled {
+		// Log lines go to the logs stream too, those of the start
+		// before the store is open included (storeLog).
+		d.log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return zapcore.NewTee(c, d.storeLog.core())
+		}))
+	}
 	d.vehicle.Store(uint32(wire.Driving)) // until the supervisor says otherwise
-	log.Info("starting", zap.String("vehicle_id", cfg.VehicleID), zap.String("version", Version))
+	d.log.Info("starting", zap.String("vehicle_id", cfg.VehicleID), zap.String("version", Version))
+	err := d.startBranches(ctx)
+	if err == nil {
+		err = d.startSteps(ctx)
+	}
+	if err != nil {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		if uerr := d.undo(uctx); uerr != nil {
+			return nil, errors.Join(err, uerr)
+		}
+		return nil, err
+	}
+	d.running.Store(true)
+	d.ready()
+	return d, nil
+}
+
+// startSteps runs the steps in order until one fails.
+func (d *Daemon) startSteps(ctx context.Context) error {
 	for _, s := range d.steps() {
 		d.progress(s.name)
 		if err := s.start(ctx); err != nil {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-			defer cancel()
-			if uerr := d.undo(uctx); uerr != nil {
-				return nil, errors.Join(err, uerr)
-			}
-			return nil, err
+			return err
 		}
 		if s.stop != nil {
 			d.up = append(d.up, s)
 		}
 	}
-	d.running.Store(true)
-	d.ready()
-	return d, nil
+	return nil
+}
+
+// startBranches runs the branches at once, each on its own goroutine, and
+// waits for all of them. The steps they started join d.up in branch order,
+// whether or not a branch failed, so that undo takes them down.
+func (d *Daemon) startBranches(ctx context.Context) error {
+	branches := d.branches()
+	ups := make([][]step, len(branches))
+	errs := make([]error, len(branches))
+	var wg sync.WaitGroup
+	for i, b := range branches {
+		wg.Go(func() {
+			for _, s := range b {
+				d.progress(s.name)
+				if errs[i] = s.start(ctx); errs[i] != nil {
+					return
+				}
+				if s.stop != nil {
+					ups[i] = append(ups[i], s)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, up := range ups {
+		d.up = append(d.up, up...)
+	}
+	d.warnings = slices.Concat(d.storageWarnings, d.warnings)
+	return errors.Join(errs...)
 }
 
 // undo takes down the steps started, last first, and reports what did not

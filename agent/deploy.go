@@ -92,9 +92,7 @@ func (d *Daemon) openSlots(context.Context) error {
 		d.log.Error("model slots unavailable; serving the configured models", zap.Error(err))
 		return nil
 	}
-	if err := d.carrySlots(st); err != nil {
-		d.log.Error("slot table not tied to the store: checkpoints will not carry it", zap.Error(err))
-	}
+	d.slots = st // tied to the store by carrySlotTable, once it is open
 	m := &deployer{d: d, store: st, cfg: dc.Lifecycle.Config, drivers: map[slot.Role]*driver{},
 		last: map[slot.Role]status.DeploymentStatus{}, saved: map[slot.Role]deploy.Saved{},
 		fetchSem: make(chan struct{}, 1), reportKick: make(chan struct{}, 1), staged: map[string]string{}}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -14,6 +15,20 @@ import (
 // (models/slot), kept after every change so that checkpoints carry the
 // anti-rollback floors and the quarantine to a replacement unit.
 const slotTableKey = "models.slots"
+
+// carrySlotTable is the start step that ties the slot table to the
+// store, once both are open: openSlots runs beside the store's opening
+// (the models it names are the unit's own, which adopting never changes).
+// A table that cannot be tied is logged; the daemon serves on.
+func (d *Daemon) carrySlotTable(context.Context) error {
+	if d.slots == nil {
+		return nil
+	}
+	if err := d.carrySlots(d.slots); err != nil {
+		d.log.Error("slot table not tied to the store: checkpoints will not carry it", zap.Error(err))
+	}
+	return nil
+}
 
 // carrySlots ties the slot table to the store: a copy the store already
 // holds (this unit's own from its last run, or a dead unit's restored

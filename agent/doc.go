@@ -16,15 +16,19 @@
 // (set key by key through their Set) — plus the daemon's own switches.
 //
 // Daemon is the running daemon. Start(ctx, cfg, log, level) runs its steps
-// (daemon.go): storage, ONNX Runtime, the model slots, the models, the
-// router, the watchdog, the operator's standing orders, the hardware
+// (daemon.go). Two branches go first, at once: storage; and ONNX Runtime,
+// the model slots and the models (the three loaded side by side), which do
+// not need the store. Then, in order: the slot table tied to the store,
+// the router, the watchdog, the operator's standing orders, the hardware
 // probe, the socket, the metrics endpoint, the cloud link, the
-// checkpoints, the model deployments, the systemd pings. Each step has its undo; a failed step
-// leaves nothing of its own and Start undoes the steps before it, last
-// first. Close(ctx) undoes them all the same way. A buffer that cannot be
-// opened, a GPU model that cannot be loaded or a link that cannot be set up
-// leaves the daemon serving, degraded, and saying so (Warnings in the
-// status, STATUS= to systemd); the degraded CPU model is required.
+// checkpoints, the model deployments, the systemd pings. Each step has its
+// undo; a failed step leaves nothing of its own and Start undoes the steps
+// started, last first. Close(ctx) undoes them all the same way. Log lines
+// reach the logs stream from the first: those logged before the store is
+// open wait for it (storelog.go). A buffer that cannot be opened, a GPU
+// model that cannot be loaded or a link that cannot be set up leaves the
+// daemon serving, degraded, and saying so (Warnings in the status, STATUS=
+// to systemd); the degraded CPU model is required.
 //
 // The status document's types are agent/status's, so that vigilctl reads
 // them without linking the daemon; Daemon.Status fills them.
@@ -58,6 +62,8 @@
 //	              control, drills)
 //	health.go     the hardware probe step; hw readings for the watchdog
 //	telemetry.go  the buffer step, its streams and records
+//	storelog.go   the logger's way into the logs stream, lines logged
+//	              before the store opened included
 //	cloud.go      the sync step: the uploader and the command channel
 //	commands.go   fleet commands: the channel and what each one does
 //	checkpoint*.go the checkpoint scheduler, retention and shipping

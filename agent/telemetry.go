@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/inference"
@@ -26,9 +25,12 @@ type telemetry struct {
 	health *storage.Stream
 }
 
-// openStorage opens the buffer, tees the logs into it and records how it
-// opened. A buffer that cannot be opened at all leaves the daemon serving
-// without telemetry, and saying so.
+// openStorage opens the buffer, sends the log lines into it (those logged
+// while it opened too) and records how it opened. A buffer that cannot be
+// opened at all leaves the daemon serving without telemetry, and saying
+// so. It runs beside the models' loading: it reads only the
+// configuration, writes only the buffer's fields and d.storageWarnings,
+// and logs through d.log, which it does not change.
 func (d *Daemon) openStorage(ctx context.Context) error {
 	if !d.cfg.StorageEnabled {
 		d.storageState = "off (storage.enabled: false)"
@@ -38,8 +40,9 @@ func (d *Daemon) openStorage(ctx context.Context) error {
 	sc := d.cfg.StorageConfig()
 	st, err := storage.Open(ctx, sc, d.log.Named("storage"))
 	if err != nil {
+		d.storeLog.detach()
 		d.storageState = "unavailable: " + err.Error()
-		d.warnings = append(d.warnings, "telemetry buffer unavailable: "+err.Error())
+		d.storageWarnings = append(d.storageWarnings, "telemetry buffer unavailable: "+err.Error())
 		d.log.Error("storage could not be opened; serving without telemetry", zap.String("dir", sc.Dir), zap.Error(err))
 		return nil
 	}
@@ -50,12 +53,11 @@ func (d *Daemon) openStorage(ctx context.Context) error {
 		health: st.Stream(storage.StreamHealth),
 	}
 	d.storageState = "on"
-	// From here on, log lines also go to the logs stream.
-	d.log = d.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return zapcore.NewTee(c, storage.NewLogCore(st, d.level))
-	}))
+	if n := d.storeLog.attach(storage.NewLogCore(st, d.level)); n > 0 {
+		d.log.Warn("log lines of the start not kept in the logs stream", zap.Int("lines", n))
+	}
 	if rec := st.Recovered(); rec != nil {
-		d.warnings = append(d.warnings, "telemetry buffer was unreadable and was moved aside to "+rec.MovedTo)
+		d.storageWarnings = append(d.storageWarnings, "telemetry buffer was unreadable and was moved aside to "+rec.MovedTo)
 		d.log.Error("storage recovered: the data directory could not be opened and was moved aside",
 			zap.String("moved_to", rec.MovedTo), zap.Error(rec.Cause))
 	}
