@@ -16,6 +16,11 @@
 // Mosquitto it starts) and uplink.go (the emulated vehicle link). The
 // models suite is models.go (flags, the run, the RESULT line),
 // modelsbundle.go, modelsdownload.go, modelsswap.go and modelsload.go.
+// The restart suite is restart.go (flags, the rounds, the RESULT line),
+// restartvigild.go (vigild as a process of its own, which the socket
+// suite also starts, its memory, the probe of its first answer),
+// restartcloud.go (the backlog, the broker, the ingester, the acks) and
+// restartphases.go (the start phases in vigild's log).
 // stats.go has the percentiles.
 package main
 
@@ -42,6 +47,7 @@ var suites = []suite{
 	{"checkpoint", "full, incremental and differential checkpoints under ingest vs a bare backup stream; upload, export and verified restore", runCheckpoint},
 	{"sync", "an offline backlog drained over MQTT by the edge uploader into ingester and sink vs bare QoS 1 publishes of the same batches", runSync},
 	{"models", "a signed bundle downloaded over the emulated link vs bare QoS 1 publishes of its chunks; promotion and rollback under a 30 Hz stream", runModels},
+	{"restart", "vigild killed with SIGKILL and started again over a backlog of a million records: to its socket, its first OK answer, the link draining", runRestart},
 }
 
 func usage(w io.Writer) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/vigil-av/vigil/agent"
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/agent/socket"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 )
 
@@ -26,6 +29,7 @@ type socketFlags struct {
 	duration       time.Duration
 	quick          bool
 	models         string
+	vigild         string
 	library        string
 	gpu            string
 	allowNoResult  bool // count only OK answers instead of failing on NO_RESULT
@@ -37,8 +41,9 @@ const socketAbout = `Sends a 1×3×66×200 float32 frame through the socket prot
 through a bare length-prefixed Unix-socket echo of the same bytes; reports
 both round-trip distributions and their ratio, then the request rate of
 several pipelining clients through the socket path, and through the real
-daemon (router, watchdog, the three demo models) started in this process.
-The RESULT line's rps is the real daemon's.`
+vigild (router, watchdog, the three demo models, the telemetry buffer)
+started as a process of its own. The RESULT line's rps is the real
+daemon's, and rss_mb its peak resident set size (VmHWM) under that load.`
 
 // parseSocketFlags parses the suite's flags, applies --quick and checks
 // them.
@@ -52,6 +57,7 @@ func parseSocketFlags(args []string, stderr io.Writer) (socketFlags, error) {
 	fs.IntVar(&f.callers, "callers", 4, "concurrent callers pipelining on each connection")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long to measure the request rate")
 	fs.StringVar(&f.models, "models", "", "directory of the demo models for the daemon run (default: build/models if present, else generated)")
+	fs.StringVar(&f.vigild, "vigild", "", "the vigild executable for the daemon run (default: built from this module with go build)")
 	fs.StringVar(&f.library, "ort-library", "", "ONNX Runtime shared library for the daemon run")
 	fs.StringVar(&f.gpu, "gpu-provider", "cpu", "provider of the primary and shadow in the daemon run")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (1000 round trips of each side, 1 s of rate; a few seconds in all)")
@@ -158,12 +164,12 @@ func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "server: %d error frames, %d late answers\n", st.ErrorFrames, st.LateAnswers)
 	}
 
-	drps, err := daemonRate(ctx, f, filepath.Join(dir, "daemon.sock"), req, stdout)
+	drps, rss, err := daemonRate(ctx, f, dir, filepath.Join(dir, "daemon.sock"), req, stdout)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "RESULT suite=socket rtt_ratio_p50=%.3f rtt_p50_us=%.0f echo_p50_us=%.0f rps=%.0f\n",
-		float64(sp50)/float64(ep50), micros(sp50), micros(ep50), drps)
+	fmt.Fprintf(stdout, "RESULT suite=socket rtt_ratio_p50=%.3f rtt_p50_us=%.0f echo_p50_us=%.0f rps=%.0f rss_mb=%.1f\n",
+		float64(sp50)/float64(ep50), micros(sp50), micros(ep50), drps, rss)
 	return nil
 }
 
@@ -219,17 +225,18 @@ func alternate(ctx context.Context, f socketFlags, viaSocket, viaEcho func() (ti
 }
 
 // daemonRate measures the request rate of the same load through the real
-// daemon started on path, prints its line and returns the rate.
-func daemonRate(ctx context.Context, f socketFlags, path string, req *client.InferRequest, stdout io.Writer) (float64, error) {
+// vigild, started as a process of its own with its socket at path and its
+// files in dir, prints its lines and returns the rate and vigild's peak
+// resident set size in MB.
+func daemonRate(ctx context.Context, f socketFlags, dir, path string, req *client.InferRequest, stdout io.Writer) (rps, rssMB float64, err error) {
 	// The same load through the real daemon: socket, router, watchdog and
 	// the three demo models on this machine's CPU (hot policy: primary and
 	// shadow run for every request).
-	d, cleanup, err := startBenchDaemon(ctx, f, path)
+	p, limitMB, cleanup, err := startSocketDaemon(ctx, f, dir, path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cleanup()
-	defer d.Close(context.Background())
 	// The models take about a millisecond each on a small CPU and have one
 	// session each: two pipelining callers keep them busy; more would only
 	// be shed as OVERLOADED.
@@ -237,42 +244,101 @@ func daemonRate(ctx context.Context, f socketFlags, path string, req *client.Inf
 	df.conns, df.callers, df.allowNoResult = 1, 2, true
 	dreq := *req
 	dreq.Budget = 33 * time.Millisecond
-	dn, delapsed, err := measureRate(ctx, d.SocketPath(), &dreq, df)
+	dn, delapsed, err := measureRate(ctx, path, &dreq, df)
 	if err != nil {
-		return 0, fmt.Errorf("through the daemon: %w", err)
+		return 0, 0, fmt.Errorf("through the daemon: %w; its log ends:\n%s", err, p.logTail(15))
 	}
-	drps := float64(dn) / delapsed.Seconds()
-	st := d.Status()
+	rps = float64(dn) / delapsed.Seconds()
+	st, err := daemonStatus(ctx, path)
+	if err != nil {
+		return 0, 0, err
+	}
+	peak, now, err := p.memMB()
+	if err != nil {
+		return 0, 0, fmt.Errorf("vigild's memory: %w", err)
+	}
+	if err := p.stop(10 * time.Second); err != nil {
+		return 0, 0, fmt.Errorf("vigild: %w; its log ends:\n%s", err, p.logTail(15))
+	}
 	fmt.Fprintf(stdout, "through vigild (demo models on %s, hot policy, 33 ms deadline, %d callers): %d OK answers in %v: %.0f requests/s, served %d/%d/%d (primary/shadow/degraded), NO_RESULT %v, latency p50 %.2fms p99 %.2fms\n",
-		f.gpu, df.conns*df.callers, dn, delapsed.Round(time.Millisecond), drps, st.Backends[0].Served, st.Backends[1].Served, st.Backends[2].Served, st.Counters.NoResult, st.Latency.P50, st.Latency.P99)
-	return drps, nil
+		f.gpu, df.conns*df.callers, dn, delapsed.Round(time.Millisecond), rps, st.Backends[0].Served, st.Backends[1].Served, st.Backends[2].Served, st.Counters.NoResult, st.Latency.P50, st.Latency.P99)
+	fmt.Fprintf(stdout, "vigild's memory: peak resident %.1f MB, %.1f MB at the end; its memory_limit_mb, %d, is the Go runtime's soft limit on its own heap: ONNX Runtime's and Badger's allocations and the mapped code are resident too, but outside that limit\n",
+		peak, now, limitMB)
+	return rps, peak, nil
 }
 
-// startBenchDaemon starts vigild in this process on the demo models.
-func startBenchDaemon(ctx context.Context, f socketFlags, path string) (*agent.Daemon, func(), error) {
-	dir, cleanup, err := benchModelDir(f.models)
+// daemonStatus reads the daemon's status document over its socket.
+func daemonStatus(ctx context.Context, path string) (status.Status, error) {
+	var st status.Status
+	c, err := client.Dial(path)
 	if err != nil {
-		return nil, nil, err
+		return st, err
 	}
-	cfg := agent.DefaultConfig()
-	cfg.ORTLibrary = f.library
-	cfg.Models.Dir = dir
-	cfg.Models.Primary.Provider = f.gpu
-	cfg.Models.Shadow.Provider = f.gpu
-	cfg.Socket.Path = path
-	cfg.Router.Requests = 4 * f.conns * f.callers
-	cfg.Log.Level = "error"
-	log, level, err := agent.NewLogger(cfg.Log, os.Stderr)
+	defer c.Close()
+	raw, err := c.Status(ctx)
+	if err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	return st, nil
+}
+
+// startSocketDaemon starts vigild on the demo models, its files in dir,
+// and waits until it answers on path. It returns the process, the
+// configuration's memory_limit_mb and what kills the process if it still
+// runs and removes the models it may have generated.
+func startSocketDaemon(ctx context.Context, f socketFlags, dir, path string) (*vigildProc, int, func(), error) {
+	bin, err := vigildBinary(ctx, f.vigild, dir)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	models, cleanup, err := benchModelDir(f.models)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	lines := []string{
+		"vehicle_id: bench-socket",
+		"data_dir: " + filepath.Join(dir, "data"),
+		"models:",
+		"  dir: " + models,
+		"  primary: {path: primary.onnx, provider: " + f.gpu + "}",
+		"  shadow: {path: shadow.onnx, provider: " + f.gpu + "}",
+		"  degraded: {path: degraded.onnx, provider: cpu}",
+		"watchdog: {policy: hot, deadline: 33ms}",
+		"socket: {path: " + path + "}",
+		fmt.Sprintf("router: {requests: %d}", 4*f.conns*f.callers),
+		"log: {level: warn, format: json}",
+	}
+	if f.library != "" {
+		lines = append(lines, "ort_library: "+f.library)
+	}
+	text := strings.Join(lines, "\n") + "\n"
+	config := filepath.Join(dir, "vigild.yaml")
+	cfg, err := agent.ParseConfig(strings.NewReader(text))
+	if err == nil {
+		err = os.WriteFile(config, []byte(text), 0o600)
+	}
 	if err != nil {
 		cleanup()
-		return nil, nil, err
+		return nil, 0, nil, fmt.Errorf("the suite's vigild configuration: %w", err)
 	}
-	d, err := agent.Start(ctx, cfg, log, level)
+	p, err := startVigild(bin, config, filepath.Join(dir, "vigild.log"))
 	if err != nil {
 		cleanup()
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	return d, cleanup, nil
+	first := client.InferRequest{Budget: time.Second, Inputs: []client.Tensor{
+		{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: make([]float32, 3*66*200)}}}
+	_, c, err := probeFirstAnswer(ctx, p, path, &first, time.Minute)
+	if err != nil {
+		p.kill()
+		cleanup()
+		return nil, 0, nil, err
+	}
+	c.Close()
+	return p, cfg.MemoryLimitMB, func() { p.kill(); cleanup() }, nil
 }
 
 // measureRate runs f.conns clients with f.callers goroutines each, sending
