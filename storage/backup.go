@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 )
@@ -54,14 +55,38 @@ func (s *Store) Backup(w io.Writer, since uint64) (BackupInfo, error) {
 	return info, nil
 }
 
-// ParseRecordKey returns the stream id and sequence number of a record
-// key, and false for any other key (metadata, state).
-func ParseRecordKey(k []byte) (stream uint8, seq uint64, ok bool) {
+// ParseRecordKey returns the stream id and the last sequence number of a
+// record key (the key of a segment ends with its last record's), and
+// false for any other key (metadata, state).
+func ParseRecordKey(k []byte) (stream uint8, last uint64, ok bool) {
 	id, bucket, seq, err := parseRecordKey(k)
 	if err != nil || bucket > seq {
 		return 0, 0, false
 	}
 	return id, seq, true
+}
+
+// ParseRecordEntry returns the stream id and the run of sequence numbers
+// first..last that a record key and its value hold: a segment's, or the
+// one record of a format-1 value. It reads the value's header only; the
+// checksums are checked when the records are read. ok is false for any
+// other key, or a value too short or of an unknown version.
+func ParseRecordEntry(k, v []byte) (stream uint8, first, last uint64, ok bool) {
+	id, last, ok := ParseRecordKey(k)
+	if !ok || len(v) == 0 {
+		return 0, 0, 0, false
+	}
+	switch {
+	case v[0] == recordVersion && len(v) >= headerLen+crcLen:
+		return id, last, last, true
+	case v[0] == segmentVersion && len(v) >= segmentOverhead:
+		first := binary.BigEndian.Uint64(v[2:])
+		if first == 0 || first > last {
+			return 0, 0, 0, false
+		}
+		return id, first, last, true
+	}
+	return 0, 0, 0, false
 }
 
 // RecordPrefix is the key prefix shared by all records: with

@@ -110,6 +110,12 @@ type Config struct {
 	QueueBytes   int
 	// MaxRecordBytes is the largest payload Append takes.
 	MaxRecordBytes int
+	// SegmentBytes bounds a segment's body before compression. The records
+	// of one stream that one group commit writes are sealed into segments
+	// (one Badger entry each, compressed and checksummed) of at most this
+	// size, so that a commit writes a handful of entries, not a key per
+	// record, and a segment fits in one telemetry batch as it is stored.
+	SegmentBytes int
 	// QuotaBytes is the disk space the buffer may use, counted as the
 	// blocks allocated to the files in Dir. Eviction starts when the
 	// buffer uses more than the quota less a compaction reserve
@@ -156,6 +162,7 @@ func DefaultConfig() Config {
 		QueueRecords:   8192,
 		QueueBytes:     8 << 20,
 		MaxRecordBytes: 64 << 10,
+		SegmentBytes:   96 << 10,
 		QuotaBytes:     512 << 20,
 		HeadroomBytes:  256 << 20,
 		CheckInterval:  time.Second,
@@ -210,6 +217,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordBytes < 1 {
 		bad("max_record_bytes", "must be positive, got %d", c.MaxRecordBytes)
+	}
+	if c.SegmentBytes < c.MaxRecordBytes+record.WireOverhead || c.SegmentBytes > 1<<20 {
+		bad("segment_bytes", "must hold one record of max_record_bytes (%d) and be at most 1 MiB, got %d", c.MaxRecordBytes+record.WireOverhead, c.SegmentBytes)
 	}
 	if c.QueueBytes < c.MaxRecordBytes+recordOverhead {
 		bad("queue_bytes", "must hold at least one record of max_record_bytes (%d), got %d", c.MaxRecordBytes+recordOverhead, c.QueueBytes)
@@ -282,6 +292,9 @@ func (c Config) validateBadger(bad badField) {
 	maxBatch := b.MemTableBytes * 15 / 100
 	if b.ValueThreshold < 1 || b.ValueThreshold > maxBatch || b.ValueThreshold > 1<<20 {
 		bad("badger.value_threshold", "must be between 1 and 15%% of memtable_bytes (%d) and at most 1 MiB, got %d", maxBatch, b.ValueThreshold)
+	}
+	if int64(c.SegmentBytes+segmentOverhead+keyLen) > maxBatch && c.SegmentBytes <= 1<<20 {
+		bad("segment_bytes", "a segment must fit in one Badger transaction (15%% of badger.memtable_bytes, %d), got %d", maxBatch, c.SegmentBytes)
 	}
 	if int64(c.MaxRecordBytes+recordOverhead+keyLen) > maxBatch {
 		bad("max_record_bytes", "a record must fit in one Badger transaction (15%% of badger.memtable_bytes, %d), got %d", maxBatch, c.MaxRecordBytes)
@@ -369,6 +382,8 @@ func (c *Config) Set(key, value string) error {
 		sizeInt(&c.QueueBytes)
 	case "max_record_bytes":
 		sizeInt(&c.MaxRecordBytes)
+	case "segment_bytes":
+		sizeInt(&c.SegmentBytes)
 	case "quota_bytes":
 		size(&c.QuotaBytes)
 	case "headroom_bytes":

@@ -30,6 +30,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"storage.queue_bytes", func(c *Config) { c.QueueBytes = 10 }},
 		{"storage.max_record_bytes", func(c *Config) { c.MaxRecordBytes = 0 }},
 		{"storage.max_record_bytes", func(c *Config) { c.MaxRecordBytes = 4 << 20; c.QueueBytes = 8 << 20 }},
+		{"storage.segment_bytes", func(c *Config) { c.SegmentBytes = c.MaxRecordBytes }},
+		{"storage.segment_bytes", func(c *Config) { c.SegmentBytes = 2 << 20 }},
+		{"storage.segment_bytes", func(c *Config) { c.SegmentBytes = 1 << 20; c.Badger.MemTableBytes = 4 << 20; c.Badger.ValueThreshold = 64 << 10 }},
 		{"storage.quota_bytes", func(c *Config) { c.QuotaBytes = 1 << 20 }},
 		{"storage.headroom_bytes", func(c *Config) { c.HeadroomBytes = 0 }},
 		{"storage.check_interval", func(c *Config) { c.CheckInterval = -time.Second }},
@@ -74,6 +77,7 @@ func TestSet(t *testing.T) {
 		{"quota_bytes", "64MiB"},
 		{"headroom_bytes", "1 GiB"},
 		{"queue_records", "100"},
+		{"segment_bytes", "128KiB"},
 		{"badger.compression", "false"},
 		{"streams.logs.priority", "normal"},
 	} {
@@ -82,7 +86,7 @@ func TestSet(t *testing.T) {
 		}
 	}
 	if cfg.Dir != "/data/vigil" || cfg.SyncInterval != 5*time.Millisecond || cfg.QuotaBytes != 64<<20 ||
-		cfg.HeadroomBytes != 1<<30 || cfg.QueueRecords != 100 || cfg.Badger.Compression {
+		cfg.HeadroomBytes != 1<<30 || cfg.QueueRecords != 100 || cfg.SegmentBytes != 128<<10 || cfg.Badger.Compression {
 		t.Errorf("fields not set: %+v", cfg)
 	}
 	for _, s := range cfg.Streams {

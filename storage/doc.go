@@ -20,7 +20,10 @@
 // and the writer later records the count as a gap record in the stream.
 //
 // One writer goroutine takes records off the queue for one SyncInterval
-// (10 ms by default), writes them with a Badger WriteBatch, and calls
+// (10 ms by default, less when half the queue is taken), seals each
+// stream's records into segments (segment.go: a run of records in one
+// Badger entry, compressed and checksummed, in the layout a telemetry
+// batch's body has), writes them with a Badger WriteBatch, and calls
 // db.Sync: a group commit. Then it raises each stream's durable watermark
 // and wakes WaitDurable callers. A record is durable when
 // Stream.WaitDurable returns nil for it or Stream.Durable has reached it.
@@ -28,7 +31,8 @@
 // The sync package drains the store through the Outbox interface: Read a
 // stream after a sequence number, Ack what the cloud stored. Acknowledged
 // buckets are deleted with DropPrefix (keys carry a bucket derived from the
-// sequence number, so a bucket is a key prefix).
+// sequence number and segments never span buckets, so a bucket is a key
+// prefix).
 //
 // Between group commits the writer measures the data directory (allocated
 // blocks) and the file system (statfs). Over the quota, or short of free

@@ -25,14 +25,16 @@ func (b bucketInfo) unsynced(cursor uint64) (uint64, int64) {
 	return n, b.bytes * int64(n) / int64(b.records())
 }
 
-// addRecord extends the bucket list with a record just written.
-func addRecord(bs []bucketInfo, bucket, seq uint64, bytes, wall int64) []bucketInfo {
+// addSegment extends the bucket list with a segment just written (or
+// found by Open): records first to last of bucket, bytes on disk, the
+// wall clock of its first record.
+func addSegment(bs []bucketInfo, bucket, first, last uint64, bytes, wall int64) []bucketInfo {
 	if n := len(bs); n > 0 && bs[n-1].id == bucket {
-		bs[n-1].last = seq
+		bs[n-1].last = last
 		bs[n-1].bytes += bytes
 		return bs
 	}
-	return append(bs, bucketInfo{id: bucket, first: seq, last: seq, bytes: bytes, firstWall: wall})
+	return append(bs, bucketInfo{id: bucket, first: first, last: last, bytes: bytes, firstWall: wall})
 }
 
 // removeBuckets returns bs without the buckets whose ids are in drop.

@@ -7,7 +7,8 @@ import (
 
 // Key layout (docs/storage.md has the table):
 //
-//	r <id:1> <bucket:8> <seq:8>    a record; bucket = seq / BucketRecords
+//	r <id:1> <bucket:8> <seq:8>    a segment of records ending at seq
+//	                               (segment.go); bucket = seq / BucketRecords
 //	m/format                       storage format version
 //	m/boot                         the last boot number
 //	m/id                           the store's incarnation id (Store.StoreID)
@@ -19,16 +20,21 @@ import (
 //	s/<key>                        small state (PutState, GetState)
 //
 // Integers are big-endian so that keys sort in numeric order. The bucket
-// is a function of the sequence number, so a stream's keys sort by
-// sequence and a bucket is a key prefix that DropPrefix deletes whole.
+// is a function of the sequence number and a segment never spans two
+// buckets, so a stream's keys sort by sequence and a bucket is a key
+// prefix that DropPrefix deletes whole.
 const (
 	prefixRecord = 'r'
 	keyLen       = 1 + 1 + 8 + 8
 	bucketKeyLen = 1 + 1 + 8
 
 	// formatVersion is the storage format: key layout and record encoding.
-	// Open moves aside a directory written with another version.
-	formatVersion = 1
+	// Format 2 keeps a segment of records under each record key; format 1
+	// kept one record, and Open upgrades such a store in place (its values
+	// read as segments of one record). Open moves aside a directory
+	// written with any other version.
+	formatVersion         = 2
+	formatOneRecordPerKey = 1
 )
 
 var (

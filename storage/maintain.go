@@ -267,7 +267,8 @@ func (s *Store) evict(reason GapReason, need int64) bool {
 	if len(ready) == 0 {
 		return false
 	}
-	if !s.commitRetrying(s.takeQueued(nil), extra) {
+	s.takeQueued()
+	if !s.commitRetrying(extra) {
 		return false
 	}
 	var prefixes [][]byte

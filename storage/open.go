@@ -82,6 +82,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger, opts ...Option) (*St
 	}
 
 	s.maint = newMaintenance(s.clk.Now(), cfg)
+	s.seg = newSegmenter(cfg.SegmentBytes)
 	s.noticeOpened()
 	// The ticker is made here, so that a fake clock advanced right after
 	// Open already has it.
@@ -306,10 +307,15 @@ func checkFormat(db *badger.DB) error {
 	if err != nil {
 		return unopenable("storage format marker: %w", err)
 	}
-	if got != formatVersion {
-		return unopenable("storage format %d, this build reads format %d", got, formatVersion)
+	switch got {
+	case formatVersion:
+		return nil
+	case formatOneRecordPerKey:
+		// Format 1 values are single records, which Read and Open take as
+		// segments of one record; new commits write segments.
+		return db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatVersion)) })
 	}
-	return nil
+	return unopenable("storage format %d, this build reads formats %d and %d", got, formatOneRecordPerKey, formatVersion)
 }
 
 // streamDef is what m/stream/<name> holds: the stream's key id and its
@@ -478,13 +484,24 @@ func (s *Store) loadStream(ctx context.Context, st *Stream) error {
 			if bucket != seq/st.bucketRecords || seq <= maxSeq {
 				return fmt.Errorf("record key %x out of place (bucket size %d, after %d)", item.Key(), st.bucketRecords, maxSeq)
 			}
-			var wall int64
+			// A bucket's first segment gives its first seq and wall clock;
+			// the others extend it by their keys alone. A segment whose
+			// header does not check is left for Read to report: the index
+			// then assumes it starts where its bucket or the last one ends.
+			first, wall := max(maxSeq+1, bucket*st.bucketRecords), int64(0)
 			if len(buckets) == 0 || buckets[len(buckets)-1].id != bucket {
-				if err := item.Value(func(v []byte) error { wall = wallOf(v); return nil }); err != nil {
-					return err
+				err := item.Value(func(v []byte) error {
+					sv, err := parseSegment(seq, v)
+					if err == nil && sv.first/st.bucketRecords == bucket && sv.first > maxSeq {
+						first, wall = sv.first, sv.firstWall
+					}
+					return nil
+				})
+				if err != nil {
+					return fmt.Errorf("segment %x: %w", item.Key(), err)
 				}
 			}
-			buckets = addRecord(buckets, bucket, seq, item.EstimatedSize(), wall)
+			buckets = addSegment(buckets, bucket, first, seq, item.EstimatedSize(), wall)
 			maxSeq = seq
 		}
 		return nil

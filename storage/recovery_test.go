@@ -11,16 +11,27 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 )
 
-// fillAndClose creates a store in cfg.Dir with a few hundred records and
-// returns its id.
+// fillAndClose creates a store in cfg.Dir with a few hundred records of
+// 200 bytes that do not compress, in 30 group commits (so 30 segments
+// and tables with many blocks), and returns its id.
 func fillAndClose(t *testing.T, cfg Config) uint64 {
 	t.Helper()
 	s, err := Open(context.Background(), cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	inf := s.Stream(StreamInference)
+	p := make([]byte, 200)
 	for i := range 300 {
-		s.Stream(StreamInference).Append([]byte{byte(i)})
+		for j := range p {
+			p[j] = byte((i*7919 + j*104729) >> 3)
+		}
+		seq, _ := inf.Append(p)
+		if i%10 == 9 {
+			if err := inf.WaitDurable(context.Background(), seq); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	id := s.StoreID()
 	closeStore(t, s)

@@ -49,6 +49,7 @@ type Store struct {
 	notify   chan struct{} // closed and replaced when a durable watermark advances
 
 	maint maintenance // the writer's own
+	seg   *segmenter  // the writer's own
 
 	// statsMu guards every Stream's buckets and the figures in stats.
 	statsMu sync.Mutex

@@ -37,12 +37,15 @@ type Stream struct {
 	// buckets lists the stream's buckets on disk, oldest first; guarded by
 	// store.statsMu, changed only by the writer.
 	buckets []bucketInfo
+
+	// seg collects the records of the next segment: the writer's own.
+	seg builder
 }
 
 const numReasons = int(record.MaxGapReason) + 1
 
-// entry is a queued record: its value without the CRC, which the writer
-// appends.
+// entry is a queued record: its header and payload, which the writer
+// seals into a segment.
 type entry struct {
 	st  *Stream
 	seq uint64

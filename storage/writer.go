@@ -26,13 +26,12 @@ func (s *Store) run(check clock.Ticker) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	m := &s.maint
-	var batch []entry
 	for {
 		select {
 		case e := <-s.queue:
-			batch = s.collect(append(batch[:0], s.take(e)), timer)
-			s.commitRetrying(batch, nil)
-			batch = clearBatch(batch)
+			s.take(e)
+			s.collect(timer)
+			s.commitRetrying(nil)
 			s.afterCommit(m)
 		case <-check.C():
 			s.maintain(m, s.clk.Now())
@@ -44,44 +43,43 @@ func (s *Store) run(check clock.Ticker) {
 	}
 }
 
-// take accounts for an entry leaving the queue and seals it with its CRC.
-func (s *Store) take(e entry) entry {
+// take accounts for an entry leaving the queue, adds it to its stream's
+// segment and recycles its buffer.
+func (s *Store) take(e entry) {
 	s.queuedBytes.Add(-int64(len(*e.buf)))
-	*e.buf = appendCRC(*e.buf)
-	return e
+	s.seg.add(e.st, e.seq, *e.buf)
+	s.pool.put(e.buf)
 }
 
-// collect adds queued records to batch until SyncInterval has passed since
-// the first, the batch is full, or the store is closing.
-func (s *Store) collect(batch []entry, timer *time.Timer) []entry {
+// collect takes queued records until SyncInterval has passed since the
+// first, the commit is full, or the store is closing. Segments that fill
+// up are sealed (compressed) as they do, while the window is open.
+//
+// A commit is full at half the queue's records: waiting for the timer
+// with more than that taken would leave less than half the queue for the
+// records that arrive while the commit is written and synced, and a
+// burst would be dropped that the disk could have taken.
+func (s *Store) collect(timer *time.Timer) {
 	timer.Reset(s.cfg.SyncInterval)
 	defer timer.Stop()
-	bytes := len(*batch[0].buf)
-	for len(batch) < cap(s.queue) && bytes < s.maxBatchBytes() {
+	g := s.seg
+	for g.recs < cap(s.queue)/2 && g.bytes < s.maxBatchBytes() {
 		select {
 		case e := <-s.queue:
-			batch = append(batch, s.take(e))
-			bytes += len(*e.buf)
+			s.take(e)
 		case <-timer.C:
-			return batch
+			return
 		case <-s.stop:
-			return batch
+			return
 		}
 	}
-	return batch
 }
 
-// takeQueued appends to batch every record queued now, without waiting.
-func (s *Store) takeQueued(batch []entry) []entry {
+// takeQueued takes every record queued now, without waiting.
+func (s *Store) takeQueued() {
 	for n := len(s.queue); n > 0; n-- {
-		batch = append(batch, s.take(<-s.queue))
+		s.take(<-s.queue)
 	}
-	return batch
-}
-
-func clearBatch(b []entry) []entry {
-	clear(b)
-	return b[:0]
 }
 
 // afterCommit queues the gap records of recent drops and runs a disk check
@@ -105,26 +103,30 @@ func (s *Store) recordDrops() {
 // drain commits what is queued, then the gap records of drops that
 // happened before Close, and returns.
 func (s *Store) drain() {
-	batch := s.takeQueued(nil)
-	s.commitRetrying(batch, nil)
+	s.takeQueued()
+	s.commitRetrying(nil)
 	for _, st := range s.streams {
 		st.recordDrops()
 	}
-	batch = s.takeQueued(clearBatch(batch))
-	s.commitRetrying(batch, nil)
+	s.takeQueued()
+	s.commitRetrying(nil)
 }
 
-// commitRetrying commits batch, retrying with backoff while the write
-// fails, until it succeeds or Close gives up waiting. Meanwhile the queue
-// fills and Append drops, counted. extra holds metadata writes that go
-// with the batch (a nil value deletes the key).
-func (s *Store) commitRetrying(batch []entry, extra map[string][]byte) bool {
-	if len(batch) == 0 && len(extra) == 0 {
+// commitRetrying seals the records taken since the last commit and
+// commits them, retrying with backoff while the write fails, until it
+// succeeds or Close gives up waiting. Meanwhile the queue fills and
+// Append drops, counted. extra holds metadata writes that go with the
+// records (a nil value deletes the key).
+func (s *Store) commitRetrying(extra map[string][]byte) bool {
+	g := s.seg
+	segs := g.sealAll(s.streams)
+	if len(segs) == 0 && len(extra) == 0 {
 		return true
 	}
+	defer g.reset()
 	backoff := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := s.commit(batch, extra)
+		err := s.commit(segs, extra)
 		if err == nil {
 			if attempt > 1 {
 				s.log.Warn("storage write recovered", zap.Int("attempts", attempt))
@@ -132,7 +134,7 @@ func (s *Store) commitRetrying(batch []entry, extra map[string][]byte) bool {
 			}
 			return true
 		}
-		err = fmt.Errorf("storage write of %d records: %w", len(batch), err)
+		err = fmt.Errorf("storage write of %d records in %d segments: %w", g.recs, len(segs), err)
 		s.setErr(err)
 		if attempt == 1 || attempt%50 == 0 {
 			s.log.Error("storage write failed; retrying", zap.Error(err), zap.Int("attempt", attempt))
@@ -140,32 +142,29 @@ func (s *Store) commitRetrying(batch []entry, extra map[string][]byte) bool {
 		select {
 		case <-time.After(backoff):
 		case <-s.abort:
-			s.log.Error("storage write abandoned at close", zap.Error(err), zap.Int("records", len(batch)))
+			s.log.Error("storage write abandoned at close", zap.Error(err), zap.Int("records", g.recs))
 			return false
 		}
 		backoff = min(2*backoff, time.Second)
 	}
 }
 
-// commit writes batch and extra with a WriteBatch and syncs, then updates
+// commit writes segs and extra with a WriteBatch and syncs, then updates
 // the durable watermarks, the bucket index and the waiters.
-func (s *Store) commit(batch []entry, extra map[string][]byte) error {
+func (s *Store) commit(segs []segment, extra map[string][]byte) error {
 	if s.hooks.beforeCommit != nil {
 		s.hooks.beforeCommit()
 	}
-	keys := make([]byte, 0, len(batch)*keyLen)
 	last := map[*Stream]uint64{}
 	s.writeMu.Lock()
 	wb := s.db.NewWriteBatch()
 	var err error
-	for i := range batch {
-		e := &batch[i]
-		k := appendRecordKey(keys[len(keys):], e.st.id, e.st.bucketRecords, e.seq)
-		keys = keys[:len(keys)+keyLen]
-		if err = wb.Set(k, *e.buf); err != nil {
+	for i := range segs {
+		sg := &segs[i]
+		if err = wb.Set(appendRecordKey(make([]byte, 0, keyLen), sg.st.id, sg.st.bucketRecords, sg.last), sg.value); err != nil {
 			break
 		}
-		last[e.st] = e.seq
+		last[sg.st] = sg.last
 	}
 	if err == nil {
 		for st, seq := range last {
@@ -202,18 +201,15 @@ func (s *Store) commit(batch []entry, extra map[string][]byte) error {
 
 	var written int64
 	s.statsMu.Lock()
-	for i := range batch {
-		e := &batch[i]
-		n := int64(len(*e.buf) + keyLen)
+	for i := range segs {
+		sg := &segs[i]
+		n := int64(len(sg.value) + keyLen)
 		written += n
-		e.st.buckets = addRecord(e.st.buckets, e.seq/e.st.bucketRecords, e.seq, n, wallOf(*e.buf))
+		sg.st.buckets = addSegment(sg.st.buckets, sg.bucket, sg.first, sg.last, n, sg.firstWall)
 	}
 	s.statsMu.Unlock()
 	for st, seq := range last {
 		st.durable.Store(seq)
-	}
-	for i := range batch {
-		s.pool.put(batch[i].buf)
 	}
 	s.maint.written += written
 	if len(last) > 0 {

@@ -4,7 +4,8 @@ import "slices"
 
 // seqSet collects the sequence numbers of one stream.
 type seqSet struct {
-	added, deleted []uint64
+	added   []Range  // the runs of segments written
+	deleted []uint64 // seqs of deleted keys
 }
 
 // toRanges sorts and merges seqs into ranges.
@@ -91,7 +92,7 @@ func merge(base []StreamInfo, names map[uint8]string, delta map[uint8]*seqSet) [
 		if !ok {
 			s = StreamInfo{Name: names[id], ID: id}
 		}
-		s.Ranges = union(s.Ranges, toRanges(d.added))
+		s.Ranges = union(s.Ranges, d.added)
 		del := append([]uint64(nil), d.deleted...)
 		slices.Sort(del)
 		s.Ranges = subtract(s.Ranges, slices.Compact(del))

@@ -17,7 +17,7 @@ func TestRanges(t *testing.T) {
 	}
 	base := []StreamInfo{{Name: "health", ID: 3, Count: 10, Ranges: []Range{{First: 1, Last: 10}}}}
 	got := merge(base, map[uint8]string{3: "health", 1: "inference"}, map[uint8]*seqSet{
-		3: {added: []uint64{11, 12, 10}, deleted: []uint64{2}},
+		3: {added: []Range{{First: 11, Last: 12}, {First: 10, Last: 10}}, deleted: []uint64{2}},
 	})
 	want := []StreamInfo{
 		{Name: "inference", ID: 1, Ranges: []Range{}},

@@ -193,16 +193,23 @@ func load(ctx context.Context, chainDir string, chain []*Manifest, dir string, o
 
 // inventory lists the records in db by stream id.
 func inventory(db *badger.DB, streams []StreamInfo) (map[uint8]StreamInfo, error) {
-	seqs := map[uint8][]uint64{}
+	runs := map[uint8][]Range{}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: storage.RecordPrefix()})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			id, seq, ok := storage.ParseRecordKey(it.Item().Key())
-			if !ok {
-				return fmt.Errorf("bad record key %x", it.Item().Key())
+			item := it.Item()
+			err := item.Value(func(v []byte) error {
+				id, first, last, ok := storage.ParseRecordEntry(item.Key(), v)
+				if !ok {
+					return fmt.Errorf("bad record key %x or its value of %d bytes", item.Key(), len(v))
+				}
+				runs[id] = append(runs[id], Range{First: first, Last: last})
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			seqs[id] = append(seqs[id], seq)
 		}
 		return nil
 	})
@@ -210,8 +217,8 @@ func inventory(db *badger.DB, streams []StreamInfo) (map[uint8]StreamInfo, error
 		return nil, err
 	}
 	out := map[uint8]StreamInfo{}
-	for id, s := range seqs {
-		rs := toRanges(s)
+	for id, r := range runs {
+		rs := union(nil, r)
 		out[id] = StreamInfo{ID: id, Count: count(rs), Ranges: rs}
 	}
 	for _, s := range streams {

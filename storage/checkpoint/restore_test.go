@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,12 +30,17 @@ func smallChain(t *testing.T) (string, []*Manifest) {
 	s := openStore(t, filepath.Join(root, "db"), nil)
 	chain := filepath.Join(root, "chain")
 	h := s.Stream(storage.StreamHealth)
+	rng := rand.New(rand.NewPCG(1, 2))
 	var ms []*Manifest
 	for i, k := range []Kind{Full, Incremental, Incremental, Differential} {
 		var last uint64
 		for j := range 3000 {
 			p := binary.BigEndian.AppendUint64(nil, uint64(i*10000+j))
-			p = append(p, bytes.Repeat([]byte{byte(j)}, 40)...)
+			// 40 bytes that do not compress: the store's segments are
+			// compressed, and the full must span several chunks.
+			for range 5 {
+				p = binary.BigEndian.AppendUint64(p, rng.Uint64())
+			}
 			last, _ = h.Append(p)
 		}
 		if err := h.WaitDurable(context.Background(), last); err != nil {

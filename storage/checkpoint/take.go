@@ -335,23 +335,26 @@ func (f *frameParser) frame(b []byte) error {
 	return nil
 }
 
-// kv notes one KV: its key (field 1) and meta (field 6).
+// kv notes one KV: its key (field 1), value (field 2) and meta (field 6).
 func (f *frameParser) kv(b []byte) error {
-	var key, meta []byte
+	var key, value, meta []byte
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return fmt.Errorf("parse backup KV: %w", protowire.ParseError(n))
 		}
 		b = b[n:]
-		if (num == 1 || num == 6) && typ == protowire.BytesType {
+		if (num == 1 || num == 2 || num == 6) && typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return fmt.Errorf("parse backup KV: %w", protowire.ParseError(n))
 			}
-			if num == 1 {
+			switch num {
+			case 1:
 				key = v
-			} else {
+			case 2:
+				value = v
+			default:
 				meta = v
 			}
 			b = b[n:]
@@ -367,7 +370,7 @@ func (f *frameParser) kv(b []byte) error {
 	// A key's versions come newest first; the newest decides.
 	newest := !bytes.Equal(key, f.prev)
 	f.prev = append(f.prev[:0], key...)
-	id, seq, ok := storage.ParseRecordKey(key)
+	id, last, ok := storage.ParseRecordKey(key)
 	if !ok || !newest {
 		return nil
 	}
@@ -377,10 +380,16 @@ func (f *frameParser) kv(b []byte) error {
 		f.delta[id] = s
 	}
 	if len(meta) > 0 && meta[0]&bitDelete != 0 {
-		s.deleted = append(s.deleted, seq)
-	} else {
-		s.added = append(s.added, seq)
+		// The store deletes records only with DropPrefix, which leaves no
+		// tombstone; a deleted key names its last seq.
+		s.deleted = append(s.deleted, last)
+		return nil
 	}
+	_, first, _, ok := storage.ParseRecordEntry(key, value)
+	if !ok {
+		return fmt.Errorf("record key %x: a value of %d bytes that is not a segment", key, len(value))
+	}
+	s.added = append(s.added, Range{First: first, Last: last})
 	return nil
 }
 

@@ -41,9 +41,10 @@ const (
 )
 
 const (
-	// killFill records of killRecordBytes: a full checkpoint of some 30
-	// chunks, about 1 MB compressed.
-	killFill        = 3000
+	// killFill records of killRecordBytes: a full checkpoint of some 20
+	// chunks, about 2 MB (the store's segments compress these records
+	// about 3 to 1).
+	killFill        = 6000
 	killRecordBytes = 1000
 	// killRate caps the vehicle's uplink (bytes per second): the upload
 	// takes seconds, so a kill lands in its middle.
