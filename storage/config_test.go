@@ -32,7 +32,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"storage.max_record_bytes", func(c *Config) { c.MaxRecordBytes = 4 << 20; c.QueueBytes = 8 << 20 }},
 		{"storage.segment_bytes", func(c *Config) { c.SegmentBytes = c.MaxRecordBytes }},
 		{"storage.segment_bytes", func(c *Config) { c.SegmentBytes = 2 << 20 }},
-		{"storage.segment_bytes", func(c *Config) { c.SegmentBytes = 1 << 20; c.Badger.MemTableBytes = 4 << 20; c.Badger.ValueThreshold = 64 << 10 }},
+		{"storage.segment_bytes", func(c *Config) {
+			c.SegmentBytes = 1 << 20
+			c.Badger.MemTableBytes = 4 << 20
+			c.Badger.ValueThreshold = 64 << 10
+		}},
 		{"storage.quota_bytes", func(c *Config) { c.QuotaBytes = 1 << 20 }},
 		{"storage.headroom_bytes", func(c *Config) { c.HeadroomBytes = 0 }},
 		{"storage.check_interval", func(c *Config) { c.CheckInterval = -time.Second }},

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/vigil-av/vigil/storage/record"
 )
 
 // Outbox is what the sync package needs from the store: read each stream
@@ -274,4 +276,62 @@ func (s *Store) Stats() Stats {
 		out.Streams = append(out.Streams, ss)
 	}
 	return out
+}
+
+// ReadSegments returns the durable segments of stream from the one that
+// holds sequence number after+1 (or, past a hole, the next one), in
+// order, stopping before maxBytes of stored bytes (but always returning
+// one if there is one). The first may begin at or before after: a caller
+// that wants only later records must read those with Read. Each segment's
+// value checksum is checked; its body is checked when it is decoded.
+// The segments own their bytes.
+func (s *Store) ReadSegments(stream string, after uint64, maxBytes int) ([]record.Segment, error) {
+	st, err := s.stream(stream)
+	if err != nil {
+		return nil, err
+	}
+	durable := st.durable.Load()
+	if after >= durable {
+		return nil, nil
+	}
+	var out []record.Segment
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = streamPrefix(st.id)
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		bytes := 0
+		for it.Seek(appendRecordKey(nil, st.id, st.bucketRecords, after+1)); it.Valid(); it.Next() {
+			item := it.Item()
+			_, _, last, err := parseRecordKey(item.Key())
+			if err != nil {
+				return err
+			}
+			if last > durable {
+				break
+			}
+			if len(out) > 0 && bytes+int(item.ValueSize()) > maxBytes {
+				break
+			}
+			err = item.Value(func(v []byte) error {
+				sv, err := parseSegment(last, v)
+				if err != nil {
+					return err
+				}
+				out = append(out, record.Segment{First: sv.first, Last: sv.last, Flate: sv.comp == compressionFlate,
+					BodyLen: sv.bodyLen, BodyCRC: sv.bodyCRC, Stored: append([]byte(nil), sv.stored...)})
+				bytes += len(sv.stored)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("%s/%d: %w", st.name, last, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("storage read segments %s after %d: %w", stream, after, err)
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/vigil-av/vigil/sync/batch"
 )
 
 // sealRecords runs payloads through a segmenter as one stream's records
@@ -254,5 +257,64 @@ func TestOpenFormatOne(t *testing.T) {
 	s2.db.View(func(txn *badger.Txn) error { return getU64Key(txn, keyFormat, &format) })
 	if format != formatVersion {
 		t.Errorf("format marker %d after Open, want %d", format, formatVersion)
+	}
+}
+
+// TestReadSegmentsAsBatch: the store's segments, read as they are stored
+// and packed into a telemetry batch without decoding them, decode to
+// exactly the records Read returns.
+func TestReadSegmentsAsBatch(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	inf := s.Stream(StreamInference)
+	rng := rand.New(rand.NewPCG(5, 6))
+	var last uint64
+	for i := range 3000 {
+		p := fmt.Appendf(nil, `{"i":%d,"latency_us":%d}`, i, rng.IntN(2000))
+		if i%3 == 0 {
+			p = binary.BigEndian.AppendUint64(p, rng.Uint64()) // some noise
+		}
+		last, _ = inf.Append(p)
+	}
+	if err := inf.WaitDurable(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := s.ReadSegments(StreamInference, 0, 1<<20)
+	if err != nil || len(segs) == 0 || segs[0].First != 1 {
+		t.Fatalf("ReadSegments after 0: %d segments, %v", len(segs), err)
+	}
+	if few, _ := s.ReadSegments(StreamInference, 0, 1); len(few) != 1 {
+		t.Errorf("ReadSegments with maxBytes 1: %d segments, want 1", len(few))
+	}
+	if mid, _ := s.ReadSegments(StreamInference, 2500, 1<<20); len(mid) == 0 || mid[0].First > 2501 || mid[0].Last < 2501 {
+		t.Errorf("ReadSegments after 2500 starts with %+v", mid)
+	}
+	if none, err := s.ReadSegments(StreamInference, last, 1<<20); len(none) != 0 || err != nil {
+		t.Errorf("ReadSegments after the last: %d, %v", len(none), err)
+	}
+	p := batch.Packer{Vehicle: "veh-1", Store: s.StoreID(), Compression: batch.Flate}
+	var after uint64
+	for after < last {
+		out, h, n, err := p.PackSegments(StreamInference, segs)
+		if err != nil || n == 0 {
+			t.Fatalf("PackSegments after %d: %d, %v", after, n, err)
+		}
+		_, got, err := batch.Decode(out)
+		if err != nil {
+			t.Fatalf("Decode: %v", err)
+		}
+		want, err := s.Read(StreamInference, after, int(h.Count), 1<<30)
+		if err != nil || len(want) != len(got) {
+			t.Fatalf("Read after %d: %d records, the batch %d (%v)", after, len(want), len(got), err)
+		}
+		for i := range want {
+			if got[i].Seq != want[i].Seq || !bytes.Equal(got[i].Payload, want[i].Payload) || got[i].Wall.UnixNano() != want[i].Wall.UnixNano() || got[i].Mono != want[i].Mono || got[i].Boot != want[i].Boot {
+				t.Fatalf("record %d: batch %+v, Read %+v", want[i].Seq, got[i], want[i])
+			}
+		}
+		after = h.LastSeq
+		segs = segs[n:]
+		if len(segs) == 0 && after < last {
+			segs, _ = s.ReadSegments(StreamInference, after, 1<<20)
+		}
 	}
 }

@@ -212,12 +212,18 @@ func (rb *recordBody) through(k int) []byte {
 }
 
 // Next reads the records of stream after seq after from r and packs the
-// first batch of them. It returns (nil, Header{}, 0, nil) when there is
+// first batch of them. When r is a SegmentReader, the Packer compresses
+// with Flate and the stored segments from after+1 on hold enough records
+// each, it sends whole segments as they are stored (PackSegments)
+// instead. It returns (nil, Header{}, 0, nil) when there is
 // nothing to send. A Packer without a Store is ErrInvalid, before
 // anything is read.
 func (p Packer) Next(r Reader, stream string, after uint64) ([]byte, Header, int, error) {
 	if err := p.checkStore(); err != nil {
 		return nil, Header{}, 0, err
+	}
+	if out, hdr, n, ok, err := p.nextSegments(r, stream, after); ok || err != nil {
+		return out, hdr, n, err
 	}
 	_, maxBody, maxRecords := p.limits()
 	recs, err := r.Read(stream, after, maxRecords, maxBody)
