@@ -31,6 +31,11 @@
 //	       uncompressed body
 //	.      body, stored length bytes
 //
+// A flate body is one raw deflate stream: Pack compresses the records,
+// PackSegments joins a store's segments as they are stored (sync-flushed
+// streams and stored blocks, then an empty final block). Decode reads
+// either.
+//
 // The body holds count records in seq order, each:
 //
 //	seq (uint64), kind (uint8), boot (uint32), mono ns (int64),
