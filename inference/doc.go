@@ -45,7 +45,8 @@
 // two atomic loads for this and allocates nothing more.
 //
 // Runner is what the router needs of a backend; *Backend and *Faulty (a
-// wrapper that injects the faults of drills and tests) implement it.
+// wrapper that injects the faults of drills and tests) implement it, and
+// let the router's lanes make the native call themselves.
 //
 // # The router
 //
@@ -65,7 +66,12 @@
 //     (goroutines owned by the router; a backend whose lanes are all taken
 //     is BUSY); serves the most preferred acceptable answer, waiting for a
 //     more preferred one at most PreferWait and never past the deadline
-//     less AnswerMargin;
+//     less AnswerMargin. A lane makes the backend's native call itself
+//     (direct.go), so a request makes one hand-off, to the lane, and waits
+//     for it with its deadline; at the deadline a timer of the lane's asks
+//     ONNX Runtime to stop and, if the call goes on, answers for the run
+//     as a deadline miss and puts a new lane in place of the one left
+//     waiting for the call;
 //  4. fills the Answer (Status, Reason, ServedBy, a BackendReport per rung)
 //     and copies out the served outputs. Runs still going are abandoned to
 //     their own deadlines; when the last one ends, finish reports the
@@ -95,7 +101,8 @@
 // backend.go: Config, Backend, Close; load.go: Load and warm-up;
 // sessionset.go: a model's set of sessions and how it is retired and
 // closed; sessions.go: a session, its worker and the pool; swap.go:
-// Replace; run.go: Run; batch.go: batches;
+// Replace; run.go: Run; direct.go: runs made on a lane's own goroutine;
+// batch.go: batches;
 // contract.go: a request's tensors against a model's, and backends against
 // each other. inputs.go: InputChecks and the value kernels. answer.go:
 // Answer and its enumerations; routerconfig.go; router.go: NewRouter, Infer,

@@ -156,9 +156,34 @@ func (f *Faulty) Unwrap() Runner { return f.r }
 
 // Run runs the wrapped backend with the fault in force applied.
 func (f *Faulty) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
+	return f.run(ctx, deadline, in, out, nil)
+}
+
+// runHere is Run for a router's lane: the fault in force is applied on the
+// lane's goroutine, and the wrapped backend's native call, when it is made,
+// is made there too (see laneRunner).
+func (f *Faulty) runHere(deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
+	return f.run(context.Background(), deadline, in, out, w)
+}
+
+// inner runs the wrapped backend: on the calling goroutine when w is set
+// and the backend can (runHere), through its Run otherwise.
+func (f *Faulty) inner(ctx context.Context, deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
+	if w != nil {
+		if lr, ok := f.r.(laneRunner); ok {
+			return lr.runHere(deadline, in, out, w)
+		}
+	}
+	return f.r.Run(ctx, deadline, in, out)
+}
+
+// run applies the fault in force around the wrapped backend's run; w is
+// nil for Run. An errAbandoned from the wrapped run goes back unchanged,
+// and nothing of the run is touched after it.
+func (f *Faulty) run(ctx context.Context, deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
 	ft := f.fault.Load()
 	if ft == nil || (ft.Probability > 0 && ft.Probability < 1 && rand.Float64() >= ft.Probability) {
-		return f.r.Run(ctx, deadline, in, out)
+		return f.inner(ctx, deadline, in, out, w)
 	}
 	name := f.r.Info().Name
 	switch ft.Kind {
@@ -172,12 +197,12 @@ func (f *Faulty) Run(ctx context.Context, deadline time.Time, in, out []Tensor) 
 		}
 		f.mu.Unlock()
 		if stuck == nil { // cleared meanwhile
-			return f.r.Run(ctx, deadline, in, out)
+			return f.inner(ctx, deadline, in, out, w)
 		}
 		if err := waitUntil(ctx, deadline, stuck, name, stage); err != nil {
 			return Result{}, err
 		}
-		return f.r.Run(ctx, deadline, in, out)
+		return f.inner(ctx, deadline, in, out, w)
 	case FaultLatency:
 		d := ft.Latency
 		if ft.Jitter > 0 {
@@ -190,13 +215,13 @@ func (f *Faulty) Run(ctx context.Context, deadline time.Time, in, out []Tensor) 
 		if err := waitUntil(ctx, t0.Add(d), nil, name, "running"); !errors.Is(err, ErrDeadline) {
 			return Result{}, err
 		}
-		res, err := f.r.Run(ctx, deadline, in, out)
+		res, err := f.inner(ctx, deadline, in, out, w)
 		res.Latency = time.Since(t0) - res.Wait
 		return res, err
 	case FaultError:
 		return Result{}, fmt.Errorf("backend %s: %w", name, ErrInjected)
 	case FaultNaN:
-		res, err := f.r.Run(ctx, deadline, in, out)
+		res, err := f.inner(ctx, deadline, in, out, w)
 		if err != nil {
 			return res, err
 		}
@@ -208,7 +233,7 @@ func (f *Faulty) Run(ctx context.Context, deadline time.Time, in, out []Tensor) 
 		}
 		return res, nil
 	case FaultWrong:
-		res, err := f.r.Run(ctx, deadline, in, out)
+		res, err := f.inner(ctx, deadline, in, out, w)
 		if err != nil {
 			return res, err
 		}
@@ -228,7 +253,7 @@ func (f *Faulty) Run(ctx context.Context, deadline time.Time, in, out []Tensor) 
 		}
 		return res, nil
 	}
-	return f.r.Run(ctx, deadline, in, out)
+	return f.inner(ctx, deadline, in, out, w)
 }
 
 // waitUntil blocks until t, ctx's end, or release is closed (nil when there

@@ -7,31 +7,84 @@ import (
 	"github.com/vigil-av/vigil/watchdog"
 )
 
-// lane runs backend b for requests until the router closes.
-func (r *Router) lane(b watchdog.Backend) {
-	defer r.wg.Done()
+// lane is one goroutine that runs a backend's requests, one at a time,
+// until the router closes. For a laneRunner (a *Backend, bare or under
+// Faulty) the lane makes the native call itself, watched by watch (see
+// direct.go): the request's caller waits for the lane with its deadline,
+// and that is the only hand-off of the run. Any other Runner runs through
+// Run.
+type lane struct {
+	r     *Router
+	b     watchdog.Backend
+	q     *request // the request running; gaveUp reads it
+	watch *runWatch
+}
+
+// startLane starts a lane of backend b. The caller has counted it in r.wg.
+func (r *Router) startLane(b watchdog.Backend) {
+	l := &lane{r: r, b: b}
+	l.watch = newRunWatch(l.gaveUp)
+	go l.loop()
+}
+
+func (l *lane) loop() {
+	r, b := l.r, l.b
 	be := r.backends[b]
+	direct, _ := be.(laneRunner)
 	for q := range r.lanes[b] {
-		res, err := be.Run(context.Background(), q.deadline, q.in, q.out[b])
+		var res Result
+		var err error
+		if direct != nil {
+			l.q = q
+			res, err = direct.runHere(q.deadline, q.in, q.out[b], l.watch)
+			if err == errAbandoned {
+				// gaveUp answered for q at its deadline and started a
+				// lane in this one's place (which r.wg now counts): this
+				// goroutine only waited for the native call to return.
+				return
+			}
+		} else {
+			res, err = be.Run(context.Background(), q.deadline, q.in, q.out[b])
+		}
 		lr := laneResult{outcome: OutcomeOK, latency: res.Latency}
-		rr := watchdog.RunResult{Backend: b, Latency: res.Latency, Canary: q.canary}
+		lr.run = watchdog.RunResult{Backend: b, Latency: res.Latency, Canary: q.canary}
 		if err != nil {
-			lr.outcome, rr.Err, rr.Invalid = classify(err)
-			if rr.Err == watchdog.RunDeadline {
-				rr.Latency = q.deadline.Sub(q.t0)
+			lr.outcome, lr.run.Err, lr.run.Invalid = classify(err)
+			if lr.run.Err == watchdog.RunDeadline {
+				lr.run.Latency = q.deadline.Sub(q.t0)
 			}
 		}
-		lr.run = rr
-		q.result[b] = lr
-		if q.canary && r.rep != nil {
-			r.rep.ReportRun(rr) // serving runs go out together, from finish
-		}
-		// Free the lane before telling the router, so that a request the
-		// caller sends right after this answer finds the lane free.
-		r.busy[b].Add(-1)
-		q.done <- b
-		r.release(q)
+		l.answer(q, lr)
 	}
+	r.wg.Done()
+}
+
+// gaveUp answers for the request whose native call the watch abandoned at
+// its deadline, as a deadline miss, as Run's caller would have been told,
+// and puts a new lane in this one's place, so that the backend keeps its
+// lanes (a later request then waits for a free session, as before, rather
+// than finding the lane taken). It runs on the watch's timer goroutine.
+func (l *lane) gaveUp() {
+	q := l.q
+	// Start the new lane before q goes back: until then Close cannot
+	// close the lanes.
+	l.r.startLane(l.b)
+	run := watchdog.RunResult{Backend: l.b, Err: watchdog.RunDeadline, Latency: q.deadline.Sub(q.t0), Canary: q.canary}
+	l.answer(q, laneResult{outcome: OutcomeDeadline, run: run})
+}
+
+// answer gives q the lane's result and drops the lane's hold on it.
+func (l *lane) answer(q *request, lr laneResult) {
+	r, b := l.r, l.b
+	q.result[b] = lr
+	if q.canary && r.rep != nil {
+		r.rep.ReportRun(lr.run) // serving runs go out together, from finish
+	}
+	// Free the lane before telling the router, so that a request the
+	// caller sends right after this answer finds the lane free.
+	r.busy[b].Add(-1)
+	q.done <- b
+	r.release(q)
 }
 
 // classify turns a run's error into the router's outcome and the

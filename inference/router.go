@@ -126,7 +126,7 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 		r.lanes[b] = make(chan *request, n)
 		for range n {
 			r.wg.Add(1)
-			go r.lane(watchdog.Backend(b))
+			r.startLane(watchdog.Backend(b))
 		}
 	}
 	// Until the watchdog publishes, serve from the degraded model alone.

@@ -34,43 +34,16 @@ func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor)
 }
 
 // runOn is Run on the sessions of g; errReplaced when g went out of
-// service before the run took one of them.
+// service before the run took one of them. The native call is handed to
+// the session's goroutine, so that the caller can stop waiting at the
+// deadline or when ctx ends.
 func (b *Backend) runOn(ctx context.Context, g *sessionSet, deadline time.Time, in, out []Tensor) (Result, error) {
-	var res Result
-	m := &g.info.Model
-	n, err := checkTensors(m.Inputs, m.MaxBatch, in)
-	if err != nil {
-		return res, err
-	}
-	if len(out) != len(m.Outputs) {
-		return res, &InputError{Expected: fmt.Sprintf("%d output tensors", len(m.Outputs)), Got: fmt.Sprint(len(out))}
-	}
-	if b.closed.Load() {
-		return res, ErrClosed
-	}
-	t0 := time.Now()
-	if !t0.Before(deadline) {
-		return res, &DeadlineError{Backend: g.info.Name, Stage: "before start"}
-	}
-	s, err := g.acquire(ctx, deadline)
-	if err != nil {
-		return res, err
-	}
-	s.run = s.runs[n]
-	if b.closed.Load() || g.replaced.Load() {
-		g.pool <- s
-		return res, errReplaced // Run tries again: ErrClosed, or the set in service
-	}
-	for i := range in {
-		j := tensorIndex(m.Inputs, in[i].Name, i)
-		if s.inF32[j] != nil {
-			copy(s.inF32[j], in[i].Data)
-		} else {
-			copy(s.inRaw[j], in[i].Raw)
-		}
+	s, n, t0, err := b.begin(ctx, g, deadline, in, out)
+	if s == nil {
+		return Result{}, err
 	}
 	t1 := time.Now()
-	res.Wait = t1.Sub(t0)
+	res := Result{Wait: t1.Sub(t0)}
 	s.state.Store(slotRunning)
 	b.inFlight.Add(1)
 	// Arm the timer first so that the caller parks right after handing the
@@ -93,13 +66,59 @@ func (b *Backend) runOn(ctx context.Context, g *sessionSet, deadline time.Time, 
 		err = <-s.done
 	}
 	res.Latency = time.Since(t1)
+	return res, b.end(g, s, err, out, n)
+}
+
+// begin checks a run's tensors against g's model, takes a free session of
+// g and copies the inputs into it. It returns the session (nil, with the
+// error, when the run cannot start; errReplaced when g went out of service
+// first), the number of frames and when the run began to wait.
+func (b *Backend) begin(ctx context.Context, g *sessionSet, deadline time.Time, in, out []Tensor) (*slot, int, time.Time, error) {
+	m := &g.info.Model
+	n, err := checkTensors(m.Inputs, m.MaxBatch, in)
+	if err != nil {
+		return nil, 0, time.Time{}, err
+	}
+	if len(out) != len(m.Outputs) {
+		return nil, 0, time.Time{}, &InputError{Expected: fmt.Sprintf("%d output tensors", len(m.Outputs)), Got: fmt.Sprint(len(out))}
+	}
+	if b.closed.Load() {
+		return nil, 0, time.Time{}, ErrClosed
+	}
+	t0 := time.Now()
+	if !t0.Before(deadline) {
+		return nil, 0, t0, &DeadlineError{Backend: g.info.Name, Stage: "before start"}
+	}
+	s, err := g.acquire(ctx, deadline)
+	if err != nil {
+		return nil, 0, t0, err
+	}
+	s.run = s.runs[n]
+	if b.closed.Load() || g.replaced.Load() {
+		g.pool <- s
+		return nil, 0, t0, errReplaced // Run tries again: ErrClosed, or the set in service
+	}
+	for i := range in {
+		j := tensorIndex(m.Inputs, in[i].Name, i)
+		if s.inF32[j] != nil {
+			copy(s.inF32[j], in[i].Data)
+		} else {
+			copy(s.inRaw[j], in[i].Raw)
+		}
+	}
+	return s, n, t0, nil
+}
+
+// end takes the outputs of a run of n frames that returned err from
+// session s, then gives s back to g's pool.
+func (b *Backend) end(g *sessionSet, s *slot, err error, out []Tensor, n int) error {
 	if err != nil {
 		s.release()
-		return res, fmt.Errorf("backend %s: run: %w", g.info.Name, err)
+		return fmt.Errorf("backend %s: run: %w", g.info.Name, err)
 	}
 	err = copyOutputs(&g.info, s, out, n)
 	s.release()
-	return res, err
+	return err
 }
 
 func ctxError(ctx context.Context, name string) error {

@@ -21,8 +21,10 @@ const (
 )
 
 // slot is one ONNX Runtime session with its bound tensors, its run options
-// (for Terminate) and the goroutine that makes the native call, so that the
-// caller can stop waiting at the deadline while the call goes on.
+// (for Terminate) and the goroutine that makes Backend.Run's native call,
+// so that the caller can stop waiting at the deadline while the call goes
+// on. A router's lane makes the call on its own goroutine instead
+// (direct.go); state decides who finishes a run either way.
 type slot struct {
 	b    *Backend    // for the backend's counters
 	set  *sessionSet // whose pool the slot belongs to
