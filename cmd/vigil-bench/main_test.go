@@ -36,6 +36,7 @@ func TestSuiteFlagErrors(t *testing.T) {
 		"unexpected argument": {"failover", "extra"},
 		"--gpu-provider":      {"failover", "--gpu-provider", "cuda:x"},
 		"--deadline":          {"failover", "--deadline", "-1ms"},
+		"--payload":           {"storage", "--payload", "text"},
 	}
 	for want, args := range cases {
 		var out, errb bytes.Buffer

@@ -26,6 +26,7 @@ type storageFlags struct {
 	interval time.Duration
 	dir      string
 	quick    bool
+	payload  string
 }
 
 func runStorage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +39,7 @@ func runStorage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&f.interval, "sync-interval", 10*time.Millisecond, "group commit interval of the storage side")
 	fs.StringVar(&f.dir, "dir", "", "directory for the temporary databases (default: the system's temporary directory); put it on the device's real storage")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (50000 records, 1 round; well under 30 s on a small CPU)")
+	fs.StringVar(&f.payload, "payload", "random", "what the records hold: random (--size bytes that do not compress) or summary (the daemon's 51-byte inference summaries; --size is ignored)")
 	if err := parseSuite(fs, "storage", `Ingests records through the storage package (Append, group commit with
 db.Sync every sync interval, until the last is durable) and, as the
 baseline, the same records through a raw Badger WriteBatch with one final
@@ -51,17 +53,25 @@ the Append latency and the process's peak resident memory.`, args, stderr); err 
 	if f.records < 1000 || f.size < 1 || f.rounds < 1 || f.interval <= 0 {
 		return fmt.Errorf("need --records ≥ 1000, --size ≥ 1, --rounds ≥ 1 and a positive --sync-interval")
 	}
+	if f.payload != "random" && f.payload != "summary" {
+		return fmt.Errorf("--payload %q: want random or summary", f.payload)
+	}
 
 	payloads := make([][]byte, 1024)
 	r := rand.New(rand.NewPCG(7, 7))
 	for i := range payloads {
+		if f.payload == "summary" {
+			payloads[i] = make([]byte, summaryBytes)
+			summary(payloads[i], uint64(i+1))
+			continue
+		}
 		payloads[i] = make([]byte, f.size)
 		for j := range payloads[i] {
 			payloads[i][j] = byte(r.Uint32())
 		}
 	}
-	fmt.Fprintf(stdout, "suite storage: %d records of %d bytes per side and round, %d rounds, group commit every %v\n",
-		f.records, f.size, f.rounds, f.interval)
+	fmt.Fprintf(stdout, "suite storage: %d records of %d bytes (%s) per side and round, %d rounds, group commit every %v\n",
+		f.records, len(payloads[0]), f.payload, f.rounds, f.interval)
 
 	var rawRates, vigilRates, ratios []float64
 	var lat []time.Duration
