@@ -23,7 +23,7 @@ help:
 	@echo "make dr-demo  disaster recovery: checkpoints uploaded, the vehicle's computer lost, restored onto a new unit"
 	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
 	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"
-	@echo "make bench    the vigil-bench suites (inference, failover, socket, storage, sync, checkpoint, models), --quick"
+	@echo "make bench    the vigil-bench suites (inference, failover, socket, storage, sync, checkpoint, models, restart), --quick"
 	@echo "make build    build the commands into build/bin"
 	@echo "make clean    remove build/ (fetched libraries stay in third_party/)"
 
@@ -98,6 +98,7 @@ bench: deps
 	$(GO) run ./cmd/vigil-bench sync --quick
 	$(GO) run ./cmd/vigil-bench checkpoint --quick
 	$(GO) run ./cmd/vigil-bench models --quick
+	$(GO) run ./cmd/vigil-bench restart --quick
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m} ./agent/wire/

@@ -242,8 +242,8 @@ func (r *restartRig) start(ctx context.Context) (*vigildProc, startTiming, error
 }
 
 func (r startTiming) line() string {
-	return fmt.Sprintf("boot %d, backlog %d: socket accepting +%.1f ms, first OK answer +%.1f ms (request %d, %v of CPU), backlog draining +%.1f ms; logged: %s",
-		r.boot, r.backlog, msOf(r.first.accept), msOf(r.first.answer), r.first.tries, r.cpu, msOf(r.drain), phaseLine(r.phases))
+	return fmt.Sprintf("boot %d, backlog %d: socket accepting +%.1f ms, first OK answer +%.1f ms (request %d, %.0f ms of CPU), backlog draining +%.1f ms; logged: %s",
+		r.boot, r.backlog, msOf(r.first.accept), msOf(r.first.answer), r.first.tries, msOf(r.cpu), msOf(r.drain), phaseLine(r.phases))
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
