@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/watchdog"
 )
 
 type inferenceFlags struct {
@@ -29,10 +31,12 @@ type inferenceFlags struct {
 }
 
 // inferenceAbout is the suite's description in its --help.
-const inferenceAbout = `Runs one model through Vigil's inference package and through a bare
-onnxruntime_go session with the same provider, threads and inputs,
-alternating run by run, and reports both latency distributions, their
-ratio, and Go heap allocations per Vigil run.`
+const inferenceAbout = `Runs one model three ways, alternating run by run: through Vigil's
+Backend.Run, through a Router with that backend as its one rung (one
+start per request, as the cold policy plans it), and through a bare
+onnxruntime_go session with the same provider, threads and inputs. Reports
+the latency distributions, what each Vigil path adds to the bare run, the
+platform's goroutine hand-off round trip, and Go heap allocations per run.`
 
 // parseInferenceFlags parses the suite's flags, applies --quick and checks
 // them.
@@ -90,47 +94,123 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer bare.destroy()
 
+	router, err := newOneRungRouter(b)
+	if err != nil {
+		return err
+	}
+	defer router.Close(context.Background())
+
 	info := b.Info()
 	in, out := b.NewInputs(), b.NewOutputs()
 	frames := randomFrames(16, info.Model.Inputs[0].Size)
-	runVigil := func(frame []float32) (time.Duration, error) {
-		in[0].Data = frame
-		t0 := time.Now()
-		_, err := b.Run(ctx, t0.Add(10*time.Second), in, out)
-		return time.Since(t0), err
-	}
-	runBare := func(frame []float32) (time.Duration, error) {
-		t0 := time.Now()
-		err := bare.run(frame)
-		return time.Since(t0), err
+	sides := []func([]float32) (time.Duration, error){
+		func(frame []float32) (time.Duration, error) {
+			t0 := time.Now()
+			err := bare.run(frame)
+			return time.Since(t0), err
+		},
+		func(frame []float32) (time.Duration, error) {
+			in[0].Data = frame
+			t0 := time.Now()
+			_, err := b.Run(ctx, t0.Add(10*time.Second), in, out)
+			return time.Since(t0), err
+		},
+		func(frame []float32) (time.Duration, error) {
+			in[0].Data = frame
+			t0 := time.Now()
+			err := inferOK(ctx, router, t0.Add(10*time.Second), in, out)
+			return time.Since(t0), err
+		},
 	}
 
 	fmt.Fprintf(stdout, "suite inference: %s (%s %s) on %s, intra-op %d, inter-op %d, ONNX Runtime %s\n",
 		model, info.Model.Name, info.Model.Version, prov, f.intra, f.inter, ort.GetVersion())
 	fmt.Fprintf(stdout, "warm-up: %v for %d session(s), first run %v\n", info.Warmup.Round(time.Microsecond), info.Sessions, info.FirstRun.Round(time.Microsecond))
-	vigil, base, err := alternateRuns(ctx, f, frames, runVigil, runBare)
+	times, err := alternateRuns(ctx, f, frames, sides)
 	if err != nil {
 		return err
 	}
-	allocs, err := allocsPerRun(b, in, out, frames[0], min(f.runs, 200))
+	n := min(f.runs, 200)
+	runAllocs, err := allocsPerRun(n, func() error { _, err := b.Run(ctx, time.Now().Add(time.Hour), in, out); return err })
 	if err != nil {
 		return err
 	}
+	routerAllocs, err := allocsPerRun(n, func() error { return inferOK(ctx, router, time.Now().Add(time.Hour), in, out) })
+	if err != nil {
+		return err
+	}
+	handoff := [2]time.Duration{handoffCost(min(f.runs, 400), 0)}
+	handoff[1] = handoffCost(min(f.runs, 400), percentile(slices.Clone(times[0]), 0.5))
+	printInference(stdout, f.runs, times, max(runAllocs, routerAllocs), handoff)
+	return nil
+}
 
-	handoff := handoffCost(min(f.runs, 400))
+// printInference prints the suite's table and its RESULT line from the
+// times of the bare, Backend.Run and router sides, run i of each side
+// taken in the same round. What a Vigil path adds (overhead_us,
+// router_overhead_us) is the median over the rounds of its run's time less
+// the bare run's: a round's runs follow one another, so a change of the
+// machine's load or clock over the suite falls out of the difference.
+func printInference(w io.Writer, runs int, times [3][]time.Duration, allocs uint64, handoff [2]time.Duration) {
+	const bare, run, router = 0, 1, 2
+	var added [3]time.Duration
+	for i := range times {
+		diff := make([]time.Duration, len(times[i]))
+		for k := range diff {
+			diff[k] = times[i][k] - times[bare][k]
+		}
+		added[i] = percentile(diff, 0.50)
+	}
+	var p50, p99 [3]time.Duration
+	for i, d := range times {
+		p50[i], p99[i] = percentile(d, 0.50), percentile(d, 0.99)
+	}
+	fmt.Fprintf(w, "%d timed runs each, alternating\n", runs)
+	fmt.Fprintf(w, "%-8s %12s %12s %12s\n", "", "p50", "p99", "added p50")
+	for i, name := range []string{"bare", "vigil", "router"} {
+		fmt.Fprintf(w, "%-8s %12v %12v %10.1fµs\n", name, p50[i].Round(time.Microsecond), p99[i].Round(time.Microsecond), micros(added[i]))
+	}
+	fmt.Fprintf(w, "%-8s %12.3f %12.3f\n", "ratio", float64(p50[run])/float64(p50[bare]), float64(p99[run])/float64(p99[bare]))
+	fmt.Fprintf(w, "Go heap allocations per run (Backend.Run and Router.Infer, the larger): %d\n", allocs)
+	fmt.Fprintf(w, "platform: a hand-off to a parked goroutine and back, as each Vigil run makes once, p50 %.1f µs (GOMAXPROCS %d);\n",
+		micros(handoff[0]), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(w, "          the same around %v of work, as long as the bare run, p50 %.1f µs (both ways pay a wake-up)\n",
+		p50[bare].Round(time.Microsecond), micros(handoff[1]))
+	fmt.Fprintf(w, "RESULT suite=inference overhead_p50=%.3f overhead_p99=%.3f bare_p50_us=%.0f allocs_per_run=%d handoff_us=%.1f overhead_us=%.1f router_overhead_us=%.1f\n",
+		float64(p50[run])/float64(p50[bare]), float64(p99[run])/float64(p99[bare]), micros(p50[bare]), allocs, micros(handoff[0]),
+		micros(added[run]), micros(added[router]))
+}
 
-	vp50, vp99 := percentile(vigil, 0.50), percentile(vigil, 0.99)
-	bp50, bp99 := percentile(base, 0.50), percentile(base, 0.99)
-	fmt.Fprintf(stdout, "%d timed runs each, alternating\n", f.runs)
-	fmt.Fprintf(stdout, "%-8s %12s %12s\n", "", "p50", "p99")
-	fmt.Fprintf(stdout, "%-8s %12v %12v\n", "bare", bp50.Round(time.Microsecond), bp99.Round(time.Microsecond))
-	fmt.Fprintf(stdout, "%-8s %12v %12v\n", "vigil", vp50.Round(time.Microsecond), vp99.Round(time.Microsecond))
-	fmt.Fprintf(stdout, "%-8s %12.3f %12.3f\n", "ratio", float64(vp50)/float64(bp50), float64(vp99)/float64(bp99))
-	fmt.Fprintf(stdout, "Go heap allocations per Vigil run: %d\n", allocs)
-	fmt.Fprintf(stdout, "platform: a hand-off to a parked goroutine and back, as each Vigil run makes, p50 %.1f µs (GOMAXPROCS %d)\n",
-		float64(handoff)/float64(time.Microsecond), runtime.GOMAXPROCS(0))
-	fmt.Fprintf(stdout, "RESULT suite=inference overhead_p50=%.3f overhead_p99=%.3f bare_p50_us=%.0f allocs_per_run=%d handoff_us=%.1f\n",
-		float64(vp50)/float64(bp50), float64(vp99)/float64(bp99), micros(bp50), allocs, float64(handoff)/float64(time.Microsecond))
+// newOneRungRouter puts b behind a Router as its only rung (the degraded
+// one, which a router must have), with a plan that starts it alone and at
+// once, as the cold policy does with one usable rung. The input checks are
+// off: they cost the same on any path (BenchmarkInputCheck in package
+// inference measures them), and this suite measures what the router's path
+// itself adds.
+func newOneRungRouter(b *inference.Backend) (*inference.Router, error) {
+	var runners [watchdog.NumBackends]inference.Runner
+	runners[watchdog.Degraded] = b
+	cfg := inference.RouterConfig{Inputs: inference.InputChecks{NonFinite: inference.NonFinitePass, Range: inference.RangeIgnore}}
+	r, err := inference.NewRouter(cfg, runners, nil)
+	if err != nil {
+		return nil, fmt.Errorf("router over the model: %w", err)
+	}
+	p := watchdog.Plan{Policy: watchdog.Cold, NumStarts: 1}
+	p.Starts[0] = watchdog.Start{Backend: watchdog.Degraded}
+	p.Prefer[0] = watchdog.Degraded
+	r.SetPlan(p)
+	return r, nil
+}
+
+// inferOK answers one request through r and fails unless it was served.
+func inferOK(ctx context.Context, r *inference.Router, deadline time.Time, in, out []inference.Tensor) error {
+	var ans inference.Answer
+	if err := r.Infer(ctx, deadline, in, out, &ans); err != nil {
+		return err
+	}
+	if ans.Status != inference.StatusOK {
+		return fmt.Errorf("router: %v %v %s", ans.Status, ans.Reason, ans.Detail)
+	}
 	return nil
 }
 
@@ -148,58 +228,50 @@ func randomFrames(n, size int) [][]float32 {
 }
 
 // alternateRuns times f.runs runs of each side on the frames in turn,
-// after f.warmup untimed ones.
-func alternateRuns(ctx context.Context, f inferenceFlags, frames [][]float32, runVigil, runBare func([]float32) (time.Duration, error)) ([]time.Duration, []time.Duration, error) {
+// after f.warmup untimed ones. The side that goes first rotates, so that
+// none always runs on a cache another warmed.
+func alternateRuns(ctx context.Context, f inferenceFlags, frames [][]float32, sides []func([]float32) (time.Duration, error)) ([3][]time.Duration, error) {
+	var times [3][]time.Duration
 	for i := range f.warmup {
-		if _, err := runVigil(frames[i%len(frames)]); err != nil {
-			return nil, nil, err
-		}
-		if _, err := runBare(frames[i%len(frames)]); err != nil {
-			return nil, nil, err
+		for _, side := range sides {
+			if _, err := side(frames[i%len(frames)]); err != nil {
+				return times, err
+			}
 		}
 	}
-	vigil := make([]time.Duration, 0, f.runs)
-	base := make([]time.Duration, 0, f.runs)
+	for j := range sides {
+		times[j] = make([]time.Duration, 0, f.runs)
+	}
 	for i := range f.runs {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return times, err
 		}
 		frame := frames[i%len(frames)]
-		// Alternate which side goes first, so neither always runs on a
-		// cache the other warmed.
-		first, second := runVigil, runBare
-		if i%2 == 1 {
-			first, second = runBare, runVigil
+		for k := range sides {
+			j := (i + k) % len(sides)
+			d, err := sides[j](frame)
+			if err != nil {
+				return times, err
+			}
+			times[j] = append(times[j], d)
 		}
-		d1, err := first(frame)
-		if err != nil {
-			return nil, nil, err
-		}
-		d2, err := second(frame)
-		if err != nil {
-			return nil, nil, err
-		}
-		if i%2 == 1 {
-			d1, d2 = d2, d1
-		}
-		vigil, base = append(vigil, d1), append(base, d2)
 	}
-	return vigil, base, nil
+	return times, nil
 }
 
-// allocsPerRun counts Go heap allocations per Vigil run over n runs the way
-// testing.AllocsPerRun does: with GOMAXPROCS at 1, and the average rounded
-// down, so that a stray allocation of the runtime itself (a GC worker, a
-// timer) in one of n runs does not read as an allocation per run.
-func allocsPerRun(b *inference.Backend, in, out []inference.Tensor, frame []float32, n int) (uint64, error) {
-	in[0].Data = frame
-	ctx := context.Background()
-	deadline := time.Now().Add(time.Hour)
+// allocsPerRun counts Go heap allocations per call of run over n calls the
+// way testing.AllocsPerRun does: with GOMAXPROCS at 1, and the average
+// rounded down, so that a stray allocation of the runtime itself (a GC
+// worker, a timer) in one of n runs does not read as an allocation per run.
+func allocsPerRun(n int, run func() error) (uint64, error) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	if err := run(); err != nil { // the first call of a closure may set up
+		return 0, err
+	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range n {
-		if _, err := b.Run(ctx, deadline, in, out); err != nil {
+		if err := run(); err != nil {
 			return 0, err
 		}
 	}
@@ -207,33 +279,42 @@ func allocsPerRun(b *inference.Backend, in, out []inference.Tensor, frame []floa
 	return (after.Mallocs - before.Mallocs) / uint64(n), nil
 }
 
-// handoffCost measures, n times, what the two hand-offs of a Vigil run
-// cost on this platform with no model in between: the caller wakes the
-// goroutine parked for the slot, which answers at once and wakes the
-// caller again. Before each, the caller keeps its CPU busy for a while,
-// as a bare run would, so that the runtime's idle threads are asleep
-// again. Where another P is idle, Go wakes a thread for it on each
-// hand-off, and what that costs is the operating system's (or the
-// hypervisor's) price of a cross-CPU wake-up: the part of Vigil's
-// overhead that a faster wake-up removes. It returns the median.
-func handoffCost(n int) time.Duration {
+// handoffCost measures, n times, what a hand-off round trip costs on this
+// platform: the caller wakes a parked goroutine, which busies its CPU for
+// around (as the native call of a run would; 0 for none) and wakes the
+// caller again; it returns the median time less around. Before each, the
+// caller keeps its CPU busy for a while, as a bare run would, so that the
+// runtime's idle threads are asleep again. Where another P is idle, Go
+// wakes a thread for it on each hand-off, and what that costs is the
+// operating system's (or the hypervisor's) price of a cross-CPU wake-up:
+// the part of Vigil's overhead that a faster wake-up removes. With around
+// 0 the answer comes while the thread woken by the first hand-off is still
+// looking for work, so only the first pays a wake-up (handoff_us); around
+// a run as long as the model's, both do.
+func handoffCost(n int, around time.Duration) time.Duration {
 	start, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		for range start {
+			spin(around)
 			done <- struct{}{}
 		}
 	}()
 	defer close(start)
 	d := make([]time.Duration, 0, n)
 	for range n {
-		for t := time.Now(); time.Since(t) < 300*time.Microsecond; {
-		}
+		spin(300 * time.Microsecond)
 		t0 := time.Now()
 		start <- struct{}{}
 		<-done
-		d = append(d, time.Since(t0))
+		d = append(d, time.Since(t0)-around)
 	}
 	return percentile(d, 0.5)
+}
+
+// spin keeps the CPU busy for d.
+func spin(d time.Duration) {
+	for t := time.Now(); time.Since(t) < d; {
+	}
 }
 
 // benchModel finds the model to run, generating the demo primary into a
