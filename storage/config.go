@@ -173,10 +173,10 @@ func DefaultConfig() Config {
 		Badger: BadgerConfig{
 			MemTableBytes:     8 << 20,
 			NumMemtables:      2,
-			ValueThreshold:    1 << 20,
+			ValueThreshold:    32 << 10,
 			BlockCacheBytes:   4 << 20,
 			IndexCacheBytes:   2 << 20,
-			ValueLogFileBytes: 16 << 20,
+			ValueLogFileBytes: 4 << 20,
 			NumCompactors:     2,
 			TableBytes:        2 << 20,
 			L0Tables:          2,

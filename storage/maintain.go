@@ -221,6 +221,9 @@ func (s *Store) purgeAcked() int {
 	s.drops.Add(1)
 	err := s.db.DropPrefix(prefixes...)
 	s.writeMu.Unlock()
+	if err == nil {
+		s.gcRatio(dropGCRatio)
+	}
 	if err != nil {
 		s.setErr(fmt.Errorf("purge acknowledged records: %w", err))
 		s.log.Error("storage purge failed", zap.Error(err))
@@ -291,6 +294,9 @@ func (s *Store) evict(reason GapReason, need int64) bool {
 		})
 	}
 	s.writeMu.Unlock()
+	if err == nil {
+		s.gcRatio(dropGCRatio)
+	}
 	if err != nil {
 		s.setErr(fmt.Errorf("evict: %w", err))
 		s.log.Error("storage eviction failed; Open will finish it", zap.Error(err))
@@ -332,11 +338,21 @@ func decodeBucketList(b []byte) ([]uint64, error) {
 	return ids, nil
 }
 
+// dropGCRatio is the dead share at which value-log GC rewrites a file
+// right after a purge or an eviction.
+const dropGCRatio = 0.2
+
 // gc runs Badger's value-log GC until it has nothing to rewrite (at most a
 // few rounds, to bound the pause of the writer).
-func (s *Store) gc() {
+func (s *Store) gc() { s.gcRatio(0.5) }
+
+// gcRatio is gc rewriting value-log files at least r dead. After a drop it
+// runs with a low r: the dropped segments of one stream are spread over
+// files shared with the others, and space that stays taken makes the
+// next check evict more.
+func (s *Store) gcRatio(r float64) {
 	for range 8 {
-		err := s.db.RunValueLogGC(0.5)
+		err := s.db.RunValueLogGC(r)
 		if err == nil {
 			continue
 		}
