@@ -80,52 +80,30 @@ func (s *Store) Read(stream string, after uint64, maxRecords, maxBytes int) ([]R
 		return nil, nil
 	}
 	out := make([]Record, 0, min(uint64(maxRecords), durable-after))
-	err = s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = streamPrefix(st.id)
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		bytes, full := 0, false
-		// Segments are keyed by their last seq: the first key at or after
-		// that of after+1 is the segment holding it, or the next one.
-		for it.Seek(appendRecordKey(nil, st.id, st.bucketRecords, after+1)); it.Valid() && !full; it.Next() {
-			item := it.Item()
-			_, _, last, err := parseRecordKey(item.Key())
-			if err != nil {
-				return err
-			}
-			if last > durable {
-				break
-			}
-			var body []byte
-			var sv segView
-			err = item.Value(func(v []byte) error {
-				if sv, err = parseSegment(last, v); err == nil {
-					body, err = sv.appendBody(make([]byte, 0, sv.bodyLen))
-				}
-				return err
-			})
-			if err == nil {
-				err = sv.parseBody(body, func(r *Record) bool {
-					if r.Seq <= after {
-						return true
-					}
-					if len(out) == maxRecords || len(out) > 0 && bytes+len(r.Payload) > maxBytes {
-						full = true
-						return false
-					}
-					r.Stream = st.name
-					bytes += len(r.Payload)
-					out = append(out, *r)
-					return true
-				})
-			}
-			if err != nil {
-				return fmt.Errorf("%s/%d: %w", st.name, last, err)
-			}
+	bytes, full := 0, false
+	err = s.segmentsFrom(st, after, durable, func(last uint64, v []byte) (bool, error) {
+		sv, err := parseSegment(last, v)
+		if err != nil {
+			return false, err
 		}
-		return nil
+		body, err := sv.appendBody(make([]byte, 0, sv.bodyLen))
+		if err != nil {
+			return false, err
+		}
+		err = sv.parseBody(body, func(r *Record) bool {
+			if r.Seq <= after {
+				return true
+			}
+			if len(out) == maxRecords || len(out) > 0 && bytes+len(r.Payload) > maxBytes {
+				full = true
+				return false
+			}
+			r.Stream = st.name
+			bytes += len(r.Payload)
+			out = append(out, *r)
+			return true
+		})
+		return !full, err
 	})
 	if err != nil {
 		return out, fmt.Errorf("storage read %s after %d: %w", stream, after, err)
@@ -295,43 +273,60 @@ func (s *Store) ReadSegments(stream string, after uint64, maxBytes int) ([]recor
 		return nil, nil
 	}
 	var out []record.Segment
-	err = s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = streamPrefix(st.id)
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		bytes := 0
-		for it.Seek(appendRecordKey(nil, st.id, st.bucketRecords, after+1)); it.Valid(); it.Next() {
-			item := it.Item()
-			_, _, last, err := parseRecordKey(item.Key())
-			if err != nil {
-				return err
-			}
-			if last > durable {
-				break
-			}
-			if len(out) > 0 && bytes+int(item.ValueSize()) > maxBytes {
-				break
-			}
-			err = item.Value(func(v []byte) error {
-				sv, err := parseSegment(last, v)
-				if err != nil {
-					return err
-				}
-				out = append(out, record.Segment{First: sv.first, Last: sv.last, Flate: sv.comp == compressionFlate,
-					BodyLen: sv.bodyLen, BodyCRC: sv.bodyCRC, Stored: append([]byte(nil), sv.stored...)})
-				bytes += len(sv.stored)
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("%s/%d: %w", st.name, last, err)
-			}
+	bytes := 0
+	err = s.segmentsFrom(st, after, durable, func(last uint64, v []byte) (bool, error) {
+		if len(out) > 0 && bytes+len(v) > maxBytes {
+			return false, nil
 		}
-		return nil
+		sv, err := parseSegment(last, v)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, record.Segment{First: sv.first, Last: sv.last, Flate: sv.comp == compressionFlate,
+			BodyLen: sv.bodyLen, BodyCRC: sv.bodyCRC, Stored: append([]byte(nil), sv.stored...)})
+		bytes += len(sv.stored)
+		return true, nil
 	})
 	if err != nil {
 		return out, fmt.Errorf("storage read segments %s after %d: %w", stream, after, err)
 	}
 	return out, nil
+}
+
+// segmentsFrom calls fn with the value of each segment of st from the one
+// holding after+1 (or, past a hole, the next one) through durable, in
+// order, until fn says to stop or fails. The value is Badger's: fn must
+// copy what it keeps.
+func (s *Store) segmentsFrom(st *Stream, after, durable uint64, fn func(last uint64, v []byte) (bool, error)) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = streamPrefix(st.id)
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		// Segments are keyed by their last seq: the first key at or after
+		// that of after+1 is the segment holding it, or the next one.
+		for it.Seek(appendRecordKey(nil, st.id, st.bucketRecords, after+1)); it.Valid(); it.Next() {
+			_, _, last, err := parseRecordKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			if last > durable {
+				return nil
+			}
+			more := true
+			err = it.Item().Value(func(v []byte) error {
+				var err error
+				more, err = fn(last, v)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("%s/%d: %w", st.name, last, err)
+			}
+			if !more {
+				return nil
+			}
+		}
+		return nil
+	})
 }
