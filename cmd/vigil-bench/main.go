@@ -13,7 +13,10 @@
 // baselines, then the uploader with the ingester and a sink),
 // syncacks.go, synccheck.go (every record in the sink exactly once),
 // syncrestart.go (the broker-restart scenario), syncbroker.go (the
-// Mosquitto it starts) and uplink.go (the emulated vehicle link). The
+// Mosquitto it starts), synccloud.go and synccloudproc.go (the cloud
+// side, a process of its own: this executable started again with
+// VIGIL_BENCH_SYNC_CLOUD set, which main checks first) and uplink.go
+// (the emulated vehicle link). The
 // models suite is models.go (flags, the run, the RESULT line),
 // modelsbundle.go, modelsdownload.go, modelsswap.go and modelsload.go.
 // The restart suite is restart.go (flags, the rounds, the RESULT line),
@@ -30,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/vigil-av/vigil/cmd/internal/cli"
 )
@@ -83,7 +87,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown suite %q", args[0])
 }
 
-func main() { cli.Main("vigil-bench", run) }
+func main() {
+	// The sync suite starts this executable again as its cloud side.
+	if broker, ok := os.LookupEnv(syncCloudEnv); ok {
+		os.Exit(syncCloudMain(broker, os.Stdin, os.Stdout, os.Stderr))
+	}
+	cli.Main("vigil-bench", run)
+}
 
 // parseSuite parses a suite's flags: --help prints the usage line, about
 // (the suite's description) and the flags; an argument left over is an

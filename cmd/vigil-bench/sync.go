@@ -2,6 +2,10 @@ package main
 
 // The sync suite: the edge uploader's drain of an offline backlog, with
 // the cloud side (ingester and sink) and a Mosquitto on this machine.
+// The cloud side runs in a process of its own (synccloud.go), with the
+// baselines' subscriber and the emulated uplink's proxy, so that this
+// process is the vehicle's side and its CPU time per drained record
+// (cpuSpan, synccpu.go) can be set against the raw publisher's.
 //
 // Records: the backlog is the daemon's 51-byte inference summaries only
 // (agent/telemetry.go's layout, values drawn from the seq), the stream
@@ -46,17 +50,23 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer os.RemoveAll(root)
-	link, err := startSyncLink(ctx, f, root)
+	link, err := startSyncLink(ctx, f, root, stderr)
 	if err != nil {
 		return err
 	}
-	defer link.close()
+	defer link.close() //nolint:errcheck // an error here is returned below, on the path without one of its own
 	runID := randomID()
 
 	fmt.Fprintf(stdout, "suite sync: backlog of %d inference summaries (%d bytes) per round, %d rounds; broker %s (%s); vehicle link: %s\n",
 		f.records, summaryBytes, f.rounds, link.brokerURL, link.brokerWhat, link.linkWhat)
 	fmt.Fprintf(stdout, "settings: %s; baseline window %d QoS 1 publishes; live records %g/s on %s\n",
 		uploaderSettings(f), rawWindow, f.liveRate, f.liveStream)
+	proxy := ""
+	if f.uplinkMbps > 0 {
+		proxy = ", the uplink's proxy"
+	}
+	fmt.Fprintf(stdout, "cloud side: pid %d (ingesters, sinks, the baselines' subscriber%s); CPU times are this process's (pid %d)\n",
+		link.cloud.pid(), proxy, os.Getpid())
 
 	var t syncTally
 	for round := 1; round <= f.rounds; round++ {
@@ -90,17 +100,24 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if f.uplinkMbps == 0 {
 		rtt = 0
 	}
-	fmt.Fprintf(stdout, "RESULT suite=sync records=%d drain_records_per_s=%.0f ratio_vs_raw=%.3f live_p99_ms_during_drain=%.1f%s uplink_mbps=%g uplink_rtt_ms=%.0f\n",
-		f.records, median(t.upRates), median(t.ratios), millis(percentile(t.liveCloud, 0.99)), restart, f.uplinkMbps, millis(rtt))
+	if err := link.close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "RESULT suite=sync records=%d drain_records_per_s=%.0f ratio_vs_raw=%.3f live_p99_ms_during_drain=%.1f%s uplink_mbps=%g uplink_rtt_ms=%.0f cpu_us_per_record=%.3f raw_cpu_us_per_record=%.3f cpu_ratio_vs_raw=%.2f\n",
+		f.records, median(t.upRates), median(t.ratios), millis(percentile(t.liveCloud, 0.99)), restart, f.uplinkMbps, millis(rtt),
+		median(t.upCPU), median(t.rawCPU), median(t.cpuRatios))
 	return nil
 }
 
 // syncTally gathers the rounds' figures for the suite's closing lines.
 type syncTally struct {
 	rawRates, packRates, upRates, ratios, packRatios []float64
-	live, liveCloud                                  []time.Duration
-	liveMissed                                       int
-	tot                                              roundTotals
+	// CPU time per drained record in µs, and the uploader's over the
+	// raw publisher's.
+	rawCPU, packCPU, upCPU, cpuRatios []float64
+	live, liveCloud                   []time.Duration
+	liveMissed                        int
+	tot                               roundTotals
 }
 
 // add takes in one round's figures and prints the round's two lines.
@@ -112,6 +129,9 @@ func (t *syncTally) add(stdout io.Writer, round int, res roundResult, targets ma
 	t.live = append(t.live, res.live...)
 	t.liveCloud, t.liveMissed = append(t.liveCloud, res.liveCloud...), t.liveMissed+res.liveCloudMissed
 	t.tot.add(res)
+	rawCPU, packCPU, upCPU := perRecordMicros(res.rawCPU, n), perRecordMicros(res.rawPackCPU, n), perRecordMicros(res.drainCPU, n)
+	t.rawCPU, t.packCPU, t.upCPU = append(t.rawCPU, rawCPU), append(t.packCPU, packCPU), append(t.upCPU, upCPU)
+	t.cpuRatios = append(t.cpuRatios, upCPU/rawCPU)
 	fmt.Fprintf(stdout, "round %d: %d records in %d batches, %.2f MB; raw publish %v %.0f records/s; raw read+pack+publish %v %.0f records/s; uploader %v %.0f records/s; ratio %.3f (%.3f vs read+pack+publish); live to cursor p50 %.1f ms p99 %.1f ms, to ingester ack p99 %.1f ms (%d records); max in flight %d batches, budget up to %.0f KiB (lowest ack round trip %.1f ms, delivery %.2f MB/s)\n",
 		round, res.backlog(targets), res.batches, float64(res.bytes)/1e6,
 		res.raw.Round(time.Millisecond), raw, res.rawPack.Round(time.Millisecond), rawPack, res.drain.Round(time.Millisecond), up,
@@ -119,6 +139,14 @@ func (t *syncTally) add(stdout io.Writer, round int, res roundResult, targets ma
 		float64(res.maxBudget)/1024, millis(res.minAckRTT), res.deliveryRate/1e6)
 	fmt.Fprintf(stdout, "round %d link: batches %d sent, %d resent, %d acked, %d rejected; ingester stored %d, duplicates %d, failed %d; sink holds %d records, each once\n",
 		round, res.sent, res.resent, res.acked, res.rejected, res.stored, res.duplicates, res.failed, res.sinkRecords)
+	fmt.Fprintf(stdout, "round %d cpu: raw publish %v, %.3f µs/record; raw read+pack+publish %v, %.3f µs/record; uploader %v, %.3f µs/record; ratio %.2f (%.2f vs read+pack+publish)\n",
+		round, res.rawCPU.Round(time.Millisecond), rawCPU, res.rawPackCPU.Round(time.Millisecond), packCPU, res.drainCPU.Round(time.Millisecond), upCPU,
+		upCPU/rawCPU, upCPU/packCPU)
+}
+
+// perRecordMicros is cpu spread over n records, in µs.
+func perRecordMicros(cpu time.Duration, n float64) float64 {
+	return float64(cpu) / float64(time.Microsecond) / n
 }
 
 // summarize prints the totals, the medians and the live records' latencies
@@ -129,6 +157,8 @@ func (t *syncTally) summarize(stdout io.Writer) {
 		tot.batches, float64(tot.bytes)/1e6, tot.sent, tot.resent, tot.duplicates, tot.rejected, len(t.live))
 	fmt.Fprintf(stdout, "medians: raw publish %.0f records/s, raw read+pack+publish %.0f records/s, uploader %.0f records/s; ratio %.3f (%.3f vs read+pack+publish)\n",
 		median(t.rawRates), median(t.packRates), median(t.upRates), median(t.ratios), median(t.packRatios))
+	fmt.Fprintf(stdout, "medians, this process's CPU per drained record: raw publish %.3f µs, raw read+pack+publish %.3f µs, uploader %.3f µs; ratio %.2f\n",
+		median(t.rawCPU), median(t.packCPU), median(t.upCPU), median(t.cpuRatios))
 	fmt.Fprintf(stdout, "live records during the drain, from append until the outbox cursor covers them: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		millis(percentile(t.live, 0.5)), millis(percentile(t.live, 0.99)), millis(percentile(t.live, 1)))
 	fmt.Fprintf(stdout, "live records during the drain, from append until the ingester's ack covers them: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d with no ack seen)\n",

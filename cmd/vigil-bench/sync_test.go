@@ -16,6 +16,15 @@ import (
 	"github.com/vigil-av/vigil/sync/sink"
 )
 
+// The test binary is the sync suite's cloud side when started with
+// syncCloudEnv set, as vigil-bench's main makes vigil-bench: the suite
+// starts os.Executable, which here is this binary.
+func init() {
+	if broker, ok := os.LookupEnv(syncCloudEnv); ok {
+		os.Exit(syncCloudMain(broker, os.Stdin, os.Stdout, os.Stderr))
+	}
+}
+
 // needMosquitto skips the test without the broker, unless
 // VIGIL_REQUIRE_DEPS=1, as sync/mqtttest does.
 func needMosquitto(t *testing.T) {
@@ -30,8 +39,9 @@ func needMosquitto(t *testing.T) {
 
 // TestSyncSuite runs a short sync suite over the default emulated uplink
 // (with one broker restart) and over plain loopback (with none), and
-// checks the RESULT line, which says which link it measured, and that
-// every round's sink held the backlog once.
+// checks the RESULT line, which says which link it measured and ends
+// with the CPU figures, that every round's sink held the backlog once,
+// and that the cloud side's process is gone once the suite returns.
 func TestSyncSuite(t *testing.T) {
 	needMosquitto(t)
 	for _, c := range []struct {
@@ -50,7 +60,7 @@ func TestSyncSuite(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 			last := lines[len(lines)-1]
-			re := regexp.MustCompile(`^RESULT suite=sync records=([0-9]+) drain_records_per_s=([0-9]+) ratio_vs_raw=([0-9]+\.[0-9]{3}) live_p99_ms_during_drain=([0-9]+\.[0-9]) (?:restart_to_live_ms=([0-9]+) )?uplink_mbps=([0-9.]+) uplink_rtt_ms=([0-9]+)$`)
+			re := regexp.MustCompile(`^RESULT suite=sync records=([0-9]+) drain_records_per_s=([0-9]+) ratio_vs_raw=([0-9]+\.[0-9]{3}) live_p99_ms_during_drain=([0-9]+\.[0-9]) (?:restart_to_live_ms=([0-9]+) )?uplink_mbps=([0-9.]+) uplink_rtt_ms=([0-9]+) cpu_us_per_record=([0-9]+\.[0-9]{3}) raw_cpu_us_per_record=([0-9]+\.[0-9]{3}) cpu_ratio_vs_raw=([0-9]+\.[0-9]{2})$`)
 			m := re.FindStringSubmatch(last)
 			if m == nil {
 				t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
@@ -67,6 +77,18 @@ func TestSyncSuite(t *testing.T) {
 			if m[6] != c.mbps || m[7] != c.rtt {
 				t.Errorf("uplink_mbps=%s uplink_rtt_ms=%s, want %s and %s", m[6], m[7], c.mbps, c.rtt)
 			}
+			// The CPU figures: the bench process did work in both spans,
+			// and the ratio is the rounds' (so near, not equal to, the
+			// medians' quotient).
+			for i, name := range []string{"cpu_us_per_record", "raw_cpu_us_per_record", "cpu_ratio_vs_raw"} {
+				if v, err := strconv.ParseFloat(m[i+8], 64); err != nil || v <= 0 {
+					t.Errorf("%s=%s: want a positive number", name, m[i+8])
+				}
+			}
+			if n := len(regexp.MustCompile(`(?m)^round [12] cpu: raw publish [0-9.]+[µm]?s, [0-9.]+ µs/record; raw read\+pack\+publish .* uploader [0-9.]+[µm]?s, [0-9.]+ µs/record; ratio [0-9.]+ `).FindAllString(out.String(), -1)); n != 2 {
+				t.Errorf("%d round cpu lines, want 2\n%s", n, out.String())
+			}
+			checkCloudGone(t, out.String())
 			// The restart: timed, and its sink checked.
 			restarts := len(regexp.MustCompile(`(?m)^restart [0-9]+: `).FindAllString(out.String(), -1))
 			if c.mbps != "0" && (m[5] == "" || restarts != 1) || c.mbps == "0" && (m[5] != "" || restarts != 0) {

@@ -75,14 +75,73 @@ func rawRound(ctx context.Context, edgeURL, brokerURL, topic, runID string, next
 	if !st.WaitTimeout(10*time.Second) || st.Error() != nil {
 		return 0, nil, fmt.Errorf("subscribe: %v", tokenErr(st))
 	}
+	res, err := publishBaseline(edgeURL, topic, runID, next, window, timeout, "", func(deadline time.Time, sent, sentBytes int64) error {
+		for got.Load() < sent {
+			select {
+			case <-arrived:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(deadline)):
+				return fmt.Errorf("subscriber got %d of %d batches within %v", got.Load(), sent, timeout)
+			}
+		}
+		if got.Load() != sent || gotBytes.Load() != sentBytes {
+			return fmt.Errorf("subscriber got %d batches of %d bytes, %d of %d bytes were published", got.Load(), gotBytes.Load(), sent, sentBytes)
+		}
+		return nil
+	})
+	return res.elapsed, res.sent, err
+}
 
+// cloudRawRound is rawRound with the subscriber in the cloud side's
+// process, which the sync suite uses so that this process's CPU time is
+// the publisher's alone; it returns that CPU time as well, and writes a
+// CPU profile of the span to profile unless it is empty.
+func cloudRawRound(ctx context.Context, cloud *cloudProc, edgeURL, topic, runID string, next batchSource, window int, timeout time.Duration, profile string) (rawResult, error) {
+	if _, err := cloud.call(ctx, cloudRequest{Op: opSubscribe, Topic: topic, ClientID: "vigil-bench-rawsub-" + runID}, 30*time.Second); err != nil {
+		return rawResult{}, err
+	}
+	return publishBaseline(edgeURL, topic, runID, next, window, timeout, profile, func(deadline time.Time, sent, sentBytes int64) error {
+		// The cloud side answers once its subscriber has every batch, or
+		// at the deadline.
+		got, err := cloud.call(ctx, cloudRequest{Op: opExpect, Count: sent, Timeout: max(time.Until(deadline), 0)}, time.Until(deadline)+10*time.Second)
+		if err != nil {
+			return err
+		}
+		if got.Got != sent || got.GotBytes != sentBytes {
+			return fmt.Errorf("subscriber got %d batches of %d bytes, %d of %d bytes were published", got.Got, got.GotBytes, sent, sentBytes)
+		}
+		return nil
+	})
+}
+
+// rawResult is a baseline's figures.
+type rawResult struct {
+	elapsed time.Duration // from the publisher's connection attempt until the subscriber has every batch
+	cpu     time.Duration // this process's CPU time over the same span
+	sent    [][]byte
+}
+
+// publishBaseline is a baseline's publisher: a bare paho client connects
+// to edgeURL and publishes the batches next yields at QoS 1 on topic,
+// keeping at most window publishes awaiting their PUBACK; once every
+// PUBACK is back, received waits for the subscriber to have the batches.
+// It times that from the connection attempt, and this process's CPU
+// time over the same span (profiled into profile unless it is empty).
+func publishBaseline(edgeURL, topic, runID string, next batchSource, window int, timeout time.Duration, profile string, received func(deadline time.Time, sent, sentBytes int64) error) (rawResult, error) {
+	var res rawResult
 	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(edgeURL).
 		SetClientID("vigil-bench-rawpub-" + runID).SetCleanSession(true).SetAutoReconnect(false).
 		SetWriteTimeout(10 * time.Second))
 	deadline := time.Now().Add(timeout)
+	span, err := startCPUSpan(profile)
+	if err != nil {
+		return res, err
+	}
+	defer span.stop() //nolint:errcheck // on the paths with an error of their own
 	t0 := time.Now()
 	if t := pub.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-		return 0, nil, fmt.Errorf("publisher connect: %v", tokenErr(t))
+		return res, fmt.Errorf("publisher connect: %v", tokenErr(t))
 	}
 	defer pub.Disconnect(100)
 	wait := func(t mqtt.Token) error {
@@ -91,46 +150,37 @@ func rawRound(ctx context.Context, edgeURL, brokerURL, topic, runID string, next
 		}
 		return t.Error()
 	}
-	var sent [][]byte
 	var sentBytes int64
 	var inflight []mqtt.Token
 	for {
 		b, err := next()
 		if err != nil {
-			return 0, nil, err
+			return res, err
 		}
 		if b == nil {
 			break
 		}
 		if len(inflight) == window {
 			if err := wait(inflight[0]); err != nil {
-				return 0, nil, err
+				return res, err
 			}
 			inflight = inflight[1:]
 		}
 		inflight = append(inflight, pub.Publish(topic, 1, false, b))
-		sent = append(sent, b)
+		res.sent = append(res.sent, b)
 		sentBytes += int64(len(b))
 	}
 	for _, t := range inflight {
 		if err := wait(t); err != nil {
-			return 0, nil, err
+			return res, err
 		}
 	}
-	for got.Load() < int64(len(sent)) {
-		select {
-		case <-arrived:
-		case <-ctx.Done():
-			return 0, nil, ctx.Err()
-		case <-time.After(time.Until(deadline)):
-			return 0, nil, fmt.Errorf("subscriber got %d of %d batches within %v", got.Load(), len(sent), timeout)
-		}
+	if err := received(deadline, int64(len(res.sent)), sentBytes); err != nil {
+		return res, err
 	}
-	elapsed := time.Since(t0)
-	if got.Load() != int64(len(sent)) || gotBytes.Load() != sentBytes {
-		return 0, nil, fmt.Errorf("subscriber got %d batches of %d bytes, %d of %d bytes were published", got.Load(), gotBytes.Load(), len(sent), sentBytes)
-	}
-	return elapsed, sent, nil
+	res.elapsed = time.Since(t0)
+	res.cpu, err = span.stop()
+	return res, err
 }
 
 func tokenErr(t mqtt.Token) error {

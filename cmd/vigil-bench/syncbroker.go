@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,20 +102,21 @@ func startMosquitto(ctx context.Context, bin, dir string, nodelay bool) (*mosqui
 	}
 }
 
-// syncLink is the broker the suite runs against and the vehicle's way to
-// it: the vehicle's side (raw publisher, uploader) reaches the broker at
-// edgeURL, through the emulated uplink unless --uplink 0; the cloud's
-// side (subscriber, ingester) at brokerURL.
+// syncLink is the broker the suite runs against, the cloud side's
+// process and the vehicle's way to the broker: the vehicle's side (raw
+// publisher, uploader) reaches the broker at edgeURL, through the emulated
+// uplink (a proxy in the cloud side's process) unless --uplink 0; the
+// cloud's side (subscriber, ingester) at brokerURL.
 type syncLink struct {
 	broker               *mosquittoProc // nil when --broker gave one
-	uplink               *uplink        // nil on plain loopback
+	cloud                *cloudProc
 	brokerURL, edgeURL   string
 	brokerWhat, linkWhat string // for the suite's first line
 }
 
-// startSyncLink starts a Mosquitto in root unless --broker gave one, and
-// the uplink proxy unless --uplink is 0.
-func startSyncLink(ctx context.Context, f syncFlags, root string) (*syncLink, error) {
+// startSyncLink starts a Mosquitto in root unless --broker gave one, the
+// cloud side's process, and in it the uplink proxy unless --uplink is 0.
+func startSyncLink(ctx context.Context, f syncFlags, root string, stderr io.Writer) (*syncLink, error) {
 	l := &syncLink{brokerURL: f.broker, brokerWhat: "given"}
 	if l.brokerURL == "" {
 		bin, err := findMosquitto(f.mosquitto)
@@ -128,31 +130,40 @@ func startSyncLink(ctx context.Context, f syncFlags, root string) (*syncLink, er
 		l.broker = m
 		l.brokerURL, l.brokerWhat = "tcp://"+m.addr, fmt.Sprintf("started here: %s, set_tcp_nodelay %v", bin, f.nodelay)
 	}
+	host := strings.TrimPrefix(l.brokerURL, "tcp://")
+	if f.uplinkMbps > 0 && host == l.brokerURL {
+		l.close()
+		return nil, fmt.Errorf("--uplink needs a tcp:// broker, not %s", l.brokerURL)
+	}
+	cloud, err := startCloud(l.brokerURL, stderr)
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	l.cloud = cloud
 	l.edgeURL, l.linkWhat = l.brokerURL, "loopback"
 	if f.uplinkMbps > 0 {
-		host := strings.TrimPrefix(l.brokerURL, "tcp://")
-		if host == l.brokerURL {
-			l.close()
-			return nil, fmt.Errorf("--uplink needs a tcp:// broker, not %s", l.brokerURL)
-		}
-		ul, err := startUplink(host, f.uplinkMbps, f.uplinkRTT)
+		r, err := cloud.call(ctx, cloudRequest{Op: opUplink, Target: host, Mbps: f.uplinkMbps, RTT: f.uplinkRTT}, 10*time.Second)
 		if err != nil {
 			l.close()
 			return nil, err
 		}
-		l.uplink = ul
-		l.edgeURL, l.linkWhat = ul.url(), fmt.Sprintf("emulated uplink %g Mbit/s, RTT %v", f.uplinkMbps, f.uplinkRTT)
+		l.edgeURL, l.linkWhat = r.URL, fmt.Sprintf("emulated uplink %g Mbit/s, RTT %v", f.uplinkMbps, f.uplinkRTT)
 	}
 	return l, nil
 }
 
-// close stops the uplink, then kills the broker this process started
-// (the process of its last restart).
-func (l *syncLink) close() {
-	if l.uplink != nil {
-		l.uplink.close()
+// close ends the cloud side's process (and the uplink in it), then kills
+// the broker this process started (the process of its last restart). The
+// error says when the cloud side did not end cleanly; it is reaped
+// either way.
+func (l *syncLink) close() error {
+	var err error
+	if l.cloud != nil {
+		err = l.cloud.close()
 	}
 	if l.broker != nil {
 		l.broker.Kill()
 	}
+	return err
 }

@@ -36,6 +36,7 @@ type syncFlags struct {
 
 	restarts      int
 	restartOutage time.Duration
+	cpuProfile    string
 }
 
 // syncAbout is the suite's description in its --help.
@@ -54,13 +55,31 @@ backlog of 51-byte inference summaries, then runs, on the same broker:
     the outbox cursor covers it.
 ratio_vs_raw is the uploader's rate over the raw publish rate, the median of
 the rounds'; the ratio against read+pack+publish is printed beside it.
-The sink must hold every record exactly once, or the suite fails.
+The sink must hold every record exactly once, or the suite fails: it is
+read back from its directory once the ingester is closed.
+
+The cloud's side of the rounds (the ingesters, the sinks, the baselines'
+subscriber) and the emulated uplink's proxy run in a process of their own,
+this executable started again, so that the bench process is the vehicle's
+side. Its CPU time (getrusage: user and system, all threads) is taken over
+the raw publish (connection to the last batch received; the batches packed
+before) and over the uploader's drain (Start until the cursors reach the
+backlog's end) and divided by the records drained: cpu_us_per_record and
+raw_cpu_us_per_record are the medians of the rounds' figures,
+cpu_ratio_vs_raw the median of their ratios. Both include what the bench
+process's other goroutines do meanwhile (Badger's background work among
+them); the uploader's also includes the store's work for the drain
+(reading segments, writing cursors), the live records' appends, the ack
+topic's watcher and the suite's polling of cursors and stats every
+millisecond. --cpuprofile writes profiles of these spans and of the raw
+read+pack+publish.
 
 Then --restarts times, on a fresh store streaming live records at --live-rate
 (no backlog) through the same uplink, the broker is killed (SIGKILL) and
 started again on its port after --restart-outage; restart_to_live_ms is the
 median time from its return (listening again) to the first live record the
-ingester stores (a new one, not a duplicate of one stored before the kill).
+ingester stores (a new one, not a duplicate of one stored before the kill);
+this ingester runs in the bench process, which times its reconnection.
 Vehicle and ingester reconnect with their default backoffs (the vehicle's
 jittered, from 500 ms doubling; the ingester's every second), so either may be
 back first; each restart's line says which, and when every record appended
@@ -99,6 +118,7 @@ func parseSyncFlags(args []string, stderr io.Writer) (syncFlags, error) {
 	fs.DurationVar(&f.uplinkRTT, "uplink-rtt", 40*time.Millisecond, "round-trip time the --uplink proxy adds (half each way)")
 	fs.IntVar(&f.restarts, "restarts", 5, "broker restarts timed after the drain rounds, each on a fresh store streaming live records (0: none; skipped with --broker, since they kill the broker)")
 	fs.DurationVar(&f.restartOutage, "restart-outage", time.Second, "how long the broker stays down in each timed restart (killed with SIGKILL, then started again on the same port)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write CPU profiles of this process over each round's raw read+pack+publish, raw publish and uploader drain to <file>.pack-<round>, <file>.raw-<round> and <file>.uploader-<round> (the profiler's cost is in the CPU figures then)")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (100000 records, 5 rounds, 3 broker restarts; about 45 s at the default uplink)")
 	if err := parseSuite(fs, "sync", syncAbout, args, stderr); err != nil {
 		return f, err
@@ -173,4 +193,13 @@ func uploaderSettings(f syncFlags) string {
 		parts = append(parts, "flate (default)")
 	}
 	return "uploader " + strings.Join(parts, ", ") + ", every other edge.Config field default"
+}
+
+// profileFile is where --cpuprofile puts the profile of a round's phase,
+// or "" without it.
+func (f syncFlags) profileFile(phase string, round int) string {
+	if f.cpuProfile == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s.%s-%d", f.cpuProfile, phase, round)
 }

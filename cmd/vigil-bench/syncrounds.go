@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -10,22 +9,23 @@ import (
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/batch"
 	"github.com/vigil-av/vigil/sync/edge"
-	"github.com/vigil-av/vigil/sync/ingest"
 	"github.com/vigil-av/vigil/sync/sink"
 )
 
 // roundResult is one round's figures.
 type roundResult struct {
-	batches, bytes  int
-	raw, rawPack    time.Duration // the baselines: publish only, and read+pack+publish
-	drain           time.Duration
-	live            []time.Duration // append to the outbox cursor covering it
-	liveCloud       []time.Duration // append to the ingester's ack covering it
-	liveCloudMissed int
-	maxInFlight     int
-	maxBudget       int           // the uploader's largest in-flight budget, bytes
-	minAckRTT       time.Duration // and what it was sized from, at the end
-	deliveryRate    float64
+	batches, bytes int
+	raw, rawPack   time.Duration // the baselines: publish only, and read+pack+publish
+	drain          time.Duration
+	// This process's CPU time over the same spans.
+	rawCPU, rawPackCPU, drainCPU time.Duration
+	live                         []time.Duration // append to the outbox cursor covering it
+	liveCloud                    []time.Duration // append to the ingester's ack covering it
+	liveCloudMissed              int
+	maxInFlight                  int
+	maxBudget                    int           // the uploader's largest in-flight budget, bytes
+	minAckRTT                    time.Duration // and what it was sized from, at the end
+	deliveryRate                 float64
 
 	sent, resent, acked, rejected uint64 // the uploader's
 	stored, duplicates, failed    uint64 // the ingester's
@@ -72,44 +72,50 @@ func runRound(ctx context.Context, f syncFlags, link *syncLink, runID, root stri
 		packer.Compression = batch.None
 	}
 	topic := fmt.Sprintf("vigil-bench/%s/raw/%d", runID, round)
-	var batches [][]byte
-	res.rawPack, batches, err = rawRound(ctx, link.edgeURL, link.brokerURL, topic, runID, packingSource(store, packer), rawWindow, f.timeout)
+	packed, err := cloudRawRound(ctx, link.cloud, link.edgeURL, topic, runID, packingSource(store, packer), rawWindow, f.timeout, f.profileFile("pack", round))
 	if err != nil {
 		return res, nil, fmt.Errorf("raw baseline with packing: %w", err)
 	}
-	res.batches = len(batches)
-	for _, b := range batches {
+	res.rawPack, res.rawPackCPU, res.batches = packed.elapsed, packed.cpu, len(packed.sent)
+	for _, b := range packed.sent {
 		res.bytes += len(b)
 	}
-	res.raw, _, err = rawRound(ctx, link.edgeURL, link.brokerURL, topic, runID, sliceSource(batches), rawWindow, f.timeout)
+	raw, err := cloudRawRound(ctx, link.cloud, link.edgeURL, topic, runID, sliceSource(packed.sent), rawWindow, f.timeout, f.profileFile("raw", round))
 	if err != nil {
 		return res, nil, fmt.Errorf("raw baseline: %w", err)
 	}
-	if err := uploaderRound(ctx, f, link.edgeURL, link.brokerURL, runID, vehicle, dir, store, targets, &res); err != nil {
+	res.raw, res.rawCPU = raw.elapsed, raw.cpu
+	if err := uploaderRound(ctx, f, link, runID, vehicle, dir, round, store, targets, &res); err != nil {
 		return res, nil, fmt.Errorf("uploader: %w", err)
 	}
 	return res, targets, nil
 }
 
 // uploaderRound drains store through an edge.Uploader into an ingester
-// and a sink of its own, appending live records meanwhile, checks the
-// sink, and fills in res.
-func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, vehicle, dir string, store *storage.Store, targets map[string]uint64, res *roundResult) error {
+// and a sink of its own in the cloud side's process, appending live
+// records meanwhile; once the ingester is closed it checks what the sink
+// wrote, and fills in res.
+func uploaderRound(ctx context.Context, f syncFlags, link *syncLink, runID, vehicle, dir string, round int, store *storage.Store, targets map[string]uint64, res *roundResult) error {
 	sinkDir := filepath.Join(dir, "sink")
-	sk, in, err := startIngest(ctx, brokerURL, runID, vehicle, sinkDir)
-	if err != nil {
+	req := cloudRequest{Op: opIngest, SinkDir: sinkDir, ClientID: "vigil-bench-ingest-" + vehicle, Group: "vigil-bench-" + runID}
+	if _, err := link.cloud.call(ctx, req, 30*time.Second); err != nil {
 		return err
 	}
-	defer closeQuietly(in.Close)
+	ingesting := true
+	defer func() {
+		if ingesting {
+			link.cloud.call(context.Background(), cloudRequest{Op: opIngestStop}, 30*time.Second) //nolint:errcheck // the round's error is the one to report
+		}
+	}()
 
-	cfg := edge.Config{Broker: edgeURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, LiveWindow: f.liveWindow, MaxPayload: f.maxPayload, UseNone: f.uncompressed}
+	cfg := edge.Config{Broker: link.edgeURL, Vehicle: vehicle, Boot: store.Boot(), Window: f.window, LiveWindow: f.liveWindow, MaxPayload: f.maxPayload, UseNone: f.uncompressed}
 	up, err := edge.New(cfg, store, nil)
 	if err != nil {
 		return err
 	}
 	defer closeQuietly(up.Close)
 
-	acks, err := watchAcks(brokerURL, vehicle, f.liveStream, store.StoreID())
+	acks, err := watchAcks(link.brokerURL, vehicle, f.liveStream, store.StoreID())
 	if err != nil {
 		return err
 	}
@@ -117,6 +123,11 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 
 	liveStream := store.Stream(f.liveStream)
 	deadline := time.Now().Add(f.timeout)
+	span, err := startCPUSpan(f.profileFile("uploader", round))
+	if err != nil {
+		return err
+	}
+	defer span.stop() //nolint:errcheck // on the paths with an error of their own
 	t0 := time.Now()
 	if err := up.Start(ctx); err != nil {
 		return err
@@ -131,7 +142,7 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 	}
 	lp := startLive(liveStream, f.liveRate)
 	defer lp.halt()
-	if err := followDrain(ctx, f, up, in, store, targets, lp, t0, deadline, res); err != nil {
+	if err := followDrain(ctx, f, up, store, targets, lp, t0, span, deadline, res); err != nil {
 		return err
 	}
 	for up.State() != edge.Live {
@@ -151,43 +162,29 @@ func uploaderRound(ctx context.Context, f syncFlags, edgeURL, brokerURL, runID, 
 	}
 	res.uploaderStats(up.Stats())
 	closeQuietly(up.Close)
-	closeQuietly(in.Close)
-	is := in.Stats()
+	ingesting = false
+	is, err := link.cloud.call(ctx, cloudRequest{Op: opIngestStop}, 30*time.Second)
+	if err != nil {
+		return err
+	}
 	res.stored, res.duplicates, res.failed = is.Stored, is.Duplicate, is.Failed
+	// What the cloud side's sink wrote, read back from its directory.
+	sk, err := sink.Open(sinkDir, sink.Options{})
+	if err != nil {
+		return err
+	}
 	n, err := checkSink(sk, sinkDir, vehicle, store, f.liveStream, lp.payloads)
 	res.sinkRecords = n
 	return err
 }
 
-// startIngest opens a sink in sinkDir and starts an ingester into it,
-// returning once the ingester has subscribed.
-func startIngest(ctx context.Context, brokerURL, runID, vehicle, sinkDir string) (*sink.Sink, *ingest.Ingester, error) {
-	sk, err := sink.Open(sinkDir, sink.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	in, err := ingest.New(ingest.Config{Broker: brokerURL, ClientID: "vigil-bench-ingest-" + vehicle, Group: "vigil-bench-" + runID}, sk, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := in.Start(ctx); err != nil {
-		return nil, nil, err
-	}
-	for deadline := time.Now().Add(10 * time.Second); !in.Stats().Subscribed; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			closeQuietly(in.Close)
-			return nil, nil, errors.New("the ingester did not subscribe within 10 s")
-		}
-	}
-	return sk, in, nil
-}
-
 // followDrain watches the uploader every millisecond until every stream's
-// cursor has reached its target (the drain's time, from t0, goes to
-// res.drain; the live producer stops then) and every live record is
-// covered by the live stream's cursor. It notes the largest window and
-// budget in flight on the way.
-func followDrain(ctx context.Context, f syncFlags, up *edge.Uploader, in *ingest.Ingester, store *storage.Store, targets map[string]uint64, lp *liveProducer, t0, deadline time.Time, res *roundResult) error {
+// cursor has reached its target (the drain's time from t0 goes to
+// res.drain, the CPU time of span, which ends then, to res.drainCPU; the live
+// producer stops then) and every live record is covered by the live
+// stream's cursor. It notes the largest window and budget in flight on
+// the way.
+func followDrain(ctx context.Context, f syncFlags, up *edge.Uploader, store *storage.Store, targets map[string]uint64, lp *liveProducer, t0 time.Time, span *cpuSpan, deadline time.Time, res *roundResult) error {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	drained := false
@@ -199,7 +196,7 @@ func followDrain(ctx context.Context, f syncFlags, up *edge.Uploader, in *ingest
 		}
 		now := time.Now()
 		if now.After(deadline) {
-			return fmt.Errorf("not drained within %v: uploader %+v, ingester %+v", f.timeout, up.Stats(), in.Stats())
+			return fmt.Errorf("not drained within %v: uploader %+v", f.timeout, up.Stats())
 		}
 		us := up.Stats()
 		for _, s := range us.Streams {
@@ -217,7 +214,11 @@ func followDrain(ctx context.Context, f syncFlags, up *edge.Uploader, in *ingest
 		if !drained {
 			drained = cursorsAt(store, targets)
 			if drained {
-				res.drain = now.Sub(t0)
+				cpu, err := span.stop()
+				if err != nil {
+					return err
+				}
+				res.drain, res.drainCPU = now.Sub(t0), cpu
 				lp.halt() // the live records still waiting are timed to their ack
 				continue
 			}
