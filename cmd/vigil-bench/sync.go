@@ -3,7 +3,8 @@ package main
 // The sync suite: the edge uploader's drain of an offline backlog, with
 // the cloud side (ingester and sink) and a Mosquitto on this machine.
 // The cloud side runs in a process of its own (synccloud.go), with the
-// baselines' subscriber and the emulated uplink's proxy, so that this
+// baselines' subscriber, the ack watcher and the emulated uplink's
+// proxy, so that this
 // process is the vehicle's side and its CPU time per drained record
 // (cpuSpan, synccpu.go) can be set against the raw publisher's.
 //
@@ -14,7 +15,8 @@ package main
 // which the drain clears too and the rates count. Live records are
 // summaries as well, on --live-stream (inference by default, as the
 // daemon's are). Each is timed to the ingester's ack covering it, seen by
-// a subscriber of the vehicle's ack topic: when the record is stored in
+// a subscriber of the vehicle's ack topic in the cloud side's process
+// (wall-clock times, on the same machine): when the record is stored in
 // the cloud, which is what "live telemetry stale" means and what the
 // RESULT line's live_p99_ms_during_drain reports (the uploader sends
 // live records ahead of the backlog). On a line of its own each is also

@@ -39,6 +39,9 @@ const (
 	opExpect     = "expect"      // wait up to Timeout for Count batches, then drop the subscriber; reply: Got, GotBytes
 	opIngest     = "ingest"      // a sink in SinkDir and an ingester into it, subscribed
 	opIngestStop = "ingest-stop" // close the ingester; reply: its Stored, Duplicate, Failed
+	opWatchAcks  = "watch-acks"  // an ackWatcher of Vehicle's acks of Stream of store Store (replacing any earlier one)
+	opAcks       = "acks"        // reply: the acks it noted so far
+	opUnwatch    = "unwatch"     // drop the ackWatcher
 )
 
 type cloudRequest struct {
@@ -53,17 +56,21 @@ type cloudRequest struct {
 	Timeout  time.Duration `json:"timeout,omitempty"`
 	SinkDir  string        `json:"sink_dir,omitempty"` // opIngest
 	Group    string        `json:"group,omitempty"`
+	Vehicle  string        `json:"vehicle,omitempty"` // opWatchAcks
+	Stream   string        `json:"stream,omitempty"`
+	Store    uint64        `json:"store,omitempty"`
 }
 
 type cloudReply struct {
-	ID        uint64 `json:"id"`
-	Err       string `json:"err,omitempty"`
-	URL       string `json:"url,omitempty"`
-	Got       int64  `json:"got,omitempty"`
-	GotBytes  int64  `json:"got_bytes,omitempty"`
-	Stored    uint64 `json:"stored,omitempty"`
-	Duplicate uint64 `json:"duplicate,omitempty"`
-	Failed    uint64 `json:"failed,omitempty"`
+	ID        uint64  `json:"id"`
+	Err       string  `json:"err,omitempty"`
+	URL       string  `json:"url,omitempty"`
+	Got       int64   `json:"got,omitempty"`
+	GotBytes  int64   `json:"got_bytes,omitempty"`
+	Stored    uint64  `json:"stored,omitempty"`
+	Duplicate uint64  `json:"duplicate,omitempty"`
+	Failed    uint64  `json:"failed,omitempty"`
+	Acks      []ackAt `json:"acks,omitempty"`
 }
 
 // syncCloudMain is the whole of a vigil-bench started with syncCloudEnv
@@ -114,6 +121,7 @@ type cloudSide struct {
 	ul     *uplink
 	sub    *rawSubscriber
 	in     *ingest.Ingester
+	acks   *ackWatcher
 }
 
 func (c *cloudSide) handle(ctx context.Context, req cloudRequest) cloudReply {
@@ -131,6 +139,17 @@ func (c *cloudSide) handle(ctx context.Context, req cloudRequest) cloudReply {
 		err = c.startIngest(ctx, req)
 	case opIngestStop:
 		r.Stored, r.Duplicate, r.Failed, err = c.stopIngest()
+	case opWatchAcks:
+		c.unwatch()
+		c.acks, err = watchAcks(c.broker, req.Vehicle, req.Stream, req.Store)
+	case opAcks:
+		if c.acks == nil {
+			err = errors.New("no ack watcher")
+		} else {
+			r.Acks = c.acks.seen()
+		}
+	case opUnwatch:
+		c.unwatch()
 	default:
 		err = fmt.Errorf("unknown request %q", req.Op)
 	}
@@ -223,10 +242,18 @@ func (c *cloudSide) stopIngest() (stored, duplicate, failed uint64, err error) {
 	return s.Stored, s.Duplicate, s.Failed, err
 }
 
+func (c *cloudSide) unwatch() {
+	if c.acks != nil {
+		c.acks.close()
+		c.acks = nil
+	}
+}
+
 func (c *cloudSide) close() {
 	if c.in != nil {
 		c.stopIngest() //nolint:errcheck // the process is ending
 	}
+	c.unwatch()
 	c.dropSubscriber()
 	if c.ul != nil {
 		c.ul.close()

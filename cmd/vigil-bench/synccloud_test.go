@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,7 @@ func TestCloudProc(t *testing.T) {
 		{cloudRequest{Op: "nope"}, `cloud side, nope: unknown request "nope"`},
 		{cloudRequest{Op: opExpect, Count: 1, Timeout: time.Second}, "cloud side, expect: expect: no subscriber"},
 		{cloudRequest{Op: opIngestStop}, "cloud side, ingest-stop: no ingester is running"},
+		{cloudRequest{Op: opAcks}, "cloud side, acks: no ack watcher"},
 		{cloudRequest{Op: opIngest, SinkDir: filepath.Join(file, "sink"), ClientID: "x", Group: "g"}, "cloud side, ingest: sink: create " + filepath.Join(file, "sink")},
 	} {
 		if _, err := c.call(ctx, tc.req, 10*time.Second); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -147,5 +149,20 @@ func TestCloudProc(t *testing.T) {
 	}
 	if _, err := c.call(ctx, cloudRequest{Op: opUplink}, time.Second); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("call after close: %v, want an error saying it is closed", err)
+	}
+}
+
+// TestAckLatencies times live records to the earliest ack covering them,
+// from the wall-clock times the cloud side notes, and counts those no
+// ack covers.
+func TestAckLatencies(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) int64 { return t0.Add(time.Duration(ms) * time.Millisecond).UnixNano() }
+	acks := []ackAt{{First: 1, Last: 10, At: at(50)}, {First: 5, Last: 12, At: at(30)}, {First: 11, Last: 12, At: at(80)}}
+	recs := []liveRecord{{seq: 2, at: t0}, {seq: 6, at: t0.Add(10 * time.Millisecond)}, {seq: 12, at: t0}, {seq: 13, at: t0}}
+	lat, missed := ackLatencies(acks, recs)
+	want := []time.Duration{50 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond}
+	if !slices.Equal(lat, want) || missed != 1 {
+		t.Errorf("latencies %v, %d missed; want %v, 1 (seq 13 has no ack)", lat, missed, want)
 	}
 }

@@ -59,9 +59,9 @@ The sink must hold every record exactly once, or the suite fails: it is
 read back from its directory once the ingester is closed.
 
 The cloud's side of the rounds (the ingesters, the sinks, the baselines'
-subscriber) and the emulated uplink's proxy run in a process of their own,
-this executable started again, so that the bench process is the vehicle's
-side. Its CPU time (getrusage: user and system, all threads) is taken over
+subscriber, the watcher of the ack topic that times the live records) and
+the emulated uplink's proxy run in a process of their own, this executable
+started again, so that the bench process is the vehicle's side. Its CPU time (getrusage: user and system, all threads) is taken over
 the raw publish (connection to the last batch received; the batches packed
 before) and over the uploader's drain (Start until the cursors reach the
 backlog's end) and divided by the records drained: cpu_us_per_record and
@@ -69,9 +69,8 @@ raw_cpu_us_per_record are the medians of the rounds' figures,
 cpu_ratio_vs_raw the median of their ratios. Both include what the bench
 process's other goroutines do meanwhile (Badger's background work among
 them); the uploader's also includes the store's work for the drain
-(reading segments, writing cursors), the live records' appends, the ack
-topic's watcher and the suite's polling of cursors and stats every
-millisecond. --cpuprofile writes profiles of these spans and of the raw
+(reading segments, writing cursors), the live records' appends and the
+suite's polling of cursors and stats every millisecond. --cpuprofile writes profiles of these spans and of the raw
 read+pack+publish.
 
 Then --restarts times, on a fresh store streaming live records at --live-rate

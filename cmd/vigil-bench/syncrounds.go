@@ -115,11 +115,11 @@ func uploaderRound(ctx context.Context, f syncFlags, link *syncLink, runID, vehi
 	}
 	defer closeQuietly(up.Close)
 
-	acks, err := watchAcks(link.brokerURL, vehicle, f.liveStream, store.StoreID())
-	if err != nil {
+	watch := cloudRequest{Op: opWatchAcks, Vehicle: vehicle, Stream: f.liveStream, Store: store.StoreID()}
+	if _, err := link.cloud.call(ctx, watch, 30*time.Second); err != nil {
 		return err
 	}
-	defer acks.close()
+	defer link.cloud.call(context.Background(), cloudRequest{Op: opUnwatch}, 30*time.Second) //nolint:errcheck // the round's outcome is the one to report
 
 	liveStream := store.Stream(f.liveStream)
 	deadline := time.Now().Add(f.timeout)
@@ -155,7 +155,11 @@ func uploaderRound(ctx context.Context, f syncFlags, link *syncLink, runID, vehi
 	// The watcher's copy of the last acks may arrive a little after the
 	// uploader's.
 	for wait := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		res.liveCloud, res.liveCloudMissed = acks.latencies(lp.all)
+		r, err := link.cloud.call(ctx, cloudRequest{Op: opAcks}, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		res.liveCloud, res.liveCloudMissed = ackLatencies(r.Acks, lp.all)
 		if res.liveCloudMissed == 0 || time.Now().After(wait) {
 			break
 		}
