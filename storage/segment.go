@@ -51,6 +51,9 @@ const (
 	// uncompressed after one that compression saved less than an eighth
 	// of.
 	skipAfterIncompressible = 16
+	// minJudgedBody is the smallest body whose compression decides
+	// whether the stream's next segments are tried.
+	minJudgedBody = 4 << 10
 )
 
 // finalBlock is an empty final fixed-Huffman deflate block: it ends a
@@ -134,7 +137,9 @@ func (g *segmenter) seal(st *Stream) {
 		if out := g.out.Bytes(); len(out) < len(b.body) {
 			comp, stored = compressionFlate, out
 		}
-		if len(stored) > len(b.body)*7/8 {
+		// A body of a few records says little about the stream: flate's
+		// own overhead eats what it saves there.
+		if len(b.body) >= minJudgedBody && len(stored) > len(b.body)*7/8 {
 			b.skip = skipAfterIncompressible
 		}
 	}

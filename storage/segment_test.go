@@ -106,7 +106,7 @@ func TestSegmentsRoundTrip(t *testing.T) {
 	}
 	// The skip: after a segment of noise, the next ones are not even tried.
 	st := &Stream{bucketRecords: 1 << 20}
-	g := newSegmenter(4 << 10)
+	g := newSegmenter(8 << 10)
 	for i, p := range noise[:100] {
 		v := make([]byte, headerLen, headerLen+len(p))
 		putHeader(v, KindData, 1, 0, 1)
@@ -114,6 +114,19 @@ func TestSegmentsRoundTrip(t *testing.T) {
 	}
 	if st.seg.skip == 0 || st.seg.skip >= skipAfterIncompressible {
 		t.Errorf("skip = %d after noise, want between 1 and %d", st.seg.skip, skipAfterIncompressible-1)
+	}
+	// A segment of one record does not compress either, but says nothing
+	// about the stream: the next one is still tried.
+	st = &Stream{bucketRecords: 1 << 20}
+	g = newSegmenter(8 << 10)
+	for i, p := range text[:2] {
+		v := make([]byte, headerLen, headerLen+len(p))
+		putHeader(v, KindData, 1, 0, 1)
+		g.add(st, uint64(i+1), append(v, p...))
+		g.seal(st)
+	}
+	if st.seg.skip != 0 {
+		t.Errorf("skip = %d after one-record segments", st.seg.skip)
 	}
 }
 

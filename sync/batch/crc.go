@@ -4,61 +4,57 @@ package batch
 // CRC-32C of a (crcA), of b (crcB) and b's length: how a batch of
 // stored segments gets its checksum without reading their bodies.
 //
-// A CRC is linear over GF(2): appending n zero bits to a message is a
-// linear map on its (pre- and post-conditioned) CRC, computed here as a
-// 32x32 bit matrix raised to the power n by repeated squaring, one
-// squaring per bit of n. Then crc(a‖b) = zeros(crcA, len b) ^ crcB.
+// A CRC is linear over GF(2): appending n zero bytes to a message
+// multiplies its (pre- and post-conditioned) CRC by x^(8n) modulo the
+// polynomial. So crc(a‖b) = crcA · x^(8·len b) mod P ^ crcB, with the
+// power built from a table of x^(2^k) mod P, one multiplication per set
+// bit of the length.
 func crc32cCombine(crcA, crcB uint32, lenB int) uint32 {
 	if lenB <= 0 {
 		return crcA
 	}
-	// odd is the operator for one zero bit: shift right, and xor the
-	// reflected Castagnoli polynomial when the bit shifted out was 1.
-	var odd, even [32]uint32
-	odd[0] = 0x82f63b78
-	row := uint32(1)
-	for i := 1; i < 32; i++ {
-		odd[i] = row
-		row <<= 1
-	}
-	square(&even, &odd) // two zero bits
-	square(&odd, &even) // four
-	// Each round squares the operator (8, 16, 32... zero bits, starting
-	// at a byte) and applies it for each set bit of lenB.
-	n := uint64(lenB)
-	for {
-		square(&even, &odd)
-		if n&1 != 0 {
-			crcA = apply(&even, crcA)
-		}
-		if n >>= 1; n == 0 {
-			break
-		}
-		square(&odd, &even)
-		if n&1 != 0 {
-			crcA = apply(&odd, crcA)
-		}
-		if n >>= 1; n == 0 {
-			break
-		}
-	}
-	return crcA ^ crcB
+	return mulModP(xPow8n(uint64(lenB)), crcA) ^ crcB
 }
 
-// apply multiplies the bit matrix m by the vector v.
-func apply(m *[32]uint32, v uint32) uint32 {
-	var sum uint32
-	for i := 0; v != 0; i, v = i+1, v>>1 {
-		if v&1 != 0 {
-			sum ^= m[i]
+// castagnoliReflected is the Castagnoli polynomial, bit-reflected as the
+// CRC computes with it: bit 31 is x^0.
+const castagnoliReflected = 0x82f63b78
+
+// mulModP multiplies a and b, polynomials in reflected form, modulo the
+// Castagnoli polynomial.
+func mulModP(a, b uint32) uint32 {
+	var p uint32
+	for m := uint32(1) << 31; m != 0 && a != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+			a ^= m
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ castagnoliReflected
+		} else {
+			b >>= 1
 		}
 	}
-	return sum
+	return p
 }
 
-// square sets dst to m times m.
-func square(dst, m *[32]uint32) {
-	for i := range dst {
-		dst[i] = apply(m, m[i])
+// x2k holds x^(2^k) mod P for k = 0..63, reflected.
+var x2k = func() (t [64]uint32) {
+	p := uint32(1) << 30 // x^1
+	for k := range t {
+		t[k] = p
+		p = mulModP(p, p)
 	}
+	return
+}()
+
+// xPow8n returns x^(8n) mod P, reflected.
+func xPow8n(n uint64) uint32 {
+	p := uint32(1) << 31 // x^0
+	for k := 3; n != 0; k, n = k+1, n>>1 {
+		if n&1 != 0 {
+			p = mulModP(x2k[k%64], p)
+		}
+	}
+	return p
 }
