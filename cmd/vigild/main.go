@@ -22,8 +22,9 @@ const usage = `usage: vigild [flags]
 
 Runs the Vigil daemon. Configuration comes from a YAML file (--config; see
 docs/operations.md for every field) over built-in defaults; the flags below
-override the file. It starts in order — telemetry buffer, models (warmed),
-watchdog, hardware probe, socket — and only then accepts requests; then,
+override the file. It starts the telemetry buffer and the models (warmed)
+side by side, then the watchdog, hardware probe and socket, and only then
+accepts requests; then,
 when sync.enabled, the cloud link (the uploader and, with
 sync.commands.enabled, signed fleet commands; see docs/fleet.md).
 SIGTERM or SIGINT stops it gracefully.
