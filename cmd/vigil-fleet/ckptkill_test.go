@@ -33,7 +33,7 @@ const (
 	killVehicle = "veh-kill"
 	killStream  = storage.StreamInference
 	// killRate caps the vehicle's uplink (bytes per second): the
-	// checkpoint (about 1 MB of chunks) takes seconds to upload.
+	// checkpoint (about 2 MB of chunks) takes seconds to upload.
 	killRate = 200 << 10
 )
 
@@ -145,7 +145,9 @@ func newKillVehicle(t *testing.T) *killVehicleSide {
 	}
 	t.Cleanup(func() { s.Close(context.Background()) })
 	v.store = s
-	for range 3000 {
+	// 6000 records: a full checkpoint of some 20 chunks, since the store's
+	// segments compress these records about 3 to 1.
+	for range 6000 {
 		if err := killAppend(s); err != nil {
 			t.Fatal(err)
 		}
