@@ -86,6 +86,10 @@ func (d *Daemon) checkpointStatus() status.CheckpointsStatus {
 // controlCheckpoint answers CONTROL CHECKPOINT: the checkpoint's summary
 // as one line of JSON, or why there is none.
 func (d *Daemon) controlCheckpoint(ctx context.Context, k wire.CheckpointKind) error {
+	if d.ckpt == nil && d.ckptWhy == "" && !d.running.Load() {
+		// The socket serves before the checkpoints' step has run.
+		return socket.RefuseControl(wire.ControlFailed, "vigild is still starting; checkpoints are not up yet, try again")
+	}
 	if d.ckpt == nil {
 		return socket.RefuseControl(wire.ControlFailed, "%v", d.errCheckpointsOff())
 	}

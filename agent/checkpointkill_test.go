@@ -139,9 +139,15 @@ func TestCheckpointDaemonKilledMidUpload(t *testing.T) {
 	slow := cfg
 	slow.Sync.MaxBytesPerSecond = 128 << 10
 	ch = startChild(t, slow, stderr)
+	waitFor(t, 60*time.Second, "the daemon started", func() (bool, string) {
+		st := ch.status()
+		return st.Checkpoints.State != "starting", st.Checkpoints.State
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := ch.c.ControlReply(ctx, client.ControlRequest{Op: client.OpCheckpoint, Value: client.CheckpointFull}); err != nil {
+		stderr.mu.Lock()
+		defer stderr.mu.Unlock()
 		t.Fatalf("checkpoint now: %v\n%s", err, logs.String())
 	}
 	var id string
