@@ -224,9 +224,6 @@ func parseSegment(last uint64, v []byte) (segView, error) {
 	return sv, nil
 }
 
-// records returns the number of records the segment covers.
-func (sv segView) records() uint64 { return sv.last - sv.first + 1 }
-
 // appendBody appends the segment's body, decompressed, to dst and checks
 // it against the header's length and checksum.
 func (sv segView) appendBody(dst []byte) ([]byte, error) {

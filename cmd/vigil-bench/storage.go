@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"flag"
@@ -10,8 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -204,31 +201,6 @@ func median(v []float64) float64 {
 // memStatus reads the peak and current resident set size, in MB, from
 // /proc/self/status; zeros where that is not available.
 func memStatus() (hwm, rss float64) {
-	fh, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(val)
-		if len(fields) != 2 || fields[1] != "kB" {
-			continue
-		}
-		kb, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "VmHWM":
-			hwm = kb / 1024
-		case "VmRSS":
-			rss = kb / 1024
-		}
-	}
+	hwm, rss, _ = procMemMB("/proc/self/status")
 	return hwm, rss
 }
