@@ -3,6 +3,7 @@ package edge_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -181,6 +182,18 @@ func TestRestoredStoreLabelsItsBatches(t *testing.T) {
 			}
 		}
 	}
+	// The spy is a client of its own: its copies of the acks may trail
+	// the uploader's under load, so wait for them before judging.
+	waitUntil(t, 15*time.Second, "the ack spy to see every acknowledgement", func() (bool, string) {
+		for _, s := range streams {
+			for seq := uint64(1); seq <= 600; seq++ {
+				if !acks.covered(s, seq) {
+					return false, fmt.Sprintf("%s %d not seen", s, seq)
+				}
+			}
+		}
+		return true, ""
+	})
 	checkRestoredAcks(t, acks, streams, parent, res.Store, last)
 	checkRestoredHeaders(t, hdrs, parent, res.Store, res.Lineage.Checkpoint, last)
 	if res.Lineage.Checkpoint != m.ID {
