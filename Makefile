@@ -114,3 +114,6 @@ crash-test:
 
 clean:
 	rm -rf build
+
+# Packaging (mk/package.mk) and the arm64 build under emulation (mk/arm64.mk).
+-include $(wildcard mk/*.mk)
