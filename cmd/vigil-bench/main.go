@@ -36,6 +36,7 @@ import (
 	"os"
 
 	"github.com/vigil-av/vigil/cmd/internal/cli"
+	"github.com/vigil-av/vigil/internal/version"
 )
 
 type suite struct {
@@ -56,6 +57,7 @@ var suites = []suite{
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: vigil-bench <suite> [flags]")
+	fmt.Fprintln(w, "       vigil-bench --version")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Qualification benchmarks: each suite compares Vigil with a bare baseline in")
 	fmt.Fprintln(w, "the same run and ends with a machine-readable RESULT line.")
@@ -76,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
+		return nil
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, version.String("vigil-bench", version.ONNXRuntime))
 		return nil
 	}
 	for _, s := range suites {

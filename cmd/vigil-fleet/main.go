@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/vigil-av/vigil/cmd/internal/cli"
+	"github.com/vigil-av/vigil/internal/version"
 )
 
 type subcommand struct {
@@ -106,6 +107,7 @@ func main() { cli.Main("vigil-fleet", run) }
 
 func usage(w io.Writer, g *globals) {
 	fmt.Fprintln(w, "usage: vigil-fleet <command> [flags] [args]")
+	fmt.Fprintln(w, "       vigil-fleet --version")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "The fleet operator's tool: signed commands to vehicles over MQTT, and the cloud end of")
 	fmt.Fprintln(w, "the telemetry link. Flags may come before or after the arguments. The protocol and")
@@ -148,6 +150,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		usage(stdout, g)
+		return nil
+	case "version", "-version", "--version":
+		// vigil-fleet never links ONNX Runtime: the release the build pairs with.
+		fmt.Fprintln(stdout, version.String("vigil-fleet", version.ONNXRuntime))
 		return nil
 	}
 	for _, c := range subcommands {

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/vigil-av/vigil/internal/version"
 	"github.com/vigil-av/vigil/models/demo"
 )
 
@@ -33,8 +34,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vigil-models", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", defaultOut, "directory to write the six models into (created if missing)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: vigil-models [-out DIR]
+       vigil-models -version
 
 Writes Vigil's three demo models and three later versions of the primary,
 for over-the-air rollout demos, to DIR, each atomically (temporary file,
@@ -63,6 +66,10 @@ Flags:
 			return nil
 		}
 		return err // the flag package has already printed the problem and usage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("vigil-models", version.ONNXRuntime))
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (the output directory goes in -out)", fs.Arg(0))

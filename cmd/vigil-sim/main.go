@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/cmd/internal/cli"
+	"github.com/vigil-av/vigil/internal/version"
 )
 
 type options struct {
@@ -51,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.faultAt, "fault-at", 0, "when to inject the fault (default: a quarter of --duration)")
 	fs.DurationVar(&o.clearAt, "clear-at", 0, "when to clear it (default: 7/12 of --duration)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live view, only the summary")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vigil-sim [flags]")
 		fmt.Fprintln(stderr)
@@ -64,6 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("vigil-sim", version.ONNXRuntime))
+		return nil
 	}
 	if o.faultAt == 0 {
 		o.faultAt = o.duration / 4

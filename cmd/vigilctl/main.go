@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/cmd/internal/cli"
+	"github.com/vigil-av/vigil/internal/version"
 )
 
 const defaultSocket = "/run/vigil/vigild.sock"
@@ -69,11 +70,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs.StringVar(&g.socket, "socket", sock, "vigild's socket (or $VIGIL_SOCKET)")
 	fs.DurationVar(&g.timeout, "timeout", 5*time.Second, "how long to wait for the daemon")
+	showVersion := fs.Bool("version", false, "print vigilctl's version and exit (the daemon's is in `vigilctl status`)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout, fs)
 		}
 		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("vigilctl", version.ONNXRuntime))
+		return nil
 	}
 	if fs.NArg() == 0 {
 		usage(stderr, fs)

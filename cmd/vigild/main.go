@@ -15,6 +15,8 @@ import (
 
 	"github.com/vigil-av/vigil/agent"
 	"github.com/vigil-av/vigil/cmd/internal/cli"
+	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/internal/version"
 )
 
 const usage = `usage: vigild [flags]
@@ -51,12 +53,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "", "json or console (log.format)")
 	check := fs.Bool("check-config", false, "validate the configuration, print it, and exit")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long a graceful stop may take")
+	showVersion := fs.Bool("version", false, "print the version, the commit and the ONNX Runtime version (the library's, from --ort-library or the default place, when it loads), and exit")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("vigild", ortVersion(*library)))
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
@@ -110,4 +117,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	return errors.Join(served, d.Close(sctx))
+}
+
+// ortVersion is the version of the ONNX Runtime library vigild would load
+// (library, else $VIGIL_ORT_LIBRARY, else the default place), asked of the
+// library itself; the release the build expects when none loads.
+func ortVersion(library string) string {
+	if inference.Init(library) != nil {
+		return version.ONNXRuntime
+	}
+	info, err := inference.Runtime()
+	if err != nil {
+		return version.ONNXRuntime
+	}
+	return info.Version
 }
