@@ -59,6 +59,8 @@ type Router struct {
 	wg    sync.WaitGroup
 	stats routerStats
 	tap   atomic.Pointer[tapHolder] // nil: no tap (SetTap)
+	// observer sees every answer (SetAnswerObserver); nil: none.
+	observer atomic.Pointer[observerHolder]
 }
 
 // NewRouter builds a router over the three backends (nil where a backend
@@ -172,6 +174,9 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 	defer func() {
 		ans.Latency = time.Since(t0)
 		r.stats.record(ans, deadline)
+		if h := r.observer.Load(); h != nil {
+			h.o.ObserveAnswer(ans)
+		}
 	}()
 	switch {
 	case r.closing.Load():
