@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The tools for building and testing Vigil for linux/arm64 on an amd64 Debian
+# machine: the aarch64 cross C compiler (cgo: ONNX Runtime and NVML bindings),
+# the arm64 C library (link time, and QEMU_LD_PREFIX at run time) and
+# qemu-user (runs arm64 binaries), plus a binfmt_misc entry so an arm64 test
+# binary that re-executes itself (crash and init children) runs under qemu too.
+#
+#   arm64-tools.sh          install what is missing from Debian's packages when
+#                           root, register binfmt when root; report what is
+#                           still missing (exit 0)
+#   arm64-tools.sh --check  install/register as above, then exit 1 naming what
+#                           is still missing
+#   arm64-tools.sh --qemu   print the qemu-user binary to use (exit 1 if none)
+#
+# Idempotent: when everything is present it runs no package manager.
+set -euo pipefail
+
+mode="${1:-}"
+cc="${ARM64_CC:-aarch64-linux-gnu-gcc}"
+sysroot="/usr/aarch64-linux-gnu"
+# The ELF header of an aarch64 executable, as binfmt_misc matches it.
+magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+binfmt=/proc/sys/fs/binfmt_misc
+
+say() { echo "arm64-tools: $*" >&2; }
+
+find_qemu() {
+  local q
+  for q in qemu-aarch64-static qemu-aarch64; do
+    if command -v "$q" >/dev/null 2>&1; then command -v "$q"; return 0; fi
+  done
+  return 1
+}
+
+# qemu_package: the Debian package that provides qemu-aarch64 on this release.
+# Bookworm has both qemu-user-static and qemu-user; later releases fold the
+# static build into qemu-user. Prefer the static one (a binfmt interpreter
+# that needs no loader).
+qemu_package() {
+  local p
+  for p in qemu-user-static qemu-user; do
+    if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+      echo "$p"; return 0
+    fi
+  done
+  echo qemu-user-static
+}
+
+missing_packages() {
+  local m=""
+  command -v "$cc" >/dev/null 2>&1 || m="$m gcc-aarch64-linux-gnu"
+  [ -f "$sysroot/include/stdio.h" ] && [ -e "$sysroot/lib/ld-linux-aarch64.so.1" ] \
+    || m="$m libc6-dev-arm64-cross"
+  find_qemu >/dev/null || m="$m $(qemu_package)"
+  echo "$m"
+}
+
+# binfmt_ok: an enabled binfmt_misc entry runs aarch64 ELF files.
+binfmt_ok() {
+  local f want
+  want="magic 7f454c460201010000000000000000000200b700"
+  [ -d "$binfmt" ] || return 1
+  for f in "$binfmt"/*; do
+    [ -f "$f" ] || continue
+    case "$(basename "$f")" in register|status) continue ;; esac
+    if grep -q '^enabled' "$f" && grep -q "^$want" "$f"; then return 0; fi
+  done
+  return 1
+}
+
+register_binfmt() {
+  local q
+  q="$(find_qemu)" || return 1
+  q="$(readlink -f "$q")"
+  if [ ! -e "$binfmt/register" ]; then
+    mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || return 1
+  fi
+  # F: the kernel opens the interpreter now, so it works in any mount namespace.
+  printf ':vigil-qemu-aarch64:M::%s:%s:%s:F\n' "$magic" "$mask" "$q" >"$binfmt/register" 2>/dev/null \
+    || return 1
+  say "registered $q for aarch64 executables in binfmt_misc"
+}
+
+if [ "$mode" = --qemu ]; then
+  find_qemu || { say "no qemu-aarch64 found: run make cross-tools"; exit 1; }
+  exit 0
+fi
+
+root=0
+[ "$(id -u)" = 0 ] && root=1
+missing="$(missing_packages)"
+if [ -n "$missing" ] && [ "$root" = 1 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing from Debian's packages:$missing"
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  missing="$(missing_packages)"
+fi
+if ! binfmt_ok && [ "$root" = 1 ] && find_qemu >/dev/null; then
+  register_binfmt || say "could not register qemu in binfmt_misc"
+fi
+
+problems="$missing"
+binfmt_ok || problems="$problems binfmt_misc-entry-for-aarch64"
+if [ -z "$problems" ]; then
+  exit 0
+fi
+say "missing:$problems"
+say "  (as root, make cross-tools installs them from Debian's packages and registers qemu with binfmt_misc)"
+if [ "$mode" = --check ]; then
+  exit 1
+fi
+exit 0
