@@ -173,7 +173,7 @@ func DefaultConfig() Config {
 		Badger: BadgerConfig{
 			MemTableBytes:     8 << 20,
 			NumMemtables:      2,
-			ValueThreshold:    32 << 10,
+			ValueThreshold:    4 << 10,
 			BlockCacheBytes:   4 << 20,
 			IndexCacheBytes:   2 << 20,
 			ValueLogFileBytes: 4 << 20,
@@ -181,7 +181,7 @@ func DefaultConfig() Config {
 			TableBytes:        2 << 20,
 			L0Tables:          2,
 			L0TablesStall:     8,
-			Compression:       true,
+			Compression:       false,
 			VerifyTables:      true,
 		},
 	}

@@ -47,7 +47,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"storage.streams[0].priority", func(c *Config) { c.Streams[0].Priority = 9 }},
 		{"storage.streams[2].bucket_records", func(c *Config) { c.Streams[2].BucketRecords = 1 }},
 		{"storage.badger.value_threshold", func(c *Config) { c.Badger.ValueThreshold = c.Badger.MemTableBytes / 2 }},
-		{"storage.badger.block_cache_bytes", func(c *Config) { c.Badger.BlockCacheBytes = 0 }},
+		{"storage.badger.block_cache_bytes", func(c *Config) { c.Badger.Compression, c.Badger.BlockCacheBytes = true, 0 }},
 		{"storage.badger.index_cache_bytes", func(c *Config) { c.Badger.IndexCacheBytes = 0 }},
 		{"storage.badger.num_compactors", func(c *Config) { c.Badger.NumCompactors = 1 }},
 		{"storage.badger.value_log_file_bytes", func(c *Config) { c.Badger.ValueLogFileBytes = 1 << 30 }},

@@ -27,8 +27,12 @@ type Outbox interface {
 	// Gap records come through like any other, with Kind KindGap.
 	Read(stream string, after uint64, maxRecords, maxBytes int) ([]Record, error)
 	// Ack records that the cloud has stored every record of stream up to
-	// through. It is durable on return; acknowledged records become
-	// eligible for deletion. Acknowledging less than the cursor is a no-op.
+	// through; acknowledged records become eligible for deletion.
+	// Acknowledging less than the cursor is a no-op. On return the cursor
+	// survives a crash of the process; it survives a power loss once the
+	// store's next commit or disk check (CheckInterval) has synced it —
+	// a cursor lost that way only makes the uploader send again what the
+	// cloud acknowledges as duplicates.
 	Ack(stream string, through uint64) error
 	// Cursor returns the highest acknowledged sequence number.
 	Cursor(stream string) (uint64, error)
@@ -125,10 +129,11 @@ func (s *Store) Ack(stream string, through uint64) error {
 	if through <= st.cursor.Load() {
 		return nil
 	}
+	// No sync here: with one per ack, acknowledgements cost the drain
+	// more CPU than reading the segments it sends (issue 16's profile).
+	// Badger has written the entry to its log before Update returns.
 	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(idKey(prefixCursor, st.id), u64(through)) })
-	if err == nil {
-		err = s.db.Sync()
-	}
+	s.ackUnsynced.Store(true)
 	if err != nil {
 		return fmt.Errorf("storage ack %s through %d: %w", stream, through, err)
 	}

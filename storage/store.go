@@ -44,6 +44,10 @@ type Store struct {
 	// drops counts DropPrefix calls since Open (under writeMu): they leave
 	// no tombstones, so a checkpoint after one must be full (Backup).
 	drops atomic.Uint64
+	// ackUnsynced is set by Ack, whose cursor write is not synced on its
+	// own: the writer's next commit or disk check syncs it (within
+	// CheckInterval).
+	ackUnsynced atomic.Bool
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when a durable watermark advances

@@ -34,6 +34,7 @@ func (s *Store) run(check clock.Ticker) {
 			s.commitRetrying(nil)
 			s.afterCommit(m)
 		case <-check.C():
+			s.syncAcks()
 			s.maintain(m, s.clk.Now())
 			s.recordDrops() // also when refusals leave nothing to commit
 		case <-s.stop:
@@ -72,6 +73,17 @@ func (s *Store) collect(timer *time.Timer) {
 		case <-s.stop:
 			return
 		}
+	}
+}
+
+// syncAcks syncs the cursors that Ack wrote since the last sync.
+func (s *Store) syncAcks() {
+	if !s.ackUnsynced.Swap(false) {
+		return
+	}
+	if err := s.db.Sync(); err != nil {
+		s.ackUnsynced.Store(true)
+		s.log.Warn("storage: syncing acknowledged cursors failed; trying again at the next check", zap.Error(err))
 	}
 }
 
@@ -192,7 +204,10 @@ func (s *Store) commit(segs []segment, extra map[string][]byte) error {
 	}
 	err = wb.Flush()
 	if err == nil {
-		err = s.db.Sync()
+		s.ackUnsynced.Store(false) // this sync covers the cursors written so far
+		if err = s.db.Sync(); err != nil {
+			s.ackUnsynced.Store(true)
+		}
 	}
 	s.writeMu.Unlock()
 	if err != nil {
