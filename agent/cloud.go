@@ -137,13 +137,13 @@ func (d *Daemon) syncStatus() status.SyncStatus {
 		return status.SyncStatus{State: "off", Why: d.syncWhy}
 	}
 	s := c.up.Stats()
-	out := status.SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects,
+	out := status.SyncStatus{State: s.State.String(), Broker: d.cfg.Sync.Broker, Connects: s.Connects, Heartbeats: s.Heartbeats,
 		InFlightBudget: s.InFlightBudget, MinAckRTTMs: float64(s.MinAckRTT) / float64(time.Millisecond), DeliveryRate: s.DeliveryRate,
 		AckTimeoutMs: float64(s.AckTimeout) / float64(time.Millisecond), SmoothedAckRTTMs: float64(s.SmoothedAckRTT) / float64(time.Millisecond)}
 	for _, st := range s.Streams {
 		out.Streams = append(out.Streams, status.SyncStreamStatus{
 			Stream: st.Stream, Cursor: st.Cursor, InFlight: st.InFlight, Sent: st.Sent,
-			Acked: st.Acked, Resent: st.Resent, Rejected: st.Rejected, LastError: st.LastError,
+			Acked: st.Acked, Resent: st.Resent, Rejected: st.Rejected, Bytes: st.Bytes, LastError: st.LastError,
 		})
 	}
 	if c.cmds != nil {

@@ -116,6 +116,12 @@ func (d *Daemon) startRouter(context.Context) error {
 		return err
 	}
 	d.router = r
+	if d.cfg.Metrics.Listen != "" {
+		// From the first request on: the socket opens before the
+		// endpoint does.
+		d.latency = newAnswerLatency()
+		r.SetAnswerObserver(d.latency)
+	}
 	return nil
 }
 

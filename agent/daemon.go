@@ -17,13 +17,15 @@ import (
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/hw"
 	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/internal/version"
 	"github.com/vigil-av/vigil/models/slot"
 	"github.com/vigil-av/vigil/watchdog"
 	"github.com/vigil-av/vigil/watchdog/shell"
 )
 
-// Version is the daemon's version, reported in status.
-const Version = "0.1.0-dev"
+// Version is the daemon's version (internal/version: set by the linker for
+// a release), reported in status and compared with a bundle's min_vigil.
+var Version = version.Version
 
 // abortTimeout bounds the undoing of a start that failed, which has no
 // caller's context of its own to finish by (Start's may be what ended).
@@ -43,6 +45,7 @@ type Daemon struct {
 	shell    *shell.Shell
 	server   *socket.Server
 	metrics  *http.Server
+	latency  *answerLatency // the latency histograms; nil without metrics.listen
 
 	vehicle  atomic.Uint32 // wire.VehicleState reported by the supervisor
 	started  time.Time

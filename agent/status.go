@@ -6,6 +6,7 @@ import (
 	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/inference"
+	"github.com/vigil-av/vigil/internal/version"
 	"github.com/vigil-av/vigil/watchdog"
 )
 
@@ -19,6 +20,8 @@ func (d *Daemon) Status() status.Status {
 	st := status.Status{
 		VehicleID:     d.cfg.VehicleID,
 		Version:       Version,
+		Commit:        version.Commit,
+		GoVersion:     version.GoVersion(),
 		UptimeS:       now.Sub(d.started).Seconds(),
 		VehicleState:  wire.VehicleState(d.vehicle.Load()).String(),
 		Policy:        ws.Policy.String(),

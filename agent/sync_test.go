@@ -565,7 +565,7 @@ func TestFleetCommandsEndToEnd(t *testing.T) {
 		`vigil_fleet_commands_total{outcome="bad_args"} 1`,
 		`vigil_fleet_commands_rejected_total{reason="replayed"} 1`,
 		`vigil_fleet_commands_rejected_total{reason="unknown_key"} 1`,
-		`vigil_storage_backlog_records{stream="inference"}`,
+		`vigil_storage_unsynced_records{stream="inference"}`,
 		`vigil_sync_rejected_total{stream="events"} 0`,
 		"vigil_sync_in_flight_budget_bytes ",
 		"vigil_sync_ack_timeout_seconds ",

@@ -5,8 +5,13 @@ import "github.com/vigil-av/vigil/hw/sample"
 // Status is the daemon's state as `vigilctl status --json` prints it and the
 // STATUS_RESPONSE carries it. Durations are in milliseconds.
 type Status struct {
-	VehicleID     string          `json:"vehicle_id"`
+	VehicleID string `json:"vehicle_id"`
+	// Version is the daemon's release, Commit the revision it was built
+	// from, GoVersion the Go that built it (internal/version); the ONNX
+	// Runtime's version is the loaded library's, in Runtime.
 	Version       string          `json:"version"`
+	Commit        string          `json:"commit"`
+	GoVersion     string          `json:"go_version"`
 	UptimeS       float64         `json:"uptime_s"`
 	VehicleState  string          `json:"vehicle_state"`
 	Policy        string          `json:"policy"`

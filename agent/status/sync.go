@@ -8,6 +8,8 @@ type SyncStatus struct {
 	Why      string `json:"why,omitempty"`
 	Broker   string `json:"broker,omitempty"`
 	Connects uint64 `json:"connects,omitempty"`
+	// Heartbeats counts the presence heartbeats the broker acknowledged.
+	Heartbeats uint64 `json:"heartbeats,omitempty"`
 	// InFlightBudget is the payload bytes the backlogs may have in flight
 	// now, sized from MinAckRTTMs and DeliveryRate (bytes a second), what
 	// the connection's acks have shown (zero before the first).
@@ -25,13 +27,15 @@ type SyncStatus struct {
 
 // SyncStreamStatus is one stream's upload.
 type SyncStreamStatus struct {
-	Stream    string `json:"stream"`
-	Cursor    uint64 `json:"acked_through"`
-	InFlight  int    `json:"in_flight"`
-	Sent      uint64 `json:"sent"`
-	Acked     uint64 `json:"acked"`
-	Resent    uint64 `json:"resent"`
-	Rejected  uint64 `json:"rejected"`
+	Stream   string `json:"stream"`
+	Cursor   uint64 `json:"acked_through"`
+	InFlight int    `json:"in_flight"`
+	Sent     uint64 `json:"sent"`
+	Acked    uint64 `json:"acked"`
+	Resent   uint64 `json:"resent"`
+	Rejected uint64 `json:"rejected"`
+	// Bytes is the payload bytes published (sent and sent again).
+	Bytes     uint64 `json:"bytes"`
 	LastError string `json:"last_error,omitempty"`
 }
 

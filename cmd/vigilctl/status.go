@@ -90,8 +90,8 @@ func printStatus(w io.Writer, st *status.Status) error {
 	if st.MRM {
 		active = "NONE — MRM: " + st.MRMReason
 	}
-	fmt.Fprintf(w, "vehicle %s (%s)   vigild %s   up %s   ONNX Runtime %s\n", st.VehicleID, st.VehicleState, st.Version,
-		(time.Duration(st.UptimeS) * time.Second).String(), st.Runtime.Version)
+	fmt.Fprintf(w, "vehicle %s (%s)   vigild %s (commit %s)   up %s   ONNX Runtime %s\n", st.VehicleID, st.VehicleState, st.Version,
+		shortCommit(st.Commit), (time.Duration(st.UptimeS) * time.Second).String(), st.Runtime.Version)
 	fmt.Fprintf(w, "policy %s   deadline %gms   active rung %s   drills %s\n", st.Policy, st.DeadlineMs, active, onOff(st.DrillsAllowed))
 	fmt.Fprintf(w, "plan %s\n\n", st.Plan)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -314,3 +314,15 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // kib writes a byte count in KiB.
 func kib(n int) string { return fmt.Sprintf("%.0f KiB", float64(n)/1024) }
+
+// shortCommit cuts a commit to 12 hex digits, keeping a "-dirty" suffix.
+func shortCommit(c string) string {
+	rev, dirty := strings.CutSuffix(c, "-dirty")
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
