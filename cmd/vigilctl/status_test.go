@@ -105,3 +105,19 @@ func TestPrintDeployments(t *testing.T) {
 		t.Errorf("a daemon older than deployments: %q", b.String())
 	}
 }
+
+// TestPrintVersion: the first line names the daemon's version, its
+// commit (cut to 12 hex digits, dirty kept) and the ONNX Runtime it
+// loaded.
+func TestPrintVersion(t *testing.T) {
+	var b bytes.Buffer
+	st := &status.Status{VehicleID: "car-1", VehicleState: "parked", Version: "0.3.1",
+		Commit: "9083a3363c19d005a9a4f9255f89da99e6916aca-dirty", Runtime: status.RuntimeStatus{Version: "1.24.3"}}
+	if err := printStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(b.String(), "\n")
+	if !strings.Contains(first, "vigild 0.3.1 (commit 9083a3363c19-dirty)") || !strings.HasSuffix(first, "ONNX Runtime 1.24.3") {
+		t.Errorf("first line %q", first)
+	}
+}
