@@ -9,8 +9,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/status"
+	"github.com/vigil-av/vigil/internal/version"
 	"github.com/vigil-av/vigil/sync/ckptlink"
 	"github.com/vigil-av/vigil/sync/edge"
+	"github.com/vigil-av/vigil/sync/presence"
 )
 
 // cloud is the running link; nil when sync is off.
@@ -66,6 +68,13 @@ func (d *Daemon) startSync(ctx context.Context) error {
 	subs = append(subs, d.deploySubscriptions()...)
 	ec := sc.Config
 	ec.Vehicle, ec.Boot, ec.TLS, ec.Subscriptions = d.cfg.VehicleID, d.tel.store.Boot(), tlsCfg, subs
+	// What the vehicle runs goes in its heartbeats; a version string a
+	// heartbeat cannot carry (set so by the linker) leaves them without.
+	if sw := (&presence.Software{Version: Version, Commit: version.Commit, ONNXRuntime: d.runtime.Version}); sw.Validate() == nil {
+		ec.Software = sw
+	} else {
+		d.log.Warn("heartbeats go without the software's versions", zap.Error(sw.Validate()))
+	}
 	up, err := edge.New(ec, d.tel.store, d.log.Named("sync"))
 	if err != nil {
 		d.syncOff("sync off", err)

@@ -99,6 +99,9 @@ func printVehicles(w io.Writer, vs []presence.Vehicle, now time.Time) error {
 		hb := "-"
 		if h := v.Heartbeat; h != nil {
 			hb = fmt.Sprintf("boot %d seq %d every %v", h.Boot, h.Seq, h.Interval)
+			if sw := h.Software; sw != nil {
+				hb += fmt.Sprintf(", vigild %s (ONNX Runtime %s)", sw.Version, sw.ONNXRuntime)
+			}
 		}
 		seen := ago(v.LastSeen, now)
 		if !v.LastSeen.IsZero() {
@@ -146,6 +149,8 @@ type heartbeatJSON struct {
 	MonoMs     int64     `json:"mono_ms"`
 	IntervalMs int64     `json:"interval_ms"`
 	Retained   bool      `json:"retained"`
+	// Software is what the vehicle runs (heartbeat version 3).
+	Software *presence.Software `json:"software,omitempty"`
 }
 
 func printVehiclesJSON(w io.Writer, vs []presence.Vehicle) error {
@@ -159,7 +164,7 @@ func printVehiclesJSON(w io.Writer, vs []presence.Vehicle) error {
 		}
 		if h := v.Heartbeat; h != nil {
 			r.Heartbeat = &heartbeatJSON{Boot: h.Boot, Seq: h.Seq, Wall: h.Wall.UTC(), MonoMs: h.Mono.Milliseconds(),
-				IntervalMs: h.Interval.Milliseconds(), Retained: v.HeartbeatRetained}
+				IntervalMs: h.Interval.Milliseconds(), Retained: v.HeartbeatRetained, Software: h.Software}
 		}
 		rows = append(rows, r)
 	}

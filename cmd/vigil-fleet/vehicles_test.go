@@ -25,6 +25,10 @@ type vehicleRow struct {
 	Retained bool       `json:"retained"`
 	LastSeen *time.Time `json:"last_seen"`
 	Why      string     `json:"why"`
+	// What the vehicle runs, from its heartbeat.
+	Heartbeat *struct {
+		Software *presence.Software `json:"software"`
+	} `json:"heartbeat"`
 }
 
 // vehiclesJSON runs vigil-fleet vehicles --json and returns the row of
@@ -66,7 +70,8 @@ func TestVehiclesStaleAfterBrokerRestore(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close(context.Background()) })
 	const vehicle, interval = "veh-9", 200 * time.Millisecond
-	up, err := edgeup.New(edgeup.Config{Broker: proxy.URL(false), Vehicle: vehicle, Boot: store.Boot(), HeartbeatInterval: interval,
+	sw := presence.Software{Version: "0.3.1", Commit: "9083a3363c19", ONNXRuntime: "1.24.3"}
+	up, err := edgeup.New(edgeup.Config{Broker: proxy.URL(false), Vehicle: vehicle, Boot: store.Boot(), HeartbeatInterval: interval, Software: &sw,
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, ConnectTimeout: 2 * time.Second, KeepAlive: 2 * time.Second}, store, log)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +90,9 @@ func TestVehiclesStaleAfterBrokerRestore(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the vehicle never showed online: %+v", r)
 		}
+	}
+	if r := vehiclesJSON(t, b.URL(), vehicle); r.Heartbeat == nil || r.Heartbeat.Software == nil || *r.Heartbeat.Software != sw {
+		t.Errorf("vehicles --json: heartbeat %+v, want the software %+v", r.Heartbeat, sw)
 	}
 	b.Save() // with the vehicle online, and its heartbeat recent
 	saved := time.Now()
@@ -106,7 +114,8 @@ func TestVehiclesStaleAfterBrokerRestore(t *testing.T) {
 		t.Fatalf("after the restore: %+v, want stale, last seen before the save", r)
 	}
 	out, _, err := fleet(t, "vehicles", "--broker", b.URL(), "--wait", "300ms")
-	if err != nil || !strings.Contains(out, "veh-9    stale  online") || !strings.Contains(out, "1 vehicle, 0 online, 1 stale") {
+	if err != nil || !strings.Contains(out, "veh-9    stale  online") || !strings.Contains(out, "1 vehicle, 0 online, 1 stale") ||
+		!strings.Contains(out, "vigild 0.3.1 (ONNX Runtime 1.24.3)") {
 		t.Errorf("vehicles: %v\n%s", err, out)
 	}
 	t.Logf("restored broker, dead vehicle:\n%s", out)

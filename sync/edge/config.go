@@ -107,6 +107,9 @@ type Config struct {
 	// broker URL); give it the vehicle's client certificate for mutual
 	// TLS. Nil means plain TCP.
 	TLS *tls.Config `yaml:"-"`
+	// Software, when set, is what the vehicle runs, carried in its
+	// heartbeats (version 3; sync/presence). The daemon sets it.
+	Software *presence.Software `yaml:"-"`
 	// Subscriptions are subscribed at QoS 1 on every connection, after
 	// the ack topic and before the online status; a refused or failed
 	// subscription drops the connection, which is retried like any
@@ -172,6 +175,11 @@ func (c *Config) defaults() error {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = presence.DefaultInterval
+	}
+	if c.Software != nil {
+		if err := c.Software.Validate(); err != nil {
+			return fmt.Errorf("edge: Software: %w", err)
+		}
 	}
 	if c.RejectBackoffMax <= 0 {
 		c.RejectBackoffMax = 10 * time.Minute

@@ -64,7 +64,7 @@ func (u *Uploader) heartbeatLoop(tick clock.Ticker) {
 		seq++
 		now := u.clock.Now()
 		hb := presence.Heartbeat{Vehicle: u.cfg.Vehicle, Boot: u.cfg.Boot, Seq: seq, Wall: now,
-			Mono: now.Sub(u.started), Interval: u.cfg.HeartbeatInterval, Store: u.outbox.StoreID(), Heads: u.heads()}
+			Mono: now.Sub(u.started), Interval: u.cfg.HeartbeatInterval, Store: u.outbox.StoreID(), Heads: u.heads(), Software: u.cfg.Software}
 		raw, err := hb.Encode()
 		if err != nil { // the configuration was checked: it cannot
 			u.log.Error("encode heartbeat", zap.Error(err))

@@ -24,6 +24,7 @@ func TestTLSPresenceUnderACL(t *testing.T) {
 	r.startUploader(withTLS(pki, vehicle), func(c *edge.Config) {
 		c.AckTimeout, c.AckTimeoutMin = time.Hour, time.Hour
 		c.HeartbeatInterval = 100 * time.Millisecond
+		c.Software = &presence.Software{Version: "0.3.1", Commit: "9083a3363c19", ONNXRuntime: "1.24.3"}
 	})
 	waitUntil(t, 10*time.Second, "window sent", func() (bool, string) {
 		st := r.up.Stats()
@@ -53,7 +54,8 @@ func TestTLSPresenceUnderACL(t *testing.T) {
 	select {
 	case raw := <-got:
 		hb, err := presence.DecodeHeartbeat(raw)
-		if err != nil || hb.Vehicle != vehicle || hb.Interval != 100*time.Millisecond || hb.Boot != r.store.Boot() {
+		if err != nil || hb.Vehicle != vehicle || hb.Interval != 100*time.Millisecond || hb.Boot != r.store.Boot() ||
+			hb.Software == nil || *hb.Software != (presence.Software{Version: "0.3.1", Commit: "9083a3363c19", ONNXRuntime: "1.24.3"}) {
 			t.Fatalf("heartbeat %s: %+v, %v", raw, hb, err)
 		}
 		// The store it uploads from and its heads, every stream's.

@@ -41,6 +41,13 @@ const MaxHeads = 64
 // after a restore, how much of it lives only on the vehicle. Version 2
 // carries them; version 1 (no store, no heads) still decodes, with Store
 // 0 and Heads nil, and Encode writes it for a Heartbeat without a Store.
+//
+// Version 3 is version 2 with Software, what the vehicle runs:
+//
+//	"software":{"version":"0.3.1","commit":"9083a3363c19d005a9a4f9255f89da99e6916aca","onnxruntime":"1.24.3"}
+//
+// Encode writes it for a Heartbeat with Software (and a Store). A fleet
+// side older than version 3 refuses it: upgrade the fleet first.
 type Heartbeat struct {
 	Vehicle  string
 	Boot     uint32
@@ -50,6 +57,34 @@ type Heartbeat struct {
 	Interval time.Duration
 	Store    uint64
 	Heads    map[string]uint64
+	Software *Software
+}
+
+// Software is what a vehicle runs: the daemon's version and commit and the
+// ONNX Runtime it loaded. Each is 1 to MaxSoftwareField printable ASCII
+// characters.
+type Software struct {
+	Version     string `json:"version"`
+	Commit      string `json:"commit"`
+	ONNXRuntime string `json:"onnxruntime"`
+}
+
+// MaxSoftwareField bounds each of Software's fields.
+const MaxSoftwareField = 128
+
+// Validate says whether s may go in a heartbeat.
+func (s *Software) Validate() error {
+	for _, f := range []struct{ name, v string }{{"version", s.Version}, {"commit", s.Commit}, {"onnxruntime", s.ONNXRuntime}} {
+		if f.v == "" || len(f.v) > MaxSoftwareField {
+			return fmt.Errorf("%w: software %s %q: want 1 to %d characters", ErrHeartbeat, f.name, f.v, MaxSoftwareField)
+		}
+		for i := 0; i < len(f.v); i++ {
+			if c := f.v[i]; c < 0x20 || c > 0x7e {
+				return fmt.Errorf("%w: software %s %q: want printable ASCII", ErrHeartbeat, f.name, f.v)
+			}
+		}
+	}
+	return nil
 }
 
 // heartbeatJSON is both versions: Store and Heads are version 2's.
@@ -63,6 +98,7 @@ type heartbeatJSON struct {
 	IntervalMs int64             `json:"interval_ms"`
 	Store      *string           `json:"store,omitempty"`
 	Heads      map[string]uint64 `json:"heads,omitempty"`
+	Software   *Software         `json:"software,omitempty"`
 }
 
 // ErrHeartbeat is wrapped by Decode's errors.
@@ -82,6 +118,8 @@ func (h Heartbeat) check() error {
 		return fmt.Errorf("%w: no wall time", ErrHeartbeat)
 	case h.Store == 0 && h.Heads != nil:
 		return fmt.Errorf("%w: heads without a store", ErrHeartbeat)
+	case h.Store == 0 && h.Software != nil:
+		return fmt.Errorf("%w: software without a store", ErrHeartbeat)
 	case len(h.Heads) > MaxHeads:
 		return fmt.Errorf("%w: %d heads, at most %d", ErrHeartbeat, len(h.Heads), MaxHeads)
 	}
@@ -90,10 +128,14 @@ func (h Heartbeat) check() error {
 			return fmt.Errorf("%w: head of stream %q", ErrHeartbeat, name)
 		}
 	}
+	if h.Software != nil {
+		return h.Software.Validate()
+	}
 	return nil
 }
 
-// Encode returns h's JSON: version 2, or version 1 when h has no Store.
+// Encode returns h's JSON: version 3 when h has Software, version 2 when
+// it has a Store, else version 1.
 func (h Heartbeat) Encode() ([]byte, error) {
 	if err := h.check(); err != nil {
 		return nil, err
@@ -104,8 +146,11 @@ func (h Heartbeat) Encode() ([]byte, error) {
 		return json.Marshal(j)
 	}
 	j.V = 2
-	// The heads go in even when empty ("heads":{}): version 2 requires
-	// them. The outer Store and Heads hide j's.
+	if h.Software != nil {
+		j.V, j.Software = 3, h.Software
+	}
+	// The heads go in even when empty ("heads":{}): versions 2 and 3
+	// require them. The outer Store and Heads hide j's.
 	return json.Marshal(struct {
 		heartbeatJSON
 		Store string            `json:"store"`
@@ -120,9 +165,9 @@ func nonNil(m map[string]uint64) map[string]uint64 {
 	return m
 }
 
-// DecodeHeartbeat parses a heartbeat: version 1, or version 2 with its
-// store (16 hex digits, not zero) and heads, every field present and
-// sane, nothing unknown.
+// DecodeHeartbeat parses a heartbeat: version 1, version 2 with its store
+// (16 hex digits, not zero) and heads, or version 3 with its software as
+// well; every field present and sane, nothing unknown.
 func DecodeHeartbeat(raw []byte) (Heartbeat, error) {
 	if len(raw) > MaxHeartbeat {
 		return Heartbeat{}, fmt.Errorf("%w: %d bytes, at most %d", ErrHeartbeat, len(raw), MaxHeartbeat)
@@ -140,20 +185,24 @@ func DecodeHeartbeat(raw []byte) (Heartbeat, error) {
 		Mono: time.Duration(j.MonoMs) * time.Millisecond, Interval: time.Duration(j.IntervalMs) * time.Millisecond}
 	switch j.V {
 	case 1:
-		if j.Store != nil || j.Heads != nil {
-			return Heartbeat{}, fmt.Errorf("%w: store or heads in a version 1 heartbeat", ErrHeartbeat)
+		if j.Store != nil || j.Heads != nil || j.Software != nil {
+			return Heartbeat{}, fmt.Errorf("%w: store, heads or software in a version 1 heartbeat", ErrHeartbeat)
 		}
-	case 2:
+	case 2, 3:
 		if j.Store == nil || j.Heads == nil {
-			return Heartbeat{}, fmt.Errorf("%w: version 2 without its store or heads", ErrHeartbeat)
+			return Heartbeat{}, fmt.Errorf("%w: version %d without its store or heads", ErrHeartbeat, j.V)
 		}
+		if (j.V == 3) != (j.Software != nil) {
+			return Heartbeat{}, fmt.Errorf("%w: version %d with software %v (version 3 has it, version 2 not)", ErrHeartbeat, j.V, j.Software != nil)
+		}
+		h.Software = j.Software
 		id, err := parseStore(*j.Store)
 		if err != nil {
 			return Heartbeat{}, err
 		}
 		h.Store, h.Heads = id, j.Heads
 	default:
-		return Heartbeat{}, fmt.Errorf("%w: version %d, want 1 or 2", ErrHeartbeat, j.V)
+		return Heartbeat{}, fmt.Errorf("%w: version %d, want 1, 2 or 3", ErrHeartbeat, j.V)
 	}
 	if j.WallMs <= 0 {
 		return Heartbeat{}, fmt.Errorf("%w: wall_ms %d", ErrHeartbeat, j.WallMs)
