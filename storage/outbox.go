@@ -269,33 +269,47 @@ func (s *Store) Stats() Stats {
 // value checksum is checked; its body is checked when it is decoded.
 // The segments own their bytes.
 func (s *Store) ReadSegments(stream string, after uint64, maxBytes int) ([]record.Segment, error) {
+	var out []record.Segment
+	bytes := 0
+	err := s.VisitSegments(stream, after, func(sg record.Segment) (bool, error) {
+		if len(out) > 0 && bytes+len(sg.Stored) > maxBytes {
+			return false, nil
+		}
+		sg.Stored = append([]byte(nil), sg.Stored...)
+		out = append(out, sg)
+		bytes += len(sg.Stored)
+		return true, nil
+	})
+	return out, err
+}
+
+// VisitSegments calls fn with the durable segments of stream that
+// ReadSegments would return, one at a time and in order, until fn says
+// to stop or fails (its error is returned, wrapped). A segment's Stored
+// bytes are Badger's, valid only until fn returns: fn copies what it
+// keeps. The drain packs them straight into a batch that way, without a
+// copy of its own.
+func (s *Store) VisitSegments(stream string, after uint64, fn func(record.Segment) (bool, error)) error {
 	st, err := s.stream(stream)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	durable := st.durable.Load()
 	if after >= durable {
-		return nil, nil
+		return nil
 	}
-	var out []record.Segment
-	bytes := 0
 	err = s.segmentsFrom(st, after, durable, func(last uint64, v []byte) (bool, error) {
-		if len(out) > 0 && bytes+len(v) > maxBytes {
-			return false, nil
-		}
 		sv, err := parseSegment(last, v)
 		if err != nil {
 			return false, err
 		}
-		out = append(out, record.Segment{First: sv.first, Last: sv.last, Flate: sv.comp == compressionFlate,
-			BodyLen: sv.bodyLen, BodyCRC: sv.bodyCRC, Stored: append([]byte(nil), sv.stored...)})
-		bytes += len(sv.stored)
-		return true, nil
+		return fn(record.Segment{First: sv.first, Last: sv.last, Flate: sv.comp == compressionFlate,
+			BodyLen: sv.bodyLen, BodyCRC: sv.bodyCRC, Stored: sv.stored})
 	})
 	if err != nil {
-		return out, fmt.Errorf("storage read segments %s after %d: %w", stream, after, err)
+		return fmt.Errorf("storage read segments %s after %d: %w", stream, after, err)
 	}
-	return out, nil
+	return nil
 }
 
 // segmentsFrom calls fn with the value of each segment of st from the one

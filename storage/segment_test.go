@@ -12,6 +12,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 
+	"github.com/vigil-av/vigil/storage/record"
 	"github.com/vigil-av/vigil/sync/batch"
 )
 
@@ -297,6 +298,23 @@ func TestReadSegmentsAsBatch(t *testing.T) {
 	}
 	if few, _ := s.ReadSegments(StreamInference, 0, 1); len(few) != 1 {
 		t.Errorf("ReadSegments with maxBytes 1: %d segments, want 1", len(few))
+	}
+	// VisitSegments hands out the same segments, stops when told to and
+	// returns fn's error.
+	var seen int
+	err = s.VisitSegments(StreamInference, 0, func(sg record.Segment) (bool, error) {
+		if sg.First != segs[seen].First || sg.Last != segs[seen].Last || !bytes.Equal(sg.Stored, segs[seen].Stored) {
+			t.Errorf("visited segment %d: [%d, %d], read [%d, %d]", seen, sg.First, sg.Last, segs[seen].First, segs[seen].Last)
+		}
+		seen++
+		return seen < 2, nil
+	})
+	if err != nil || seen != min(2, len(segs)) {
+		t.Errorf("VisitSegments told to stop after 2: visited %d, %v", seen, err)
+	}
+	boom := errors.New("boom")
+	if err := s.VisitSegments(StreamInference, 0, func(record.Segment) (bool, error) { return true, boom }); !errors.Is(err, boom) {
+		t.Errorf("VisitSegments with a failing fn: %v, want it wrapped", err)
 	}
 	if mid, _ := s.ReadSegments(StreamInference, 2500, 1<<20); len(mid) == 0 || mid[0].First > 2501 || mid[0].Last < 2501 {
 		t.Errorf("ReadSegments after 2500 starts with %+v", mid)

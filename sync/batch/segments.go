@@ -9,13 +9,14 @@ import (
 )
 
 // SegmentReader is a Reader that also hands out a store's segments as
-// they are stored (storage.Store.ReadSegments), so that Next can send
+// they are stored (storage.Store.VisitSegments), so that Next can send
 // them without decoding and compressing their records again.
 type SegmentReader interface {
 	Reader
-	// ReadSegments returns the stream's segments from the one holding
-	// after+1, in order, up to about maxBytes stored.
-	ReadSegments(stream string, after uint64, maxBytes int) ([]record.Segment, error)
+	// VisitSegments calls fn with the stream's segments from the one
+	// holding after+1, in order, until fn says to stop or fails. A
+	// segment's Stored bytes are valid only until fn returns.
+	VisitSegments(stream string, after uint64, fn func(record.Segment) (bool, error)) error
 }
 
 // minSegmentRecords is the fewest records a segment must hold on average
@@ -66,61 +67,112 @@ func appendStoredBlocks(b, body []byte) []byte {
 // many segments it took; none (a nil batch and no error) when the first
 // does not fit on its own. The Packer's Compression must be Flate.
 func (p Packer) PackSegments(stream string, segs []record.Segment) ([]byte, Header, int, error) {
-	if err := p.checkStore(); err != nil {
+	k, err := p.segPacker(stream)
+	if err != nil {
 		return nil, Header{}, 0, err
-	}
-	if p.Compression != Flate {
-		return nil, Header{}, 0, fmt.Errorf("%w: PackSegments needs Flate compression", ErrInvalid)
 	}
 	if len(segs) == 0 {
 		return nil, Header{}, 0, ErrEmpty
 	}
-	maxPayload, maxBody, maxRecords := p.limits()
-	room := maxPayload - headerLen(p.Vehicle, stream, p.Checkpoint) - len(finalBlock)
-	n, stored, body, recs := 0, 0, 0, uint64(0)
-	for ; n < len(segs); n++ {
-		s := segs[n]
-		if s.First == 0 || s.Last < s.First || s.BodyLen < int(s.Records())*RecordOverhead {
-			return nil, Header{}, 0, fmt.Errorf("%w: segment [%d, %d] of %d bytes", ErrSequence, s.First, s.Last, s.BodyLen)
+	for _, s := range segs {
+		more, err := k.add(s)
+		if err != nil {
+			return nil, Header{}, 0, err
 		}
-		if n > 0 && s.First != segs[n-1].Last+1 {
-			break // a hole: the next batch starts after it
-		}
-		if stored+storedSize(s) > room || body+s.BodyLen > maxBody || recs+s.Records() > uint64(maxRecords) {
+		if !more {
 			break
 		}
-		stored += storedSize(s)
-		body += s.BodyLen
-		recs += s.Records()
 	}
-	if n == 0 {
+	if k.n == 0 {
 		return nil, Header{}, 0, nil
 	}
-	hdr := Header{Version: Version, Vehicle: p.Vehicle, Stream: stream, Store: p.Store, Boot: p.Boot, Compression: Flate,
-		Parent: p.Parent, ParentLast: p.ParentLast, Checkpoint: p.Checkpoint,
-		FirstSeq: segs[0].First, LastSeq: segs[n-1].Last, Count: uint32(recs),
-		BodyLen: uint32(body), StoredLen: uint32(stored + len(finalBlock))}
-	if err := checkHeader(hdr); err != nil {
+	out, hdr, err := k.finish()
+	if err != nil {
 		return nil, Header{}, 0, err
+	}
+	return out, hdr, k.n, nil
+}
+
+// segPack builds one batch from segments added one at a time: their
+// stored bytes go in after room left for the header, which finish writes
+// once the batch's range, count and sizes are known.
+type segPack struct {
+	p                        Packer
+	stream                   string
+	hl, room, maxBody, maxRs int
+	out                      []byte
+	first, last              uint64
+	n, stored, body          int
+	recs                     uint64
+	crc                      uint32 // CRC-32C of the bodies added so far
+}
+
+func (p Packer) segPacker(stream string) (*segPack, error) {
+	if err := p.checkStore(); err != nil {
+		return nil, err
+	}
+	if p.Compression != Flate {
+		return nil, fmt.Errorf("%w: PackSegments needs Flate compression", ErrInvalid)
+	}
+	maxPayload, maxBody, maxRecords := p.limits()
+	hl := headerLen(p.Vehicle, stream, p.Checkpoint)
+	return &segPack{p: p, stream: stream, hl: hl, room: maxPayload - hl - len(finalBlock), maxBody: maxBody, maxRs: maxRecords}, nil
+}
+
+// add appends s to the batch and says true, or says false when s does
+// not continue it (a hole) or does not fit; an error when s is malformed.
+func (k *segPack) add(s record.Segment) (bool, error) {
+	if s.First == 0 || s.Last < s.First || s.BodyLen < int(s.Records())*RecordOverhead {
+		return false, fmt.Errorf("%w: segment [%d, %d] of %d bytes", ErrSequence, s.First, s.Last, s.BodyLen)
+	}
+	if k.n > 0 && s.First != k.last+1 {
+		return false, nil // a hole: the next batch starts after it
+	}
+	if k.stored+storedSize(s) > k.room || k.body+s.BodyLen > k.maxBody || k.recs+s.Records() > uint64(k.maxRs) {
+		return false, nil
+	}
+	if k.n == 0 {
+		k.out = make([]byte, k.hl, k.hl+k.room+len(finalBlock))
+		k.first, k.crc = s.First, s.BodyCRC
+	} else {
+		k.crc = crc32cCombine(k.crc, s.BodyCRC, s.BodyLen)
+	}
+	if s.Flate {
+		k.out = append(k.out, s.Stored...)
+	} else {
+		k.out = appendStoredBlocks(k.out, s.Stored)
+	}
+	k.last = s.Last
+	k.n++
+	k.stored += storedSize(s)
+	k.body += s.BodyLen
+	k.recs += s.Records()
+	return true, nil
+}
+
+// finish writes the header and the batch checksum, combined from the
+// header's and the bodies', and ends the body. At least one segment must
+// have been added.
+func (k *segPack) finish() ([]byte, Header, error) {
+	p := k.p
+	hdr := Header{Version: Version, Vehicle: p.Vehicle, Stream: k.stream, Store: p.Store, Boot: p.Boot, Compression: Flate,
+		Parent: p.Parent, ParentLast: p.ParentLast, Checkpoint: p.Checkpoint,
+		FirstSeq: k.first, LastSeq: k.last, Count: uint32(k.recs),
+		BodyLen: uint32(k.body), StoredLen: uint32(k.stored + len(finalBlock))}
+	if err := checkHeader(hdr); err != nil {
+		return nil, Header{}, err
 	}
 	if err := checkAfterParent(hdr, hdr.FirstSeq); err != nil {
-		return nil, Header{}, 0, err
+		return nil, Header{}, err
 	}
-	out := appendHeaderNoCRC(make([]byte, 0, headerLen(p.Vehicle, stream, p.Checkpoint)+int(hdr.StoredLen)), hdr)
-	crc := crc32.Checksum(out, castagnoli)
-	for _, s := range segs[:n] {
-		crc = crc32cCombine(crc, s.BodyCRC, s.BodyLen)
+	h := appendHeaderNoCRC(make([]byte, 0, k.hl), hdr)
+	if len(h)+4 != k.hl {
+		return nil, Header{}, fmt.Errorf("%w: header of %d bytes, %d reserved", ErrInvalid, len(h)+4, k.hl)
 	}
-	hdr.Checksum = crc
-	out = binary.BigEndian.AppendUint32(out, crc)
-	for _, s := range segs[:n] {
-		if s.Flate {
-			out = append(out, s.Stored...)
-		} else {
-			out = appendStoredBlocks(out, s.Stored)
-		}
-	}
-	return append(out, finalBlock...), hdr, n, nil
+	hdr.Checksum = crc32cCombine(crc32.Checksum(h, castagnoli), k.crc, k.body)
+	copy(k.out, h)
+	binary.BigEndian.PutUint32(k.out[len(h):], hdr.Checksum)
+	return append(k.out, finalBlock...), hdr, nil
 }
 
 // nextSegments is Next's way through stored segments: it packs the ones
@@ -132,23 +184,24 @@ func (p Packer) nextSegments(r Reader, stream string, after uint64) (out []byte,
 	if !is || p.Compression != Flate {
 		return nil, Header{}, 0, false, nil
 	}
-	maxPayload, _, _ := p.limits()
-	segs, err := sr.ReadSegments(stream, after, maxPayload)
+	k, err := p.segPacker(stream)
+	if err != nil {
+		return nil, Header{}, 0, false, err
+	}
+	err = sr.VisitSegments(stream, after, func(s record.Segment) (bool, error) {
+		if k.n == 0 && s.First != after+1 {
+			return false, nil // it begins before or after: Next reads records
+		}
+		return k.add(s)
+	})
 	if err != nil {
 		return nil, Header{}, 0, false, fmt.Errorf("batch: read segments of %s after %d: %w", stream, after, err)
 	}
-	if len(segs) == 0 || segs[0].First != after+1 {
+	if k.n == 0 || k.recs < minSegmentRecords*uint64(k.n) {
 		return nil, Header{}, 0, false, nil
 	}
-	var recs uint64
-	for _, s := range segs {
-		recs += s.Records()
-	}
-	if recs < minSegmentRecords*uint64(len(segs)) {
-		return nil, Header{}, 0, false, nil
-	}
-	out, hdr, k, err := p.PackSegments(stream, segs)
-	if err != nil || k == 0 {
+	out, hdr, err = k.finish()
+	if err != nil {
 		return nil, Header{}, 0, false, err
 	}
 	return out, hdr, int(hdr.Count), true, nil

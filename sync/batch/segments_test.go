@@ -145,14 +145,21 @@ type segReader struct {
 	segs []record.Segment
 }
 
-func (r segReader) ReadSegments(stream string, after uint64, maxBytes int) ([]record.Segment, error) {
-	var out []record.Segment
+func (r segReader) VisitSegments(stream string, after uint64, fn func(record.Segment) (bool, error)) error {
 	for _, s := range r.segs {
-		if s.Last > after {
-			out = append(out, s)
+		if s.Last <= after {
+			continue
+		}
+		// The store hands out bytes that are its own only during fn:
+		// a packer that kept them would see them overwritten.
+		s.Stored = bytes.Clone(s.Stored)
+		more, err := fn(s)
+		clear(s.Stored)
+		if err != nil || !more {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // TestNextSegments: Next sends stored segments as they are when they
@@ -207,6 +214,11 @@ func TestNextSegments(t *testing.T) {
 }
 
 func (r segReader) segsAfter(after uint64) []record.Segment {
-	segs, _ := r.ReadSegments("", after, 0)
+	var segs []record.Segment
+	for _, s := range r.segs {
+		if s.Last > after {
+			segs = append(segs, s)
+		}
+	}
 	return segs
 }
