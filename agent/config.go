@@ -411,6 +411,9 @@ func (c *Config) Validate() error {
 		if m.b.Threads.IntraOp < 0 || m.b.Threads.InterOp < 0 {
 			return fmt.Errorf("%s.threads: thread counts must not be negative", field)
 		}
+		if err := m.b.ValidateIsolation(m.name == "degraded"); err != nil {
+			return fmt.Errorf("%s.%w", field, err)
+		}
 	}
 	if err := c.Watchdog.Validate(); err != nil {
 		return fmt.Errorf("watchdog: %w", err)

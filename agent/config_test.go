@@ -111,6 +111,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	cases["storage: {quota_bytes: lots}"] = "storage.quota_bytes"
 	cases["storage: {badger: {memtable_bytes: x}}"] = "storage.badger.memtable_bytes"
 	cases["health: {interval: 1ms}"] = "health.interval"
+	cases["models: {primary: {isolation: container}}"] = "models.primary.isolation"
+	cases["models: {degraded: {isolation: process}}"] = "models.degraded.isolation"
+	cases["models: {shadow: {worker: {memory_limit_mb: 8}}}"] = "models.shadow.worker.memory_limit_mb"
+	cases["models: {primary: {worker: {kill_grace: -1s}}}"] = "models.primary.worker.kill_grace"
 	for y, field := range cases {
 		_, err := parse(t, y)
 		if err == nil || !strings.Contains(err.Error(), field) {

@@ -35,6 +35,12 @@ type Config struct {
 	// a dynamic first axis (a model with a fixed one fails to load). 0 or 1:
 	// one shape, as InputShapes and the model say.
 	MaxBatch int `yaml:"-" json:"max_batch,omitempty"`
+	// Isolation: the sessions run in the daemon (in-process) or in a
+	// worker process that can be killed and replaced (process); the
+	// default is process for a GPU provider, in-process for the CPU.
+	Isolation Isolation `yaml:"isolation" json:"isolation,omitempty"`
+	// Worker tunes the worker process of isolation: process.
+	Worker WorkerOptions `yaml:"worker" json:"worker"`
 }
 
 // Result describes one successful (or output-invalid) run.
@@ -75,23 +81,45 @@ type Backend struct {
 	// retired holds the sets Replace took out of service whose sessions
 	// are not destroyed yet: a native run was still using them.
 	retired []*sessionSet
+
+	// w runs the sessions in a worker process (isolation: process); nil
+	// in-process. Then none of the fields above is used but cfg.
+	w *workers
+	// arena, in a worker, places the sessions' tensors in the shared
+	// memory it announces to the daemon (workerchild.go).
+	arena func(m *ModelInfo, sessions int) (func(int) []byte, error)
 }
 
 // Info describes the backend and the model it runs now.
-func (b *Backend) Info() Info { return b.cur.Load().info }
+func (b *Backend) Info() Info {
+	if b.w != nil {
+		return b.w.info()
+	}
+	return b.cur.Load().info
+}
 
 // InFlight is the number of native runs not yet returned, including runs
 // whose callers have already had their deadline error, and runs on a model
 // that Replace has since taken out of service.
-func (b *Backend) InFlight() int { return int(b.inFlight.Load()) }
+func (b *Backend) InFlight() int {
+	if b.w != nil {
+		return int(b.w.inFlight.Load())
+	}
+	return int(b.inFlight.Load())
+}
 
 // Abandoned counts runs whose callers stopped waiting at the deadline.
-func (b *Backend) Abandoned() int64 { return b.abandoned.Load() }
+func (b *Backend) Abandoned() int64 {
+	if b.w != nil {
+		return b.w.abandoned.Load()
+	}
+	return b.abandoned.Load()
+}
 
 // NewOutputs allocates output tensors shaped for this backend, for callers
 // that reuse them across requests.
 func (b *Backend) NewOutputs() []Tensor {
-	m := &b.cur.Load().info.Model
+	m := b.Info().Model
 	outs := make([]Tensor, len(m.Outputs))
 	for i, o := range m.Outputs {
 		outs[i] = newBuffer(o)
@@ -111,7 +139,7 @@ func newBuffer(o TensorInfo) Tensor {
 
 // NewInputs allocates zeroed input tensors shaped for this backend.
 func (b *Backend) NewInputs() []Tensor {
-	m := &b.cur.Load().info.Model
+	m := b.Info().Model
 	ins := make([]Tensor, len(m.Inputs))
 	for i, o := range m.Inputs {
 		ins[i] = newBuffer(o)
@@ -127,6 +155,9 @@ func (b *Backend) NewInputs() []Tensor {
 // session for good); called again, it goes on where it stopped.
 func (b *Backend) Close(ctx context.Context) error {
 	b.closed.Store(true)
+	if b.w != nil {
+		return b.w.close(ctx)
+	}
 	b.mu.Lock()
 	sets := append([]*sessionSet{b.cur.Load()}, b.retired...)
 	b.mu.Unlock()

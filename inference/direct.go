@@ -89,6 +89,11 @@ func (w *runWatch) expire() {
 
 // runHere is Run made on the calling goroutine (see laneRunner).
 func (b *Backend) runHere(deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
+	if b.w != nil {
+		// The lane waits for the worker with the deadline itself: no
+		// native call holds it, so nothing is abandoned to the watch.
+		return b.w.run(context.Background(), deadline, in, out)
+	}
 	for {
 		res, err := b.runHereOn(b.cur.Load(), deadline, in, out, w)
 		if err != errReplaced {

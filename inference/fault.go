@@ -43,17 +43,26 @@ const (
 	// element, clamped to its declared range: a wrong but plausible answer
 	// that only comparison with another backend can catch.
 	FaultWrong FaultKind = "wrong"
+	// FaultCrash, FaultWedge and FaultLeak hit a backend's worker process
+	// (isolation: process) from its next run on, and that worker only:
+	// FaultCrash makes it abort under the run; FaultWedge makes the run's
+	// native call never return and ignore Terminate, like a hung GPU
+	// kernel; FaultLeak makes it leak 64 MiB a run until its memory limit
+	// ends it. The daemon then kills or reaps it and starts a fresh one.
+	FaultCrash FaultKind = "crash"
+	FaultWedge FaultKind = "wedge"
+	FaultLeak  FaultKind = "leak"
 )
 
 // ParseFaultKind reads a fault name; "none" and "" clear.
 func ParseFaultKind(s string) (FaultKind, error) {
 	switch k := FaultKind(s); k {
-	case FaultNone, FaultHang, FaultStuck, FaultLatency, FaultError, FaultNaN, FaultWrong:
+	case FaultNone, FaultHang, FaultStuck, FaultLatency, FaultError, FaultNaN, FaultWrong, FaultCrash, FaultWedge, FaultLeak:
 		return k, nil
 	case "none", "clear":
 		return FaultNone, nil
 	}
-	return "", fmt.Errorf("unknown fault %q (want hang, stuck, latency, error, nan, wrong or none)", s)
+	return "", fmt.Errorf("unknown fault %q (want hang, stuck, latency, error, nan, wrong, crash, wedge, leak or none)", s)
 }
 
 // Fault is one injected fault.
@@ -105,10 +114,24 @@ type Faulty struct {
 // NewFaulty wraps r with no fault set.
 func NewFaulty(r Runner) *Faulty { return &Faulty{r: r} }
 
-// Inject sets the fault, replacing any other.
+// Inject sets the fault, replacing any other. A worker fault (crash,
+// wedge, leak) goes to the worker process of the backend under f, and
+// clears the wrapper's own fault; a backend that runs in-process refuses
+// it.
 func (f *Faulty) Inject(ft Fault) error {
 	if err := ft.Validate(); err != nil {
 		return err
+	}
+	if ft.Kind.worker() {
+		b := backendOf(f.r)
+		if b == nil {
+			return fmt.Errorf("fault %s needs a backend in a worker process; %T is none", ft.Kind, f.r)
+		}
+		if err := b.injectWorkerFault(ft.Kind); err != nil {
+			return err
+		}
+		f.Clear()
+		return nil
 	}
 	f.release()
 	if ft.Kind == FaultNone {
@@ -273,4 +296,22 @@ func waitUntil(ctx context.Context, t time.Time, release <-chan struct{}, name, 
 		}
 		return ctx.Err()
 	}
+}
+
+// worker reports whether k is a fault of a worker process.
+func (k FaultKind) worker() bool { return k == FaultCrash || k == FaultWedge || k == FaultLeak }
+
+// backendOf finds the *Backend under r, through wrappers; nil if none.
+func backendOf(r Runner) *Backend {
+	for r != nil {
+		if b, ok := r.(*Backend); ok {
+			return b
+		}
+		u, ok := r.(unwrapper)
+		if !ok {
+			return nil
+		}
+		r = u.Unwrap()
+	}
+	return nil
 }

@@ -16,6 +16,25 @@ func Load(cfg Config) (*Backend, error) {
 	if !initialized() {
 		return nil, ErrNotInitialized
 	}
+	cfg, err := normalize(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Isolated() {
+		return loadWorker(cfg)
+	}
+	b := &Backend{cfg: cfg}
+	g, err := b.load(cfg.ModelPath)
+	if err != nil {
+		return nil, err
+	}
+	b.cur.Store(g)
+	return b, nil
+}
+
+// normalize fills a Config's defaults and checks what Load checks before
+// it reads the model.
+func normalize(cfg Config) (Config, error) {
 	if cfg.Name == "" {
 		cfg.Name = strings.TrimSuffix(baseName(cfg.ModelPath), ".onnx")
 	}
@@ -26,20 +45,18 @@ func Load(cfg Config) (*Backend, error) {
 		cfg.WarmupRuns = 3
 	}
 	if cfg.MaxBatch < 0 || cfg.MaxBatch > MaxBatchLimit {
-		return nil, fmt.Errorf("backend %s: max_batch %d: want 0 or 1 (no batches) up to %d", cfg.Name, cfg.MaxBatch, MaxBatchLimit)
+		return cfg, fmt.Errorf("backend %s: max_batch %d: want 0 or 1 (no batches) up to %d", cfg.Name, cfg.MaxBatch, MaxBatchLimit)
 	}
 	if cfg.MaxBatch > 1 {
 		if err := checkSessionLayout(); err != nil {
-			return nil, fmt.Errorf("backend %s: max_batch %d: %w", cfg.Name, cfg.MaxBatch, err)
+			return cfg, fmt.Errorf("backend %s: max_batch %d: %w", cfg.Name, cfg.MaxBatch, err)
 		}
 	}
-	b := &Backend{cfg: cfg}
-	g, err := b.load(cfg.ModelPath)
-	if err != nil {
-		return nil, err
+	if err := cfg.ValidateIsolation(false); err != nil {
+		return cfg, fmt.Errorf("backend %s: %w", cfg.Name, err)
 	}
-	b.cur.Store(g)
-	return b, nil
+	cfg.Worker.defaults()
+	return cfg, nil
 }
 
 // load reads the model at path and makes, warms and starts a set of
@@ -71,6 +88,11 @@ func (b *Backend) load(path string) (*sessionSet, error) {
 	}
 	model.setBatches()
 	g := newSessionSet(Info{Name: cfg.Name, Provider: cfg.Provider.String(), Model: model, Sessions: cfg.Sessions})
+	if b.arena != nil {
+		if g.alloc, err = b.arena(&g.info.Model, cfg.Sessions); err != nil {
+			return nil, fmt.Errorf("backend %s: %w", cfg.Name, err)
+		}
+	}
 	for range cfg.Sessions {
 		s, err := g.newSlot(b, data, opts)
 		if err != nil {

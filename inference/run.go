@@ -25,6 +25,9 @@ import (
 // A run goes to the model in service when it takes a session; a Replace
 // that swaps the model meanwhile lets it finish on the old one.
 func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
+	if b.w != nil {
+		return b.w.run(ctx, deadline, in, out)
+	}
 	for {
 		res, err := b.runOn(ctx, b.cur.Load(), deadline, in, out)
 		if err != errReplaced {

@@ -55,7 +55,7 @@ func (g *sessionSet) newSlot(b *Backend, data []byte, opts *ort.SessionOptions) 
 	m := &g.info.Model
 	var ins, outs []ort.Value
 	for _, t := range m.Inputs {
-		x, raw, err := newTensor(t)
+		x, raw, err := g.newTensor(t)
 		if err != nil {
 			s.destroy()
 			return nil, fmt.Errorf("allocate input %q %v: %w", t.Name, t.Shape, err)
@@ -64,7 +64,7 @@ func (g *sessionSet) newSlot(b *Backend, data []byte, opts *ort.SessionOptions) 
 		ins = append(ins, x)
 	}
 	for _, t := range m.Outputs {
-		x, raw, err := newTensor(t)
+		x, raw, err := g.newTensor(t)
 		if err != nil {
 			s.destroy()
 			return nil, fmt.Errorf("allocate output %q %v: %w", t.Name, t.Shape, err)
@@ -122,7 +122,21 @@ func (s *slot) batchViews(m *ModelInfo) error {
 // newTensor allocates the bytes of a tensor on the Go heap (which does not
 // move them) and wraps them in an ONNX Runtime value.
 func newTensor(t TensorInfo) (*ort.CustomDataTensor, []byte, error) {
-	raw := make([]byte, max(t.Size*t.DType.Size(), 1))
+	return newTensorOn(make([]byte, tensorBytes(t)), t)
+}
+
+// newTensor allocates a session's tensor where the set keeps its tensors:
+// the Go heap, or a worker's shared memory (alloc).
+func (g *sessionSet) newTensor(t TensorInfo) (*ort.CustomDataTensor, []byte, error) {
+	if g.alloc == nil {
+		return newTensor(t)
+	}
+	return newTensorOn(g.alloc(tensorBytes(t)), t)
+}
+
+func tensorBytes(t TensorInfo) int { return max(t.Size*t.DType.Size(), 1) }
+
+func newTensorOn(raw []byte, t TensorInfo) (*ort.CustomDataTensor, []byte, error) {
 	x, err := ort.NewCustomDataTensor(ort.NewShape(t.Shape...), raw, ort.TensorElementDataType(t.DType))
 	return x, raw, err
 }

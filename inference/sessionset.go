@@ -29,6 +29,9 @@ type sessionSet struct {
 	turn      chan struct{}
 	held      int
 	destroyed atomic.Bool
+	// alloc places the sessions' tensors (a worker's shared memory); nil:
+	// the Go heap.
+	alloc func(size int) []byte
 }
 
 func newSessionSet(info Info) *sessionSet {

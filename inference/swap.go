@@ -67,6 +67,9 @@ func (b *Backend) Replace(ctx context.Context, path string) (Swap, error) {
 	if b.closed.Load() {
 		return Swap{}, fmt.Errorf("backend %s: replace with %s: %w", b.cfg.Name, path, ErrClosed)
 	}
+	if b.w != nil {
+		return b.w.replace(ctx, path)
+	}
 	t0 := time.Now()
 	next, err := b.load(path)
 	if err != nil {

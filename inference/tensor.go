@@ -60,6 +60,16 @@ func (d DType) Size() int { return dtypeInfo[d.normal()].size }
 // MarshalText writes the dtype's name.
 func (d DType) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText reads a dtype's name, as MarshalText writes it.
+func (d *DType) UnmarshalText(b []byte) error {
+	v, err := ParseDType(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
 // ParseDType reads a dtype name such as "float32".
 func ParseDType(s string) (DType, error) {
 	for d, i := range dtypeInfo {

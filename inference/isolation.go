@@ -1,0 +1,115 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Isolation says where a backend's sessions run.
+type Isolation string
+
+// Isolations.
+const (
+	// IsolationDefault is Process for a GPU backend, InProcess on the CPU.
+	IsolationDefault Isolation = ""
+	// InProcess runs the sessions in the daemon's own process.
+	InProcess Isolation = "in-process"
+	// Process runs them in a worker process that the daemon kills and
+	// replaces when a run hangs past its deadline plus the grace, the
+	// worker crashes, stops answering its heartbeats or outgrows its
+	// memory limit (docs/workers.md).
+	Process Isolation = "process"
+)
+
+// ParseIsolation reads "process", "in-process" or "" (the default).
+func ParseIsolation(s string) (Isolation, error) {
+	switch i := Isolation(s); i {
+	case IsolationDefault, InProcess, Process:
+		return i, nil
+	}
+	return "", fmt.Errorf("%q: want process or in-process", s)
+}
+
+// WorkerOptions tune a backend's worker process (isolation: process).
+type WorkerOptions struct {
+	// MemoryLimitMB caps the worker's data (RLIMIT_DATA) and resident
+	// memory; beyond it the worker dies or is killed and replaced. 0
+	// means 2048.
+	MemoryLimitMB int `yaml:"memory_limit_mb" json:"memory_limit_mb"`
+	// KillGrace: a run still busy this long after its deadline gets its
+	// worker killed and replaced. 0 means 100ms.
+	KillGrace time.Duration `yaml:"kill_grace" json:"kill_grace"`
+	// Heartbeat is the interval of the worker's heartbeats and memory
+	// checks; HeartbeatTimeout, the silence after which it is killed. 0
+	// means 100ms and 2s.
+	Heartbeat        time.Duration `yaml:"heartbeat" json:"heartbeat"`
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout" json:"heartbeat_timeout"`
+	// RestartMin and RestartMax bound the backoff between restarts of a
+	// worker that keeps dying before it answered a run: the first restart
+	// is immediate, the next waits RestartMin, doubling up to RestartMax.
+	// 0 means 100ms and 5s.
+	RestartMin time.Duration `yaml:"restart_min" json:"restart_min"`
+	RestartMax time.Duration `yaml:"restart_max" json:"restart_max"`
+	// StartTimeout bounds a worker's start: model load and warm-up (a
+	// TensorRT engine build included). 0 means 5m.
+	StartTimeout time.Duration `yaml:"start_timeout" json:"start_timeout"`
+}
+
+func (o *WorkerOptions) defaults() {
+	def := func(p *time.Duration, d time.Duration) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	if o.MemoryLimitMB <= 0 {
+		o.MemoryLimitMB = 2048
+	}
+	def(&o.KillGrace, 100*time.Millisecond)
+	def(&o.Heartbeat, 100*time.Millisecond)
+	def(&o.HeartbeatTimeout, 2*time.Second)
+	def(&o.RestartMin, 100*time.Millisecond)
+	def(&o.RestartMax, 5*time.Second)
+	def(&o.StartTimeout, 5*time.Minute)
+}
+
+// Isolated reports whether the backend runs in a worker process: as
+// Isolation says, or by default when its provider is a GPU.
+func (c *Config) Isolated() bool {
+	switch c.Isolation {
+	case Process:
+		return true
+	case InProcess:
+		return false
+	}
+	return c.Provider.GPU()
+}
+
+// ValidateIsolation checks the isolation and worker fields; degraded says
+// the backend is the degraded rung, which never depends on a worker. The
+// errors name the field as a configuration file does (isolation,
+// worker.memory_limit_mb, …); the caller prefixes the backend's own.
+func (c *Config) ValidateIsolation(degraded bool) error {
+	if _, err := ParseIsolation(string(c.Isolation)); err != nil {
+		return fmt.Errorf("isolation %w", err)
+	}
+	if degraded && c.Isolation == Process {
+		return errors.New("isolation process: the degraded rung runs in the daemon's own process, so that it never depends on a worker; use in-process")
+	}
+	o := c.Worker
+	switch {
+	case o.MemoryLimitMB < 0 || (o.MemoryLimitMB > 0 && o.MemoryLimitMB < 64):
+		return fmt.Errorf("worker.memory_limit_mb %d: want 0 (2048) or at least 64", o.MemoryLimitMB)
+	case o.KillGrace < 0:
+		return fmt.Errorf("worker.kill_grace %v: must not be negative", o.KillGrace)
+	case o.Heartbeat < 0 || o.HeartbeatTimeout < 0:
+		return errors.New("worker.heartbeat and worker.heartbeat_timeout must not be negative")
+	case o.Heartbeat > 0 && o.HeartbeatTimeout > 0 && o.HeartbeatTimeout < 2*o.Heartbeat:
+		return fmt.Errorf("worker.heartbeat_timeout %v: want at least twice worker.heartbeat (%v)", o.HeartbeatTimeout, o.Heartbeat)
+	case o.RestartMin < 0 || o.RestartMax < 0 || (o.RestartMax > 0 && o.RestartMax < o.RestartMin):
+		return fmt.Errorf("worker.restart_min %v and worker.restart_max %v: want 0 <= restart_min <= restart_max", o.RestartMin, o.RestartMax)
+	case o.StartTimeout < 0:
+		return fmt.Errorf("worker.start_timeout %v: must not be negative", o.StartTimeout)
+	}
+	return nil
+}
