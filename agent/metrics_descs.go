@@ -64,7 +64,7 @@ func newMetricDescs() *metricDescs {
 		failovers:       desc("vigil_failovers_total", "Moves of the serving rung down the ladder."),
 		failbacks:       desc("vigil_failbacks_total", "Moves of the serving rung up the ladder."),
 		switches:        desc("vigil_switches_total", "Changes of the serving rung, either way."),
-		deferred:        desc("vigil_deferred_failbacks_total", "Failbacks the watchdog put off (the vehicle moving, or the rung not yet trusted)."),
+		deferred:        desc("vigil_deferred_failbacks_total", "Failbacks held back by the switch cap (watchdog.max_switches_per_minute)."),
 		divergences:     desc("vigil_divergences_total", "Comparisons in which the primary's and the shadow's outputs disagreed beyond tolerance."),
 		outvoted:        desc("vigil_outvoted_total", "Votes in which a backend was outvoted by the other two."),
 		mrmEntries:      desc("vigil_mrm_entries_total", "Entries into MRM (no usable rung)."),
@@ -94,7 +94,7 @@ func (m *metricDescs) storageDescs() {
 	m.storageDurable = desc("vigil_storage_durable_total", "Records made durable (synced to disk), by stream.", "stream")
 	m.storageAcked = desc("vigil_storage_acked_total", "Records the cloud acknowledged, by stream.", "stream")
 	m.storageEvicted = desc("vigil_storage_evicted_total", "Records evicted under the disk quota before the cloud had them, by stream.", "stream")
-	m.storageDropped = desc("vigil_storage_dropped_total", "Records dropped before they were stored, by stream and reason.", "stream", "reason")
+	m.storageDropped = desc("vigil_storage_dropped_total", "Records dropped before they were stored, by stream and the reason of their gap record.", "stream", "reason")
 	m.storageUnsynced = desc("vigil_storage_unsynced_records", "Records not yet acknowledged by the cloud, by stream.", "stream")
 	m.storageUnsyncedBytes = desc("vigil_storage_unsynced_bytes", "Bytes of the records not yet acknowledged by the cloud, by stream.", "stream")
 	m.storageOldest = desc("vigil_storage_oldest_unsynced_seconds", "Age of the oldest record not yet acknowledged by the cloud, by stream.", "stream")

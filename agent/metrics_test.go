@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -380,6 +382,39 @@ func TestMetricsLatencyExact(t *testing.T) {
 	for i := range answers {
 		if allocs := testing.AllocsPerRun(100, func() { d.latency.ObserveAnswer(&answers[i]) }); allocs != 0 {
 			t.Errorf("observing %+v allocates %v times", answers[i], allocs)
+		}
+	}
+}
+
+// TestMetricsDocumented: every metric the daemon sends has its row (name,
+// type, labels, meaning) in docs/metrics.md, and every vigil_ metric with
+// such a row is sent.
+func TestMetricsDocumented(t *testing.T) {
+	raw, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(vigil_[a-z_]+)` \\| (counter|gauge|histogram) \\|").FindAllStringSubmatch(string(raw), -1) {
+		documented[m[1]] = true
+	}
+	sent := map[string]bool{"vigil_answer_latency_seconds": true}
+	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for _, d := range newMetricDescs().all() {
+		m := fqName.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("no name in %s", d)
+		}
+		sent[m[1]] = true
+	}
+	for name := range sent {
+		if !documented[name] {
+			t.Errorf("%s is sent but has no row in docs/metrics.md", name)
+		}
+	}
+	for name := range documented {
+		if !sent[name] {
+			t.Errorf("docs/metrics.md has a row for %s, which is not sent", name)
 		}
 	}
 }
