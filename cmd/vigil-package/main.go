@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/vigil-av/vigil/cmd/internal/cli"
+	"github.com/vigil-av/vigil/internal/version"
 )
 
 const usage = `usage: vigil-package build --arch ARCH --bin DIR [flags]
        vigil-package version [--semver | --commit] [--repo DIR]
+       vigil-package --version
 
 build writes the .deb packages of one architecture into --out: vigil and
 vigil-fleet, and vigil-models (architecture all) when --models is given.
@@ -48,6 +50,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runVersion(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	case "--version", "-version":
+		// The tool's own version, as every command prints it; the
+		// packages' version is the version subcommand's.
+		fmt.Fprintln(stdout, version.String("vigil-package", version.ONNXRuntime))
 		return nil
 	}
 	return fmt.Errorf("unknown subcommand %q: want build or version (see --help)", args[0])
