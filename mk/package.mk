@@ -30,7 +30,6 @@ package-tools:
 	@missing=""; \
 	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
 	command -v dpkg-deb >/dev/null 2>&1 || missing="$$missing dpkg"; \
-	command -v dpkg-architecture >/dev/null 2>&1 || missing="$$missing dpkg-dev"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v adduser >/dev/null 2>&1 || missing="$$missing adduser"; \
 	command -v setpriv >/dev/null 2>&1 || missing="$$missing util-linux"; \

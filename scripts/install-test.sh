@@ -12,7 +12,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-GO="${GO:-go}"
 MAKE="${MAKE:-make}"
 start_s=$SECONDS
 pkgs=(vigil vigil-fleet vigil-models)
@@ -205,7 +204,10 @@ getent passwd vigil >/dev/null || die "dpkg -r removed the vigil user"
 
 # --- purge: all gone
 step "dpkg --purge ${pkgs[*]}"
-dpkg_do --purge "${pkgs[@]}" || die "dpkg --purge failed"
+known=() # vigil-fleet and vigil-models have no conffiles: dpkg -r removed them whole
+for p in "${pkgs[@]}"; do installed "$p" && known+=("$p"); done
+[ "${known[*]}" = vigil ] || die "after dpkg -r dpkg knows ${known[*]:-nothing}, want vigil (its conffiles)"
+dpkg_do --purge "${known[@]}" || die "dpkg --purge failed"
 for d in /var/lib/vigil /etc/vigil /var/cache/vigil /var/log/vigil; do
   [ ! -e "$d" ] || die "$d is still there after the purge"
 done

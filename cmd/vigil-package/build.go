@@ -99,9 +99,6 @@ func buildPackages(o options) ([]string, error) {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(o.Doc); err != nil {
-		return nil, fmt.Errorf("--doc: %w", err)
-	}
 	stage, err := os.MkdirTemp("", "vigil-package-")
 	if err != nil {
 		return nil, err
@@ -118,6 +115,16 @@ func buildPackages(o options) ([]string, error) {
 		if err := os.WriteFile(filepath.Join(stage, "files", "vigild.yaml"), b, 0o644); err != nil {
 			return nil, err
 		}
+	}
+	// The document is copied: nfpm reads the files as it writes, and one
+	// that changes meanwhile breaks the archive.
+	doc, err := os.ReadFile(o.Doc)
+	if err != nil {
+		return nil, fmt.Errorf("--doc: %w", err)
+	}
+	o.Doc = filepath.Join(stage, "packaging.md")
+	if err := os.WriteFile(o.Doc, doc, 0o644); err != nil {
+		return nil, err
 	}
 	specs := []spec{vigilSpec(o, stage, bins, lib), fleetSpec(bins)}
 	if o.ModelsDir != "" {
