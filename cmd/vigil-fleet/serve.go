@@ -16,9 +16,10 @@ import (
 	"github.com/vigil-av/vigil/sync/bundlelink"
 )
 
-// serve is the fleet side's long-running service. Today it runs one
-// service, the bundle server (sync/bundlelink); the console will be a
-// second beside it, started and closed the same way.
+// serve is the fleet side's long-running service: the bundle server
+// (sync/bundlelink) and the web console (package console, with its
+// presence subscription; serve_console.go), started in order and closed
+// in reverse.
 
 // service is one part of serve: started in order, closed in reverse.
 type service struct {
@@ -34,6 +35,7 @@ func setupServe(g *globals, fs *flag.FlagSet) func(context.Context, []string) er
 	reconnectMax := fs.Duration("reconnect-max", time.Second, "longest wait between attempts to reach the broker again after losing it")
 	progress := fs.Duration("progress", 10*time.Second, "how often to log the counts when they changed (0: never)")
 	verbose := fs.Bool("verbose", false, "log at debug level")
+	cf := addConsoleFlags(fs)
 	return func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
 			return fmt.Errorf("serve: unexpected arguments %q", args)
@@ -73,8 +75,12 @@ func setupServe(g *globals, fs *flag.FlagSet) func(context.Context, []string) er
 		if err != nil {
 			return fmt.Errorf("serve: --group: %w", err)
 		}
+		consoleServices, _, err := cf.build(b.url, tlsCfg, id, *reconnectMax, log)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
 		log.Info("serving", zap.String("broker", b.url), zap.Bool("tls", tlsCfg != nil), zap.String("group", *group), zap.String("bundles", *dir))
-		services := []service{{name: "bundles", start: srv.Start, close: srv.Close}}
+		services := append([]service{{name: "bundles", start: srv.Start, close: srv.Close}}, consoleServices...)
 		snapshot := func() string { return fmt.Sprint(srv.Stats()) }
 		err = runServices(ctx, log, services, *progress, snapshot, func(msg string) { logServeStats(log, msg, srv.Stats()) })
 		printServeStats(g.stdout, srv.Stats())

@@ -1,0 +1,331 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-av/vigil/internal/version"
+	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/sync/mqtttest"
+)
+
+// requireDeps is the switch that turns a skip for a missing dependency
+// into a failure.
+const requireDeps = "VIGIL_REQUIRE_DEPS"
+
+func missing(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv(requireDeps) == "1" {
+		t.Fatalf("%s (scripts/console-tools.sh installs it; make deps fetches ONNX Runtime)", what)
+	}
+	t.Skipf("%s: skipped (scripts/console-tools.sh installs it; set %s=1 to fail instead)", what, requireDeps)
+}
+
+// proc is a command the test started, with its output.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: filepath.Base(name), cmd: exec.Command(name, args...)}
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { p.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				p.cmd.Process.Kill()
+				<-done
+			}
+		}
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", p.name, tail(p.output(), 40))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// artifactsDir is where the screenshots go: $VIGIL_ARTIFACTS/console,
+// else build/artifacts/console in the repository.
+func artifactsDir(t *testing.T) string {
+	dir := filepath.Join("..", "..", "..", "build", "artifacts", "console")
+	if a := os.Getenv("VIGIL_ARTIFACTS"); a != "" {
+		dir = filepath.Join(a, "console")
+	}
+	dir, _ = filepath.Abs(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// fleet is the real fleet of the browser test: Mosquitto, vigild with
+// the demo models and the cloud link, vigil-fleet ingest, and vigil-fleet
+// serve with the console, every one a process of its own.
+type fleet struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	broker  *mqtttest.Broker
+	vigild  *proc
+	socket  string
+	console string // its URL
+}
+
+func buildCommands(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", bin+"/", "github.com/vigil-av/vigil/cmd/vigild",
+		"github.com/vigil-av/vigil/cmd/vigilctl", "github.com/vigil-av/vigil/cmd/vigil-fleet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startFleet(t *testing.T) *fleet {
+	t.Helper()
+	lib := filepath.Join("..", "..", "..", "third_party", "onnxruntime", version.ONNXRuntime, "linux-"+runtime.GOARCH, "libonnxruntime.so.1")
+	if e := os.Getenv("VIGIL_ORT_LIBRARY"); e != "" {
+		lib = e
+	}
+	if _, err := os.Stat(lib); err != nil {
+		missing(t, "ONNX Runtime library "+lib)
+	}
+	lib, _ = filepath.Abs(lib)
+	f := &fleet{t: t, dir: t.TempDir()}
+	f.broker = mqtttest.Start(t, mqtttest.Options{})
+	f.bin = buildCommands(t)
+	models := filepath.Join(f.dir, "models")
+	if _, err := demo.WriteAll(models); err != nil {
+		t.Fatal(err)
+	}
+	f.socket = filepath.Join(f.dir, "vigild.sock")
+	cfg := fmt.Sprintf(`vehicle_id: demo-1
+data_dir: %s/data
+ort_library: %s
+models:
+  dir: %s
+  primary: {path: %s, provider: cpu}
+  shadow: {path: %s, provider: cpu}
+  degraded: {path: %s, provider: cpu}
+socket: {path: %s}
+log: {level: info, format: console}
+drills: {allowed: true}
+sync:
+  enabled: true
+  broker: %s
+  heartbeat_interval: 1s
+`, f.dir, lib, models, demo.FileName(demo.RolePrimary), demo.FileName(demo.RoleShadow), demo.FileName(demo.RoleDegraded), f.socket, f.broker.URL())
+	if err := os.WriteFile(filepath.Join(f.dir, "vigild.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The ingester first: the checkpoint vigild takes as it starts goes
+	// up at once, not after a resend.
+	sink := filepath.Join(f.dir, "fleet", "sink")
+	ingest := start(t, filepath.Join(f.bin, "vigil-fleet"), "ingest", "--broker", f.broker.URL(), "--sink", sink)
+	waitFor(t, 10*time.Second, "the ingester subscribed", func() bool { return strings.Contains(ingest.output(), "ckptrecv\tsubscribed") && strings.Contains(ingest.output(), "ingest\tsubscribed") })
+	f.vigild = start(t, filepath.Join(f.bin, "vigild"), "--config", filepath.Join(f.dir, "vigild.yaml"))
+	waitFor(t, 30*time.Second, "vigild's socket", func() bool { _, err := os.Stat(f.socket); return err == nil })
+	bundles := filepath.Join(f.dir, "fleet", "bundles")
+	if err := os.MkdirAll(bundles, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the sink directory", func() bool { _, err := os.Stat(sink); return err == nil })
+	serve := start(t, filepath.Join(f.bin, "vigil-fleet"), "serve", "--broker", f.broker.URL(), "--bundles", bundles,
+		"--sink", sink, "--console-addr", "127.0.0.1:0", "--console-sink-every", "1s")
+	url := regexp.MustCompile(`"url": "(http://127\.0\.0\.1:\d+/)"`)
+	waitFor(t, 10*time.Second, "the console's address in serve's log", func() bool {
+		m := url.FindStringSubmatch(serve.output())
+		if m != nil {
+			f.console = m[1]
+		}
+		return m != nil
+	})
+	return f
+}
+
+func (f *fleet) vigilctl(args ...string) string {
+	f.t.Helper()
+	cmd := exec.Command(filepath.Join(f.bin, "vigilctl"), args...)
+	cmd.Env = append(os.Environ(), "VIGIL_SOCKET="+f.socket)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		f.t.Fatalf("vigilctl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// vehicle reads the console's JSON for one vehicle.
+func (f *fleet) vehicle(id string) (Vehicle, bool) {
+	resp, err := http.Get(f.console + "api/vehicles/" + id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusNotFound {
+		return Vehicle{}, false
+	}
+	var v struct{ Vehicle Vehicle }
+	if err := json.Unmarshal(b, &v); err != nil {
+		f.t.Fatalf("/api/vehicles/%s: %v\n%s", id, err, b)
+	}
+	return v.Vehicle, true
+}
+
+// TestConsoleInBrowser runs the console on a real fleet and looks at it
+// with headless Chromium: the running vehicle is online in the table,
+// with its failover (a drill's injected primary error) and its
+// checkpoint verified; the pages hold at 375 px and 1280 px with no
+// horizontal overflow and no console error; and the vehicle, its daemon
+// killed, turns offline within the presence timeout.
+func TestConsoleInBrowser(t *testing.T) {
+	chromium, ok := chromiumPath()
+	if !ok {
+		missing(t, "chromium (Debian's chromium package)")
+	}
+	began := time.Now()
+	f := startFleet(t)
+	// Real data: requests, then a drill's fault on the primary and a
+	// few more requests (a failover), then a verified checkpoint.
+	f.vigilctl("vehicle", "parked")
+	for range 3 {
+		f.vigilctl("infer")
+	}
+	f.vigilctl("inject", "primary", "error")
+	for range 8 {
+		f.vigilctl("infer")
+	}
+	var last Vehicle
+	defer func() {
+		if t.Failed() {
+			j, _ := json.MarshalIndent(last, "", "  ")
+			t.Logf("demo-1 in the console's JSON when the test failed:\n%s", j)
+		}
+	}()
+	waitFor(t, 20*time.Second, "the failover and a checkpoint in the console's JSON", func() bool {
+		v, ok := f.vehicle("demo-1")
+		last = v
+		return ok && v.Online && len(v.Failovers) > 0 && v.Rung != nil && v.Rung.ServedBy != "primary" && v.Checkpoint != nil
+	})
+	out, err := exec.Command(filepath.Join(f.bin, "vigil-fleet"), "checkpoint", "verify", "--sink", filepath.Join(f.dir, "fleet", "sink"), "--read-data").CombinedOutput()
+	if err != nil {
+		t.Fatalf("checkpoint verify: %v\n%s", err, out)
+	}
+
+	art := artifactsDir(t)
+	b := startBrowser(t, chromium)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, w := range []struct {
+		name          string
+		width, height int
+	}{{"phone", 375, 812}, {"desktop", 1280, 900}} {
+		b.viewport(w.width, w.height)
+		for _, page := range []struct{ name, path string }{{"vehicles", ""}, {"vehicle", "vehicles/demo-1"}} {
+			b.open(ctx, f.console+page.path)
+			var o overflowResult
+			b.eval(overflow, &o)
+			if o.Viewport != w.width || o.Over > 0.5 {
+				t.Errorf("%s page at %d px: %s", page.name, w.width, o)
+			}
+			shot := filepath.Join(art, fmt.Sprintf("%s-%s-%d.png", page.name, w.name, w.width))
+			b.screenshot(shot)
+			t.Logf("screenshot %s", shot)
+		}
+		b.open(ctx, f.console)
+		var row struct {
+			State, Text string
+		}
+		b.eval(`(() => { const r = document.querySelector('tr[data-vehicle="demo-1"]'); return r ? {state: r.dataset.state, text: r.innerText} : {state: "", text: ""}; })()`, &row)
+		if row.State != "online" || !strings.Contains(row.Text, "online") {
+			t.Errorf("at %d px the vehicles table shows demo-1 as %q:\n%s", w.width, row.State, row.Text)
+		}
+		if !strings.Contains(row.Text, "ok") || !strings.Contains(row.Text, "failover") {
+			t.Errorf("at %d px demo-1's row lacks its verified checkpoint or its failover:\n%s", w.width, row.Text)
+		}
+	}
+	var timeline string
+	b.open(ctx, f.console+"vehicles/demo-1")
+	b.eval(`document.querySelector('#timeline').innerText`, &timeline)
+	if !strings.Contains(timeline, "→ failed") || !strings.Contains(timeline, "checkpoint") {
+		t.Errorf("the vehicle page's timeline lacks the failover or the checkpoint:\n%s", timeline)
+	}
+
+	// Kill the vehicle's daemon: its last will says offline.
+	f.vigild.cmd.Process.Signal(syscall.SIGKILL)
+	f.vigild.cmd.Wait()
+	killed := time.Now()
+	timeout := 3 * time.Second // presence.StaleIntervals × the 1 s heartbeat
+	b.viewport(1280, 900)
+	var state string
+	took := waitFor(t, timeout+2*time.Second, "demo-1 offline in the browser", func() bool {
+		b.open(ctx, f.console)
+		b.eval(`(() => { const r = document.querySelector('tr[data-vehicle="demo-1"]'); return r ? r.dataset.state : ""; })()`, &state)
+		return state == "offline" || state == "stale"
+	})
+	t.Logf("demo-1 %s in the browser %v after the kill (presence timeout %v)", state, time.Since(killed).Round(10*time.Millisecond), timeout)
+	_ = took
+	b.screenshot(filepath.Join(art, "vehicles-offline-desktop-1280.png"))
+	if p := b.pageProblems(); len(p) > 0 {
+		t.Errorf("the pages reported %d errors:\n%s", len(p), strings.Join(p, "\n"))
+	}
+	t.Logf("browser test took %v (screenshots in %s)", time.Since(began).Round(100*time.Millisecond), art)
+}
