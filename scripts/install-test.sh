@@ -154,6 +154,7 @@ PY
   [ "$(ps -o user= -p "$vpid")" = "$user" ] || die "vigild runs as $(ps -o user= -p "$vpid"), not $user"
 }
 stop_vigild() {
+  echo "  vigild's peak resident memory: $(awk '/^VmHWM/ {print $2, $3}' "/proc/$vpid/status") (the unit's MemoryMax=$(unit_get MemoryMax))"
   kill -TERM "$vpid"
   local rc=0
   wait "$vpid" || rc=$?
@@ -165,14 +166,27 @@ stop_vigild() {
   rm -rf "/run/$(unit_get RuntimeDirectory)" # systemd removes the RuntimeDirectory at stop
 }
 
+# infer OUT: one inference request with the installed vigilctl, answered
+# by the degraded (CPU) model: the packaged ONNX Runtime is the CPU build, so
+# the GPU rungs are not loaded. A loaded machine can miss a 33 ms deadline,
+# so the request has 500 ms, and up to five tries.
+infer() {
+  for _ in 1 2 3 4 5; do
+    /usr/bin/vigilctl infer --budget 500ms >"$1" 2>&1 || true
+    grep -q '^ok: served by degraded' "$1" && return 0
+    sleep 0.5
+  done
+  cat "$1" >&2
+  die "vigilctl infer: no answer from the degraded (CPU) model in five tries"
+}
+
 # --- run, as the unit would
 step "starting the installed vigild as $(unit_get User), as $unit does"
 start_vigild "$tmp/vigild-1.log"
 sock=/run/vigil/vigild.sock
 [ "$(stat -c %U:%G:%a "$sock")" = vigil:vigil:660 ] || die "$sock is $(stat -c %U:%G:%a "$sock"), want vigil:vigil:660"
 /usr/bin/vigilctl status >"$tmp/status-1.txt" 2>&1 || { cat "$tmp/status-1.txt" >&2; die "vigilctl status failed"; }
-/usr/bin/vigilctl infer >"$tmp/infer-1.txt" 2>&1 || { cat "$tmp/infer-1.txt" >&2; die "vigilctl infer failed"; }
-grep -q '^ok: served by degraded' "$tmp/infer-1.txt" || { cat "$tmp/infer-1.txt" >&2; die "the inference request was not answered by the degraded (CPU) model"; }
+infer "$tmp/infer-1.txt"
 sed -n 1p "$tmp/infer-1.txt" | sed 's/^/  vigilctl infer: /'
 for _ in $(seq 1 $((usec / 100000 + 20))); do grep -q '^WATCHDOG=1' "$tmp/notify.log" && break; sleep 0.1; done
 grep -q '^WATCHDOG=1' "$tmp/notify.log" || die "vigild sent no WATCHDOG=1 within WatchdogSec"
@@ -191,7 +205,7 @@ grep -q "install test" /etc/vigil/vigild.yaml.dpkg-dist || die "dpkg left the up
 start_vigild "$tmp/vigild-2.log"
 /usr/bin/vigilctl status >"$tmp/status-2.txt" 2>&1 || { cat "$tmp/status-2.txt" >&2; die "vigilctl status after the upgrade failed"; }
 grep -q install-test-car "$tmp/status-2.txt" || { cat "$tmp/status-2.txt" >&2; die "the upgraded vigild does not run with the edited configuration"; }
-/usr/bin/vigilctl infer | grep -q '^ok: served by' || die "no answer after the upgrade"
+infer "$tmp/infer-2.txt"
 stop_vigild
 
 # --- remove: the state, the configuration and the user stay
@@ -203,10 +217,10 @@ grep -q '^vehicle_id: install-test-car' /etc/vigil/vigild.yaml || die "dpkg -r r
 getent passwd vigil >/dev/null || die "dpkg -r removed the vigil user"
 
 # --- purge: all gone
-step "dpkg --purge ${pkgs[*]}"
 known=() # vigil-fleet and vigil-models have no conffiles: dpkg -r removed them whole
 for p in "${pkgs[@]}"; do installed "$p" && known+=("$p"); done
 [ "${known[*]}" = vigil ] || die "after dpkg -r dpkg knows ${known[*]:-nothing}, want vigil (its conffiles)"
+step "dpkg --purge ${known[*]}"
 dpkg_do --purge "${known[@]}" || die "dpkg --purge failed"
 for d in /var/lib/vigil /etc/vigil /var/cache/vigil /var/log/vigil; do
   [ ! -e "$d" ] || die "$d is still there after the purge"
