@@ -34,9 +34,15 @@ func initIn(t *testing.T, lib string) (string, bool) {
 // version asked for, as a 1.1x release does for API 24.
 func fakeOldORT(t *testing.T) string {
 	t.Helper()
-	cc, err := exec.LookPath("gcc")
+	// $CC when set: a cross-built test binary (scripts/test-arm64.sh sets
+	// CC=aarch64-linux-gnu-gcc) needs a library of its own architecture.
+	name := "gcc"
+	if c := os.Getenv("CC"); c != "" {
+		name = c
+	}
+	cc, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("gcc is needed to build the fake library (it is also needed for cgo): %v", err)
+		t.Fatalf("%s is needed to build the fake library (it is also needed for cgo): %v", name, err)
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "fake.c")

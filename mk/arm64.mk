@@ -25,8 +25,10 @@ build-arm64: cross-tools
 	@command -v $(ARM64_CC) >/dev/null 2>&1 || { echo "build-arm64: $(ARM64_CC) not found; run make cross-tools as root (Debian: gcc-aarch64-linux-gnu, libc6-dev-arm64-cross)" >&2; exit 1; }
 	$(ARM64_ENV) $(GO) build -ldflags '$(ARM64_LDFLAGS)' -o $(ARM64_DIR)/bin/ ./cmd/...
 
-test-arm64: deps build-arm64
-	ARM64_CC=$(ARM64_CC) GO=$(GO) scripts/test-arm64.sh full
+# The script checks the tools (installing them as root), then runs
+# build-arm64 itself: without them it skips, or fails under VIGIL_REQUIRE_DEPS=1.
+test-arm64: deps
+	ARM64_CC=$(ARM64_CC) ARM64_CGO_CFLAGS="$(ARM64_CGO_CFLAGS)" GO=$(GO) MAKE=$(MAKE) scripts/test-arm64.sh full
 
-test-arm64-short: deps build-arm64
-	ARM64_CC=$(ARM64_CC) GO=$(GO) scripts/test-arm64.sh short
+test-arm64-short: deps
+	ARM64_CC=$(ARM64_CC) ARM64_CGO_CFLAGS="$(ARM64_CGO_CFLAGS)" GO=$(GO) MAKE=$(MAKE) scripts/test-arm64.sh short

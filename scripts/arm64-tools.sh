@@ -52,6 +52,8 @@ missing_packages() {
   command -v "$cc" >/dev/null 2>&1 || m="$m gcc-aarch64-linux-gnu"
   [ -f "$sysroot/include/stdio.h" ] && [ -e "$sysroot/lib/ld-linux-aarch64.so.1" ] \
     || m="$m libc6-dev-arm64-cross"
+  # ONNX Runtime's library needs the C++ runtime.
+  [ -e "$sysroot/lib/libstdc++.so.6" ] || m="$m libstdc++6-arm64-cross"
   find_qemu >/dev/null || m="$m $(qemu_package)"
   echo "$m"
 }
