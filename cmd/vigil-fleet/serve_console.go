@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,6 +19,7 @@ import (
 // serve's console flags: where it listens and who may ask (console.Access),
 // and where its data comes from besides the broker (docs/console.md).
 type consoleFlags struct {
+	fs                                   *flag.FlagSet
 	addr, cert, key, clientCA, tokenFile *string
 	sink, storeDir, rolloutsDir          *string
 	refresh, sinkEvery                   *time.Duration
@@ -24,6 +27,7 @@ type consoleFlags struct {
 
 func addConsoleFlags(fs *flag.FlagSet) consoleFlags {
 	return consoleFlags{
+		fs:          fs,
 		addr:        fs.String("console-addr", console.DefaultAddr, "where the web console listens (host:port), or off; beyond loopback it needs --console-tls-cert and --console-tls-key, and --console-client-ca or --console-token-file"),
 		cert:        fs.String("console-tls-cert", "", "PEM certificate the console serves HTTPS with (with --console-tls-key)"),
 		key:         fs.String("console-tls-key", "", "PEM private key of --console-tls-cert"),
@@ -93,5 +97,25 @@ func (f consoleFlags) build(broker string, tlsCfg *tls.Config, clientID string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return []service{{name: "presence", start: live.Start, close: live.Close}, {name: "console", start: srv.Start, close: srv.Close}}, srv, nil
+	start := srv.Start
+	if !f.given("console-addr") {
+		// The default address taken (another serve on this host, say):
+		// serve goes on without its console rather than not at all.
+		start = func(ctx context.Context) error {
+			err := srv.Start(ctx)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				log.Warn("console not started: its default address is in use; give --console-addr (or --console-addr off)", zap.Error(err))
+				return nil
+			}
+			return err
+		}
+	}
+	return []service{{name: "presence", start: live.Start, close: live.Close}, {name: "console", start: start, close: srv.Close}}, srv, nil
+}
+
+// given reports whether the flag was on the command line.
+func (f consoleFlags) given(name string) bool {
+	found := false
+	f.fs.Visit(func(fl *flag.Flag) { found = found || fl.Name == name })
+	return found
 }

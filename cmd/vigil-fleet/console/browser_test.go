@@ -180,7 +180,9 @@ sync:
 	// up at once, not after a resend.
 	sink := filepath.Join(f.dir, "fleet", "sink")
 	ingest := start(t, filepath.Join(f.bin, "vigil-fleet"), "ingest", "--broker", f.broker.URL(), "--sink", sink)
-	waitFor(t, 10*time.Second, "the ingester subscribed", func() bool { return strings.Contains(ingest.output(), "ckptrecv\tsubscribed") && strings.Contains(ingest.output(), "ingest\tsubscribed") })
+	waitFor(t, 10*time.Second, "the ingester subscribed", func() bool {
+		return strings.Contains(ingest.output(), "ckptrecv\tsubscribed") && strings.Contains(ingest.output(), "ingest\tsubscribed")
+	})
 	f.vigild = start(t, filepath.Join(f.bin, "vigild"), "--config", filepath.Join(f.dir, "vigild.yaml"))
 	waitFor(t, 30*time.Second, "vigild's socket", func() bool { _, err := os.Stat(f.socket); return err == nil })
 	bundles := filepath.Join(f.dir, "fleet", "bundles")

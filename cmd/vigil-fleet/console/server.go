@@ -41,6 +41,7 @@ type Server struct {
 	guard guard
 	pages *template.Template
 	srv   *http.Server
+	tls   bool // serving HTTPS (net/http may fill srv.TLSConfig in either case)
 
 	mu sync.Mutex
 	ln net.Listener
@@ -70,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, guard: g, pages: pages}
+	s := &Server{cfg: cfg, guard: g, pages: pages, tls: tlsCfg != nil}
 	s.srv = &http.Server{Handler: s.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: zap.NewStdLog(cfg.Log.Named("http"))}
@@ -90,7 +91,7 @@ func (s *Server) Start(context.Context) error {
 	go func() {
 		defer s.wg.Done()
 		var err error
-		if s.srv.TLSConfig != nil {
+		if s.tls {
 			err = s.srv.ServeTLS(ln, "", "")
 		} else {
 			err = s.srv.Serve(ln)
@@ -99,7 +100,7 @@ func (s *Server) Start(context.Context) error {
 			s.cfg.Log.Error("console stopped serving", zap.Error(err))
 		}
 	}()
-	s.cfg.Log.Info("console", zap.String("url", s.URL()), zap.Bool("tls", s.srv.TLSConfig != nil),
+	s.cfg.Log.Info("console", zap.String("url", s.URL()), zap.Bool("tls", s.tls),
 		zap.Bool("client_certificates", s.cfg.Access.ClientCA != ""), zap.Bool("token", s.guard.token != nil))
 	return nil
 }
@@ -116,7 +117,7 @@ func (s *Server) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	scheme := "http"
-	if s.srv.TLSConfig != nil {
+	if s.tls {
 		scheme = "https"
 	}
 	if s.ln == nil {
