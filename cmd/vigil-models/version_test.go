@@ -1,0 +1,20 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/vigil-av/vigil/internal/version"
+)
+
+// TestVersion: --version prints the version line every command prints, on
+// stdout, and succeeds (exit 0).
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"-version"}, &out, &errb); err != nil {
+		t.Fatalf("--version: %v (%s)", err, errb.String())
+	}
+	if want := version.String("vigil-models", version.ONNXRuntime) + "\n"; out.String() != want {
+		t.Errorf("--version printed %q, want %q", out.String(), want)
+	}
+}
