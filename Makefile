@@ -91,6 +91,13 @@ test: deps fmt-check vet
 	$(GO) build -o build/bin/ ./cmd/...
 	scripts/fleet-demo.sh
 	scripts/dr-demo.sh
+	# The Debian packages for amd64 and arm64 (lintian: no errors), then
+	# installed, run, upgraded and purged on this machine (as root only:
+	# it installs into the machine; CI runs as root).
+	$(MAKE) --no-print-directory package-tools package
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install-test; \
+	elif [ -n "$$VIGIL_REQUIRE_DEPS" ]; then echo "install-test needs root (VIGIL_REQUIRE_DEPS is set)" >&2; exit 1; \
+	else echo "install-test skipped: it needs root (it installs the packages into this machine)"; fi
 
 bench: deps
 	$(GO) run ./cmd/vigil-bench inference --quick
