@@ -276,6 +276,40 @@ func TestConsoleInBrowser(t *testing.T) {
 	b := startBrowser(t, chromium)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	selfCheck(ctx, t, b)
+	checkLayouts(ctx, t, b, f, art)
+	var timeline string
+	b.open(ctx, f.console+"vehicles/demo-1")
+	b.eval(`document.querySelector('#timeline').innerText`, &timeline)
+	if !strings.Contains(timeline, "→ failed") || !strings.Contains(timeline, "checkpoint") {
+		t.Errorf("the vehicle page's timeline lacks the failover or the checkpoint:\n%s", timeline)
+	}
+
+	// Kill the vehicle's daemon: its last will says offline.
+	f.vigild.cmd.Process.Signal(syscall.SIGKILL)
+	f.vigild.cmd.Wait()
+	killed := time.Now()
+	timeout := 3 * time.Second // presence.StaleIntervals × the 1 s heartbeat
+	b.viewport(1280, 900)
+	var state string
+	waitFor(t, timeout+2*time.Second, "demo-1 offline in the browser", func() bool {
+		b.open(ctx, f.console)
+		b.eval(`(() => { const r = document.querySelector('tr[data-vehicle="demo-1"]'); return r ? r.dataset.state : ""; })()`, &state)
+		return state == "offline" || state == "stale"
+	})
+	t.Logf("demo-1 %s in the browser %v after the kill (presence timeout %v)", state, time.Since(killed).Round(10*time.Millisecond), timeout)
+	b.screenshot(filepath.Join(art, "vehicles-offline-desktop-1280.png"))
+	if p := b.pageProblems(); len(p) > 0 {
+		t.Errorf("the pages reported %d errors:\n%s", len(p), strings.Join(p, "\n"))
+	}
+	t.Logf("browser test took %v (screenshots in %s)", time.Since(began).Round(100*time.Millisecond), art)
+}
+
+// checkLayouts opens the vehicles page and demo-1's page at phone and
+// desktop widths: no horizontal overflow, a screenshot of each, and
+// demo-1 online in the table with its failover and verified checkpoint.
+func checkLayouts(ctx context.Context, t *testing.T, b *browser, f *fleet, art string) {
+	t.Helper()
 	for _, w := range []struct {
 		name          string
 		width, height int
@@ -304,30 +338,22 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("at %d px demo-1's row lacks its verified checkpoint or its failover:\n%s", w.width, row.Text)
 		}
 	}
-	var timeline string
-	b.open(ctx, f.console+"vehicles/demo-1")
-	b.eval(`document.querySelector('#timeline').innerText`, &timeline)
-	if !strings.Contains(timeline, "→ failed") || !strings.Contains(timeline, "checkpoint") {
-		t.Errorf("the vehicle page's timeline lacks the failover or the checkpoint:\n%s", timeline)
-	}
+}
 
-	// Kill the vehicle's daemon: its last will says offline.
-	f.vigild.cmd.Process.Signal(syscall.SIGKILL)
-	f.vigild.cmd.Wait()
-	killed := time.Now()
-	timeout := 3 * time.Second // presence.StaleIntervals × the 1 s heartbeat
-	b.viewport(1280, 900)
-	var state string
-	took := waitFor(t, timeout+2*time.Second, "demo-1 offline in the browser", func() bool {
-		b.open(ctx, f.console)
-		b.eval(`(() => { const r = document.querySelector('tr[data-vehicle="demo-1"]'); return r ? r.dataset.state : ""; })()`, &state)
-		return state == "offline" || state == "stale"
-	})
-	t.Logf("demo-1 %s in the browser %v after the kill (presence timeout %v)", state, time.Since(killed).Round(10*time.Millisecond), timeout)
-	_ = took
-	b.screenshot(filepath.Join(art, "vehicles-offline-desktop-1280.png"))
-	if p := b.pageProblems(); len(p) > 0 {
-		t.Errorf("the pages reported %d errors:\n%s", len(p), strings.Join(p, "\n"))
+// selfCheck shows that the two checks can fail: a page wider than the
+// phone overflows by the script's measure, and a page that logs an error
+// is heard.
+func selfCheck(ctx context.Context, t *testing.T, b *browser) {
+	t.Helper()
+	b.viewport(375, 812)
+	b.open(ctx, `data:text/html,<meta name="viewport" content="width=device-width"><body><div id="wide" style="width:900px">wide</div><script>console.error("seen")</script></body>`)
+	var o overflowResult
+	b.eval(overflow, &o)
+	if o.Over < 500 || !strings.Contains(o.Worst, "wide") {
+		t.Errorf("a 900 px element in a 375 px page: %s, want it measured", o)
 	}
-	t.Logf("browser test took %v (screenshots in %s)", time.Since(began).Round(100*time.Millisecond), art)
+	waitFor(t, 5*time.Second, "the page's console error heard", func() bool { return len(b.pageProblems()) > 0 })
+	b.mu.Lock()
+	b.problems = nil
+	b.mu.Unlock()
 }

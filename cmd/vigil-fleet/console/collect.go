@@ -36,6 +36,7 @@ type collection struct {
 	src      Sources
 	now      time.Time
 	problems []string
+	presence []presence.Vehicle
 	rep      sink.Report
 	rollouts []*rollout.Rollout
 }
@@ -45,22 +46,39 @@ func (c *collection) problem(format string, a ...any) {
 }
 
 // Collect builds the fleet's view at now: every vehicle any source
-// knows, sorted by id. withTimeline adds each vehicle's timeline.
+// knows, sorted by id, without timelines.
 func Collect(src Sources, now time.Time) Fleet {
 	c := newCollection(src, now)
+	f := Fleet{Generated: now.UTC(), Sources: c.info()}
+	for _, id := range slices.Sorted(mapKeys(c.known())) {
+		f.Vehicles = append(f.Vehicles, c.vehicle(id, false))
+	}
+	f.Problems = c.problems
+	return f
+}
+
+// CollectVehicle builds one vehicle's view with its timeline, and the
+// sources' problems; false when no source knows the vehicle.
+func CollectVehicle(src Sources, id string, now time.Time) (Vehicle, []string, bool) {
+	c := newCollection(src, now)
+	if !c.known()[id] {
+		return Vehicle{}, c.problems, false
+	}
+	v := c.vehicle(id, true)
+	return v, c.problems, true
+}
+
+// known returns the ids of every vehicle a source knows.
+func (c *collection) known() map[string]bool {
 	ids := map[string]bool{}
-	var pv []presence.Vehicle
-	if src.Presence != nil {
-		pv = src.Presence.Vehicles()
-		for _, v := range pv {
-			ids[v.Observation.Vehicle] = true
-		}
+	for _, v := range c.presence {
+		ids[v.Observation.Vehicle] = true
 	}
 	for _, v := range c.rep.Vehicles {
 		ids[v.Vehicle] = true
 	}
-	if src.Checkpoints != nil {
-		vs, err := src.Checkpoints.Vehicles()
+	if c.src.Checkpoints != nil {
+		vs, err := c.src.Checkpoints.Vehicles()
 		if err != nil {
 			c.problem("checkpoints: %v", err)
 		}
@@ -73,30 +91,7 @@ func Collect(src Sources, now time.Time) Fleet {
 			ids[v.ID] = true
 		}
 	}
-	f := Fleet{Generated: now.UTC(), Sources: c.info()}
-	for _, id := range slices.Sorted(mapKeys(ids)) {
-		f.Vehicles = append(f.Vehicles, c.vehicle(id, pv, false))
-	}
-	f.Problems = c.problems
-	return f
-}
-
-// CollectVehicle builds one vehicle's view with its timeline; false when
-// no source knows it.
-func CollectVehicle(src Sources, id string, now time.Time) (Vehicle, []string, bool) {
-	f := Collect(src, now)
-	for _, v := range f.Vehicles {
-		if v.ID == id {
-			c := newCollection(src, now)
-			var pv []presence.Vehicle
-			if src.Presence != nil {
-				pv = src.Presence.Vehicles()
-			}
-			full := c.vehicle(id, pv, true)
-			return full, append(f.Problems, c.problems...), true
-		}
-	}
-	return Vehicle{}, f.Problems, false
+	return ids
 }
 
 func newCollection(src Sources, now time.Time) *collection {
@@ -104,6 +99,9 @@ func newCollection(src Sources, now time.Time) *collection {
 		src.Drills = NoDrills{}
 	}
 	c := &collection{src: src, now: now}
+	if src.Presence != nil {
+		c.presence = src.Presence.Vehicles()
+	}
 	if src.Telemetry != nil {
 		rep, err := src.Telemetry.Report()
 		if err != nil {
@@ -138,10 +136,10 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 }
 
 // vehicle builds one vehicle's view from every source.
-func (c *collection) vehicle(id string, pv []presence.Vehicle, timeline bool) Vehicle {
+func (c *collection) vehicle(id string, timeline bool) Vehicle {
 	v := Vehicle{ID: id, State: "unknown", NotReported: notReported, Drills: []Drill{}}
 	var hb *presence.Heartbeat
-	for _, p := range pv {
+	for _, p := range c.presence {
 		if p.Observation.Vehicle == id {
 			hb = fillPresence(&v, p)
 		}

@@ -182,15 +182,18 @@ func (s *Server) vehiclePage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no source knows vehicle %q", id), http.StatusNotFound)
 		return
 	}
-	f := Fleet{Generated: now.UTC(), Sources: (&collection{src: withDrills(s.cfg.Sources)}).info(), Problems: problems}
+	f := Fleet{Generated: now.UTC(), Sources: newInfo(s.cfg.Sources), Problems: problems}
 	s.render(w, "vehicle.html", pageData{Title: id, Now: now.UTC(), Refresh: int(s.cfg.Refresh.Seconds()), Fleet: f, Vehicle: v})
 }
 
-func withDrills(src Sources) Sources {
-	if src.Drills == nil {
-		src.Drills = NoDrills{}
+// newInfo is the sources' description, without reading them.
+func newInfo(src Sources) SourceInfo {
+	in := src.Info
+	in.Drills = NoDrills{}.Describe()
+	if src.Drills != nil {
+		in.Drills = src.Drills.Describe()
 	}
-	return src
+	return in
 }
 
 func (s *Server) vehiclesJSON(w http.ResponseWriter, r *http.Request) {
@@ -199,8 +202,13 @@ func (s *Server) vehiclesJSON(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) vehicleJSON(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	v, problems, ok := CollectVehicle(s.cfg.Sources, id, s.cfg.Now())
-	if !ok || !batch.ValidName(id) {
+	var v Vehicle
+	var problems []string
+	ok := batch.ValidName(id)
+	if ok {
+		v, problems, ok = CollectVehicle(s.cfg.Sources, id, s.cfg.Now())
+	}
+	if !ok {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
 		json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("no source knows vehicle %q", id)}) //nolint:errcheck
