@@ -58,26 +58,26 @@ func setupServe(g *globals, fs *flag.FlagSet) func(context.Context, []string) er
 		}
 		log := newLogger(g.stderr, *verbose)
 		defer log.Sync() //nolint:errcheck
-		store, err := bundlelink.OpenStore(*dir, log)
-		if err != nil {
-			return fmt.Errorf("serve: --bundles: %w", err)
-		}
-		defer store.Close()
-		logStore(log, store)
 		id := b.clientID
 		if id == "" { // as --client-id's help says
 			var r [6]byte
 			rand.Read(r[:])
 			id = "vigil-fleet-" + hex.EncodeToString(r[:])
 		}
+		consoleServices, _, err := cf.build(b.url, tlsCfg, id, *reconnectMax, log)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		store, err := bundlelink.OpenStore(*dir, log)
+		if err != nil {
+			return fmt.Errorf("serve: --bundles: %w", err)
+		}
+		defer store.Close()
+		logStore(log, store)
 		srv, err := bundlelink.NewServer(bundlelink.ServerConfig{Broker: b.url, ClientID: id, Group: *group, TLS: tlsCfg,
 			Store: store, ReconnectMax: *reconnectMax, Log: log})
 		if err != nil {
 			return fmt.Errorf("serve: --group: %w", err)
-		}
-		consoleServices, _, err := cf.build(b.url, tlsCfg, id, *reconnectMax, log)
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
 		}
 		log.Info("serving", zap.String("broker", b.url), zap.Bool("tls", tlsCfg != nil), zap.String("group", *group), zap.String("bundles", *dir))
 		services := append([]service{{name: "bundles", start: srv.Start, close: srv.Close}}, consoleServices...)

@@ -33,9 +33,9 @@ func addConsoleFlags(fs *flag.FlagSet) consoleFlags {
 		key:         fs.String("console-tls-key", "", "PEM private key of --console-tls-cert"),
 		clientCA:    fs.String("console-client-ca", "", "PEM file of the CAs whose client certificates may open the console; the TLS handshake requires one"),
 		tokenFile:   fs.String("console-token-file", "", "file holding the bearer token the console requires (one line, at least 16 characters, mode 0600)"),
-		sink:        fs.String("sink", "", "the sink directory of `vigil-fleet ingest`, read by the console (backlog, serving rung, timeline); optional"),
-		storeDir:    fs.String("store-dir", "", "the fleet's checkpoint store, read by the console; default: the directory "+checkpointDirName+" beside --sink, when there is one"),
-		rolloutsDir: fs.String("rollouts-dir", "", "the rollouts directory, read by the console; default: the directory "+rolloutsDirName+" beside --sink, when there is one"),
+		sink:        fs.String("sink", "", "the sink directory of vigil-fleet ingest, read by the console (backlog, serving rung, timeline); optional"),
+		storeDir:    fs.String("store-dir", "", "the fleet's checkpoint store, read by the console; default: the directory "+checkpointDirName+" beside --sink (empty until the ingester makes it)"),
+		rolloutsDir: fs.String("rollouts-dir", "", "the rollouts directory, read by the console; default: the directory "+rolloutsDirName+" beside --sink (empty until a rollout makes it)"),
 		refresh:     fs.Duration("console-refresh", 10*time.Second, "how often the console's pages reload themselves (0: never)"),
 		sinkEvery:   fs.Duration("console-sink-every", console.DefaultSinkEvery, "how often the console reads the sink's state again"),
 	}
