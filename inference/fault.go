@@ -47,7 +47,7 @@ const (
 	// (isolation: process) from its next run on, and that worker only:
 	// FaultCrash makes it abort under the run; FaultWedge makes the run's
 	// native call never return and ignore Terminate, like a hung GPU
-	// kernel; FaultLeak makes it leak 64 MiB a run until its memory limit
+	// kernel; FaultLeak makes it leak 8 MiB a run until its memory limit
 	// ends it. The daemon then kills or reaps it and starts a fresh one.
 	FaultCrash FaultKind = "crash"
 	FaultWedge FaultKind = "wedge"

@@ -33,8 +33,10 @@ func ParseIsolation(s string) (Isolation, error) {
 
 // WorkerOptions tune a backend's worker process (isolation: process).
 type WorkerOptions struct {
-	// MemoryLimitMB caps the worker's data (RLIMIT_DATA) and resident
-	// memory; beyond it the worker dies or is killed and replaced. 0
+	// MemoryLimitMB caps the worker's resident memory: checked every
+	// heartbeat, a worker above it is killed and replaced. Its data
+	// (RLIMIT_DATA) is capped half as much again above it (at least 512
+	// MiB more), so that a leak faster than the heartbeat ends it too. 0
 	// means 2048.
 	MemoryLimitMB int `yaml:"memory_limit_mb" json:"memory_limit_mb"`
 	// KillGrace: a run still busy this long after its deadline gets its

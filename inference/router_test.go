@@ -48,11 +48,19 @@ func quickConfig(policy watchdog.Policy) watchdog.Config {
 
 func newLadder(t *testing.T, cfg watchdog.Config) *ladder {
 	t.Helper()
+	return newLadderOf(t, cfg, func(_ watchdog.Backend, role, path string) inference.Config {
+		return inference.Config{Name: role, ModelPath: path}
+	})
+}
+
+// newLadderOf is newLadder with each rung's backend configured by conf.
+func newLadderOf(t *testing.T, cfg watchdog.Config, conf func(b watchdog.Backend, role, path string) inference.Config) *ladder {
+	t.Helper()
 	paths := inferencetest.DemoModels(t)
 	l := &ladder{t: t, rng: rand.New(rand.NewPCG(11, 12))}
 	var runners [watchdog.NumBackends]inference.Runner
 	for b, role := range []string{demo.RolePrimary, demo.RoleShadow, demo.RoleDegraded} {
-		be := load(t, inference.Config{Name: role, ModelPath: paths[role]})
+		be := load(t, conf(watchdog.Backend(b), role, paths[role]))
 		l.faults[b] = inference.NewFaulty(be)
 		runners[b] = l.faults[b]
 	}

@@ -10,13 +10,14 @@ import (
 
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/inference/inferencetest"
+	"github.com/vigil-av/vigil/inference/worker"
 	"github.com/vigil-av/vigil/models/demo"
 )
 
 // workerCfg is a backend in a worker process with settings fit for tests.
 func workerCfg(role, path string) inference.Config {
 	return inference.Config{Name: role, ModelPath: path, Isolation: inference.Process,
-		Worker: inference.WorkerOptions{MemoryLimitMB: 1024, KillGrace: 50 * time.Millisecond, RestartMin: 20 * time.Millisecond, RestartMax: 200 * time.Millisecond}}
+		Worker: inference.WorkerOptions{MemoryLimitMB: 1024, KillGrace: 300 * time.Millisecond, RestartMin: 20 * time.Millisecond, RestartMax: 200 * time.Millisecond}}
 }
 
 // TestWorkerAnswersAsInProcess: each demo model answers the same frames
@@ -34,6 +35,9 @@ func TestWorkerAnswersAsInProcess(t *testing.T) {
 			st, ok := remote.WorkerStats()
 			if !ok || st.Pid == 0 {
 				t.Fatalf("worker stats %+v, %v: want a worker in service", st, ok)
+			}
+			if m, err := worker.ReadMemory(st.Pid); err == nil {
+				t.Logf("worker memory: resident %d MiB, data %d MiB, address space %d MiB", m.RSS>>20, m.Data>>20, m.Size>>20)
 			}
 			li, ri := local.Info(), remote.Info()
 			if li.Model.Name != ri.Model.Name || li.Model.Version != ri.Model.Version || len(li.Model.Ranges) != len(ri.Model.Ranges) || ri.Warmup <= 0 {

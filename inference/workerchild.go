@@ -183,6 +183,7 @@ func (c *child) control(buf []byte) int {
 			}
 		case "fault":
 			c.faults.arm(m.Fault)
+			_ = c.send(ctrlMsg{Op: "fault-armed"})
 		case "exit":
 			return 0
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,7 +15,7 @@ import (
 // run on. They hit that worker only: its replacement starts clean.
 
 // leakStep is what a leaking worker leaks per run.
-const leakStep = 64 << 20
+const leakStep = 8 << 20
 
 // childFaults is the fault armed in a worker.
 type childFaults struct {
@@ -77,8 +78,22 @@ func (b *Backend) injectWorkerFault(k FaultKind) error {
 	if p == nil {
 		return b.w.downError()
 	}
+	select {
+	case <-p.faultAck: // a stale one
+	default:
+	}
 	if err := p.send(ctrlMsg{Op: "fault", Fault: k}); err != nil {
 		return fmt.Errorf("backend %s: fault %s: %w", b.cfg.Name, k, err)
 	}
-	return nil
+	// Armed before the next run: the run's doorbell is another socket.
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-p.faultAck:
+		return nil
+	case <-p.p.Done():
+		return fmt.Errorf("backend %s: fault %s: the worker ended first", b.cfg.Name, k)
+	case <-t.C:
+		return fmt.Errorf("backend %s: fault %s: the worker did not confirm it within 1s", b.cfg.Name, k)
+	}
 }

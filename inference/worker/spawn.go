@@ -123,37 +123,49 @@ func (p *Process) Exit() string {
 // Output is the tail of what the worker wrote.
 func (p *Process) Output() string { return p.stderr.String() }
 
-// tail keeps the last few KiB a worker wrote.
+// tail keeps the first KiB and the last few KiB a worker wrote: a crash
+// says what happened first, then dumps its goroutines.
 type tail struct {
-	mu  sync.Mutex
-	buf []byte
+	mu   sync.Mutex
+	head []byte
+	buf  []byte
 }
 
-const tailMax = 4096
+const (
+	headMax = 1024
+	tailMax = 4096
+)
 
 func (t *tail) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	written := len(b)
+	if n := min(headMax-len(t.head), len(b)); n > 0 {
+		t.head = append(t.head, b[:n]...)
+		b = b[n:]
+	}
 	t.buf = append(t.buf, b...)
 	if len(t.buf) > tailMax {
 		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailMax:]...)
 	}
-	return len(b), nil
+	return written, nil
 }
 
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return string(t.buf)
+	return string(t.head) + string(t.buf)
 }
 
-// last is the most telling line: a Go runtime's "fatal error" or "panic"
-// line when there is one, else the last non-empty line.
+// last is the most telling line: a Go runtime's "fatal error", "panic" or
+// signal line when there is one, else the last non-empty line.
 func (t *tail) last() string {
 	lines := strings.Split(strings.TrimSpace(t.String()), "\n")
 	for _, l := range lines {
-		if strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "SIGABRT") || strings.HasPrefix(l, "runtime: out of memory") {
-			return strings.TrimSpace(l)
+		for _, p := range []string{"fatal error:", "panic:", "SIGABRT", "SIGSEGV", "SIGBUS", "runtime: out of memory"} {
+			if strings.HasPrefix(l, p) {
+				return strings.TrimSpace(l)
+			}
 		}
 	}
 	return strings.TrimSpace(lines[len(lines)-1])
