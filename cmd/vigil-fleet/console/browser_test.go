@@ -255,6 +255,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	for range 8 {
 		f.vigilctl("infer")
 	}
+	f.vigilctl("checkpoint", "now", "--kind", "incremental") // besides the one its schedule takes at start
 	var last Vehicle
 	defer func() {
 		if t.Failed() {
@@ -265,7 +266,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	waitFor(t, 20*time.Second, "the failover and a checkpoint in the console's JSON", func() bool {
 		v, ok := f.vehicle("demo-1")
 		last = v
-		return ok && v.Online && len(v.Failovers) > 0 && v.Rung != nil && v.Rung.ServedBy != "primary" && v.Checkpoint != nil
+		return ok && v.Online && len(v.Failovers) > 0 && v.Rung != nil && v.Rung.ServedBy != "primary" && v.Checkpoints >= 2
 	})
 	out, err := exec.Command(filepath.Join(f.bin, "vigil-fleet"), "checkpoint", "verify", "--sink", filepath.Join(f.dir, "fleet", "sink"), "--read-data").CombinedOutput()
 	if err != nil {
