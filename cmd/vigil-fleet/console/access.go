@@ -161,9 +161,13 @@ func (g guard) check(w http.ResponseWriter, r *http.Request) bool {
 			return false
 		}
 		http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: q, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
-		u := *r.URL
-		u.RawQuery = ""
-		http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
+		// Back to the same page without the token; never to another
+		// host ("//host/..." is one to a browser).
+		loc := r.URL.EscapedPath()
+		if !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") {
+			loc = "/"
+		}
+		http.Redirect(w, r, loc, http.StatusSeeOther)
 		return false
 	}
 	if auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && g.equal(auth) {

@@ -99,6 +99,9 @@ func TestToken(t *testing.T) {
 	if resp, _ := get(t, h, "/vehicles/veh-1", map[string]string{"Cookie": cookies[0].String()}); resp.StatusCode != 200 {
 		t.Errorf("with the cookie: %d", resp.StatusCode)
 	}
+	if resp, _ := get(t, h, "//attacker.example/x?token="+tok, nil); resp.Header.Get("Location") != "/" {
+		t.Errorf("?token= on //attacker.example/x sends the browser to %q, want /", resp.Header.Get("Location"))
+	}
 	if resp, _ := get(t, h, "/?token=nope", nil); resp.StatusCode != 401 {
 		t.Errorf("?token=<wrong>: %d", resp.StatusCode)
 	}

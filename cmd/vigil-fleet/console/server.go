@@ -135,6 +135,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /vehicles/{id}", s.vehiclePage)
 	mux.HandleFunc("GET /api/vehicles", s.vehiclesJSON)
 	mux.HandleFunc("GET /api/vehicles/{id}", s.vehicleJSON)
+	if h, ok := s.cfg.Sources.Drills.(http.Handler); ok {
+		// The drill source's own pages and plots (Drill.Report links),
+		// under the same access rules and read-only.
+		mux.Handle("GET /drills/", h)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -135,3 +135,24 @@ func TestServeOverHTTP(t *testing.T) {
 }
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+// reportPages is a DrillSource with pages of its own, to show the
+// /drills/ mount; it reports no drill.
+type reportPages struct{ NoDrills }
+
+func (reportPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, "report "+r.URL.Path)
+}
+
+func TestDrillSourcePages(t *testing.T) {
+	s, _ := newTestServer(t, Access{})
+	if resp, _ := get(t, s.Handler(), "/drills/x", nil); resp.StatusCode != 404 {
+		t.Errorf("/drills/ without a drill source that serves pages: %d, want 404", resp.StatusCode)
+	}
+	s.cfg.Sources.Drills = reportPages{}
+	resp, body := get(t, s.Handler(), "/drills/r-1/report.html", nil)
+	if resp.StatusCode != 200 || body != "report /drills/r-1/report.html" {
+		t.Errorf("/drills/ with a drill source that serves pages: %d %q", resp.StatusCode, body)
+	}
+}

@@ -45,7 +45,10 @@ type RolloutSource interface {
 
 // DrillSource is where drill results will come from: the extension
 // point for the drills of issue 19. Describe says what it reads, for the
-// page; Drills returns one vehicle's results, newest first.
+// page; Drills returns one vehicle's results, newest first. A source that
+// is also an http.Handler serves its report pages and plots under
+// /drills/ (Drill.Report links there), behind the console's access rules
+// and for GET and HEAD only.
 type DrillSource interface {
 	Describe() string
 	Drills(vehicle string) ([]Drill, error)
