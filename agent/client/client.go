@@ -40,7 +40,8 @@ type Client struct {
 	opts Options
 	nc   net.Conn
 
-	nextID atomic.Uint64
+	nextID     atomic.Uint64
+	nextBuffer atomic.Uint32 // buffer ids of RegisterPool
 
 	writeMu sync.Mutex // whole frames; guards wbuf
 	wbuf    []byte
@@ -61,6 +62,7 @@ type call struct {
 	code  uint16 // CONTROL_RESPONSE
 	msg   string
 	err   error
+	oob   []byte // control message sent with the request (SCM_RIGHTS)
 }
 
 // Dial connects to the daemon at path with default options.
@@ -148,9 +150,15 @@ func (c *Client) InferInto(ctx context.Context, req *InferRequest, resp *InferRe
 		mono = uint64(ts.Nano() + budget.Nanoseconds())
 	}
 	cl := &call{done: make(chan struct{}), typ: typeInferResponse, infer: resp}
-	err := c.roundTrip(ctx, cl, func(b []byte, id uint64) ([]byte, error) {
+	encode := func(b []byte, id uint64) ([]byte, error) {
 		return appendInferRequest(b, id, req, us, mono)
-	})
+	}
+	if len(req.Inputs) > 0 && req.Inputs[0].Pool != nil {
+		encode = func(b []byte, id uint64) ([]byte, error) {
+			return appendInferShared(b, id, req, us, mono)
+		}
+	}
+	err := c.roundTrip(ctx, cl, encode)
 	if err != nil {
 		return fmt.Errorf("infer: %w", err)
 	}
@@ -220,7 +228,7 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, encode func([]byte, ui
 	c.pending[id] = cl
 	c.mu.Unlock()
 
-	if err := c.write(ctx, id, encode); err != nil {
+	if err := c.write(ctx, id, encode, cl.oob); err != nil {
 		if c.forget(id) {
 			return err
 		}
@@ -251,7 +259,7 @@ func (c *Client) forget(id uint64) bool {
 	return false
 }
 
-func (c *Client) write(ctx context.Context, id uint64, encode func([]byte, uint64) ([]byte, error)) error {
+func (c *Client) write(ctx context.Context, id uint64, encode func([]byte, uint64) ([]byte, error), oob []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	b, err := encode(c.wbuf[:0], id)
@@ -261,7 +269,7 @@ func (c *Client) write(ctx context.Context, id uint64, encode func([]byte, uint6
 	c.wbuf = b
 	dl, _ := ctx.Deadline() // zero: no deadline
 	c.nc.SetWriteDeadline(dl)
-	if _, err := c.nc.Write(b); err != nil {
+	if err := c.send(b, oob); err != nil {
 		// The daemon may have said why it closed the connection, in an
 		// ERROR frame still in the socket's buffer: give the reader a moment
 		// to take it, as it says more than the write error.
@@ -383,7 +391,7 @@ func (c *Client) deliver(cl *call, h header, p []byte) error {
 	switch h.typ {
 	case typeInferResponse:
 		return decodeInferResponse(p, cl.infer)
-	case typeStatusResponse:
+	case typeStatusResponse, typeBufferReady:
 		cl.body = append([]byte(nil), p...)
 	case typeControlResponse:
 		code, _, msg, err := decodeCodeText(p)

@@ -27,6 +27,9 @@ const (
 	typeControlResponse = 6
 	typePing            = 7
 	typePong            = 8
+	typeRegisterBuffer  = 9
+	typeBufferReady     = 10
+	typeInferShared     = 11
 	typeError           = 127
 )
 

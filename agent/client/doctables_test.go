@@ -87,7 +87,8 @@ func TestConstantsMatchProtocolDoc(t *testing.T) {
 			consts: map[string]uint64{"INFER_REQUEST": typeInferRequest, "INFER_RESPONSE": typeInferResponse,
 				"STATUS_REQUEST": typeStatusRequest, "STATUS_RESPONSE": typeStatusResponse,
 				"CONTROL_REQUEST": typeControlRequest, "CONTROL_RESPONSE": typeControlResponse,
-				"PING": typePing, "PONG": typePong, "ERROR": typeError},
+				"PING": typePing, "PONG": typePong, "ERROR": typeError,
+				"REGISTER_BUFFER": typeRegisterBuffer, "BUFFER_READY": typeBufferReady, "INFER_SHARED": typeInferShared},
 		},
 		{
 			what:    "dtype",
@@ -149,7 +150,7 @@ func TestConstantsMatchProtocolDoc(t *testing.T) {
 				"UNSUPPORTED_TYPE": CodeUnsupportedType, "INVALID_REQUEST": CodeInvalidRequest,
 				"TOO_MANY_IN_FLIGHT": CodeTooManyInFlight, "NOT_PERMITTED": CodeNotPermitted,
 				"TOO_MANY_CONNECTIONS": CodeTooManyConnections, "IDLE_TIMEOUT": CodeIdleTimeout,
-				"SHUTTING_DOWN": CodeShuttingDown, "INTERNAL": CodeInternal},
+				"SHUTTING_DOWN": CodeShuttingDown, "INTERNAL": CodeInternal, "BAD_BUFFER": CodeBadBuffer},
 			name:  func(v uint64) string { return listName(errorCodes, v) },
 			limit: 1 << 16,
 		},

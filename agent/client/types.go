@@ -55,12 +55,18 @@ func (d DType) String() string {
 // Tensor is a named tensor. Data holds the elements as little-endian bytes
 // in row-major order. For float32 tensors a request may give Float32
 // instead of Data; responses fill both.
+//
+// An input whose Pool is set is sent in shared memory: its data lies in
+// the pool at Offset (Data and Float32 are not read), and the request goes
+// as INFER_SHARED. Either every input of a request has a Pool or none.
 type Tensor struct {
 	Name    string
 	DType   DType
 	Shape   []int64
 	Data    []byte
 	Float32 []float32
+	Pool    *Pool
+	Offset  int
 }
 
 // InferRequest is an inference request.
@@ -295,11 +301,12 @@ const (
 	CodeIdleTimeout        = 11
 	CodeShuttingDown       = 12
 	CodeInternal           = 13
+	CodeBadBuffer          = 14
 )
 
 var errorCodes = []string{"", "BAD_MAGIC", "UNSUPPORTED_VERSION", "FRAME_TOO_LARGE", "MALFORMED_HEADER", "TRUNCATED",
 	"UNSUPPORTED_TYPE", "INVALID_REQUEST", "TOO_MANY_IN_FLIGHT", "NOT_PERMITTED", "TOO_MANY_CONNECTIONS",
-	"IDLE_TIMEOUT", "SHUTTING_DOWN", "INTERNAL"}
+	"IDLE_TIMEOUT", "SHUTTING_DOWN", "INTERNAL", "BAD_BUFFER"}
 
 func (e *ServerError) Error() string {
 	name := fmt.Sprintf("error %d", e.Code)

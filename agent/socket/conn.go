@@ -38,7 +38,10 @@ type conn struct {
 	readMu  sync.Mutex // the reader role; guards the fields below it
 	br      *bufio.Reader
 	hdr     [wire.HeaderSize]byte
-	rbuf    []byte           // frames the reader answers itself
+	rbuf    []byte    // frames the reader answers itself
+	fdr     *fdReader // the connection's bytes, and descriptors sent with them
+	fds     [maxQueuedFDs]int
+	regBuf  []byte           // REGISTER_BUFFER payloads
 	rerr    wire.ErrorFrame  // their payload
 	stopped bool             // no more reading
 	final   *wire.ErrorFrame // sent last, with finalID
@@ -53,6 +56,8 @@ type conn struct {
 
 	slotMu sync.Mutex
 	free   []*slot // LIFO, so a sequential client keeps reusing warm buffers
+
+	bufs buffers // registered shared-memory buffers (shared.go)
 }
 
 // slot holds everything one request in flight needs, reused from request
@@ -63,6 +68,7 @@ type slot struct {
 	payload []byte
 	out     []byte
 	infer   wire.InferRequest
+	shared  wire.InferShared
 	resp    wire.InferResponse
 	control wire.ControlRequest
 	cresp   wire.ControlResponse
@@ -72,11 +78,18 @@ type slot struct {
 
 func newConn(s *Server, nc *net.UnixConn, peer Peer, id uint64) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	return &conn{
+	c := &conn{
 		s: s, nc: nc, peer: peer, ctx: ctx, cancel: cancel,
 		log: s.log.With(zap.Uint64("conn", id), zap.Int32("pid", peer.PID), zap.Uint32("uid", peer.UID)),
-		br:  bufio.NewReaderSize(nc, 64<<10),
 	}
+	fdr, err := newFDReader(nc)
+	if err != nil {
+		// Not a socket the runtime polls: no descriptors, plain reads.
+		c.br = bufio.NewReaderSize(nc, 64<<10)
+		return c
+	}
+	c.fdr, c.br = fdr, bufio.NewReaderSize(fdr, 64<<10)
+	return c
 }
 
 func (c *conn) start() {
@@ -113,6 +126,10 @@ func (c *conn) exit() {
 		}
 	}
 	c.abort()
+	if c.fdr != nil {
+		c.fdr.closeAll()
+	}
+	c.bufs.unmapAll()
 	c.log.Debug("connection closed")
 	c.s.remove(c)
 }
@@ -216,6 +233,10 @@ func (c *conn) readFrame() (*slot, error) {
 	if c.draining.Load() {
 		return nil, errDraining
 	}
+	var start uint64 // the frame's first byte in the stream
+	if c.fdr != nil {
+		start = c.fdr.total - uint64(c.br.Buffered())
+	}
 	if n, err := io.ReadFull(c.br, c.hdr[:]); err != nil {
 		return nil, c.readErr(err, n > 0)
 	}
@@ -235,6 +256,9 @@ func (c *conn) readFrame() (*slot, error) {
 		return nil, fe
 	}
 	n := int(h.Length)
+	if h.Type == wire.TypeRegisterBuffer && c.fdr != nil {
+		return nil, c.register(h, start)
+	}
 	refuse := func(code wire.ErrorCode, msg string) (*slot, error) {
 		if _, err := c.br.Discard(n); err != nil {
 			return nil, c.readErr(err, true)
@@ -270,6 +294,12 @@ func (c *conn) readFrame() (*slot, error) {
 	sl.arrival = time.Now()
 	sl.hdr = h
 	c.inflight.Add(1)
+	if c.fdr != nil && len(c.fdr.fds) > 0 {
+		// Descriptors sent with anything but REGISTER_BUFFER are closed.
+		for _, fd := range c.fdr.take(start, start+wire.HeaderSize+uint64(n), c.fds[:0]) {
+			unix.Close(fd)
+		}
+	}
 	return sl, nil
 }
 
@@ -342,6 +372,8 @@ func (c *conn) serve(sl *slot) {
 	switch sl.hdr.Type {
 	case wire.TypeInferRequest:
 		m = c.serveInfer(sl)
+	case wire.TypeInferShared:
+		m = c.serveShared(sl)
 	case wire.TypeStatusRequest:
 		m = c.serveStatus(sl)
 	case wire.TypeControlRequest:
@@ -352,9 +384,10 @@ func (c *conn) serve(sl *slot) {
 		// Only what a handler filled in can fail to encode.
 		c.log.Error("handler's answer does not encode", zap.Stringer("type", sl.hdr.Type), zap.Error(err))
 		if m == &sl.resp {
+			seq := sl.resp.FrameSeq
 			sl.resp.Reset()
 			sl.resp.SetNoResult(wire.ReasonInternal, clip("invalid answer from the daemon: "+err.Error()))
-			sl.resp.FrameSeq = sl.infer.FrameSeq
+			sl.resp.FrameSeq = seq
 			m = &sl.resp
 		} else {
 			m = sl.errorFrame(wire.CodeInternal, "invalid answer from the daemon: "+err.Error())
@@ -382,11 +415,17 @@ const (
 )
 
 func (c *conn) serveInfer(sl *slot) wire.Message {
-	req, resp := &sl.infer, &sl.resp
+	req := &sl.infer
 	if err := req.DecodePayload(sl.payload); err != nil {
 		c.log.Debug("invalid INFER_REQUEST", zap.Uint64("id", sl.hdr.ID), zap.Error(err))
 		return sl.errorFrame(wire.CodeInvalidRequest, err.Error())
 	}
+	return c.answerInfer(sl, req)
+}
+
+// answerInfer answers a decoded inference request, inline or shared.
+func (c *conn) answerInfer(sl *slot, req *wire.InferRequest) wire.Message {
+	resp := &sl.resp
 	resp.Reset()
 	deadline := sl.arrival.Add(req.Budget())
 	if req.DeadlineMonoNS != 0 {

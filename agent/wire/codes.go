@@ -158,6 +158,7 @@ const (
 	CodeIdleTimeout        ErrorCode = 11
 	CodeShuttingDown       ErrorCode = 12
 	CodeInternal           ErrorCode = 13
+	CodeBadBuffer          ErrorCode = 14
 )
 
 var errorCodeNames = [...]string{
@@ -174,6 +175,7 @@ var errorCodeNames = [...]string{
 	CodeIdleTimeout:        "IDLE_TIMEOUT",
 	CodeShuttingDown:       "SHUTTING_DOWN",
 	CodeInternal:           "INTERNAL",
+	CodeBadBuffer:          "BAD_BUFFER",
 }
 
 func (c ErrorCode) String() string {
@@ -187,7 +189,7 @@ func (c ErrorCode) String() string {
 // with this code.
 func (c ErrorCode) Closes() bool {
 	switch c {
-	case CodeUnsupportedType, CodeInvalidRequest, CodeTooManyInFlight, CodeInternal:
+	case CodeUnsupportedType, CodeInvalidRequest, CodeTooManyInFlight, CodeInternal, CodeBadBuffer:
 		return false
 	}
 	return true

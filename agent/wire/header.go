@@ -39,6 +39,9 @@ const (
 	TypeControlResponse Type = 6
 	TypePing            Type = 7
 	TypePong            Type = 8
+	TypeRegisterBuffer  Type = 9
+	TypeBufferReady     Type = 10
+	TypeInferShared     Type = 11
 	TypeError           Type = 127
 )
 
@@ -60,6 +63,12 @@ func (t Type) String() string {
 		return "PING"
 	case TypePong:
 		return "PONG"
+	case TypeRegisterBuffer:
+		return "REGISTER_BUFFER"
+	case TypeBufferReady:
+		return "BUFFER_READY"
+	case TypeInferShared:
+		return "INFER_SHARED"
 	case TypeError:
 		return "ERROR"
 	}
@@ -70,7 +79,8 @@ func (t Type) String() string {
 // it with a response of its own (PING is answered too, but is not a request
 // in flight).
 func (t Type) IsRequest() bool {
-	return t == TypeInferRequest || t == TypeStatusRequest || t == TypeControlRequest
+	return t == TypeInferRequest || t == TypeStatusRequest || t == TypeControlRequest ||
+		t == TypeRegisterBuffer || t == TypeInferShared
 }
 
 // Errors of decoding. Header errors (ErrBadMagic, ErrVersion,
