@@ -80,6 +80,7 @@ fmt-check:
 
 test: deps fmt-check vet
 	scripts/test-fetch-onnxruntime.sh
+	scripts/console-tools.sh
 	$(GO) test -count=1 -p 1 $(PLAIN_PKGS)
 	$(GO) test -count=1 -p 1 -race $(RACE_PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./agent/wire/
@@ -98,6 +99,9 @@ test: deps fmt-check vet
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory install-test; \
 	elif [ -n "$$VIGIL_REQUIRE_DEPS" ]; then echo "install-test needs root (VIGIL_REQUIRE_DEPS is set)" >&2; exit 1; \
 	else echo "install-test skipped: it needs root (it installs the packages into this machine)"; fi
+	# The arm64 build, proved under qemu-user: every command cross-built, a
+	# short subset of the tests run (docs/arm64.md; make test-arm64 runs all).
+	$(MAKE) --no-print-directory test-arm64-short
 
 bench: deps
 	$(GO) run ./cmd/vigil-bench inference --quick
