@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,74 @@ func TestPythonClient(t *testing.T) {
 	}
 	if got.Control.ID != 4 || got.Control.Code != 5 || got.Control.Message != "drills need the vehicle parked" {
 		t.Errorf("control: %+v", got.Control)
+	}
+}
+
+// pyShared is what pyclient.py --shm prints: answers (INFER_RESPONSE
+// fields, BUFFER_READY fields, or an ERROR's code) by step.
+type pyShared map[string]struct {
+	ID       uint64 `json:"id"`
+	BufferID uint32 `json:"buffer_id"`
+	Size     uint64 `json:"size"`
+	Error    int    `json:"error"`
+	Close    int    `json:"close"`
+	Message  string `json:"message"`
+	Status   int    `json:"status"`
+	ServedBy int    `json:"served_by"`
+	FrameSeq uint64 `json:"frame_seq"`
+	Outputs  map[string]struct {
+		Shape  []int64   `json:"shape"`
+		Values []float32 `json:"values"`
+	} `json:"outputs"`
+}
+
+// runPyShared runs pyclient.py --shm against the socket at path.
+func runPyShared(t *testing.T, path string) pyShared {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("VIGIL_REQUIRE_DEPS") == "1" {
+			t.Fatal("python3 is not installed (Debian: apt-get install -y python3; `make test` does it as root)")
+		}
+		t.Skip("python3 is not installed; set VIGIL_REQUIRE_DEPS=1 to fail instead")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "testdata/pyclient.py", path, "--shm").Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("pyclient --shm: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatal(err)
+	}
+	var got pyShared
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return got
+}
+
+// TestPythonClientShared: a client written from the document's section on
+// shared memory registers a memfd, is answered from it, and gets the
+// documented errors for the bad cases.
+func TestPythonClientShared(t *testing.T) {
+	s := startServer(t, &toyHandler{}, nil)
+	got := runPyShared(t, s.path)
+	if r := got["ready"]; r.ID != 1 || r.BufferID != 5 || r.Size != 2*frameBytes {
+		t.Errorf("ready: %+v", r)
+	}
+	for step, sum := range map[string]float32{"shared0": 0.5 * 3 * 66 * 200, "shared1": 0.25 * 3 * 66 * 200, "inline1": 0.25 * 3 * 66 * 200} {
+		r := got[step]
+		if r.Status != 1 || len(r.Outputs["controls"].Values) != 3 || r.Outputs["controls"].Values[0] != sum {
+			t.Errorf("%s: %+v, want OK with sum %v", step, r, sum)
+		}
+	}
+	for step, code := range map[string]int{"unsealed": 14, "past_end": 14, "unknown": 14} {
+		if r := got[step]; r.Error != code || r.Close != 0 || r.Message == "" {
+			t.Errorf("%s: %+v, want ERROR %d, kept", step, r, code)
+		}
+	}
+	if m := got["unsealed"].Message; !strings.Contains(m, "F_SEAL_SHRINK") {
+		t.Errorf("unsealed: message %q does not name the seal", m)
 	}
 }

@@ -2,12 +2,22 @@
 """A minimal Vigil socket client written from docs/protocol.md alone.
 
 usage: pyclient.py SOCKET
+       pyclient.py SOCKET --shm
 
 Sends a PING, an INFER_REQUEST with one float32 tensor "frame" [1,3,66,200]
 of 0.5s, a STATUS_REQUEST and a CONTROL_REQUEST (DRILL_FAULT), pipelined,
 and prints what came back as one JSON object.
+
+With --shm it uses frames in shared memory instead: it registers a sealed
+memfd holding two frames (0.5s, then 0.25s), sends an INFER_SHARED for each
+and the second frame inline too, then tries the bad cases (a memfd without
+the shrink seal, a reference past the end, an unknown buffer), and prints
+the answers and the error codes as one JSON object.
 """
+import fcntl
 import json
+import mmap
+import os
 import socket
 import struct
 import sys
@@ -86,7 +96,75 @@ def code_text(p):
     return code, flags, p[8:8 + n].decode()
 
 
+FRAME_BYTES = 4 * 3 * 66 * 200
+
+
+def make_memfd(size, seal):
+    fd = os.memfd_create("pyclient-frames", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, size)
+    if seal:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+    return fd
+
+
+def register(sock, rid, buffer_id, size, fd):
+    payload = struct.pack("<IIQ", buffer_id, 0, size)
+    socket.send_fds(sock, [frame(9, rid, payload)], [fd])
+
+
+def shared_request(seq, buffer_id, offset, shape, data_len):
+    name = b"frame"
+    head = struct.pack("<HBBIIIQ", len(name), 1, len(shape), data_len, buffer_id, 0, offset)
+    block = head + padded(name) + b"".join(struct.pack("<q", d) for d in shape)
+    return struct.pack("<QQIHH", seq, 0, 1_000_000, 1, 0) + block
+
+
+def answer(sock):
+    typ, rid, p = read_frame(sock)
+    if typ == 2:
+        return dict(infer_response(p), id=rid)
+    if typ == 10:
+        buffer_id, _, size = struct.unpack("<IIQ", p)
+        return {"id": rid, "buffer_id": buffer_id, "size": size}
+    if typ == 127:
+        code, flags, msg = code_text(p)
+        return {"id": rid, "error": code, "close": flags & 1, "message": msg}
+    raise SystemExit("unexpected type %d" % typ)
+
+
+def main_shm():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(sys.argv[1])
+    shape = [1, 3, 66, 200]
+    fd = make_memfd(2 * FRAME_BYTES, True)
+    mem = mmap.mmap(fd, 2 * FRAME_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    mem[0:FRAME_BYTES] = struct.pack("<f", 0.5) * (3 * 66 * 200)
+    mem[FRAME_BYTES:] = struct.pack("<f", 0.25) * (3 * 66 * 200)
+    out = {}
+    register(sock, 1, 5, 2 * FRAME_BYTES, fd)
+    out["ready"] = answer(sock)
+    sock.sendall(frame(11, 2, shared_request(10, 5, 0, shape, FRAME_BYTES)))
+    out["shared0"] = answer(sock)
+    sock.sendall(frame(11, 3, shared_request(11, 5, FRAME_BYTES, shape, FRAME_BYTES)))
+    out["shared1"] = answer(sock)
+    inline = struct.pack("<QQIHH", 12, 0, 1_000_000, 1, 0) + tensor_block("frame", 1, shape, bytes(mem[FRAME_BYTES:]))
+    sock.sendall(frame(1, 4, inline))
+    out["inline1"] = answer(sock)
+    unsealed = make_memfd(FRAME_BYTES, False)
+    register(sock, 5, 6, FRAME_BYTES, unsealed)
+    out["unsealed"] = answer(sock)
+    sock.sendall(frame(11, 6, shared_request(13, 5, FRAME_BYTES + 8, shape, FRAME_BYTES)))
+    out["past_end"] = answer(sock)
+    sock.sendall(frame(11, 7, shared_request(14, 9, 0, shape, FRAME_BYTES)))
+    out["unknown"] = answer(sock)
+    os.close(unsealed)
+    os.close(fd)
+    print(json.dumps(out))
+
+
 def main():
+    if sys.argv[2:] == ["--shm"]:
+        return main_shm()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(sys.argv[1])
     shape = [1, 3, 66, 200]
