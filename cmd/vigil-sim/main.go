@@ -31,6 +31,7 @@ type options struct {
 	faultAt  time.Duration
 	clearAt  time.Duration
 	quiet    bool
+	shm      bool
 }
 
 func main() { cli.Main("vigil-sim", run) }
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.faultAt, "fault-at", 0, "when to inject the fault (default: a quarter of --duration)")
 	fs.DurationVar(&o.clearAt, "clear-at", 0, "when to clear it (default: 7/12 of --duration)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no live view, only the summary")
+	fs.BoolVar(&o.shm, "shm", false, "send frames in shared memory: register a memfd pool of the 8 frames once, then name a frame in each request instead of carrying it (docs/protocol.md, \"Frames in shared memory\")")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vigil-sim [flags]")
@@ -97,14 +99,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer c.Close()
 	sim := &simulator{o: o, c: c, out: stdout, backend: backend}
+	if o.shm {
+		pool, err := c.RegisterPool(ctx, numFrames*frameBytes)
+		if err != nil {
+			return fmt.Errorf("--shm: %w", err)
+		}
+		defer pool.Close()
+		sim.pool = pool
+	}
 	return sim.drive(ctx)
 }
+
+// The simulator's camera: numFrames random frames of frameBytes, sent in
+// turn.
+const (
+	numFrames  = 8
+	frameBytes = 4 * 3 * 66 * 200
+)
 
 type simulator struct {
 	o       options
 	c       *client.Client
 	out     io.Writer
 	backend client.Backend
+	pool    *client.Pool // --shm: the frames, written once
 
 	mu  sync.Mutex
 	sec second  // the second being counted
@@ -140,11 +158,18 @@ func (s *simulator) drive(ctx context.Context) error {
 	if !s.o.quiet {
 		fmt.Fprintf(s.out, "%5s %7s %7s %7s %8s %7s %9s %9s  %s\n", "t", "frames", "primary", "shadow", "degraded", "missed", "no_result", "max_ms", "event")
 	}
-	frames := make([][]float32, 8)
+	frames := make([][]float32, numFrames)
 	for i := range frames {
 		frames[i] = make([]float32, 3*66*200)
 		for j := range frames[i] {
 			frames[i][j] = rand.Float32()
+		}
+		if s.pool != nil {
+			// Written before any request names them and never again, so
+			// no frame changes while a request is in flight.
+			if err := s.pool.PutFloat32(i*frameBytes, frames[i]); err != nil {
+				return err
+			}
 		}
 	}
 	period := time.Duration(float64(time.Second) / s.o.rate)
@@ -195,7 +220,7 @@ func (s *simulator) drive(ctx context.Context) error {
 			}
 			seq++
 			wg.Add(1)
-			go s.frame(ctx, &wg, seq, frames[seq%uint64(len(frames))])
+			go s.frame(ctx, &wg, seq, frames[seq%numFrames])
 		}
 	}
 }
@@ -207,8 +232,11 @@ func (s *simulator) frame(ctx context.Context, wg *sync.WaitGroup, seq uint64, d
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, s.o.deadline+time.Second)
 	defer cancel()
-	resp, err := s.c.Infer(rctx, &client.InferRequest{FrameSeq: seq, Budget: s.o.deadline,
-		Inputs: []client.Tensor{{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: data}}})
+	in := client.Tensor{Name: "frame", DType: client.Float32, Shape: []int64{1, 3, 66, 200}, Float32: data}
+	if s.pool != nil {
+		in.Float32, in.Pool, in.Offset = nil, s.pool, int(seq%numFrames)*frameBytes
+	}
+	resp, err := s.c.Infer(rctx, &client.InferRequest{FrameSeq: seq, Budget: s.o.deadline, Inputs: []client.Tensor{in}})
 	got := time.Now()
 	rtt := got.Sub(sent)
 	s.mu.Lock()
