@@ -39,11 +39,15 @@ type socketFlags struct {
 const socketAbout = `Sends a 1×3×66×200 float32 frame through the socket protocol (agent/client
 → agent server → a trivial handler answering 3 floats) and, alternating,
 through a bare length-prefixed Unix-socket echo of the same bytes; reports
-both round-trip distributions and their ratio, then the request rate of
-several pipelining clients through the socket path, and through the real
-vigild (router, watchdog, the three demo models, the telemetry buffer)
-started as a process of its own. The RESULT line's rps is the real
-daemon's, and rss_mb its peak resident set size (VmHWM) under that load.`
+both round-trip distributions and their ratio. Then the same frame in
+shared memory (a memfd pool registered once, each request naming the frame)
+against a bare echo of 200 bytes, alternating, and a frame eight times as
+large through that path (shm_rtt_ratio_p50, the RESULT line's last field, is
+that ratio). Then the request rate of several pipelining clients through the
+socket path, and through the real vigild (router, watchdog, the three demo
+models, the telemetry buffer) started as a process of its own. The RESULT
+line's rps is the real daemon's, and rss_mb its peak resident set size
+(VmHWM) under that load.`
 
 // parseSocketFlags parses the suite's flags, applies --quick and checks
 // them.
@@ -153,6 +157,11 @@ func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "%-8s %12v %12v\n", "socket", sp50.Round(time.Microsecond), sp99.Round(time.Microsecond))
 	fmt.Fprintf(stdout, "%-8s %12.3f %12.3f\n", "ratio", float64(sp50)/float64(ep50), float64(sp99)/float64(ep99))
 
+	shm, err := measureShared(ctx, f, cfg.Path, echo.path, req.Inputs[0].Float32, stdout)
+	if err != nil {
+		return fmt.Errorf("shared memory: %w", err)
+	}
+
 	n, elapsed, err := measureRate(ctx, cfg.Path, req, f)
 	if err != nil {
 		return err
@@ -168,8 +177,8 @@ func runSocket(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "RESULT suite=socket rtt_ratio_p50=%.3f rtt_p50_us=%.0f echo_p50_us=%.0f rps=%.0f rss_mb=%.1f\n",
-		float64(sp50)/float64(ep50), micros(sp50), micros(ep50), drps, rss)
+	fmt.Fprintf(stdout, "RESULT suite=socket rtt_ratio_p50=%.3f rtt_p50_us=%.0f echo_p50_us=%.0f rps=%.0f rss_mb=%.1f shm_rtt_ratio_p50=%.3f\n",
+		float64(sp50)/float64(ep50), micros(sp50), micros(ep50), drps, rss, shm.ratio())
 	return nil
 }
 

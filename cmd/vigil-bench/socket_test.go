@@ -17,7 +17,7 @@ func TestSocketSuite(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	last := lines[len(lines)-1]
-	re := regexp.MustCompile(`^RESULT suite=socket rtt_ratio_p50=[0-9]+\.[0-9]{3} rtt_p50_us=[0-9]+ echo_p50_us=[0-9]+ rps=[0-9]+ rss_mb=([0-9]+\.[0-9])$`)
+	re := regexp.MustCompile(`^RESULT suite=socket rtt_ratio_p50=[0-9]+\.[0-9]{3} rtt_p50_us=[0-9]+ echo_p50_us=[0-9]+ rps=[0-9]+ rss_mb=([0-9]+\.[0-9]) shm_rtt_ratio_p50=[0-9]+\.[0-9]{3}$`)
 	m := re.FindStringSubmatch(last)
 	if m == nil {
 		t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
