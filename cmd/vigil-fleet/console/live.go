@@ -31,8 +31,10 @@ type LiveConfig struct {
 // for as long as serve runs, reconnecting after a lost broker; it judges
 // them with presence.Judge when asked.
 type Live struct {
-	cfg    LiveConfig
-	client mqtt.Client
+	cfg       LiveConfig
+	client    mqtt.Client
+	closed    chan struct{}
+	closeOnce sync.Once
 
 	mu   sync.Mutex
 	seen map[string]*presence.Observation
@@ -53,7 +55,7 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	l := &Live{cfg: cfg, seen: map[string]*presence.Observation{}}
+	l := &Live{cfg: cfg, seen: map[string]*presence.Observation{}, closed: make(chan struct{})}
 	opts := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID(cfg.ClientID).
 		SetCleanSession(true).SetOrderMatters(false).
 		SetAutoReconnect(true).SetConnectRetry(true).
@@ -77,6 +79,7 @@ func (l *Live) Start(context.Context) error {
 
 // Close disconnects.
 func (l *Live) Close(context.Context) error {
+	l.closeOnce.Do(func() { close(l.closed) })
 	l.client.Disconnect(100)
 	return nil
 }
@@ -99,9 +102,13 @@ func (l *Live) setUp(up bool) {
 func (l *Live) onConnect(c mqtt.Client) {
 	t := c.SubscribeMultiple(map[string]byte{presence.StatusFilter: 1, presence.HeartbeatFilter: 1}, l.onMessage)
 	// paho runs this handler on a goroutine of its own: waiting here
-	// holds nothing else up.
-	if t.WaitTimeout(10*time.Second) && t.Error() == nil {
-		l.setUp(true)
+	// holds nothing else up, and Close ends the wait.
+	select {
+	case <-t.Done():
+		if t.Error() == nil {
+			l.setUp(true)
+		}
+	case <-l.closed:
 	}
 }
 
