@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/agent/status"
+	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/internal/leaktest"
 	"github.com/vigil-av/vigil/storage"
 	"github.com/vigil-av/vigil/sync/cmdlink"
@@ -37,6 +38,9 @@ import (
 const childConfigEnv = "VIGIL_TEST_DAEMON_CONFIG"
 
 func TestMain(m *testing.M) {
+	// Backends with isolation: process start this binary again as their
+	// worker, as vigild does (cmd/vigild/worker.go).
+	inference.WorkerMain()
 	if p := os.Getenv(childConfigEnv); p != "" {
 		os.Exit(runChildDaemon(p))
 	}
