@@ -1,7 +1,9 @@
 package socket
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"strings"
@@ -260,4 +262,41 @@ func TestSharedNoLeaks(t *testing.T) {
 		t.Errorf("after 200 connections with 3 buffers each: %d → %d descriptors, %d → %d mappings", fds0, fds1, maps0, maps1)
 	}
 	t.Logf("descriptors %d → %d, mappings %d → %d", fds0, fds1, maps0, maps1)
+}
+
+// TestSharedChangedInFlight: the supervisor rewrites its frame and tries
+// to shrink the file while the daemon is answering a request on it. The
+// shrink seal makes the kernel refuse the shrink, so the mapping keeps
+// every page; the request is answered, and the next one reads the new
+// frame.
+func TestSharedChangedInFlight(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	h := &toyHandler{gate: func(ctx context.Context, seq uint64) {
+		if seq == 1 {
+			entered <- struct{}{}
+			<-release
+		}
+	}}
+	s := startServer(t, h, nil)
+	r := dialRaw(t, s.path)
+	fd, mem := memfd(t, frameBytes, unix.F_SEAL_SHRINK, 1)
+	r.register(1, 1, frameBytes, fd)
+	r.readReady()
+	r.sendMsg(2, sharedRequest(1, 1, 0))
+	recv(t, entered, "the request in the handler")
+	for i := 0; i < frameBytes; i += 4 {
+		binary.LittleEndian.PutUint32(mem[i:], math.Float32bits(2))
+	}
+	if err := unix.Ftruncate(fd, 4096); !errors.Is(err, unix.EPERM) {
+		t.Errorf("shrinking a sealed memfd: %v, want EPERM", err)
+	}
+	close(release)
+	if _, resp := r.readInfer(); resp.Status != wire.StatusOK {
+		t.Errorf("the request in flight: %+v", resp)
+	}
+	r.sendMsg(3, sharedRequest(2, 1, 0))
+	if _, resp := r.readInfer(); resp.Status != wire.StatusOK || resp.Outputs[0].Float32s()[0] != 2*3*66*200 {
+		t.Errorf("the next request: %+v", resp)
+	}
 }
