@@ -184,10 +184,11 @@ for m in primary-v2 primary-bad primary-slow; do
   mv "$tmp/bundles/.pilotnet-$ver.tar" "$tmp/bundles/pilotnet-$ver.tar"
   ver=$((ver + 1))
 done
-echo "\$ vigil-fleet serve --bundles bundles    # the fleet's bundle server"
-"$bin/vigil-fleet" serve --bundles "$tmp/bundles" >"$tmp/serve.log" 2>&1 &
+echo "\$ vigil-fleet serve --bundles bundles --sink sink    # the fleet's bundle server and web console"
+"$bin/vigil-fleet" serve --bundles "$tmp/bundles" --sink "$tmp/sink" >"$tmp/serve.log" 2>&1 &
 serve=$!
 pids+=($serve)
+echo "  the fleet console (read-only, loopback): http://127.0.0.1:8480/ while the demo runs (docs/console.md)"
 # The supervisor drives through all three rollouts: the trials and the
 # health gate count its requests. It exits non-zero if any frame is late.
 sim_for=30s
