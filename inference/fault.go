@@ -47,8 +47,9 @@ const (
 	// (isolation: process) from its next run on, and that worker only:
 	// FaultCrash makes it abort under the run; FaultWedge makes the run's
 	// native call never return and ignore Terminate, like a hung GPU
-	// kernel; FaultLeak makes it leak 8 MiB a run until its memory limit
-	// ends it. The daemon then kills or reaps it and starts a fresh one.
+	// kernel; FaultLeak makes its memory grow by 16 MiB every 20ms until
+	// its memory limit ends it. The daemon then kills or reaps it and
+	// starts a fresh one.
 	FaultCrash FaultKind = "crash"
 	FaultWedge FaultKind = "wedge"
 	FaultLeak  FaultKind = "leak"
@@ -127,11 +128,9 @@ func (f *Faulty) Inject(ft Fault) error {
 		if b == nil {
 			return fmt.Errorf("fault %s needs a backend in a worker process; %T is none", ft.Kind, f.r)
 		}
-		if err := b.injectWorkerFault(ft.Kind); err != nil {
-			return err
-		}
-		f.Clear()
-		return nil
+		f.fault.Store(nil)
+		f.release()
+		return b.injectWorkerFault(ft.Kind)
 	}
 	f.release()
 	if ft.Kind == FaultNone {
@@ -147,10 +146,14 @@ func (f *Faulty) Inject(ft Fault) error {
 	return nil
 }
 
-// Clear removes the fault; a stuck run is let go.
+// Clear removes the fault; a stuck run is let go, and a worker fault is
+// disarmed (a wedged run stays wedged, leaked memory stays leaked).
 func (f *Faulty) Clear() {
 	f.fault.Store(nil)
 	f.release()
+	if b := backendOf(f.r); b != nil {
+		b.clearWorkerFault()
+	}
 }
 
 func (f *Faulty) release() {

@@ -79,11 +79,11 @@ func TestWorkerFaultsFailOverAndRecover(t *testing.T) {
 				t.Fatal(err)
 			}
 			total := tally{reasons: map[inference.Reason]int{}}
-			end := time.Now().Add(20 * time.Second)
+			end := time.Now().Add(60 * time.Second)
 			for l.workerStats(watchdog.Primary).Restarts == before.Restarts || !l.sawPath(watchdog.Primary, mark) {
 				if time.Now().After(end) {
 					st := l.shell.Status()
-					t.Fatalf("after 20s: worker %+v, primary %s (%s)", l.workerStats(watchdog.Primary), st.Backends[watchdog.Primary].State, st.Backends[watchdog.Primary].Reason)
+					t.Fatalf("after 60s: worker %+v, primary %s (%s)", l.workerStats(watchdog.Primary), st.Backends[watchdog.Primary].State, st.Backends[watchdog.Primary].Reason)
 				}
 				total.add(l.drive(5, 5*time.Millisecond))
 			}

@@ -30,6 +30,10 @@ type failoverFlags struct {
 	cycles   int
 	policies string
 	quick    bool
+	// isolation of primary and shadow; workerMB their workers' memory
+	// limit.
+	isolation inference.Isolation
+	workerMB  int
 }
 
 // A scenario is one phase of the schedule: a fault injected at its start,
@@ -45,6 +49,8 @@ type scenario struct {
 	// allRungs marks the scenario in which every rung is faulted: NO_RESULT
 	// is expected there, and it is reported apart from the policy's totals.
 	allRungs bool
+	// worker marks the worker scenarios (failoverworker.go).
+	worker bool
 }
 
 func runFailover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -58,6 +64,8 @@ func runFailover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&f.deadline, "deadline", 33*time.Millisecond, "deadline of each frame")
 	fs.IntVar(&f.cycles, "cycles", 2, "times the fault schedule runs for each policy")
 	fs.StringVar(&f.policies, "policies", "hot,warm,cold", "policies to run, comma-separated")
+	isolation := fs.String("isolation", "process", "isolation of primary and shadow: process (each in a worker process; adds the worker scenarios: wedge, crash, leak) or in-process")
+	fs.IntVar(&f.workerMB, "worker-memory-mb", 512, "memory limit of each worker process (the leak scenario runs into it)")
 	fs.BoolVar(&f.quick, "quick", false, "a short run (under 60 s): 100 frames/s, a watchdog with short cool-down and probation, two cycles for hot and one for warm and cold")
 	if err := parseSuite(fs, "failover", `Drives the three real models through the router and the watchdog at a fixed
 frame rate, injecting faults on a schedule (primary hang, error burst, latency
@@ -75,6 +83,13 @@ failed) and failover time (request → answer from a lower rung).`, args, stderr
 	}
 	if f.deadline <= 0 {
 		return fmt.Errorf("--deadline %v: must be positive", f.deadline)
+	}
+	f.isolation = inference.Isolation(*isolation)
+	if f.isolation != inference.Process && f.isolation != inference.InProcess {
+		return fmt.Errorf("--isolation %q: want process or in-process", *isolation)
+	}
+	if f.workerMB < 64 {
+		return fmt.Errorf("--worker-memory-mb %d: want at least 64", f.workerMB)
 	}
 	var policies []watchdog.Policy
 	for _, s := range strings.Split(f.policies, ",") {
@@ -101,7 +116,8 @@ failed) and failover time (request → answer from a lower rung).`, args, stderr
 	for b, role := range demo.Roles {
 		cfg := inference.Config{Name: role, ModelPath: dir + "/" + demo.FileName(role)}
 		if role != demo.RoleDegraded {
-			cfg.Provider = gpu
+			cfg.Provider, cfg.Isolation = gpu, f.isolation
+			cfg.Worker.MemoryLimitMB = f.workerMB
 		}
 		be, err := inference.Load(cfg)
 		if err != nil {
@@ -110,7 +126,7 @@ failed) and failover time (request → answer from a lower rung).`, args, stderr
 		defer be.Close(context.Background())
 		backends[b] = be
 	}
-	fmt.Fprintf(stdout, "suite failover: %s at %.0f frames/s, deadline %v, primary and shadow on %s\n", dir, f.rate, f.deadline, gpu)
+	fmt.Fprintf(stdout, "suite failover: %s at %.0f frames/s, deadline %v, primary and shadow on %s, %s\n", dir, f.rate, f.deadline, gpu, f.isolation)
 	for _, p := range policies {
 		cycles := f.cycles
 		if f.quick {
@@ -243,7 +259,7 @@ func schedule(f failoverFlags) []scenario {
 	if f.quick {
 		hold, rec = 60, 90
 	}
-	return []scenario{
+	return append(append([]scenario{
 		{name: "baseline", hold: hold / 2},
 		{name: "primary-hang", fault: inject(watchdog.Primary, inference.Fault{Kind: inference.FaultHang}), hold: hold, recover: rec},
 		{name: "primary-stuck", fault: inject(watchdog.Primary, inference.Fault{Kind: inference.FaultStuck}), hold: hold, recover: rec},
@@ -253,12 +269,11 @@ func schedule(f failoverFlags) []scenario {
 		{name: "primary-wrong", fault: inject(watchdog.Primary, inference.Fault{Kind: inference.FaultWrong, Offset: 0.8}), hold: hold, recover: rec},
 		{name: "gpu-lost", fault: func(l *benchLadder) { hwFault(l, hw.Sample{GPULost: true}) }, hold: hold, recover: rec},
 		{name: "shadow-errors", fault: inject(watchdog.Shadow, inference.Fault{Kind: inference.FaultError}), hold: hold, recover: rec, target: watchdog.Shadow},
-		{name: "all-rungs", fault: func(l *benchLadder) {
-			l.faults[watchdog.Primary].Inject(inference.Fault{Kind: inference.FaultHang})
-			l.faults[watchdog.Shadow].Inject(inference.Fault{Kind: inference.FaultError})
-			l.faults[watchdog.Degraded].Inject(inference.Fault{Kind: inference.FaultNaN})
-		}, hold: hold, recover: 2 * rec, allRungs: true},
-	}
+	}, workerScenarios(f)...), scenario{name: "all-rungs", fault: func(l *benchLadder) {
+		l.faults[watchdog.Primary].Inject(inference.Fault{Kind: inference.FaultHang})
+		l.faults[watchdog.Shadow].Inject(inference.Fault{Kind: inference.FaultError})
+		l.faults[watchdog.Degraded].Inject(inference.Fault{Kind: inference.FaultNaN})
+	}, hold: hold, recover: 2 * rec, allRungs: true})
 }
 
 // frameStats accumulates one scenario's frames.
@@ -316,6 +331,7 @@ func runPolicy(ctx context.Context, w io.Writer, f failoverFlags, p watchdog.Pol
 	fmt.Fprintf(w, "%-15s %6s %6s %9s %7s %6s %8s %7s %7s %7s %9s %11s\n",
 		"scenario", "frames", "missed", "no_result", "primary", "shadow", "degraded", "p50_ms", "p99_ms", "max_ms", "detect_ms", "failover_ms")
 	var total, allRungs frameStats
+	wt := newWorkerTally(backends)
 	for c := range cycles {
 		for _, sc := range schedule(f) {
 			if err := ctx.Err(); err != nil {
@@ -324,10 +340,14 @@ func runPolicy(ctx context.Context, w io.Writer, f failoverFlags, p watchdog.Pol
 			var st frameStats
 			l.resetFailed()
 			injected := time.Now()
+			ends := wt.ends(backends)
 			if sc.fault != nil {
 				sc.fault(l)
 			}
 			d.run(sc.hold, &st)
+			if sc.worker {
+				wt.holdUntilEnded(d, &st, backends, ends, sc.hold)
+			}
 			detect := "-"
 			if sc.fault != nil && !sc.allRungs {
 				if at := l.failedAt(sc.target); at.After(injected) {
@@ -353,6 +373,7 @@ func runPolicy(ctx context.Context, w io.Writer, f failoverFlags, p watchdog.Pol
 			fmt.Fprintf(w, "%-15s %6d %6d %9d %7d %6d %8d %7.2f %7.2f %7.2f %9s %11s\n",
 				name, st.frames, st.missed, st.noResult, st.served[0], st.served[1], st.served[2],
 				ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), ms(slices.Max(lat)), detect, failover)
+			wt.observe(w, l, backends, sc)
 			if sc.allRungs {
 				allRungs.merge(&st)
 			} else {
@@ -364,8 +385,9 @@ func runPolicy(ctx context.Context, w io.Writer, f failoverFlags, p watchdog.Pol
 	fmt.Fprintf(w, "every rung faulted: %d frames, %d NO_RESULT, %d missed, slowest answer %.2f ms (deadline %v)\n",
 		allRungs.frames, allRungs.noResult, allRungs.missed, ms(slices.Max(lat)), f.deadline)
 	lat = slices.Clone(total.latencies)
-	fmt.Fprintf(w, "RESULT suite=failover policy=%s frames=%d missed=%d no_result=%d p99_ms=%.2f max_failover_ms=%.2f\n",
-		p, total.frames, total.missed, total.noResult, ms(percentile(lat, 0.99)), ms(total.failover))
+	fmt.Fprintf(w, "RESULT suite=failover policy=%s frames=%d missed=%d no_result=%d p99_ms=%.2f max_failover_ms=%.2f worker_kills=%d worker_restart_ms=%.1f worker_recovered=%d/%d\n",
+		p, total.frames, total.missed, total.noResult, ms(percentile(lat, 0.99)), ms(total.failover),
+		wt.kills(backends), wt.restartMs(), wt.back, wt.scenes)
 	return nil
 }
 

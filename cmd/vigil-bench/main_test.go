@@ -36,6 +36,8 @@ func TestSuiteFlagErrors(t *testing.T) {
 		"unexpected argument": {"failover", "extra"},
 		"--gpu-provider":      {"failover", "--gpu-provider", "cuda:x"},
 		"--deadline":          {"failover", "--deadline", "-1ms"},
+		"--isolation":         {"failover", "--isolation", "container"},
+		"--worker-memory-mb":  {"failover", "--worker-memory-mb", "8"},
 		"--payload":           {"storage", "--payload", "text"},
 	}
 	for want, args := range cases {
