@@ -58,6 +58,30 @@ func TestDaemonSharedFrames(t *testing.T) {
 				iresp.Output("controls").Float32, sresp.ServedBy)
 		}
 	}
+	// Answers into shared memory: a writable pool takes the frame and the
+	// answer.
+	wpool, err := c.RegisterWritablePool(ctx, 4*n+4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wpool.Close()
+	frame := randomFrame()
+	wpool.PutFloat32(0, frame[0].Float32)
+	wresp, err := c.Infer(ctx, &client.InferRequest{FrameSeq: 50, Budget: time.Second, Inputs: []client.Tensor{
+		{Name: "frame", DType: client.Float32, Shape: frameShape, Pool: wpool}}, Out: wpool, OutOffset: 4 * n, OutLength: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iresp, err := c.Infer(ctx, &client.InferRequest{FrameSeq: 51, Budget: time.Second, Inputs: frame})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := wresp.Output("controls"); !wresp.OK() || out == nil || &out.Data[0] != &wpool.Bytes()[4*n] {
+		t.Errorf("answer into the pool: %s/%s %q, outputs %+v", wresp.Status, wresp.Reason, wresp.Detail, wresp.Outputs)
+	} else if wresp.ServedBy == iresp.ServedBy && !slices.Equal(out.Float32, iresp.Output("controls").Float32) {
+		t.Errorf("answer in the pool %v, inline %v", out.Float32, iresp.Output("controls").Float32)
+	}
+
 	var pool2 *client.Pool
 	bad := make([]float32, n)
 	bad[17] = float32(math.NaN())
@@ -65,14 +89,14 @@ func TestDaemonSharedFrames(t *testing.T) {
 	if resp := shared(100, 0); resp.OK() || resp.Reason != client.ReasonInvalidInput || !strings.Contains(resp.Detail, "frame") {
 		t.Errorf("NaN in the pool: %s/%s %q, want NO_RESULT/INVALID_INPUT naming the input", resp.Status, resp.Reason, resp.Detail)
 	}
-	// Buffers belong to their connection: buffer 2 of another one is
-	// unknown here.
+	// Buffers belong to their connection: buffer 3 of another one is
+	// unknown here (this one has 1 and 2).
 	c2, err := client.Dial(cfg.Socket.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	for range 2 {
+	for range 3 {
 		other, err := c2.RegisterPool(ctx, 4*n)
 		if err != nil {
 			t.Fatal(err)
@@ -83,7 +107,7 @@ func TestDaemonSharedFrames(t *testing.T) {
 	_, err = c.Infer(ctx, &client.InferRequest{Budget: time.Second, Inputs: []client.Tensor{
 		{Name: "frame", DType: client.Float32, Shape: frameShape, Pool: pool2}}})
 	var se *client.ServerError
-	if !errors.As(err, &se) || se.Code != client.CodeBadBuffer || se.Closed || !strings.Contains(se.Message, "buffer 2 is not registered") {
+	if !errors.As(err, &se) || se.Code != client.CodeBadBuffer || se.Closed || !strings.Contains(se.Message, "buffer 3 is not registered") {
 		t.Errorf("another connection's buffer: %v, want BAD_BUFFER", err)
 	}
 	if err := pool.PutFloat32(0, randomFrame()[0].Float32); err != nil {

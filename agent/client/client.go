@@ -63,6 +63,7 @@ type call struct {
 	msg   string
 	err   error
 	oob   []byte // control message sent with the request (SCM_RIGHTS)
+	out   *Pool  // where the outputs of an INFER_SHARED_RESPONSE lie
 }
 
 // Dial connects to the daemon at path with default options.
@@ -153,7 +154,10 @@ func (c *Client) InferInto(ctx context.Context, req *InferRequest, resp *InferRe
 	encode := func(b []byte, id uint64) ([]byte, error) {
 		return appendInferRequest(b, id, req, us, mono)
 	}
-	if len(req.Inputs) > 0 && req.Inputs[0].Pool != nil {
+	if req.Out != nil {
+		cl.typ, cl.out = typeInferSharedResp, req.Out
+	}
+	if (len(req.Inputs) > 0 && req.Inputs[0].Pool != nil) || req.Out != nil {
 		encode = func(b []byte, id uint64) ([]byte, error) {
 			return appendInferShared(b, id, req, us, mono)
 		}
@@ -390,7 +394,9 @@ func (c *Client) deliver(cl *call, h header, p []byte) error {
 	}
 	switch h.typ {
 	case typeInferResponse:
-		return decodeInferResponse(p, cl.infer)
+		return decodeInferResponse(p, cl.infer, nil)
+	case typeInferSharedResp:
+		return decodeInferResponse(p, cl.infer, cl.out)
 	case typeStatusResponse, typeBufferReady:
 		cl.body = append([]byte(nil), p...)
 	case typeControlResponse:

@@ -78,7 +78,7 @@ func TestDocExamples(t *testing.T) {
 		t.Fatalf("header %+v: %v", h, err)
 	}
 	var resp InferResponse
-	if err := decodeInferResponse(b[headerSize:], &resp); err != nil {
+	if err := decodeInferResponse(b[headerSize:], &resp, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !resp.OK() || resp.ServedBy != Primary || resp.Total != 850*time.Microsecond || resp.FrameSeq != 7 ||

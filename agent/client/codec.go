@@ -30,6 +30,7 @@ const (
 	typeRegisterBuffer  = 9
 	typeBufferReady     = 10
 	typeInferShared     = 11
+	typeInferSharedResp = 12
 	typeError           = 127
 )
 
@@ -232,8 +233,10 @@ func (r *reader) text(n int, s *string) {
 }
 
 // decodeInferResponse decodes an INFER_RESPONSE payload into resp, copying
-// output data into resp's own storage.
-func decodeInferResponse(p []byte, resp *InferResponse) error {
+// output data into resp's own storage. With a pool it decodes an
+// INFER_SHARED_RESPONSE, whose outputs' data lie in the pool: Data is then
+// a view of the pool (valid until the region is reused) and Float32 a copy.
+func decodeInferResponse(p []byte, resp *InferResponse, pool *Pool) error {
 	r := reader{b: p}
 	resp.Status = Status(r.u8())
 	resp.ServedBy = Backend(r.u8())
@@ -265,6 +268,13 @@ func decodeInferResponse(p []byte, resp *InferResponse) error {
 	for i := range resp.Outputs {
 		t := &resp.Outputs[i]
 		nameLen, dt, rank, dataLen := int(r.u16()), DType(r.u8()), int(r.u8()), int(r.u32())
+		var bufID uint32
+		var dataOff uint64
+		if pool != nil {
+			bufID = r.u32()
+			r.u32()
+			dataOff = r.u64()
+		}
 		if r.err != nil {
 			return r.err
 		}
@@ -287,11 +297,19 @@ func decodeInferResponse(p []byte, resp *InferResponse) error {
 		if n != int64(dataLen) {
 			return protocolf("output %q: %s%v with %d bytes of data", t.Name, dt, t.Shape, dataLen)
 		}
-		data := r.padded(dataLen)
-		if r.err != nil {
-			return r.err
+		if pool != nil {
+			if bufID != pool.id || dataOff > uint64(len(pool.mem)) || uint64(dataLen) > uint64(len(pool.mem))-dataOff {
+				return protocolf("output %q: %d bytes at %d in buffer %d, outside pool %d", t.Name, dataLen, dataOff, bufID, pool.id)
+			}
+			t.Data = pool.mem[dataOff : dataOff+uint64(dataLen)]
+		} else {
+			data := r.padded(dataLen)
+			if r.err != nil {
+				return r.err
+			}
+			t.Data = append(t.Data[:0], data...)
 		}
-		t.Data = append(t.Data[:0], data...)
+		data := t.Data
 		t.Float32 = t.Float32[:0]
 		if dt == Float32 {
 			for j := 0; j+4 <= len(data); j += 4 {

@@ -88,7 +88,8 @@ func TestConstantsMatchProtocolDoc(t *testing.T) {
 				"STATUS_REQUEST": typeStatusRequest, "STATUS_RESPONSE": typeStatusResponse,
 				"CONTROL_REQUEST": typeControlRequest, "CONTROL_RESPONSE": typeControlResponse,
 				"PING": typePing, "PONG": typePong, "ERROR": typeError,
-				"REGISTER_BUFFER": typeRegisterBuffer, "BUFFER_READY": typeBufferReady, "INFER_SHARED": typeInferShared},
+				"REGISTER_BUFFER": typeRegisterBuffer, "BUFFER_READY": typeBufferReady, "INFER_SHARED": typeInferShared,
+				"INFER_SHARED_RESPONSE": typeInferSharedResp},
 		},
 		{
 			what:    "dtype",

@@ -61,6 +61,16 @@ func (p *Pool) Close() error {
 // daemon under a new buffer id. A daemon without the shared-memory path
 // refuses it with a *ServerError of code CodeUnsupportedType.
 func (c *Client) RegisterPool(ctx context.Context, size int) (*Pool, error) {
+	return c.registerPool(ctx, size, 0)
+}
+
+// RegisterWritablePool is RegisterPool for a pool the daemon may also
+// write answers into (InferRequest.Out): it maps it read-write.
+func (c *Client) RegisterWritablePool(ctx context.Context, size int) (*Pool, error) {
+	return c.registerPool(ctx, size, 1)
+}
+
+func (c *Client) registerPool(ctx context.Context, size int, flags uint32) (*Pool, error) {
 	if size <= 0 || size > 1<<30 {
 		return nil, fmt.Errorf("register pool: size %d: want 1 byte to 1 GiB", size)
 	}
@@ -93,7 +103,7 @@ func (c *Client) RegisterPool(ctx context.Context, size int) (*Pool, error) {
 		start := len(b)
 		b = beginFrame(b, typeRegisterBuffer, id)
 		b = le.AppendUint32(b, p.id)
-		b = le.AppendUint32(b, 0)
+		b = le.AppendUint32(b, flags)
 		b = le.AppendUint64(b, uint64(size))
 		return b, endFrame(b, start)
 	})
@@ -132,6 +142,17 @@ func appendInferShared(b []byte, id uint64, r *InferRequest, budgetUS uint32, mo
 	b = le.AppendUint32(b, budgetUS)
 	b = le.AppendUint16(b, uint16(len(r.Inputs)))
 	b = le.AppendUint16(b, 0)
+	var outID uint32
+	if o := r.Out; o != nil {
+		if r.OutOffset < 0 || r.OutOffset%8 != 0 || r.OutLength < 0 || r.OutOffset > len(o.mem) || r.OutLength > len(o.mem)-r.OutOffset {
+			return b[:start], fmt.Errorf("output region: %d bytes at offset %d do not fit in pool %d of %d bytes (or offset not a multiple of 8)",
+				r.OutLength, r.OutOffset, o.id, len(o.mem))
+		}
+		outID = o.id
+	}
+	b = le.AppendUint32(b, outID)
+	b = le.AppendUint32(b, uint32(r.OutLength))
+	b = le.AppendUint64(b, uint64(r.OutOffset))
 	for i := range r.Inputs {
 		t := &r.Inputs[i]
 		n, err := sharedLength(t)

@@ -16,9 +16,14 @@ func TestSharedLocalChecks(t *testing.T) {
 		"do not fit in pool 1":     {{Name: "a", DType: Float32, Shape: []int64{4}, Pool: p, Offset: 56}},
 		"multiple of 4":            {{Name: "a", DType: Float32, Shape: []int64{1}, Pool: p, Offset: 2}},
 		"dtype 8":                  {{Name: "a", DType: 8, Shape: []int64{1}, Pool: p}},
+		"output region":            {{Name: "a", DType: Float32, Shape: []int64{1}, Pool: p}},
 	}
 	for want, in := range cases {
-		_, err := appendInferShared(nil, 1, &InferRequest{Inputs: in}, 1000, 0)
+		req := &InferRequest{Inputs: in}
+		if want == "output region" {
+			req.Out, req.OutOffset, req.OutLength = p, 4, 8
+		}
+		_, err := appendInferShared(nil, 1, req, 1000, 0)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v", want, err)
 		}
@@ -27,8 +32,8 @@ func TestSharedLocalChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Header, fixed part, then the block: 24 + "x" padded to 8 + 2 dims.
-	if len(b) != 24+24+24+8+16 || b[5] != typeInferShared || le.Uint32(b[48+4:]) != 12 || le.Uint32(b[48+8:]) != 1 || le.Uint64(b[48+16:]) != 8 {
+	// Header, fixed part (40), then the block: 24 + "x" padded to 8 + 2 dims.
+	if len(b) != 24+40+24+8+16 || b[5] != typeInferShared || le.Uint32(b[64+4:]) != 12 || le.Uint32(b[64+8:]) != 1 || le.Uint64(b[64+16:]) != 8 {
 		t.Errorf("INFER_SHARED frame % x", b)
 	}
 	if err := p.PutFloat32(60, []float32{1, 2}); err == nil {

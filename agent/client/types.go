@@ -76,6 +76,13 @@ type InferRequest struct {
 	// until ctx's deadline; with both, the smaller counts.
 	Budget time.Duration
 	Inputs []Tensor
+	// Out, when set, asks for the outputs in shared memory: the daemon
+	// writes them into OutLength bytes at OutOffset (a multiple of 8) of
+	// Out, a pool registered with RegisterWritablePool, and the answer's
+	// outputs' Data are views of it. Needs every input in a pool.
+	Out       *Pool
+	OutOffset int
+	OutLength int
 }
 
 // Status of an inference answer.

@@ -69,6 +69,8 @@ type slot struct {
 	out     []byte
 	infer   wire.InferRequest
 	shared  wire.InferShared
+	sresp   wire.InferSharedResponse
+	offsets []uint64
 	resp    wire.InferResponse
 	control wire.ControlRequest
 	cresp   wire.ControlResponse
@@ -383,12 +385,14 @@ func (c *conn) serve(sl *slot) {
 	if err != nil {
 		// Only what a handler filled in can fail to encode.
 		c.log.Error("handler's answer does not encode", zap.Stringer("type", sl.hdr.Type), zap.Error(err))
-		if m == &sl.resp {
+		if m == &sl.resp || m == &sl.sresp {
 			seq := sl.resp.FrameSeq
 			sl.resp.Reset()
 			sl.resp.SetNoResult(wire.ReasonInternal, clip("invalid answer from the daemon: "+err.Error()))
 			sl.resp.FrameSeq = seq
-			m = &sl.resp
+			if m == &sl.sresp {
+				sl.sresp.Offsets = sl.offsets[:0] // the same type of answer, without outputs
+			}
 		} else {
 			m = sl.errorFrame(wire.CodeInternal, "invalid answer from the daemon: "+err.Error())
 		}

@@ -69,16 +69,17 @@ func TestPythonClient(t *testing.T) {
 // pyShared is what pyclient.py --shm prints: answers (INFER_RESPONSE
 // fields, BUFFER_READY fields, or an ERROR's code) by step.
 type pyShared map[string]struct {
-	ID       uint64 `json:"id"`
-	BufferID uint32 `json:"buffer_id"`
-	Size     uint64 `json:"size"`
-	Error    int    `json:"error"`
-	Close    int    `json:"close"`
-	Message  string `json:"message"`
-	Status   int    `json:"status"`
-	ServedBy int    `json:"served_by"`
-	FrameSeq uint64 `json:"frame_seq"`
-	Outputs  map[string]struct {
+	ID             uint64 `json:"id"`
+	BufferID       uint32 `json:"buffer_id"`
+	Size           uint64 `json:"size"`
+	Error          int    `json:"error"`
+	Close          int    `json:"close"`
+	Message        string `json:"message"`
+	SharedResponse bool   `json:"shared_response"`
+	Status         int    `json:"status"`
+	ServedBy       int    `json:"served_by"`
+	FrameSeq       uint64 `json:"frame_seq"`
+	Outputs        map[string]struct {
 		Shape  []int64   `json:"shape"`
 		Values []float32 `json:"values"`
 	} `json:"outputs"`
@@ -125,7 +126,10 @@ func TestPythonClientShared(t *testing.T) {
 			t.Errorf("%s: %+v, want OK with sum %v", step, r, sum)
 		}
 	}
-	for step, code := range map[string]int{"unsealed": 14, "past_end": 14, "unknown": 14} {
+	if r := got["shared_out"]; !r.SharedResponse || r.Status != 1 || len(r.Outputs["controls"].Values) != 3 || r.Outputs["controls"].Values[0] != 0.5*3*66*200 {
+		t.Errorf("outputs into shared memory: %+v", r)
+	}
+	for step, code := range map[string]int{"unsealed": 14, "past_end": 14, "unknown": 14, "out_read_only": 14} {
 		if r := got[step]; r.Error != code || r.Close != 0 || r.Message == "" {
 			t.Errorf("%s: %+v, want ERROR %d, kept", step, r, code)
 		}

@@ -31,20 +31,22 @@ type buffers struct {
 }
 
 type sharedBuffer struct {
-	id  uint32
-	mem []byte // the read-only mapping
+	id       uint32
+	mem      []byte // the mapping: read-only unless writable
+	writable bool   // registered for answers (RegisterWritable)
 }
 
-// lookup returns the mapping of buffer id, or nil.
-func (b *buffers) lookup(id uint32) []byte {
+// lookup returns the mapping of buffer id, or nil, and whether it may be
+// written.
+func (b *buffers) lookup(id uint32) ([]byte, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for i := range b.list {
 		if b.list[i].id == id {
-			return b.list[i].mem
+			return b.list[i].mem, b.list[i].writable
 		}
 	}
-	return nil
+	return nil, false
 }
 
 // unmapAll unmaps every buffer; nothing may read them any more.
@@ -148,12 +150,20 @@ func (c *conn) mapBuffer(req *wire.RegisterBuffer, fds []int) ([]byte, error) {
 	if uint64(st.Size) < req.Size {
 		return nil, fmt.Errorf("the file holds %d bytes, REGISTER_BUFFER asks for %d (too small)", st.Size, req.Size)
 	}
-	mem, err := unix.Mmap(fd, 0, int(req.Size), unix.PROT_READ, unix.MAP_SHARED)
+	writable := req.Flags&wire.RegisterWritable != 0
+	prot := unix.PROT_READ
+	if writable {
+		prot |= unix.PROT_WRITE
+		if seals&(unix.F_SEAL_WRITE|unix.F_SEAL_FUTURE_WRITE) != 0 {
+			return nil, errors.New("registered writable (flag 1) but sealed against writing: drop the flag or the seal")
+		}
+	}
+	mem, err := unix.Mmap(fd, 0, int(req.Size), prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("mmap: %v", err)
 	}
 	c.bufs.mu.Lock()
-	c.bufs.list = append(c.bufs.list, sharedBuffer{id: req.BufferID, mem: mem})
+	c.bufs.list = append(c.bufs.list, sharedBuffer{id: req.BufferID, mem: mem, writable: writable})
 	c.bufs.mu.Unlock()
 	return mem, nil
 }
@@ -163,7 +173,7 @@ func (c *conn) mapBuffer(req *wire.RegisterBuffer, fds []int) ([]byte, error) {
 func (c *conn) resolveShared(r *wire.InferShared) error {
 	for i := range r.Refs {
 		ref, t := &r.Refs[i], &r.Request.Tensors[i]
-		mem := c.bufs.lookup(ref.BufferID)
+		mem, _ := c.bufs.lookup(ref.BufferID)
 		if mem == nil {
 			return fmt.Errorf("tensor %q: buffer %d is not registered on this connection", t.Name, ref.BufferID)
 		}
@@ -183,9 +193,60 @@ func (c *conn) serveShared(sl *slot) wire.Message {
 		c.log.Debug("invalid INFER_SHARED", zap.Uint64("id", sl.hdr.ID), zap.Error(err))
 		return sl.errorFrame(wire.CodeInvalidRequest, err.Error())
 	}
-	if err := c.resolveShared(r); err != nil {
+	err := c.resolveShared(r)
+	var out []byte
+	if err == nil && r.Out.BufferID != 0 {
+		out, err = c.outRegion(&r.Out)
+	}
+	if err != nil {
 		c.log.Debug("bad buffer reference", zap.Uint64("id", sl.hdr.ID), zap.Error(err))
 		return sl.errorFrame(wire.CodeBadBuffer, err.Error())
 	}
-	return c.answerInfer(sl, &r.Request)
+	m := c.answerInfer(sl, &r.Request)
+	if out == nil || m != &sl.resp {
+		return m
+	}
+	return sl.writeOutputs(r.Out.BufferID, r.Out.Offset, out)
+}
+
+// outRegion checks an INFER_SHARED's output region and returns it.
+func (c *conn) outRegion(ref *wire.SharedRef) ([]byte, error) {
+	mem, writable := c.bufs.lookup(ref.BufferID)
+	switch {
+	case mem == nil:
+		return nil, fmt.Errorf("output region: buffer %d is not registered on this connection", ref.BufferID)
+	case !writable:
+		return nil, fmt.Errorf("output region: buffer %d was not registered writable (REGISTER_BUFFER flag 1)", ref.BufferID)
+	}
+	size := uint64(len(mem))
+	if ref.Offset > size || uint64(ref.Length) > size-ref.Offset {
+		return nil, fmt.Errorf("output region: %d bytes at offset %d run past the end of buffer %d (%d bytes)",
+			ref.Length, ref.Offset, ref.BufferID, size)
+	}
+	return mem[ref.Offset : ref.Offset+uint64(ref.Length)], nil
+}
+
+// writeOutputs copies the answer's outputs into the output region, each
+// at an 8-aligned offset after the one before, and returns the
+// INFER_SHARED_RESPONSE that says where they are; an ERROR BAD_BUFFER when
+// they do not fit.
+func (sl *slot) writeOutputs(buf uint32, base uint64, region []byte) wire.Message {
+	resp := &sl.resp
+	need := 0
+	for i := range resp.Outputs {
+		need += (len(resp.Outputs[i].Data) + 7) &^ 7
+	}
+	if need > len(region) {
+		return sl.errorFrame(wire.CodeBadBuffer, fmt.Sprintf("output region: the answer's outputs need %d bytes (each 8-aligned), out_length is %d", need, len(region)))
+	}
+	sl.offsets = sl.offsets[:0]
+	at := 0
+	for i := range resp.Outputs {
+		d := resp.Outputs[i].Data
+		copy(region[at:], d)
+		sl.offsets = append(sl.offsets, base+uint64(at))
+		at += (len(d) + 7) &^ 7
+	}
+	sl.sresp = wire.InferSharedResponse{Response: resp, BufferID: buf, Offsets: sl.offsets}
+	return &sl.sresp
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -43,6 +44,12 @@ func memfdNow(t *testing.T, size int, seals int, v float32) (int, []byte, func()
 	done := func() { unix.Munmap(mem); unix.Close(fd) }
 	for i := 0; i+4 <= size; i += 4 {
 		binary.LittleEndian.PutUint32(mem[i:], math.Float32bits(v))
+	}
+	if seals&unix.F_SEAL_WRITE != 0 {
+		// The write seal needs no writable mapping left.
+		unix.Munmap(mem)
+		mem = nil
+		done = func() { unix.Close(fd) }
 	}
 	if seals != 0 {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
@@ -298,5 +305,69 @@ func TestSharedChangedInFlight(t *testing.T) {
 	r.sendMsg(3, sharedRequest(2, 1, 0))
 	if _, resp := r.readInfer(); resp.Status != wire.StatusOK || resp.Outputs[0].Float32s()[0] != 2*3*66*200 {
 		t.Errorf("the next request: %+v", resp)
+	}
+}
+
+// TestSharedOutputs: answers written into a region of a buffer registered
+// writable, and the bad cases of output regions.
+func TestSharedOutputs(t *testing.T) {
+	s := startServer(t, &toyHandler{}, nil)
+	r := dialRaw(t, s.path)
+	in, _ := memfd(t, frameBytes, unix.F_SEAL_SHRINK, 0.5)
+	outFD, outMem := memfd(t, 4096, unix.F_SEAL_SHRINK, 0)
+	sealed, _ := memfd(t, 4096, unix.F_SEAL_SHRINK|unix.F_SEAL_WRITE, 0)
+	r.register(1, 1, frameBytes, in)
+	r.readReady()
+	b, _ := wire.AppendFrame(nil, 2, &wire.RegisterBuffer{BufferID: 2, Flags: wire.RegisterWritable, Size: 4096})
+	if _, _, err := r.nc.WriteMsgUnix(b, unix.UnixRights(outFD), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.readReady()
+	req := sharedRequest(7, 1, 0)
+	req.Out = wire.SharedRef{BufferID: 2, Offset: 64, Length: 1024}
+	r.sendMsg(3, req)
+	f := r.readFrame()
+	if f.h.Type != wire.TypeInferSharedResp {
+		t.Fatalf("got %s, want INFER_SHARED_RESPONSE", f.h.Type)
+	}
+	var sr wire.InferSharedResponse
+	if err := sr.DecodePayload(f.payload); err != nil {
+		t.Fatal(err)
+	}
+	if sr.Response.Status != wire.StatusOK || sr.BufferID != 2 || len(sr.Offsets) != 1 || sr.Offsets[0] != 64 {
+		t.Fatalf("answer %+v", sr)
+	}
+	if got := math.Float32frombits(binary.LittleEndian.Uint32(outMem[64:])); got != 0.5*3*66*200 {
+		t.Errorf("output in the region: %v", got)
+	}
+	if got := math.Float32frombits(binary.LittleEndian.Uint32(outMem[68:])); got != 7 {
+		t.Errorf("second value in the region: %v, want the frame_seq 7", got)
+	}
+
+	expect := func(what string, id uint64, code wire.ErrorCode, substr string) {
+		t.Helper()
+		gotID, e := r.readError()
+		if gotID != id || e.Code != code || e.Close || !strings.Contains(e.Message, substr) {
+			t.Errorf("%s: id %d %+v, want id %d %s containing %q", what, gotID, e, id, code, substr)
+		}
+	}
+	b, _ = wire.AppendFrame(nil, 4, &wire.RegisterBuffer{BufferID: 3, Flags: wire.RegisterWritable, Size: 4096})
+	r.nc.WriteMsgUnix(b, unix.UnixRights(sealed), nil)
+	expect("writable but sealed against writing", 4, wire.CodeBadBuffer, "sealed against writing")
+	for i, c := range []struct {
+		out    wire.SharedRef
+		code   wire.ErrorCode
+		substr string
+	}{
+		{wire.SharedRef{BufferID: 1, Length: 64}, wire.CodeBadBuffer, "not registered writable"},
+		{wire.SharedRef{BufferID: 2, Offset: 4088, Length: 64}, wire.CodeBadBuffer, "run past the end"},
+		{wire.SharedRef{BufferID: 2, Length: 8}, wire.CodeBadBuffer, "need 16 bytes"},
+		{wire.SharedRef{BufferID: 9, Length: 8}, wire.CodeBadBuffer, "buffer 9 is not registered"},
+		{wire.SharedRef{BufferID: 2, Offset: 4, Length: 64}, wire.CodeInvalidRequest, "multiple of 8"},
+	} {
+		req := sharedRequest(8, 1, 0)
+		req.Out = c.out
+		r.sendMsg(uint64(10+i), req)
+		expect(fmt.Sprintf("output region %+v", c.out), uint64(10+i), c.code, c.substr)
 	}
 }

@@ -86,7 +86,7 @@ func TestCodesMatchProtocolDoc(t *testing.T) {
 				"CONTROL_REQUEST": uint64(TypeControlRequest), "CONTROL_RESPONSE": uint64(TypeControlResponse),
 				"PING": uint64(TypePing), "PONG": uint64(TypePong), "ERROR": uint64(TypeError),
 				"REGISTER_BUFFER": uint64(TypeRegisterBuffer), "BUFFER_READY": uint64(TypeBufferReady),
-				"INFER_SHARED": uint64(TypeInferShared)},
+				"INFER_SHARED": uint64(TypeInferShared), "INFER_SHARED_RESPONSE": uint64(TypeInferSharedResp)},
 			bits: 8,
 			name: func(v uint64) (string, bool) { return known(Type(v), "type") },
 		},

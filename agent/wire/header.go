@@ -42,6 +42,7 @@ const (
 	TypeRegisterBuffer  Type = 9
 	TypeBufferReady     Type = 10
 	TypeInferShared     Type = 11
+	TypeInferSharedResp Type = 12
 	TypeError           Type = 127
 )
 
@@ -69,6 +70,8 @@ func (t Type) String() string {
 		return "BUFFER_READY"
 	case TypeInferShared:
 		return "INFER_SHARED"
+	case TypeInferSharedResp:
+		return "INFER_SHARED_RESPONSE"
 	case TypeError:
 		return "ERROR"
 	}

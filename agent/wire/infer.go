@@ -193,6 +193,15 @@ func (r *InferResponse) AppendPayload(dst []byte) ([]byte, error) {
 	if err := r.Check(); err != nil {
 		return dst, err
 	}
+	dst = r.appendHead(dst)
+	for i := range r.Outputs {
+		dst = appendTensor(dst, &r.Outputs[i])
+	}
+	return dst, nil
+}
+
+// appendHead appends everything of the payload before the tensors.
+func (r *InferResponse) appendHead(dst []byte) []byte {
 	dst = append(dst, byte(r.Status), byte(r.ServedBy))
 	dst = appendU16(dst, uint16(r.Reason))
 	dst = appendU32(dst, r.TotalMicros)
@@ -217,17 +226,31 @@ func (r *InferResponse) AppendPayload(dst []byte) ([]byte, error) {
 	dst = appendU16(dst, uint16(len(r.Outputs)))
 	dst = appendPadded(dst, r.ModelName)
 	dst = appendPadded(dst, r.ModelVersion)
-	dst = appendPadded(dst, r.Detail)
-	for i := range r.Outputs {
-		dst = appendTensor(dst, &r.Outputs[i])
-	}
-	return dst, nil
+	return appendPadded(dst, r.Detail)
 }
 
 // DecodePayload decodes an INFER_RESPONSE payload into r, reusing its
 // outputs; output data points into p.
 func (r *InferResponse) DecodePayload(p []byte) error {
 	c := cursor{b: p}
+	if err := r.decodeHead(&c); err != nil {
+		return err
+	}
+	for i := range r.Outputs {
+		if err := decodeTensor(&c, &r.Outputs[i], i); err != nil {
+			r.Outputs = r.Outputs[:i]
+			return err
+		}
+	}
+	if err := c.end(); err != nil {
+		return err
+	}
+	return r.Check()
+}
+
+// decodeHead decodes everything before the tensors and sizes r.Outputs
+// for them.
+func (r *InferResponse) decodeHead(c *cursor) error {
 	r.Status = Status(c.u8())
 	r.ServedBy = Backend(c.u8())
 	r.Reason = Reason(c.u16())
@@ -272,14 +295,5 @@ func (r *InferResponse) DecodePayload(p []byte) error {
 		setString(t.dst, b)
 	}
 	resizeTensors(&r.Outputs, n)
-	for i := range r.Outputs {
-		if err := decodeTensor(&c, &r.Outputs[i], i); err != nil {
-			r.Outputs = r.Outputs[:i]
-			return err
-		}
-	}
-	if err := c.end(); err != nil {
-		return err
-	}
-	return r.Check()
+	return nil
 }

@@ -16,10 +16,15 @@ const (
 	MaxBufferSize = 1 << 30
 )
 
+// RegisterWritable is REGISTER_BUFFER's flag that lets the daemon write
+// answers into the buffer (it maps it read-write); without it the buffer
+// is mapped read-only.
+const RegisterWritable = 1
+
 // RegisterBuffer is the payload of REGISTER_BUFFER: 16 bytes.
 type RegisterBuffer struct {
 	BufferID uint32 // chosen by the client, non-zero, unique on the connection
-	Flags    uint32 // 0 in this version
+	Flags    uint32 // RegisterWritable or 0
 	Size     uint64 // bytes of the file the daemon maps, from offset 0
 }
 
@@ -43,8 +48,8 @@ func (r *RegisterBuffer) DecodePayload(p []byte) error {
 	switch {
 	case r.BufferID == 0:
 		return invalidf("buffer_id 0: buffer ids must not be 0")
-	case r.Flags != 0:
-		return invalidf("flags %#x: no flag is defined (answers come inline)", r.Flags)
+	case r.Flags&^RegisterWritable != 0:
+		return invalidf("flags %#x: only bit 0 (writable) is defined", r.Flags)
 	case r.Size == 0 || r.Size > MaxBufferSize:
 		return invalidf("size %d: want 1 to %d bytes", r.Size, MaxBufferSize)
 	}
@@ -86,11 +91,13 @@ type SharedRef struct {
 }
 
 // InferShared is the payload of INFER_SHARED: INFER_REQUEST's fixed part,
-// then one shared tensor block per input. Decoding fills Request's tensors
-// (name, dtype, shape; Data nil) and Refs; the server points each Data at
-// its buffer once it has checked the reference.
+// the output region, then one shared tensor block per input. Decoding
+// fills Request's tensors (name, dtype, shape; Data nil) and Refs; the
+// server points each Data at its buffer once it has checked the
+// reference. Out.BufferID 0 asks for the outputs inline.
 type InferShared struct {
 	Request InferRequest
+	Out     SharedRef
 	Refs    []SharedRef
 }
 
@@ -113,6 +120,9 @@ func (r *InferShared) AppendPayload(dst []byte) ([]byte, error) {
 	dst = appendU32(dst, q.BudgetMicros)
 	dst = appendU16(dst, uint16(len(q.Tensors)))
 	dst = appendU16(dst, 0)
+	dst = appendU32(dst, r.Out.BufferID)
+	dst = appendU32(dst, r.Out.Length)
+	dst = appendU64(dst, r.Out.Offset)
 	for i := range q.Tensors {
 		t, ref := &q.Tensors[i], &r.Refs[i]
 		if len(t.Name) == 0 || len(t.Name) > MaxNameLen || len(t.Shape) > MaxRank || t.DType.Size() == 0 {
@@ -143,6 +153,7 @@ func (r *InferShared) DecodePayload(p []byte) error {
 	q.BudgetMicros = c.u32()
 	n := int(c.u16())
 	c.u16()
+	r.Out.BufferID, r.Out.Length, r.Out.Offset = c.u32(), c.u32(), c.u64()
 	if c.err != nil {
 		q.Tensors = q.Tensors[:0]
 		return c.err
@@ -150,6 +161,10 @@ func (r *InferShared) DecodePayload(p []byte) error {
 	if n > MaxTensors {
 		q.Tensors = q.Tensors[:0]
 		return invalidf("%d tensors, the limit is %d", n, MaxTensors)
+	}
+	if r.Out.BufferID != 0 && r.Out.Offset%8 != 0 {
+		q.Tensors = q.Tensors[:0]
+		return invalidf("out_offset %d is not a multiple of 8", r.Out.Offset)
 	}
 	resizeTensors(&q.Tensors, n)
 	if cap(r.Refs) < n {
@@ -218,4 +233,72 @@ func decodeSharedTensor(c *cursor, t *Tensor, ref *SharedRef, i int) error {
 	}
 	t.Data = nil
 	return nil
+}
+
+// InferSharedResponse is the payload of INFER_SHARED_RESPONSE, the answer
+// to an INFER_SHARED that named an output region: INFER_RESPONSE's layout
+// with shared tensor blocks, whose data the daemon wrote into the region.
+type InferSharedResponse struct {
+	Response *InferResponse
+	BufferID uint32
+	Offsets  []uint64 // of each output's data in the buffer
+}
+
+// MessageType is TypeInferSharedResp.
+func (*InferSharedResponse) MessageType() Type { return TypeInferSharedResp }
+
+// AppendPayload appends the INFER_SHARED_RESPONSE payload after the
+// response's Check.
+func (r *InferSharedResponse) AppendPayload(dst []byte) ([]byte, error) {
+	q := r.Response
+	if err := q.Check(); err != nil {
+		return dst, err
+	}
+	if len(r.Offsets) != len(q.Outputs) {
+		return dst, invalidf("%d outputs and %d offsets", len(q.Outputs), len(r.Offsets))
+	}
+	dst = q.appendHead(dst)
+	for i := range q.Outputs {
+		t := &q.Outputs[i]
+		dst = appendU16(dst, uint16(len(t.Name)))
+		dst = append(dst, byte(t.DType), byte(len(t.Shape)))
+		dst = appendU32(dst, uint32(len(t.Data)))
+		dst = appendU32(dst, r.BufferID)
+		dst = appendU32(dst, 0)
+		dst = appendU64(dst, r.Offsets[i])
+		dst = appendPadded(dst, t.Name)
+		for _, d := range t.Shape {
+			dst = appendU64(dst, uint64(d))
+		}
+	}
+	return dst, nil
+}
+
+// DecodePayload decodes an INFER_SHARED_RESPONSE: the outputs' names,
+// dtypes and shapes into Response (Data nil), where their data lies into
+// BufferID and Offsets.
+func (r *InferSharedResponse) DecodePayload(p []byte) error {
+	if r.Response == nil {
+		r.Response = new(InferResponse)
+	}
+	q := r.Response
+	c := cursor{b: p}
+	if err := q.decodeHead(&c); err != nil {
+		return err
+	}
+	r.Offsets = r.Offsets[:0]
+	for i := range q.Outputs {
+		var ref SharedRef
+		if err := decodeSharedTensor(&c, &q.Outputs[i], &ref, i); err != nil {
+			q.Outputs = q.Outputs[:i]
+			return err
+		}
+		r.BufferID = ref.BufferID
+		r.Offsets = append(r.Offsets, ref.Offset)
+		q.Outputs[i].Data = make([]byte, ref.Length) // a placeholder of the right length for Check
+	}
+	if err := c.end(); err != nil {
+		return err
+	}
+	return q.Check()
 }

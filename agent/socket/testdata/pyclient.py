@@ -63,7 +63,8 @@ def text(p, off, n):
     return p[off:off + n].decode(), off + pad(n)
 
 
-def infer_response(p):
+def infer_response(p, buffers=None):
+    """Decodes INFER_RESPONSE, or with buffers ({buffer_id: mmap}) INFER_SHARED_RESPONSE."""
     status, served_by, reason, total_us, frame_seq = struct.unpack_from("<BBHIQ", p, 0)
     backends = []
     for i in range(3):
@@ -77,13 +78,20 @@ def infer_response(p):
     detail, off = text(p, off, detail_len)
     outputs = {}
     for _ in range(count):
-        name_len, dtype, rank, data_len = struct.unpack_from("<HBBI", p, off)
-        off += 8
+        if buffers is None:
+            name_len, dtype, rank, data_len = struct.unpack_from("<HBBI", p, off)
+            off += 8
+        else:
+            name_len, dtype, rank, data_len, buffer_id, _, data_off = struct.unpack_from("<HBBIIIQ", p, off)
+            off += 24
         name, off = text(p, off, name_len)
         shape = list(struct.unpack_from("<%dq" % rank, p, off))
         off += 8 * rank
-        data = p[off:off + data_len]
-        off += pad(data_len)
+        if buffers is None:
+            data = p[off:off + data_len]
+            off += pad(data_len)
+        else:
+            data = bytes(buffers[buffer_id][data_off:data_off + data_len])
         if dtype == 1:
             outputs[name] = {"shape": shape, "values": list(struct.unpack("<%df" % (data_len // 4), data))}
     assert off == len(p), "trailing bytes"
@@ -107,22 +115,26 @@ def make_memfd(size, seal):
     return fd
 
 
-def register(sock, rid, buffer_id, size, fd):
-    payload = struct.pack("<IIQ", buffer_id, 0, size)
+def register(sock, rid, buffer_id, size, fd, writable=False):
+    payload = struct.pack("<IIQ", buffer_id, 1 if writable else 0, size)
     socket.send_fds(sock, [frame(9, rid, payload)], [fd])
 
 
-def shared_request(seq, buffer_id, offset, shape, data_len):
+def shared_request(seq, buffer_id, offset, shape, data_len, out=(0, 0, 0)):
+    """out is the output region: (buffer_id, offset, length); buffer 0 for inline outputs."""
     name = b"frame"
     head = struct.pack("<HBBIIIQ", len(name), 1, len(shape), data_len, buffer_id, 0, offset)
     block = head + padded(name) + b"".join(struct.pack("<q", d) for d in shape)
-    return struct.pack("<QQIHH", seq, 0, 1_000_000, 1, 0) + block
+    fixed = struct.pack("<QQIHHIIQ", seq, 0, 1_000_000, 1, 0, out[0], out[2], out[1])
+    return fixed + block
 
 
-def answer(sock):
+def answer(sock, buffers=None):
     typ, rid, p = read_frame(sock)
     if typ == 2:
         return dict(infer_response(p), id=rid)
+    if typ == 12:
+        return dict(infer_response(p, buffers), id=rid, shared_response=True)
     if typ == 10:
         buffer_id, _, size = struct.unpack("<IIQ", p)
         return {"id": rid, "buffer_id": buffer_id, "size": size}
@@ -157,6 +169,16 @@ def main_shm():
     out["past_end"] = answer(sock)
     sock.sendall(frame(11, 7, shared_request(14, 9, 0, shape, FRAME_BYTES)))
     out["unknown"] = answer(sock)
+    # Answers into shared memory: a buffer registered writable.
+    out_fd = make_memfd(4096, True)
+    out_mem = mmap.mmap(out_fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    register(sock, 8, 7, 4096, out_fd, writable=True)
+    out["out_ready"] = answer(sock)
+    sock.sendall(frame(11, 9, shared_request(15, 5, 0, shape, FRAME_BYTES, out=(7, 64, 1024))))
+    out["shared_out"] = answer(sock, {7: out_mem})
+    sock.sendall(frame(11, 10, shared_request(16, 5, 0, shape, FRAME_BYTES, out=(5, 0, 1024))))
+    out["out_read_only"] = answer(sock)
+    os.close(out_fd)
     os.close(unsealed)
     os.close(fd)
     print(json.dumps(out))
