@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -370,4 +372,49 @@ func TestSharedOutputs(t *testing.T) {
 		r.sendMsg(uint64(10+i), req)
 		expect(fmt.Sprintf("output region %+v", c.out), uint64(10+i), c.code, c.substr)
 	}
+}
+
+// aliasHandler records where the data of the request's first tensor lies.
+type aliasHandler struct {
+	toyHandler
+	at chan uintptr
+}
+
+func (h *aliasHandler) Infer(ctx context.Context, deadline time.Time, req *wire.InferRequest, resp *wire.InferResponse) {
+	h.at <- uintptr(unsafe.Pointer(&req.Tensors[0].Data[0]))
+	h.toyHandler.Infer(ctx, deadline, req, resp)
+}
+
+// TestSharedNoCopy: the server hands the handler the frame where it lies,
+// in its read-only mapping of the supervisor's buffer: the socket layer
+// copies nothing (the daemon's router then copies it once into its own
+// input).
+func TestSharedNoCopy(t *testing.T) {
+	h := &aliasHandler{at: make(chan uintptr, 1)}
+	s := startServer(t, h, nil)
+	r := dialRaw(t, s.path)
+	fd, _ := memfd(t, 2*frameBytes, unix.F_SEAL_SHRINK, 1)
+	r.register(1, 1, 2*frameBytes, fd)
+	r.readReady()
+	r.sendMsg(2, sharedRequest(1, 1, frameBytes))
+	r.readInfer()
+	at := recv(t, h.at, "the handler's call")
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(maps), "\n") {
+		// 7f…-7f… r--s 00000000 00:01 123 /memfd:vigil-test (deleted)
+		f := strings.Fields(l)
+		if len(f) < 6 || f[1] != "r--s" || !strings.HasPrefix(f[5], "/memfd:vigil-test") {
+			continue
+		}
+		lo, hi, _ := strings.Cut(f[0], "-")
+		start, _ := strconv.ParseUint(lo, 16, 64)
+		end, _ := strconv.ParseUint(hi, 16, 64)
+		if uint64(at) == start+frameBytes && uint64(at) < end {
+			return
+		}
+	}
+	t.Errorf("the handler's tensor data at %#x is not the second frame of the server's read-only mapping:\n%s", at, maps)
 }
