@@ -31,12 +31,15 @@ type inferenceFlags struct {
 }
 
 // inferenceAbout is the suite's description in its --help.
-const inferenceAbout = `Runs one model three ways, alternating run by run: through Vigil's
+const inferenceAbout = `Runs one model four ways, alternating run by run: through Vigil's
 Backend.Run, through a Router with that backend as its one rung (one
-start per request, as the cold policy plans it), and through a bare
-onnxruntime_go session with the same provider, threads and inputs. Reports
-the latency distributions, what each Vigil path adds to the bare run, the
-platform's goroutine hand-off round trip, and Go heap allocations per run.`
+start per request, as the cold policy plans it), through a bare
+onnxruntime_go session with the same provider, threads and inputs, and
+through Backend.Run of the same model in a worker process (isolation:
+process). Reports the latency distributions, what each Vigil path adds to
+the bare run, what the worker adds to the in-process run
+(worker_overhead_us), the platform's goroutine hand-off round trip, and Go
+heap allocations per run.`
 
 // parseInferenceFlags parses the suite's flags, applies --quick and checks
 // them.
@@ -99,6 +102,12 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer router.Close(context.Background())
+	wb, err := inference.Load(inference.Config{Name: "primary", ModelPath: model, Provider: prov, Threads: threads, Isolation: inference.Process})
+	if err != nil {
+		return fmt.Errorf("the model in a worker process: %w", err)
+	}
+	defer wb.Close(context.Background())
+	win, wout := wb.NewInputs(), wb.NewOutputs()
 
 	info := b.Info()
 	in, out := b.NewInputs(), b.NewOutputs()
@@ -121,6 +130,12 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			err := inferOK(ctx, router, t0.Add(10*time.Second), in, out)
 			return time.Since(t0), err
 		},
+		func(frame []float32) (time.Duration, error) {
+			win[0].Data = frame
+			t0 := time.Now()
+			_, err := wb.Run(ctx, t0.Add(10*time.Second), win, wout)
+			return time.Since(t0), err
+		},
 	}
 
 	fmt.Fprintf(stdout, "suite inference: %s (%s %s) on %s, intra-op %d, inter-op %d, ONNX Runtime %s\n",
@@ -128,6 +143,11 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "warm-up: %v for %d session(s), first run %v\n", info.Warmup.Round(time.Microsecond), info.Sessions, info.FirstRun.Round(time.Microsecond))
 	times, err := alternateRuns(ctx, f, frames, sides)
 	if err != nil {
+		return err
+	}
+	// The worker's supervisor allocates (heartbeats, memory checks): stop
+	// it before counting the allocations of the in-process paths.
+	if err := wb.Close(ctx); err != nil {
 		return err
 	}
 	n := min(f.runs, 200)
@@ -151,9 +171,9 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // router_overhead_us) is the median over the rounds of its run's time less
 // the bare run's: a round's runs follow one another, so a change of the
 // machine's load or clock over the suite falls out of the difference.
-func printInference(w io.Writer, runs int, times [3][]time.Duration, allocs uint64, handoff [2]time.Duration) {
-	const bare, run, router = 0, 1, 2
-	var added [3]time.Duration
+func printInference(w io.Writer, runs int, times [4][]time.Duration, allocs uint64, handoff [2]time.Duration) {
+	const bare, run, router, worker = 0, 1, 2, 3
+	var added [4]time.Duration
 	for i := range times {
 		diff := make([]time.Duration, len(times[i]))
 		for k := range diff {
@@ -161,13 +181,13 @@ func printInference(w io.Writer, runs int, times [3][]time.Duration, allocs uint
 		}
 		added[i] = percentile(diff, 0.50)
 	}
-	var p50, p99 [3]time.Duration
+	var p50, p99 [4]time.Duration
 	for i, d := range times {
 		p50[i], p99[i] = percentile(d, 0.50), percentile(d, 0.99)
 	}
 	fmt.Fprintf(w, "%d timed runs each, alternating\n", runs)
 	fmt.Fprintf(w, "%-8s %12s %12s %12s\n", "", "p50", "p99", "added p50")
-	for i, name := range []string{"bare", "vigil", "router"} {
+	for i, name := range []string{"bare", "vigil", "router", "worker"} {
 		fmt.Fprintf(w, "%-8s %12v %12v %10.1fµs\n", name, p50[i].Round(time.Microsecond), p99[i].Round(time.Microsecond), micros(added[i]))
 	}
 	fmt.Fprintf(w, "%-8s %12.3f %12.3f\n", "ratio", float64(p50[run])/float64(p50[bare]), float64(p99[run])/float64(p99[bare]))
@@ -176,9 +196,16 @@ func printInference(w io.Writer, runs int, times [3][]time.Duration, allocs uint
 		micros(handoff[0]), runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "          the same around %v of work, as long as the bare run, p50 %.1f µs (both ways pay a wake-up)\n",
 		p50[bare].Round(time.Microsecond), micros(handoff[1]))
-	fmt.Fprintf(w, "RESULT suite=inference overhead_p50=%.3f overhead_p99=%.3f bare_p50_us=%.0f allocs_per_run=%d handoff_us=%.1f overhead_us=%.1f router_overhead_us=%.1f\n",
+	// What the worker adds over the in-process run, round by round.
+	diff := make([]time.Duration, len(times[worker]))
+	for k := range diff {
+		diff[k] = times[worker][k] - times[run][k]
+	}
+	workerAdded := percentile(diff, 0.50)
+	fmt.Fprintf(w, "worker process over in-process Backend.Run: p50 %.1f µs a run (the doorbell both ways and the copies through shared memory)\n", micros(workerAdded))
+	fmt.Fprintf(w, "RESULT suite=inference overhead_p50=%.3f overhead_p99=%.3f bare_p50_us=%.0f allocs_per_run=%d handoff_us=%.1f overhead_us=%.1f router_overhead_us=%.1f worker_overhead_us=%.1f\n",
 		float64(p50[run])/float64(p50[bare]), float64(p99[run])/float64(p99[bare]), micros(p50[bare]), allocs, micros(handoff[0]),
-		micros(added[run]), micros(added[router]))
+		micros(added[run]), micros(added[router]), micros(workerAdded))
 }
 
 // newOneRungRouter puts b behind a Router as its only rung (the degraded
@@ -230,8 +257,8 @@ func randomFrames(n, size int) [][]float32 {
 // alternateRuns times f.runs runs of each side on the frames in turn,
 // after f.warmup untimed ones. The side that goes first rotates, so that
 // none always runs on a cache another warmed.
-func alternateRuns(ctx context.Context, f inferenceFlags, frames [][]float32, sides []func([]float32) (time.Duration, error)) ([3][]time.Duration, error) {
-	var times [3][]time.Duration
+func alternateRuns(ctx context.Context, f inferenceFlags, frames [][]float32, sides []func([]float32) (time.Duration, error)) ([4][]time.Duration, error) {
+	var times [4][]time.Duration
 	for i := range f.warmup {
 		for _, side := range sides {
 			if _, err := side(frames[i%len(frames)]); err != nil {

@@ -14,8 +14,8 @@ import (
 // model (ONNX Runtime must be where `make deps` puts it) and checks its
 // RESULT line: the figures are there, allocations per run (Backend.Run's
 // and the router's) are zero, the platform's hand-off cost is measured,
-// and what Backend.Run and the router each add to a bare run is given last,
-// in that order.
+// and what Backend.Run and the router each add to a bare run is given,
+// in that order, then what a worker process adds to Backend.Run.
 func TestInferenceSuite(t *testing.T) {
 	var out, errb bytes.Buffer
 	args := []string{"inference", "--runs", "20", "--warmup", "2"}
@@ -24,7 +24,7 @@ func TestInferenceSuite(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	last := lines[len(lines)-1]
-	re := regexp.MustCompile(`^RESULT suite=inference overhead_p50=[0-9]+\.[0-9]{3} overhead_p99=[0-9]+\.[0-9]{3} bare_p50_us=[0-9]+ allocs_per_run=([0-9]+) handoff_us=([0-9]+\.[0-9]) overhead_us=(-?[0-9]+\.[0-9]) router_overhead_us=(-?[0-9]+\.[0-9])$`)
+	re := regexp.MustCompile(`^RESULT suite=inference overhead_p50=[0-9]+\.[0-9]{3} overhead_p99=[0-9]+\.[0-9]{3} bare_p50_us=[0-9]+ allocs_per_run=([0-9]+) handoff_us=([0-9]+\.[0-9]) overhead_us=(-?[0-9]+\.[0-9]) router_overhead_us=(-?[0-9]+\.[0-9]) worker_overhead_us=(-?[0-9]+\.[0-9])$`)
 	m := re.FindStringSubmatch(last)
 	if m == nil {
 		t.Fatalf("last line %q does not match %s\n%s", last, re, out.String())
@@ -37,7 +37,7 @@ func TestInferenceSuite(t *testing.T) {
 	}
 	// A run takes the demo model some hundreds of µs; what Vigil adds is
 	// far less, even on a loaded machine.
-	for i, name := range []string{"overhead_us", "router_overhead_us"} {
+	for i, name := range []string{"overhead_us", "router_overhead_us", "worker_overhead_us"} {
 		if v, _ := strconv.ParseFloat(m[3+i], 64); v < -1000 || v > 10000 {
 			t.Errorf("%s=%s is not a difference of two runs' times", name, m[3+i])
 		}
