@@ -54,7 +54,7 @@ func newAnswerLatency() *answerLatency {
 }
 
 // ObserveAnswer records a's latency; it runs on the request path.
-func (l *answerLatency) ObserveAnswer(a *inference.Answer) {
+func (l *answerLatency) ObserveAnswer(a inference.AnswerSummary) {
 	s := a.Latency.Seconds()
 	switch {
 	case a.Status != inference.StatusOK || int(a.ServedBy) >= len(l.ok):

@@ -1,5 +1,11 @@
 package inference
 
+import (
+	"time"
+
+	"github.com/vigil-av/vigil/watchdog"
+)
+
 // AnswerObserver sees every answer the router gives (StatusOK or
 // StatusNoResult), with its latency, on the request path, after the
 // router's own counters: the daemon's latency histograms. Requests
@@ -8,10 +14,25 @@ package inference
 //
 // ObserveAnswer is called before Infer returns. It must return at once:
 // never block, never allocate, never take a lock a slow party may hold
-// (atomic adds are what it is for). The Answer is the caller's and is
-// reused once Infer returns: read it, do not keep it.
+// (atomic adds are what it is for). It gets a summary by value, not the
+// caller's *Answer: a pointer handed to an interface method escapes, and
+// every caller's Answer would then be allocated on the heap.
 type AnswerObserver interface {
-	ObserveAnswer(*Answer)
+	ObserveAnswer(AnswerSummary)
+}
+
+// AnswerSummary is what an AnswerObserver sees of an answer.
+type AnswerSummary struct {
+	Status   Status
+	Reason   Reason
+	ServedBy watchdog.Backend
+	Active   watchdog.Backend
+	Latency  time.Duration
+}
+
+// Summary returns a's summary for an AnswerObserver.
+func (a *Answer) Summary() AnswerSummary {
+	return AnswerSummary{Status: a.Status, Reason: a.Reason, ServedBy: a.ServedBy, Active: a.Active, Latency: a.Latency}
 }
 
 // observerHolder boxes an AnswerObserver so that one atomic load tells

@@ -175,7 +175,7 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 		ans.Latency = time.Since(t0)
 		r.stats.record(ans, deadline)
 		if h := r.observer.Load(); h != nil {
-			h.o.ObserveAnswer(ans)
+			h.o.ObserveAnswer(ans.Summary())
 		}
 	}()
 	switch {
