@@ -1,6 +1,7 @@
 package inference_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -200,4 +201,47 @@ func children(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestWorkerThatKeepsDying: a worker that dies before answering any run,
+// again and again, is restarted with a growing backoff, and the backend's
+// runs fail meanwhile with ErrWorkerDown and a reason that says so.
+func TestWorkerThatKeepsDying(t *testing.T) {
+	inferencetest.Init(t)
+	paths := inferencetest.DemoModels(t)
+	cfg := workerCfg("primary", paths["primary"])
+	cfg.Worker.RestartMin, cfg.Worker.RestartMax = 100*time.Millisecond, 400*time.Millisecond
+	b := load(t, cfg)
+	in, out := b.NewInputs(), b.NewOutputs()
+	var down string
+	for i := range 3 {
+		st, _ := b.WorkerStats()
+		if err := inference.NewFaulty(b).Inject(inference.Fault{Kind: inference.FaultCrash}); err != nil {
+			t.Fatalf("crash %d: %v", i, err)
+		}
+		_, err := b.Run(t.Context(), time.Now().Add(time.Second), in, out)
+		if !errors.Is(err, inference.ErrWorkerDown) {
+			t.Fatalf("crash %d: the run: %v, want ErrWorkerDown", i, err)
+		}
+		// Until the next worker is warm, runs fail at once, saying why.
+		for end := time.Now().Add(5 * time.Second); i == 2 && time.Now().Before(end); {
+			_, err = b.Run(t.Context(), time.Now().Add(time.Second), in, out)
+			if err == nil || strings.Contains(err.Error(), "restarting") {
+				down = fmt.Sprint(err)
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		waitRestart(t, b, st.Restarts)
+	}
+	if !strings.Contains(down, "3 workers in a row ended before answering a run") || !strings.Contains(down, "SIGABRT") {
+		t.Errorf("the third time down, runs said %q", down)
+	}
+	st, _ := b.WorkerStats()
+	if st.Crashes != 3 || st.Restarts != 3 {
+		t.Errorf("stats %+v: want 3 crashes and 3 restarts", st)
+	}
+	if _, err := b.Run(t.Context(), time.Now().Add(10*time.Second), in, out); err != nil {
+		t.Errorf("the fourth worker: %v", err)
+	}
 }
