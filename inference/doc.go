@@ -44,6 +44,25 @@
 // Router.Replace does the same for the backend behind a rung. A run pays
 // two atomic loads for this and allocates nothing more.
 //
+// # Worker processes
+//
+// A backend with Config.Isolation process (the default on a GPU) runs its
+// sessions in a worker process: the program's own binary, started again by
+// Load with a hidden argument that WorkerMain (called first in main, or in
+// TestMain) turns into the worker's loop. The worker loads and warms the
+// sessions with their tensors in a memfd it sizes and the daemon seals and
+// maps; a run copies its inputs into the session's tensors there, rings
+// the session's doorbell (a SOCK_SEQPACKET socketpair), waits for the
+// reply until the deadline and copies the outputs out. The worker is
+// killed (SIGKILL to its process group) and replaced when a run is still
+// busy past its deadline plus Worker.KillGrace, when it stops answering
+// heartbeats or outgrows Worker.MemoryLimitMB, and reaped and replaced
+// when it dies; restarts of a worker that keeps dying back off up to
+// Worker.RestartMax. Meanwhile its runs fail with ErrWorkerDown, and the
+// watchdog sees an ordinary fault and an ordinary recovery. The same
+// Backend type serves both ways; WorkerStats tells them apart.
+// docs/workers.md has the details and the measurements.
+//
 // Runner is what the router needs of a backend; *Backend and *Faulty (a
 // wrapper that injects the faults of drills and tests) implement it, and
 // let the router's lanes make the native call themselves.
@@ -108,5 +127,11 @@
 // Answer and its enumerations; routerconfig.go; router.go: NewRouter, Infer,
 // Close; request.go: pooled requests and finish; schedule.go: follow,
 // choose, dispatch; lanes.go; canary.go; tap.go: Tap; stats.go; fault.go:
-// Faulty.
+// Faulty. isolation.go: Isolation and WorkerOptions; workerwire.go: the
+// messages between a backend and its worker; workerproc.go: one worker
+// process; workerrun.go: a run in a worker; workersup.go: supervision,
+// restarts, Close and Replace; workerchild.go: WorkerMain and the
+// worker's side; workerfault.go: the crash, wedge and leak faults. The
+// process plumbing (memfd, sockets, spawn, limits) is package
+// inference/worker.
 package inference
