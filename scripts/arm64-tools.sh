@@ -3,7 +3,8 @@
 # machine: the aarch64 cross C compiler (cgo: ONNX Runtime and NVML bindings),
 # the arm64 C library (link time, and QEMU_LD_PREFIX at run time) and
 # qemu-user (runs arm64 binaries), plus a binfmt_misc entry so an arm64 test
-# binary that re-executes itself (crash and init children) runs under qemu too.
+# binary that re-executes itself (crash and init children, inference workers)
+# runs under qemu too, even with a scrubbed environment.
 #
 #   arm64-tools.sh          install what is missing from Debian's packages when
 #                           root, register binfmt when root; report what is
@@ -58,30 +59,42 @@ missing_packages() {
   echo "$m"
 }
 
-# binfmt_ok: an enabled binfmt_misc entry runs aarch64 ELF files.
+# The binfmt_misc interpreter: qemu with the arm64 libraries' prefix set
+# when the environment does not set it. A child that a test (or the inference
+# worker supervisor) starts with a scrubbed environment still finds its
+# loader this way.
+wrapper=/usr/local/libexec/vigil/qemu-aarch64
+entry="$binfmt/vigil-qemu-aarch64"
+
+write_wrapper() {
+  local q="$1" want
+  want="#!/bin/sh
+# Written by Vigil's make cross-tools (scripts/arm64-tools.sh): the binfmt_misc
+# interpreter for aarch64 executables.
+export QEMU_LD_PREFIX=\"\${QEMU_LD_PREFIX:-$sysroot}\"
+exec $q \"\$@\""
+  if [ -x "$wrapper" ] && [ "$(cat "$wrapper")" = "$want" ]; then return 0; fi
+  mkdir -p "$(dirname "$wrapper")"
+  printf '%s\n' "$want" >"$wrapper.tmp" && chmod 0755 "$wrapper.tmp" && mv -f "$wrapper.tmp" "$wrapper"
+}
+
+# binfmt_ok: our entry is enabled and hands aarch64 ELF files to the wrapper.
 binfmt_ok() {
-  local f want
-  want="magic 7f454c460201010000000000000000000200b700"
-  [ -d "$binfmt" ] || return 1
-  for f in "$binfmt"/*; do
-    [ -f "$f" ] || continue
-    case "$(basename "$f")" in register|status) continue ;; esac
-    if grep -q '^enabled' "$f" && grep -q "^$want" "$f"; then return 0; fi
-  done
-  return 1
+  [ -f "$entry" ] && [ -x "$wrapper" ] && grep -q '^enabled' "$entry" \
+    && grep -qx "interpreter $wrapper" "$entry"
 }
 
 register_binfmt() {
   local q
   q="$(find_qemu)" || return 1
-  q="$(readlink -f "$q")"
+  write_wrapper "$(readlink -f "$q")" || return 1
   if [ ! -e "$binfmt/register" ]; then
     mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || return 1
   fi
-  # F: the kernel opens the interpreter now, so it works in any mount namespace.
-  printf ':vigil-qemu-aarch64:M::%s:%s:%s:F\n' "$magic" "$mask" "$q" >"$binfmt/register" 2>/dev/null \
+  [ -f "$entry" ] && { echo -1 >"$entry" || return 1; }
+  printf ':vigil-qemu-aarch64:M::%s:%s:%s:\n' "$magic" "$mask" "$wrapper" >"$binfmt/register" 2>/dev/null \
     || return 1
-  say "registered $q for aarch64 executables in binfmt_misc"
+  say "registered $wrapper ($(readlink -f "$q")) for aarch64 executables in binfmt_misc"
 }
 
 if [ "$mode" = --qemu ]; then
