@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,5 +244,29 @@ func TestWorkerThatKeepsDying(t *testing.T) {
 	}
 	if _, err := b.Run(t.Context(), time.Now().Add(10*time.Second), in, out); err != nil {
 		t.Errorf("the fourth worker: %v", err)
+	}
+}
+
+// TestWorkerHeartbeatLoss: a worker that stops answering (stopped with
+// SIGSTOP: it neither runs nor dies) is killed after the heartbeat
+// timeout and replaced.
+func TestWorkerHeartbeatLoss(t *testing.T) {
+	inferencetest.Init(t)
+	paths := inferencetest.DemoModels(t)
+	cfg := workerCfg("primary", paths["primary"])
+	cfg.Worker.Heartbeat, cfg.Worker.HeartbeatTimeout = 20*time.Millisecond, 300*time.Millisecond
+	b := load(t, cfg)
+	st, _ := b.WorkerStats()
+	if err := syscall.Kill(st.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitRestart(t, b, st.Restarts)
+	after, _ := b.WorkerStats()
+	if after.Kills != 1 || !strings.Contains(after.LastEnd, "no heartbeat") {
+		t.Errorf("stats %+v: want one kill for the lost heartbeat", after)
+	}
+	in, out := b.NewInputs(), b.NewOutputs()
+	if _, err := b.Run(t.Context(), time.Now().Add(10*time.Second), in, out); err != nil {
+		t.Errorf("the new worker: %v", err)
 	}
 }
