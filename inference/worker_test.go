@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/vigil-av/vigil/inference/inferencetest"
 	"github.com/vigil-av/vigil/inference/worker"
 	"github.com/vigil-av/vigil/models/demo"
+	"github.com/vigil-av/vigil/models/testmodels"
 )
 
 // workerCfg is a backend in a worker process with settings fit for tests.
@@ -106,5 +108,37 @@ func TestWorkerGPUUnavailable(t *testing.T) {
 	}
 	if !errors.Is(err, inference.ErrProviderUnavailable) {
 		t.Fatalf("Load on cuda: %v, want ErrProviderUnavailable", err)
+	}
+}
+
+// TestWorkerReplace: replacing the model of a backend in a worker starts a
+// worker on the new model, switches to it and stops the old one; a model
+// of another contract is refused and the worker in service stays.
+func TestWorkerReplace(t *testing.T) {
+	paths := inferencetest.DemoModels(t)
+	b := load(t, workerCfg("primary", paths["primary"]))
+	before, _ := b.WorkerStats()
+	sw, err := b.Replace(t.Context(), paths["shadow"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := b.WorkerStats()
+	if !sw.OldClosed || after.Pid == before.Pid || b.Info().Model.Role != "shadow" || after.Kills+after.Crashes != 0 {
+		t.Fatalf("swap %+v, worker %+v → %+v, model %s", sw, before, after, b.Info().Model.Role)
+	}
+	if err := syscall.Kill(before.Pid, 0); err == nil {
+		t.Errorf("the old worker (pid %d) is still there", before.Pid)
+	}
+	in, out := b.NewInputs(), b.NewOutputs()
+	if _, err := b.Run(t.Context(), time.Now().Add(10*time.Second), in, out); err != nil {
+		t.Fatal(err)
+	}
+	data, err := testmodels.TwoInputs()
+	bad := inferencetest.WriteModel(t, "other.onnx", data, err)
+	if _, err := b.Replace(t.Context(), bad); !errors.Is(err, inference.ErrContract) {
+		t.Errorf("replace with another contract: %v, want ErrContract", err)
+	}
+	if st, _ := b.WorkerStats(); st.Pid != after.Pid {
+		t.Errorf("a refused replacement changed the worker: %+v", st)
 	}
 }
