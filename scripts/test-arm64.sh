@@ -84,7 +84,9 @@ pure=(./agent/client ./agent/socket ./agent/wire ./cmd/vigil-models ./cmd/vigil-
   ./storage/checkpoint/manifest ./storage/record ./sync/batch ./sync/blob ./sync/presence
   ./sync/rollout ./sync/rollout/deploywire ./sync/rollout/store ./sync/sink ./watchdog
   ./watchdog/shell)
-ort_pkgs=(./inference/trial ./models/demo ./models/testmodels)
+# inference/trial is left out: its tests sample candidates from answers the
+# primary rung serves within 33 ms, which under qemu it never does.
+ort_pkgs=(./models/demo ./models/testmodels)
 storage_pkgs=(./storage ./storage/checkpoint ./sync/command)
 
 # inference tests that cannot hold under emulation (docs/arm64.md lists them
@@ -118,7 +120,7 @@ say "inference: not run under emulation (see docs/arm64.md): ${inference_skip}"
 gotest 30m -skip "$inference_skip" ./inference
 phase "inference"
 gotest 20m "${ort_pkgs[@]}"
-phase "inference/trial, models/demo, models/testmodels"
+phase "models/demo, models/testmodels"
 gotest 20m "${storage_pkgs[@]}"
 phase "storage, storage/checkpoint, sync/command"
 "$qemu" build/linux-arm64/bin/vigil-bench inference --quick
