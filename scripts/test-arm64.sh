@@ -119,7 +119,10 @@ phase "pure packages"
 say "inference: not run under emulation (see docs/arm64.md): ${inference_skip}"
 gotest 30m -skip "$inference_skip" ./inference
 phase "inference"
-gotest 20m "${ort_pkgs[@]}"
+# models/demo: TestRolloutOutputs runs every rollout model over many frames
+# (over 14 minutes under qemu, against 15 s natively); TestSlowRolloutLatency
+# measures a latency ratio that emulation distorts.
+gotest 20m -skip '^(TestRolloutOutputs|TestSlowRolloutLatency)$' "${ort_pkgs[@]}"
 phase "models/demo, models/testmodels"
 gotest 20m "${storage_pkgs[@]}"
 phase "storage, storage/checkpoint, sync/command"
