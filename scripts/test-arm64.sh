@@ -126,6 +126,8 @@ gotest 20m -skip '^(TestRolloutOutputs|TestSlowRolloutLatency)$' "${ort_pkgs[@]}
 phase "models/demo, models/testmodels"
 gotest 20m "${storage_pkgs[@]}"
 phase "storage, storage/checkpoint, sync/command"
-"$qemu" build/linux-arm64/bin/vigil-bench inference --quick
+# An absolute path: the bench starts its worker from /proc/self/exe in "/",
+# which qemu resolves to the path it was given.
+"$qemu" "$root/build/linux-arm64/bin/vigil-bench" inference --quick
 phase "vigil-bench inference --quick under qemu (its figures mean nothing)"
 say "arm64 tests passed in $(( $(date +%s) - start )) s"
