@@ -54,12 +54,19 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceFlags, error
 	fs.IntVar(&f.warmup, "warmup", 50, "untimed runs of each side first")
 	fs.IntVar(&f.intra, "intra-op", 1, "intra-op threads of each session")
 	fs.IntVar(&f.inter, "inter-op", 1, "inter-op threads of each session")
-	fs.BoolVar(&f.quick, "quick", false, "a short run (400 timed runs of each side; well under 30 s on a small CPU)")
+	fs.BoolVar(&f.quick, "quick", false, "a short run (400 timed runs of each side, 20 untimed; well under 30 s on a small CPU); --runs and --warmup given as well win")
 	if err := parseSuite(fs, "inference", inferenceAbout, args, stderr); err != nil {
 		return f, err
 	}
 	if f.quick {
-		f.runs, f.warmup = 400, 20
+		set := map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+		if !set["runs"] {
+			f.runs = 400
+		}
+		if !set["warmup"] {
+			f.warmup = 20
+		}
 	}
 	if f.runs < 10 {
 		return f, fmt.Errorf("--runs %d: need at least 10", f.runs)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +41,26 @@ func TestInferenceSuite(t *testing.T) {
 	for i, name := range []string{"overhead_us", "router_overhead_us", "worker_overhead_us"} {
 		if v, _ := strconv.ParseFloat(m[3+i], 64); v < -1000 || v > 10000 {
 			t.Errorf("%s=%s is not a difference of two runs' times", name, m[3+i])
+		}
+	}
+}
+
+// TestInferenceQuickRuns: --quick sets 400 timed and 20 untimed runs, and
+// --runs or --warmup given beside it win (the arm64 target runs the suite
+// under qemu with a few runs).
+func TestInferenceQuickRuns(t *testing.T) {
+	for _, tc := range []struct {
+		args         []string
+		runs, warmup int
+	}{
+		{[]string{"--quick"}, 400, 20},
+		{[]string{"--quick", "--runs", "20", "--warmup", "2"}, 20, 2},
+		{[]string{"--runs", "30", "--quick"}, 30, 20},
+		{nil, 2000, 50},
+	} {
+		f, err := parseInferenceFlags(tc.args, io.Discard)
+		if err != nil || f.runs != tc.runs || f.warmup != tc.warmup {
+			t.Errorf("%v: runs %d warmup %d, %v; want %d, %d", tc.args, f.runs, f.warmup, err, tc.runs, tc.warmup)
 		}
 	}
 }
