@@ -192,42 +192,14 @@ func decodeSharedTensor(c *cursor, t *Tensor, ref *SharedRef, i int) error {
 	if c.err != nil {
 		return fmt.Errorf("tensor %d: %w", i, c.err)
 	}
-	if nameLen == 0 || nameLen > MaxNameLen {
-		return invalidf("tensor %d: name length %d, want 1 to %d", i, nameLen, MaxNameLen)
+	want, err := decodeTensorHead(c, t, i, nameLen, dt, rank)
+	if err != nil {
+		return err
 	}
-	if rank > MaxRank {
-		return invalidf("tensor %d: rank %d, the limit is %d", i, rank, MaxRank)
+	if int64(ref.Length) != want {
+		return invalidf("tensor %q: %s needs %d bytes of data, data_len is %d", t.Name, t.ShapeString(), want, ref.Length)
 	}
 	size := dt.Size()
-	if size == 0 {
-		return invalidf("tensor %d: unsupported dtype %d", i, uint8(dt))
-	}
-	name := c.padded(nameLen)
-	if c.err != nil {
-		return fmt.Errorf("tensor %d: %w", i, c.err)
-	}
-	if err := checkText("tensor name", name, MaxNameLen); err != nil {
-		return fmt.Errorf("tensor %d: %w", i, err)
-	}
-	setString(&t.Name, name)
-	t.DType = dt
-	if cap(t.Shape) < rank {
-		t.Shape = make([]int64, rank, MaxRank)
-	}
-	t.Shape = t.Shape[:rank]
-	for j := range t.Shape {
-		t.Shape[j] = int64(c.u64())
-	}
-	if c.err != nil {
-		return fmt.Errorf("tensor %q: %w", t.Name, c.err)
-	}
-	n, err := elements(t.Shape, size)
-	if err != nil {
-		return fmt.Errorf("tensor %q: %w", t.Name, err)
-	}
-	if int64(ref.Length) != n*int64(size) {
-		return invalidf("tensor %q: %s needs %d bytes of data, data_len is %d", t.Name, t.ShapeString(), n*int64(size), ref.Length)
-	}
 	if ref.Offset%uint64(size) != 0 {
 		return invalidf("tensor %q: offset %d is not a multiple of its element size %d", t.Name, ref.Offset, size)
 	}

@@ -215,22 +215,41 @@ func decodeTensor(c *cursor, t *Tensor, i int) error {
 	if c.err != nil {
 		return fmt.Errorf("tensor %d: %w", i, c.err)
 	}
+	want, err := decodeTensorHead(c, t, i, nameLen, dt, rank)
+	if err != nil {
+		return err
+	}
+	if int64(dataLen) != want {
+		return invalidf("tensor %q: %s needs %d bytes of data, data_len is %d", t.Name, t.ShapeString(), want, dataLen)
+	}
+	t.Data = c.padded(dataLen)
+	if c.err != nil {
+		return fmt.Errorf("tensor %q: %w", t.Name, c.err)
+	}
+	return nil
+}
+
+// decodeTensorHead checks a tensor block's name length, dtype and rank,
+// reads its name and shape into t (reusing them) and returns the bytes
+// of data the shape needs: the part inline and shared blocks have in
+// common.
+func decodeTensorHead(c *cursor, t *Tensor, i, nameLen int, dt DType, rank int) (int64, error) {
 	if nameLen == 0 || nameLen > MaxNameLen {
-		return invalidf("tensor %d: name length %d, want 1 to %d", i, nameLen, MaxNameLen)
+		return 0, invalidf("tensor %d: name length %d, want 1 to %d", i, nameLen, MaxNameLen)
 	}
 	if rank > MaxRank {
-		return invalidf("tensor %d: rank %d, the limit is %d", i, rank, MaxRank)
+		return 0, invalidf("tensor %d: rank %d, the limit is %d", i, rank, MaxRank)
 	}
 	size := dt.Size()
 	if size == 0 {
-		return invalidf("tensor %d: unsupported dtype %d", i, uint8(dt))
+		return 0, invalidf("tensor %d: unsupported dtype %d", i, uint8(dt))
 	}
 	name := c.padded(nameLen)
 	if c.err != nil {
-		return fmt.Errorf("tensor %d: %w", i, c.err)
+		return 0, fmt.Errorf("tensor %d: %w", i, c.err)
 	}
 	if err := checkText("tensor name", name, MaxNameLen); err != nil {
-		return fmt.Errorf("tensor %d: %w", i, err)
+		return 0, fmt.Errorf("tensor %d: %w", i, err)
 	}
 	setString(&t.Name, name)
 	t.DType = dt
@@ -242,20 +261,13 @@ func decodeTensor(c *cursor, t *Tensor, i int) error {
 		t.Shape[j] = int64(c.u64())
 	}
 	if c.err != nil {
-		return fmt.Errorf("tensor %q: %w", t.Name, c.err)
+		return 0, fmt.Errorf("tensor %q: %w", t.Name, c.err)
 	}
 	n, err := elements(t.Shape, size)
 	if err != nil {
-		return fmt.Errorf("tensor %q: %w", t.Name, err)
+		return 0, fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	if int64(dataLen) != n*int64(size) {
-		return invalidf("tensor %q: %s needs %d bytes of data, data_len is %d", t.Name, t.ShapeString(), n*int64(size), dataLen)
-	}
-	t.Data = c.padded(dataLen)
-	if c.err != nil {
-		return fmt.Errorf("tensor %q: %w", t.Name, c.err)
-	}
-	return nil
+	return n * int64(size), nil
 }
 
 // resizeTensors sets len(*ts) to n, keeping (and so reusing) the tensors
