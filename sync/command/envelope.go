@@ -32,10 +32,15 @@ const (
 	// RollbackArgs.
 	ModelDeploy   Command = "model-deploy"
 	ModelRollback Command = "model-rollback"
+	// DrillRun runs a drill scenario (argument name) on a parked
+	// vehicle; its report reaches the fleet side on the vehicle's drill
+	// topic and in the events stream. Unsafe while moving: a drill
+	// injects faults.
+	DrillRun Command = "drill-run"
 )
 
 var known = map[Command]bool{Status: true, Policy: true, Failover: true, Clear: true, LogLevel: true, SyncNow: true, Checkpoint: true,
-	ModelDeploy: true, ModelRollback: true}
+	ModelDeploy: true, ModelRollback: true, DrillRun: true}
 
 // Known reports whether c is a command this version understands.
 func (c Command) Known() bool { return known[c] }
