@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/vigil-av/vigil/agent/status"
+	"github.com/vigil-av/vigil/inference"
 )
 
 const statusSchemaPath = "../docs/status.schema.json"
@@ -40,11 +43,14 @@ func validateStatus(t *testing.T, sch *jsonschema.Schema, raw []byte) {
 
 // TestStatusMatchesSchema: the daemon's STATUS document, after it served,
 // refused bad input and failed over, validates against the schema that
-// docs/protocol.md points implementers to; and the schema is strict enough
-// to refuse a document with a field of the wrong type.
+// docs/protocol.md points implementers to; the primary, in a worker
+// process, shows its worker (pid, counters, memory) and the degraded rung,
+// in the daemon, none; and the schema is strict enough to refuse a
+// document with a field of the wrong type.
 func TestStatusMatchesSchema(t *testing.T) {
 	sch := statusSchema(t)
 	cfg := daemonConfig(t)
+	cfg.Models.Primary.Isolation = inference.Process
 	_, c := startDaemon(t, cfg)
 	for range 5 {
 		infer(t, c, 200*time.Millisecond)
@@ -56,6 +62,17 @@ func TestStatusMatchesSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	validateStatus(t, sch, raw)
+
+	var st status.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	if w := st.Backends[0].Worker; w == nil || w.Pid <= 0 || w.MemoryLimitBytes != 2048<<20 || w.Down != "" {
+		t.Errorf("primary (isolation: process): worker %+v", w)
+	}
+	if w := st.Backends[2].Worker; w != nil {
+		t.Errorf("degraded (in-process): worker %+v", w)
+	}
 
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -70,5 +87,12 @@ func TestStatusMatchesSchema(t *testing.T) {
 			t.Errorf("%s = %v: schema accepted it or did not name the field: %v", field, bad, err)
 		}
 		m[field] = orig
+	}
+	worker := m["backends"].([]any)[0].(map[string]any)["worker"].(map[string]any)
+	worker["kills"] = -1
+	b, _ := json.Marshal(m)
+	doc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err := sch.Validate(doc); err == nil || !strings.Contains(err.Error(), "kills") {
+		t.Errorf("worker.kills -1: schema accepted it or did not name the field: %v", err)
 	}
 }

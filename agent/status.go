@@ -12,6 +12,13 @@ import (
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// workerStatus is a backend's worker process in the status document.
+func workerStatus(ws inference.WorkerStats) *status.WorkerStatus {
+	return &status.WorkerStatus{Pid: ws.Pid, Restarts: ws.Restarts, Kills: ws.Kills, Crashes: ws.Crashes,
+		LastEnd: ws.LastEnd, LastRestartMs: msOf(ws.LastRestart), Down: ws.Down,
+		RSSBytes: ws.RSS, MemoryLimitBytes: ws.MemoryLimit}
+}
+
 // Status gathers the daemon's state.
 func (d *Daemon) Status() status.Status {
 	ws := d.shell.Status()
@@ -92,6 +99,9 @@ func (d *Daemon) Status() status.Status {
 		if be := d.backends[b]; be != nil {
 			info := be.Info()
 			s.Loaded, s.Model, s.ModelVersion, s.Provider = true, info.Model.Name, info.Model.Version, info.Provider
+			if ws, ok := be.WorkerStats(); ok {
+				s.Worker = workerStatus(ws)
+			}
 		}
 		if f := d.faults[b]; f != nil {
 			if ft := f.Fault(); ft.Kind != inference.FaultNone {

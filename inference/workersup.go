@@ -36,6 +36,11 @@ type WorkerStats struct {
 	LastRestart time.Duration `json:"last_restart_ns"`
 	// Down says why no worker serves (empty while one does).
 	Down string `json:"down,omitempty"`
+	// RSS is the resident memory of the worker in service at its last
+	// heartbeat (0 while none serves or before its first), MemoryLimit
+	// the limit above which it is killed (worker.memory_limit_mb); bytes.
+	RSS         int64 `json:"rss_bytes"`
+	MemoryLimit int64 `json:"memory_limit_bytes"`
 }
 
 // workers runs a backend's sessions in a worker process and replaces the
@@ -61,6 +66,7 @@ type workers struct {
 	kills     atomic.Int64
 	crashes   atomic.Int64
 	restartNs atomic.Int64
+	rss       atomic.Int64 // of the worker in service, at its last heartbeat
 
 	mu       sync.Mutex
 	down     string // why none serves
@@ -100,9 +106,9 @@ func (w *workers) info() Info { return *w.last.Load() }
 
 func (w *workers) stats() WorkerStats {
 	st := WorkerStats{Restarts: w.restarts.Load(), Kills: w.kills.Load(), Crashes: w.crashes.Load(),
-		LastRestart: time.Duration(w.restartNs.Load())}
+		LastRestart: time.Duration(w.restartNs.Load()), MemoryLimit: int64(w.cfg.Worker.MemoryLimitMB) << 20}
 	if p := w.cur.Load(); p != nil {
-		st.Pid = p.p.Pid()
+		st.Pid, st.RSS = p.p.Pid(), w.rss.Load()
 	}
 	w.mu.Lock()
 	st.LastEnd, st.Down = w.lastEnd, w.down
@@ -165,7 +171,14 @@ func (w *workers) watch(p *proc) watchEvent {
 				continue
 			}
 			_ = p.send(ctrlMsg{Op: "ping"})
-			if m, err := worker.ReadMemory(p.p.Pid()); err == nil && m.RSS > limit {
+			m, err := worker.ReadMemory(p.p.Pid())
+			if err != nil {
+				continue
+			}
+			if w.cur.Load() == p {
+				w.rss.Store(m.RSS)
+			}
+			if m.RSS > limit {
 				p.kill(fmt.Sprintf("resident memory %d MiB over worker.memory_limit_mb %d", m.RSS>>20, o.MemoryLimitMB))
 			}
 		}
@@ -228,6 +241,7 @@ func (w *workers) restart(endedAt time.Time) *proc {
 			w.stopProc(context.Background(), p)
 			return nil
 		}
+		w.rss.Store(0)
 		w.cur.Store(p)
 		w.down = ""
 		w.mu.Unlock()
@@ -319,6 +333,7 @@ func (w *workers) replace(ctx context.Context, path string) (Swap, error) {
 		w.stopProc(context.Background(), next)
 		return Swap{}, fmt.Errorf("backend %s: replace with %s: the worker in service ended or the backend closed meanwhile; not replaced", w.cfg.Name, path)
 	}
+	w.rss.Store(0)
 	w.model = path
 	w.last.Store(&next.info)
 	w.mu.Unlock()

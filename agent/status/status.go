@@ -79,6 +79,30 @@ type BackendStatus struct {
 	P95Ms        float64 `json:"p95_ms"`
 	Served       uint64  `json:"served"`
 	Fault        string  `json:"drill_fault,omitempty"`
+	// Worker is the backend's worker process; absent for a backend that
+	// runs in the daemon's own process (isolation: in-process).
+	Worker *WorkerStatus `json:"worker,omitempty"`
+}
+
+// WorkerStatus is a backend's worker process (docs/workers.md).
+type WorkerStatus struct {
+	// Pid of the worker in service; 0 while none serves (Down says why).
+	Pid int `json:"pid"`
+	// Restarts counts workers started in place of one that ended; Kills
+	// those the daemon killed (a run past its deadline plus the grace, no
+	// heartbeat, memory), Crashes those that died on their own.
+	Restarts int64 `json:"restarts"`
+	Kills    int64 `json:"kills"`
+	Crashes  int64 `json:"crashes"`
+	// LastEnd says why the last worker ended; LastRestartMs the time from
+	// that end until its replacement was warm and in service.
+	LastEnd       string  `json:"last_end,omitempty"`
+	LastRestartMs float64 `json:"last_restart_ms"`
+	Down          string  `json:"down,omitempty"`
+	// RSSBytes is the worker's resident memory at its last heartbeat;
+	// MemoryLimitBytes the limit above which it is killed.
+	RSSBytes         int64 `json:"rss_bytes"`
+	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
 }
 
 // Counters since the daemon started.

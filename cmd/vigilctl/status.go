@@ -115,6 +115,9 @@ func printStatus(w io.Writer, st *status.Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\t%d\t%s\t%s\t%s\n", b.Name, state, since, b.P95Ms, b.Served, model, prov, b.Reason)
 	}
 	tw.Flush()
+	for _, b := range st.Backends {
+		printWorker(w, b.Name, b.Worker)
+	}
 	c := st.Counters
 	fmt.Fprintf(w, "\nrequests %d   invalid inputs %d   deadline misses %d   availability %.4f%%\n", c.Requests, c.InvalidInputs, c.DeadlineMisses, 100*st.Availability)
 	fmt.Fprintf(w, "no result: %s\n", noResult(c.NoResult))
@@ -325,4 +328,25 @@ func shortCommit(c string) string {
 		rev += "-dirty"
 	}
 	return rev
+}
+
+// printWorker prints the line of a backend's worker process; nothing for
+// a backend in the daemon's own process.
+func printWorker(w io.Writer, name string, ws *status.WorkerStatus) {
+	if ws == nil {
+		return
+	}
+	pid := "none"
+	if ws.Pid > 0 {
+		pid = fmt.Sprint(ws.Pid)
+	}
+	fmt.Fprintf(w, "%s worker: pid %s   restarts %d (kills %d, crashes %d)   memory %d MiB of %d MiB",
+		name, pid, ws.Restarts, ws.Kills, ws.Crashes, ws.RSSBytes>>20, ws.MemoryLimitBytes>>20)
+	if ws.LastEnd != "" {
+		fmt.Fprintf(w, "   last end: %s (replaced in %.0fms)", ws.LastEnd, ws.LastRestartMs)
+	}
+	if ws.Down != "" {
+		fmt.Fprintf(w, "   DOWN: %s", ws.Down)
+	}
+	fmt.Fprintln(w)
 }

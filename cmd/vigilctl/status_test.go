@@ -121,3 +121,33 @@ func TestPrintVersion(t *testing.T) {
 		t.Errorf("first line %q", first)
 	}
 }
+
+// TestPrintWorker: a backend in a worker process gets a line with the
+// worker's pid, restarts, kills, crashes, memory and why the last one
+// ended; one without a worker serving says why; a backend in the daemon's
+// own process gets none.
+func TestPrintWorker(t *testing.T) {
+	var b bytes.Buffer
+	st := &status.Status{Backends: []status.BackendStatus{
+		{Name: "primary", Loaded: true, State: "healthy", Worker: &status.WorkerStatus{Pid: 4242, Restarts: 3, Kills: 2, Crashes: 1,
+			LastEnd: "a run was still busy 100ms after its deadline", LastRestartMs: 812.4, RSSBytes: 312 << 20, MemoryLimitBytes: 2048 << 20}},
+		{Name: "shadow", Loaded: true, State: "failed", Worker: &status.WorkerStatus{Crashes: 5, Restarts: 4, MemoryLimitBytes: 1024 << 20,
+			LastEnd: "SIGABRT", Down: "SIGABRT; restarting"}},
+		{Name: "degraded", Loaded: true, State: "healthy"},
+	}}
+	if err := printStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"primary worker: pid 4242   restarts 3 (kills 2, crashes 1)   memory 312 MiB of 2048 MiB   last end: a run was still busy 100ms after its deadline (replaced in 812ms)\n",
+		"shadow worker: pid none   restarts 4 (kills 0, crashes 5)   memory 0 MiB of 1024 MiB   last end: SIGABRT (replaced in 0ms)   DOWN: SIGABRT; restarting\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "degraded worker") {
+		t.Errorf("an in-process backend got a worker line:\n%s", out)
+	}
+}
