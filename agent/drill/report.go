@@ -77,6 +77,11 @@ type Figures struct {
 	// Lost counts telemetry records appended in the period that the
 	// store dropped or evicted before the cloud acknowledged them.
 	Lost uint64 `json:"lost"`
+	// DrainMS (fault phases): from the fault's clearing to the first
+	// backlog sample in which no record appended before the clearing was
+	// still unsynced; -1 if that never happened in the run or there were
+	// no samples.
+	DrainMS float64 `json:"drain_ms"`
 }
 
 // Series are the run's samples, for the pictures and for checking the
@@ -89,8 +94,12 @@ type Series struct {
 	Ladder []LadderSample `json:"ladder"`
 	// Backlog holds the store's unsynced backlog, sampled.
 	Backlog []BacklogSample `json:"backlog"`
-	// Marks are the faults: injected and cleared.
+	// Marks are the faults: injected and cleared, and the runner's notes.
 	Marks []Mark `json:"marks"`
+	// RequestsThinned counts the ok answers left out of Requests to keep
+	// it within MaxRequestSamples (every miss and no-result is kept); the
+	// figures count every answer.
+	RequestsThinned int `json:"requests_thinned,omitempty"`
 }
 
 // RequestSample is one answer.
@@ -116,6 +125,8 @@ type BacklogSample struct {
 	TMS      float64 `json:"t_ms"`
 	Unsynced uint64  `json:"unsynced"`
 	Link     string  `json:"link"` // the link's state: up, down, ...
+	// AgeMS is the age of the oldest unsynced record then (0 when none).
+	AgeMS float64 `json:"age_ms,omitempty"`
 }
 
 // Mark is a fault's injection or clearing.

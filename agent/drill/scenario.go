@@ -20,6 +20,9 @@ type Scenario struct {
 	Load        Load    `yaml:"load" json:"load"`
 	Phases      []Phase `yaml:"phases" json:"phases"`
 	Expect      Expect  `yaml:"expect" json:"expect"`
+	// Source is where the scenario was read from (Parse's source), for
+	// errors; it is not part of the file.
+	Source string `yaml:"-" json:"-"`
 }
 
 // Load is the request stream the drill drives while it runs.
@@ -92,4 +95,8 @@ type Expect struct {
 	MaxRPO          time.Duration `yaml:"max_rpo,omitempty" json:"max_rpo,omitempty"`
 	MaxLost         uint64        `yaml:"max_lost" json:"max_lost"`
 	MinAvailability float64       `yaml:"min_availability,omitempty" json:"min_availability,omitempty"`
+	// MaxDrain bounds Figures.DrainMS of every fault phase: how long
+	// after the fault's clearing records appended before it were still
+	// unsynced.
+	MaxDrain time.Duration `yaml:"max_drain,omitempty" json:"max_drain,omitempty"`
 }
