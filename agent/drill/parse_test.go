@@ -143,11 +143,13 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: x\nload: {rate_hz: 1e-300, deadline: 1ms}\nphases: [{name: a, duration: 100ms, fault: {kind: latency, backend: shadow, latency: 1ns, probability: 0.3}}]\nexpect: {min_availability: 0.99, max_lost: 18446744073709551615}\n"))
 	f.Add([]byte("name: &a x\nload: *a\n"))
 	f.Add([]byte("[1, 2]"))
-	b, err := yaml.Marshal(Scenario{Name: "y", Load: Load{RateHz: 30, Deadline: time.Second}, Phases: []Phase{{Name: "q", Duration: time.Second}}})
-	if err != nil {
-		f.Fatal(err)
+	for _, s := range Standard() {
+		b, err := yaml.Marshal(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
-	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(data, "fuzz.yaml")
 		if err != nil {
