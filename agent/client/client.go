@@ -397,7 +397,7 @@ func (c *Client) deliver(cl *call, h header, p []byte) error {
 		return decodeInferResponse(p, cl.infer, nil)
 	case typeInferSharedResp:
 		return decodeInferResponse(p, cl.infer, cl.out)
-	case typeStatusResponse, typeBufferReady:
+	case typeStatusResponse, typeBufferReady, typeDrillResponse:
 		cl.body = append([]byte(nil), p...)
 	case typeControlResponse:
 		code, _, msg, err := decodeCodeText(p)

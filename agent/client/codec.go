@@ -31,6 +31,8 @@ const (
 	typeBufferReady     = 10
 	typeInferShared     = 11
 	typeInferSharedResp = 12
+	typeDrillRequest    = 13
+	typeDrillResponse   = 14
 	typeError           = 127
 )
 

@@ -89,7 +89,7 @@ func TestConstantsMatchProtocolDoc(t *testing.T) {
 				"CONTROL_REQUEST": typeControlRequest, "CONTROL_RESPONSE": typeControlResponse,
 				"PING": typePing, "PONG": typePong, "ERROR": typeError,
 				"REGISTER_BUFFER": typeRegisterBuffer, "BUFFER_READY": typeBufferReady, "INFER_SHARED": typeInferShared,
-				"INFER_SHARED_RESPONSE": typeInferSharedResp},
+				"INFER_SHARED_RESPONSE": typeInferSharedResp, "DRILL_REQUEST": typeDrillRequest, "DRILL_RESPONSE": typeDrillResponse},
 		},
 		{
 			what:    "dtype",
@@ -139,7 +139,7 @@ func TestConstantsMatchProtocolDoc(t *testing.T) {
 			what:    "control code",
 			columns: []string{"code", "name", "meaning"},
 			consts: map[string]uint64{"OK": 0, "UNKNOWN_OP": 1, "INVALID_ARGUMENT": 2, "NOT_PERMITTED": 3,
-				"DRILLS_DISABLED": 4, "NOT_PARKED": 5, "FAILED": 6}, // ControlError.Code has no constants
+				"DRILLS_DISABLED": 4, "NOT_PARKED": 5, "FAILED": 6, "NOT_FOUND": 7, "BUSY": 8}, // ControlError.Code has no constants
 			name:  func(v uint64) string { return listName(controlCodes, v) },
 			limit: 1 << 16,
 		},

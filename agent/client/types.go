@@ -269,12 +269,12 @@ const (
 
 // ControlError is a control command the daemon refused or failed.
 type ControlError struct {
-	Code    uint16 // 1 UNKNOWN_OP … 6 FAILED, as docs/protocol.md lists
+	Code    uint16 // 1 UNKNOWN_OP … 8 BUSY, as docs/protocol.md lists
 	Message string
 }
 
 // Names of ControlError codes.
-var controlCodes = []string{"OK", "UNKNOWN_OP", "INVALID_ARGUMENT", "NOT_PERMITTED", "DRILLS_DISABLED", "NOT_PARKED", "FAILED"}
+var controlCodes = []string{"OK", "UNKNOWN_OP", "INVALID_ARGUMENT", "NOT_PERMITTED", "DRILLS_DISABLED", "NOT_PARKED", "FAILED", "NOT_FOUND", "BUSY"}
 
 func (e *ControlError) Error() string {
 	name := fmt.Sprintf("code %d", e.Code)

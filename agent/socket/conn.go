@@ -380,6 +380,8 @@ func (c *conn) serve(sl *slot) {
 		m = c.serveStatus(sl)
 	case wire.TypeControlRequest:
 		m = c.serveControl(sl)
+	case wire.TypeDrillRequest:
+		m = c.serveDrill(sl)
 	}
 	out, err := wire.AppendFrame(sl.out[:0], sl.hdr.ID, m)
 	if err != nil {

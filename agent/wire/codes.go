@@ -238,6 +238,8 @@ const (
 	ControlDrillsDisabled  ControlCode = 4
 	ControlNotParked       ControlCode = 5
 	ControlFailed          ControlCode = 6
+	ControlNotFound        ControlCode = 7 // DRILL_REQUEST: no such drill or report
+	ControlBusy            ControlCode = 8 // DRILL_REQUEST: a drill is already running
 )
 
 var controlCodeNames = [...]string{
@@ -248,6 +250,8 @@ var controlCodeNames = [...]string{
 	ControlDrillsDisabled:  "DRILLS_DISABLED",
 	ControlNotParked:       "NOT_PARKED",
 	ControlFailed:          "FAILED",
+	ControlNotFound:        "NOT_FOUND",
+	ControlBusy:            "BUSY",
 }
 
 func (c ControlCode) String() string {
@@ -347,7 +351,8 @@ func (k CheckpointKind) String() string {
 }
 
 // FaultKinds are the fault kinds OpDrillFault accepts; "none" clears.
-var FaultKinds = []string{"hang", "stuck", "latency", "error", "nan", "wrong", "none"}
+// crash, wedge and leak hit a backend's worker process.
+var FaultKinds = []string{"hang", "stuck", "latency", "error", "nan", "wrong", "crash", "wedge", "leak", "none"}
 
 // name returns names[i], "" when i has no name.
 func name(names []string, i int) string {

@@ -43,6 +43,8 @@ const (
 	TypeBufferReady     Type = 10
 	TypeInferShared     Type = 11
 	TypeInferSharedResp Type = 12
+	TypeDrillRequest    Type = 13
+	TypeDrillResponse   Type = 14
 	TypeError           Type = 127
 )
 
@@ -72,6 +74,10 @@ func (t Type) String() string {
 		return "INFER_SHARED"
 	case TypeInferSharedResp:
 		return "INFER_SHARED_RESPONSE"
+	case TypeDrillRequest:
+		return "DRILL_REQUEST"
+	case TypeDrillResponse:
+		return "DRILL_RESPONSE"
 	case TypeError:
 		return "ERROR"
 	}
@@ -83,7 +89,7 @@ func (t Type) String() string {
 // in flight).
 func (t Type) IsRequest() bool {
 	return t == TypeInferRequest || t == TypeStatusRequest || t == TypeControlRequest ||
-		t == TypeRegisterBuffer || t == TypeInferShared
+		t == TypeRegisterBuffer || t == TypeInferShared || t == TypeDrillRequest
 }
 
 // Errors of decoding. Header errors (ErrBadMagic, ErrVersion,
