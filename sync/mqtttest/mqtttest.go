@@ -91,6 +91,7 @@ pattern read vigil/v1/%u/checkpoints/ack
 pattern write vigil/v1/%u/bundles/req
 pattern read vigil/v1/%u/bundles/data
 pattern write vigil/v1/%u/deploy
+pattern write vigil/v1/%u/drill
 # The fleet's broadcast, for every identity. Mosquitto 2.0 warns at each
 # start: "Warning: ACL pattern 'vigil/v1/fleet/cmd' does not contain '%c'
 # or '%u'." The warning is expected, and the line applies: a pattern is the
@@ -119,6 +120,7 @@ topic read vigil/v1/+/heartbeat
 topic read vigil/v1/+/bundles/req
 topic write vigil/v1/+/bundles/data
 topic read vigil/v1/+/deploy
+topic read vigil/v1/+/drill
 `
 
 // Broker is a running (or stopped) Mosquitto.
