@@ -45,24 +45,27 @@ type PhaseReport struct {
 	Failures []string `json:"failures,omitempty"`
 }
 
-// Figures are the measured quantities of a phase or of a whole run. A
-// duration that could not be measured (no fault to detect, the primary
-// never came back) is -1.
+// Figures are the measured quantities of a phase or of a whole run
+// (docs/drills.md defines each precisely). A duration that could not be
+// measured (no fault to detect, the primary never came back) is -1; the
+// totals' durations are the largest of the fault phases'.
 type Figures struct {
-	Requests int `json:"requests"` // answers given in the period
+	Requests int `json:"requests"` // answers to the requests asked in the period
 	OK       int `json:"ok"`
 	// Missed counts answers given after their deadline (the promise
 	// broken); NoResult the explicit no-results, by reason.
 	Missed   int            `json:"missed"`
 	NoResult map[string]int `json:"no_result,omitempty"`
 	// DetectionMS: from the fault's injection to the watchdog's first
-	// transition of the faulted backend away from healthy.
+	// transition of a rung the fault hits (Fault.Rungs) to a state other
+	// than healthy.
 	DetectionMS float64 `json:"detection_ms"`
-	// FailoverMS: from the injection to the first answer served by
-	// another rung (the inference RTO).
+	// FailoverMS: from the injection to the end (asked + latency) of the
+	// first ok answer, asked during the fault, served by a rung the fault
+	// does not hit (the inference RTO).
 	FailoverMS float64 `json:"failover_ms"`
-	// BackToPrimaryMS: from the fault's clearing to the first answer
-	// served by the primary again.
+	// BackToPrimaryMS: from the fault's clearing to the end of the first
+	// ok answer, asked after it, served by the primary.
 	BackToPrimaryMS float64 `json:"back_to_primary_ms"`
 	// Availability is OK / Requests (1 when there were no requests).
 	Availability float64 `json:"availability"`
@@ -133,5 +136,5 @@ type BacklogSample struct {
 type Mark struct {
 	TMS   float64 `json:"t_ms"`
 	Phase string  `json:"phase"`
-	Label string  `json:"label"` // e.g. "inject primary hang", "clear"
+	Label string  `json:"label"` // e.g. "inject primary hang", "clear primary hang", a runner's note
 }
