@@ -55,7 +55,9 @@
 // the session's doorbell (a SOCK_SEQPACKET socketpair), waits for the
 // reply until the deadline and copies the outputs out. The worker is
 // killed (SIGKILL to its process group) and replaced when a run is still
-// busy past its deadline plus Worker.KillGrace, when it stops answering
+// busy past its deadline plus its kill grace (Worker.KillGrace when set,
+// else the watchdog plan's, which Router.SetPlan passes on through
+// Backend.SetKillGrace), when it stops answering
 // heartbeats or outgrows Worker.MemoryLimitMB, and reaped and replaced
 // when it dies; restarts of a worker that keeps dying back off up to
 // Worker.RestartMax. Meanwhile its runs fail with ErrWorkerDown, and the

@@ -40,7 +40,9 @@ type WorkerOptions struct {
 	// means 2048.
 	MemoryLimitMB int `yaml:"memory_limit_mb" json:"memory_limit_mb"`
 	// KillGrace: a run still busy this long after its deadline gets its
-	// worker killed and replaced. 0 means 100ms.
+	// worker killed and replaced. 0 means the grace the watchdog sets
+	// (Backend.SetKillGrace: MissThreshold deadlines), or 100ms until it
+	// has set one; a value here overrides the watchdog's.
 	KillGrace time.Duration `yaml:"kill_grace" json:"kill_grace"`
 	// Heartbeat is the interval of the worker's heartbeats and memory
 	// checks; HeartbeatTimeout, the silence after which it is killed. 0
@@ -67,7 +69,6 @@ func (o *WorkerOptions) defaults() {
 	if o.MemoryLimitMB <= 0 {
 		o.MemoryLimitMB = 2048
 	}
-	def(&o.KillGrace, 100*time.Millisecond)
 	def(&o.Heartbeat, 100*time.Millisecond)
 	def(&o.HeartbeatTimeout, 2*time.Second)
 	def(&o.RestartMin, 100*time.Millisecond)
@@ -114,4 +115,49 @@ func (c *Config) ValidateIsolation(degraded bool) error {
 		return fmt.Errorf("worker.start_timeout %v: must not be negative", o.StartTimeout)
 	}
 	return nil
+}
+
+// defaultKillGrace is the kill grace of a backend whose configuration sets
+// none before the watchdog has set one.
+const defaultKillGrace = 100 * time.Millisecond
+
+// killGraceOf is a kill grace and where it came from.
+type killGraceOf struct {
+	d    time.Duration
+	from string
+}
+
+// killGrace is the grace a run abandoned now gets: worker.kill_grace when
+// the configuration sets it, else the watchdog's (SetKillGrace), else
+// defaultKillGrace.
+func (w *workers) killGrace() killGraceOf {
+	if g := w.cfg.Worker.KillGrace; g > 0 {
+		return killGraceOf{g, "worker.kill_grace"}
+	}
+	if g := w.grace.Load(); g > 0 {
+		return killGraceOf{time.Duration(g), "the watchdog's kill grace"}
+	}
+	return killGraceOf{defaultKillGrace, "the default kill grace"}
+}
+
+// SetKillGrace sets the time a run of the backend may stay busy past its
+// deadline before its worker is killed and replaced: the watchdog's
+// (watchdog.Plan.KillGrace), which the router passes on with each plan.
+// The backend's worker.kill_grace, when set, wins. A no-op for a backend
+// in the daemon's own process, whose runs cannot be killed.
+func (b *Backend) SetKillGrace(d time.Duration) {
+	if b.w != nil && d > 0 {
+		b.w.grace.Store(int64(d))
+	}
+}
+
+// KillGrace returns the grace a run abandoned now would get, and where it
+// comes from (worker.kill_grace, the watchdog's, the default); 0 for a
+// backend in the daemon's own process.
+func (b *Backend) KillGrace() (time.Duration, string) {
+	if b.w == nil {
+		return 0, ""
+	}
+	g := b.w.killGrace()
+	return g.d, g.from
 }

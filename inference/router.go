@@ -139,8 +139,16 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 	return r, nil
 }
 
-// SetPlan publishes the plan the next requests follow.
-func (r *Router) SetPlan(p watchdog.Plan) { r.plan.Store(&p) }
+// SetPlan publishes the plan the next requests follow, and passes each
+// backend in a worker process the plan's kill grace (Backend.SetKillGrace).
+func (r *Router) SetPlan(p watchdog.Plan) {
+	for b, be := range r.backends {
+		if x := backendOf(be); x != nil {
+			x.SetKillGrace(p.KillGrace[b])
+		}
+	}
+	r.plan.Store(&p)
+}
 
 // Plan returns the plan in force.
 func (r *Router) Plan() watchdog.Plan { return *r.plan.Load() }

@@ -47,6 +47,9 @@ type wslot struct {
 	rep     [repSize]byte
 	seq     uint64
 	abandon chan time.Time // the kill time of a run given up at its deadline
+	// grace, written before the kill time is sent on abandon, is the kill
+	// grace that gave it, and says where it came from, for the reason.
+	grace killGraceOf
 }
 
 // startProc starts a worker for the model at path and waits until it is
@@ -267,7 +270,7 @@ func (p *proc) keep(s *wslot) {
 				break
 			}
 			if worker.Timeout(err) {
-				p.kill(fmt.Sprintf("a run was still busy %v after its deadline (worker.kill_grace)", p.w.cfg.Worker.KillGrace))
+				p.kill(fmt.Sprintf("a run was still busy %v after its deadline (%s)", s.grace.d, s.grace.from))
 				killAt = time.Time{} // now wait for the end of its socket
 				continue
 			}

@@ -94,7 +94,8 @@ func (p *proc) await(s *wslot, deadline time.Time) (failed bool, text string, er
 		case worker.Timeout(err):
 			w.abandoned.Add(1)
 			_ = p.send(ctrlMsg{Op: "terminate", Slot: s.i, Seq: s.seq}) // a CPU run stops between nodes
-			s.abandon <- deadline.Add(w.cfg.Worker.KillGrace)
+			s.grace = w.killGrace()
+			s.abandon <- deadline.Add(s.grace.d)
 			return false, "", &DeadlineError{Backend: p.info.Name, Stage: "running"}
 		case err != nil:
 			w.inFlight.Add(-1)

@@ -67,6 +67,7 @@ type workers struct {
 	crashes   atomic.Int64
 	restartNs atomic.Int64
 	rss       atomic.Int64 // of the worker in service, at its last heartbeat
+	grace     atomic.Int64 // the watchdog's kill grace (SetKillGrace); 0: none yet
 
 	mu       sync.Mutex
 	down     string // why none serves

@@ -93,6 +93,17 @@
 // on every result. Starts are ordered by delay; Prefer is in ladder order.
 // Compare is set when primary and shadow both start, Vote when all three do.
 //
+// Every plan also carries a kill grace per backend (Plan.KillGrace): how
+// long a run may stay busy past its deadline before the backend's worker
+// process is killed and replaced. It is the time the watchdog takes to
+// judge the backend hung from the misses of one wedged run,
+//
+//	kill grace = MissThreshold × max(Deadline, p95(backend))
+//
+// rounded down to 0.5ms (99ms with the defaults): at one request a
+// deadline, the wedged backend has missed MissThreshold deadlines, and been
+// failed, by the time its worker is killed.
+//
 // # Backend states
 //
 //	healthy → suspect     first deadline miss, run error, invalid output,

@@ -53,6 +53,11 @@ type Plan struct {
 	Reason string
 	// States are the backend states the plan was built from, for reporting.
 	States [NumBackends]State
+	// KillGrace is, per backend, how long a run may stay busy past its
+	// deadline before the backend's worker process is killed and replaced
+	// (isolation: process; killGrace gives the rule). The daemon passes it
+	// to the backends; a backend's worker.kill_grace overrides it.
+	KillGrace [NumBackends]time.Duration
 }
 
 // StartList returns the meaningful part of Starts. It aliases the plan: do
@@ -145,6 +150,22 @@ func lastResortDelay(degradedEstimate, deadline, margin time.Duration) time.Dura
 	return quantize(deadline - degradedEstimate - margin)
 }
 
+// killGrace is the time a backend's run may stay busy past its deadline
+// before its worker is killed: as long as the watchdog takes to judge the
+// backend hung from the misses of one wedged run,
+//
+//	MissThreshold × max(Deadline, p95(backend))
+//
+// rounded down to planQuantum. MissThreshold consecutive deadline misses
+// fail a backend; at one request a deadline, a worker wedged on a run has
+// missed that many by then, so the watchdog has already moved the traffic
+// away, and the kill replaces nothing that still served. A backend whose
+// p95 is above the deadline (a canary of a slow backend) gets room in the
+// same proportion. With the defaults (33 ms, 3 misses) it is 99 ms.
+func killGrace(missThreshold int, deadline, p95 time.Duration) time.Duration {
+	return quantize(time.Duration(missThreshold) * max(deadline, p95))
+}
+
 func quantize(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
@@ -158,6 +179,7 @@ func (m *Machine) buildPlan(now time.Time) Plan {
 	p := Plan{Policy: m.policy, Deadline: m.cfg.Deadline}
 	for b := range m.b {
 		p.States[b] = m.b[b].state
+		p.KillGrace[b] = killGrace(m.cfg.MissThreshold, m.cfg.Deadline, m.estimate(Backend(b)))
 	}
 
 	var gpu [2]Backend

@@ -144,3 +144,44 @@ func TestParseNames(t *testing.T) {
 		t.Error("GPU(): primary and shadow are GPU backends, degraded is not")
 	}
 }
+
+// TestKillGrace: a run may stay busy past its deadline for MissThreshold
+// deadlines (or MissThreshold p95s of a backend slower than the deadline),
+// rounded down to 0.5ms.
+func TestKillGrace(t *testing.T) {
+	tests := []struct {
+		misses        int
+		deadline, p95 time.Duration
+		want          time.Duration
+	}{
+		{3, 33 * ms, 10 * ms, 99 * ms},
+		{3, 33 * ms, 33 * ms, 99 * ms},
+		{5, 20 * ms, 4 * ms, 100 * ms},
+		{1, 33 * ms, 0, 33 * ms},
+		{3, 33 * ms, 50 * ms, 150 * ms},
+		{2, 10*ms + 300*time.Microsecond, 0, 20*ms + 500*time.Microsecond},
+	}
+	for _, tt := range tests {
+		if got := killGrace(tt.misses, tt.deadline, tt.p95); got != tt.want {
+			t.Errorf("killGrace(%d, %v, %v) = %v, want %v", tt.misses, tt.deadline, tt.p95, got, tt.want)
+		}
+	}
+}
+
+// TestPlanKillGrace: every plan carries each backend's kill grace, from
+// the configuration's deadline and miss threshold, for backends in the plan
+// and out of it alike.
+func TestPlanKillGrace(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Deadline, cfg.MissThreshold = 40*ms, 4
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Plan()
+	for b := range NumBackends {
+		if p.KillGrace[b] != 160*ms {
+			t.Errorf("%s: kill grace %v, want 4 × 40ms", Backend(b), p.KillGrace[b])
+		}
+	}
+}
