@@ -150,7 +150,8 @@ func (s *Store) maintain(m *maintenance, now time.Time) {
 	case u.Allocated >= s.cfg.QuotaBytes+s.cfg.HeadroomBytes/2:
 		refuse = GapDroppedOverQuota
 	}
-	if old := GapReason(s.refuse.Swap(uint32(refuse))); old != refuse {
+	if old, cur := s.swapRefuse(refuse); old != cur {
+		refuse = cur
 		if refuse != 0 {
 			s.log.Warn("storage refusing appends", zap.Stringer("reason", refuse),
 				zap.Int64("disk_bytes", u.Allocated), zap.Int64("free_bytes", u.Free), zap.Int64("slack_bytes", u.Slack))

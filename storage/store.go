@@ -36,6 +36,7 @@ type Store struct {
 	queue       chan entry
 	queuedBytes atomic.Int64
 	refuse      atomic.Uint32 // a GapReason while Append refuses records, else 0
+	drill       drillFull     // SimulateDiskFull (drill.go)
 	pool        bufPool
 
 	// writeMu serialises the store's Badger writes with DropPrefix and

@@ -66,6 +66,8 @@ type Uploader struct {
 
 	labels *labels // nil when the store was never restored (label.go)
 
+	drill drillLink // the drill hooks' (drill.go)
+
 	pace *pacer // the drain loop's
 	rto  *rto   // the drain loop's
 
@@ -139,6 +141,7 @@ func New(cfg Config, outbox storage.Outbox, log *zap.Logger) (*Uploader, error) 
 	if cfg.TLS != nil {
 		opts.SetTLSConfig(cfg.TLS)
 	}
+	u.ownDial(opts, cfg.Broker)
 	u.opts = opts
 	u.routes = []route{{AckTopic(cfg.Vehicle), 1, u.onAck}, {presence.IngestStatusFilter, 0, u.onIngestStatus}}
 	for _, sub := range cfg.Subscriptions {

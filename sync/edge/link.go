@@ -134,6 +134,9 @@ func (u *Uploader) linkLoop() {
 		case <-u.lost:
 		default:
 		}
+		if !u.waitHeld() { // a drill holds the link down (drill.go)
+			return
+		}
 		u.state.Store(int32(Connecting))
 		// A fresh paho client each time: with a persistent session, paho
 		// never completes the tokens of publications cut off by a lost
