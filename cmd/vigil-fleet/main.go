@@ -10,7 +10,8 @@
 // report.go and compact.go (sink), checkpoint*.go (the checkpoint store,
 // sync/blob), model*.go (model bundles, models/bundle: keygen, pack,
 // sign, inspect, verify), serve.go (bundle delivery, sync/bundlelink),
-// rollout*.go (fleet rollouts, sync/rollout); broker.go holds the broker
+// rollout*.go (fleet rollouts, sync/rollout), drill*.go (fleet drills,
+// sync/drillstore); broker.go holds the broker
 // and TLS flags they share.
 package main
 
@@ -97,6 +98,15 @@ var subcommands = []subcommand{
 	{"rollout abort", "<id> [--rollback --key <command key>]",
 		"Abort a rollout: nothing more is deployed. With --rollback, send model-rollback to every vehicle sent the bundle that did not report a failure (the running start sends them, or this command when none runs).",
 		setupRolloutAbort},
+	{"drill run", "<name> --vehicles v1,v2,... [--only-parked] [--timeout 2m] [--drills <dir>] --key <command key> [flags]",
+		"Run a standard drill on vehicles: subscribe to their drill reports (vigil/v1/<vehicle>/drill), send each the signed drill-run command, wait for every accepted vehicle's report (until --timeout), keep the reports and the run in the drill store, and print the fleet table: per vehicle pass or fail with its figures (requests, missed, detection, failover, back to primary, availability, unsynced backlog and RPO), the fleet's p50, p95 and max, and each figure beside the last run of the same drill. A vehicle that moves refuses: with --only-parked it is skipped, else it fails the run. Exits non-zero unless every vehicle passed or was skipped and one ran it.",
+		setupDrillRun},
+	{"drill list", "[--drills <dir>] [--json]",
+		"List the fleet runs of drills in the drill store, newest first: id, drill, start, vehicles asked, passed, failed, skipped, other outcomes, the fleet's failover and detection p95, and the verdict.",
+		setupDrillList},
+	{"drill show", "<run id> [--drills <dir>] [--json]",
+		"Print a stored run's fleet table, as drill run printed it, beside the run of the same drill before it.",
+		setupDrillShow},
 }
 
 type globals struct {
