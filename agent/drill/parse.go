@@ -135,7 +135,7 @@ func validatePhases(bad badFunc, phases []Phase) {
 		if p.Duration < MinPhaseDuration || p.Duration > MaxPhaseDuration {
 			bad(at+".duration", "%v is not in [%v, %v]", p.Duration, MinPhaseDuration, MaxPhaseDuration)
 		}
-		if p.Duration > 0 && total < MaxTotalDuration+time.Nanosecond {
+		if p.Duration > 0 && total <= math.MaxInt64-p.Duration {
 			total += p.Duration
 		}
 		if p.Fault != nil {
@@ -143,7 +143,7 @@ func validatePhases(bad badFunc, phases []Phase) {
 		}
 	}
 	if total > MaxTotalDuration {
-		bad("phases", "last over %v in all: at most %v", total.Truncate(time.Second), MaxTotalDuration)
+		bad("phases", "%v in all: at most %v", total, MaxTotalDuration)
 	}
 }
 

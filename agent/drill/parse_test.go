@@ -75,7 +75,7 @@ func TestParseErrors(t *testing.T) {
 		{"too many phases", base(strings.Repeat("  - {name: a, duration: 1s}\n", 21), ""), []string{"phases: 21 phases"}},
 		{"duplicate phase", base("  - {name: a, duration: 1s}\n  - {name: a, duration: 1s}", ""), []string{`phases[1].name: "a" is also phases[0]'s name`}},
 		{"short phase", base("  - {name: a, duration: 99ms}", ""), []string{"phases[0].duration: 99ms is not in [100ms, 10m0s]"}},
-		{"too long", base("  - {name: a, duration: 9m}\n  - {name: b, duration: 7m}", ""), []string{"phases: last over 16m0s in all: at most 15m0s"}},
+		{"too long", base("  - {name: a, duration: 9m}\n  - {name: b, duration: 7m}", ""), []string{"phases: 16m0s in all: at most 15m0s"}},
 		{"unknown fault", base("  - {name: a, duration: 1s, fault: {kind: melt}}", ""), []string{`phases[0].fault.kind: "melt" is not a drill fault (want hang,`}},
 		{"bad backend", base("  - {name: a, duration: 1s}\n  - {name: b, duration: 1s, fault: {kind: hang, backend: gpu}}", ""), []string{`drills/x.yaml: phases[1].fault.backend: "gpu" is not primary, shadow or degraded`}},
 		{"no backend", base("  - {name: a, duration: 1s, fault: {kind: error}}", ""), []string{"phases[0].fault.backend: missing: the error fault needs"}},
