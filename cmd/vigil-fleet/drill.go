@@ -164,7 +164,7 @@ func printRun(w io.Writer, s *drillstore.Store, r, prev *drillstore.Run) {
 	fmt.Fprintf(w, "drill %s — run %s, started %s, %s asked%s: %s\n\n", r.Name, r.ID, r.Started.UTC().Format(time.RFC3339),
 		plural(len(r.Asked), "vehicle", "vehicles"), mode, runVerdict(r))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VEHICLE\tRESULT\tREQUESTS\tMISSED\tDETECTION\tFAILOVER\tBACK TO PRIMARY\tAVAILABILITY\tUNSYNCED MAX\tRPO\tREPORT OR WHY")
+	fmt.Fprintln(tw, "VEHICLE\tRESULT\tREQUESTS\tMISSED\tDETECTION\tFAILOVER\tBACK TO PRIMARY\tDRAIN\tAVAILABILITY\tUNSYNCED MAX\tRPO\tREPORT OR WHY")
 	for _, v := range r.Vehicles {
 		why := v.ReportID
 		if v.Outcome == drillstore.Failed {
@@ -179,11 +179,11 @@ func printRun(w io.Writer, s *drillstore.Store, r, prev *drillstore.Run) {
 		}
 		f := v.Figures
 		if f == nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", v.Vehicle, v.Outcome, oneLine(why))
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", v.Vehicle, v.Outcome, oneLine(why))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%.2f%%\t%d\t%s\t%s\n", v.Vehicle, v.Outcome, f.Requests, f.Missed,
-			ms(f.DetectionMS), ms(f.FailoverMS), ms(f.BackToPrimaryMS), 100*f.Availability, f.UnsyncedMax, ms(f.UnsyncedAgeMS), oneLine(why))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%.2f%%\t%d\t%s\t%s\n", v.Vehicle, v.Outcome, f.Requests, f.Missed,
+			ms(f.DetectionMS), ms(f.FailoverMS), ms(f.BackToPrimaryMS), ms(f.DrainMS), 100*f.Availability, f.UnsyncedMax, ms(f.UnsyncedAgeMS), oneLine(why))
 	}
 	tw.Flush()
 
@@ -201,7 +201,7 @@ func printRun(w io.Writer, s *drillstore.Store, r, prev *drillstore.Run) {
 	for _, p := range []struct {
 		name string
 		p    drillstore.Percentiles
-	}{{"detection", fl.DetectionMS}, {"failover", fl.FailoverMS}, {"back to primary", fl.BackToPrimaryMS}} {
+	}{{"detection", fl.DetectionMS}, {"failover", fl.FailoverMS}, {"back to primary", fl.BackToPrimaryMS}, {"drain", fl.DrainMS}} {
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", p.name, p.p.N, ms(p.p.P50), ms(p.p.P95), ms(p.p.Max))
 	}
 	tw.Flush()

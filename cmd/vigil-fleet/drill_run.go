@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigil-av/vigil/sync/batch"
+	"github.com/vigil-av/vigil/agent/drill"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
 	"github.com/vigil-av/vigil/sync/drillstore"
@@ -45,8 +45,8 @@ func setupDrillRun(g *globals, fs *flag.FlagSet) func(context.Context, []string)
 			return fmt.Errorf("drill run: want one standard drill's name (vigilctl drill list lists them), got %d arguments", len(args))
 		}
 		name := args[0]
-		if !batch.ValidName(name) || len(name) > 40 {
-			return fmt.Errorf("drill run: drill name %q: want 1 to 40 of letters, digits, '_', '-', '.'", name)
+		if _, ok := drill.Lookup(name); !ok {
+			return fmt.Errorf("drill run: %q is not a standard drill; want one of %s", name, strings.Join(drill.StandardNames(), ", "))
 		}
 		vehicles, err := parseVehicleList(*f.vehicles)
 		if err != nil {

@@ -132,7 +132,7 @@ func (d *drillVehicle) execute(_ context.Context, env command.Envelope) (json.Ra
 }
 
 func figures(detection, failover float64) drill.Figures {
-	return drill.Figures{Requests: 450, OK: 450, DetectionMS: detection, FailoverMS: failover, BackToPrimaryMS: 1200,
+	return drill.Figures{Requests: 450, OK: 450, DetectionMS: detection, FailoverMS: failover, BackToPrimaryMS: 1200, DrainMS: 800,
 		Availability: 1, DurableLagMS: 4, UnsyncedMax: 12, UnsyncedAgeMS: 310}
 }
 
@@ -169,7 +169,7 @@ func TestDrillRunFleetEndToEnd(t *testing.T) {
 		t.Fatalf("first run: %v", err)
 	}
 	for _, want := range []string{"drill primary-hang — run ", "4 vehicles asked, only parked: FAIL",
-		"veh-01   passed     450", "41.0ms", "12.0ms", "1200.0ms", "100.00%", "310.0ms",
+		"veh-01   passed     450", "41.0ms", "12.0ms", "1200.0ms", "800.0ms", "100.00%", "310.0ms",
 		"veh-02   failed", "failover 48.0ms over max_failover 33ms",
 		"veh-03   skipped", "the vehicle moves (unsafe_while_moving)",
 		"veh-04   no-report", "no report within 2s",
@@ -275,7 +275,7 @@ func TestDrillBadInput(t *testing.T) {
 		{append(run, "primary-hang"), "--vehicles is required"},
 		{append(run, "primary-hang", "--vehicles", "a,../b"), `--vehicles: "../b" is not a vehicle id`},
 		{append(run, "primary-hang", "--vehicles", "a,a"), "--vehicles: a given twice"},
-		{append(run, "../x", "--vehicles", "a"), `drill name "../x"`},
+		{append(run, "../x", "--vehicles", "a"), `"../x" is not a standard drill; want one of broker-loss, checkpoint-restore,`},
 		{append(run, "primary-hang", "--vehicles", "a", "--timeout", "0s"), "--timeout, --ack-timeout, --ttl and --connect-timeout must be positive"},
 		{append(run, "primary-hang", "--vehicles", "a", "--bogus"), "flag provided but not defined: -bogus"},
 		{append(run, "primary-hang", "--vehicles", "a", "--broker", "nope"), `--broker "nope"`},

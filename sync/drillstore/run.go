@@ -87,6 +87,7 @@ type Fleet struct {
 	DetectionMS     Percentiles `json:"detection_ms"`
 	FailoverMS      Percentiles `json:"failover_ms"`
 	BackToPrimaryMS Percentiles `json:"back_to_primary_ms"`
+	DrainMS         Percentiles `json:"drain_ms"`
 	// Totals and extremes over the reports.
 	Requests         int     `json:"requests"`
 	Missed           int     `json:"missed"`
@@ -189,7 +190,7 @@ func (v *VehicleRun) Record(rep *drill.Report) {
 // Summarize computes r.Fleet from r.Vehicles.
 func (r *Run) Summarize() {
 	f := Fleet{Counts: map[Outcome]int{}, MinAvailability: -1}
-	var det, fo, back []float64
+	var det, fo, back, drain []float64
 	for _, v := range r.Vehicles {
 		f.Counts[v.Outcome]++
 		x := v.Figures
@@ -198,6 +199,7 @@ func (r *Run) Summarize() {
 		}
 		f.Reports++
 		det, fo, back = appendMeasured(det, x.DetectionMS), appendMeasured(fo, x.FailoverMS), appendMeasured(back, x.BackToPrimaryMS)
+		drain = appendMeasured(drain, x.DrainMS)
 		f.Requests += x.Requests
 		f.Missed += x.Missed
 		if f.MinAvailability < 0 || x.Availability < f.MinAvailability {
@@ -207,7 +209,7 @@ func (r *Run) Summarize() {
 		f.MaxUnsyncedAgeMS = max(f.MaxUnsyncedAgeMS, x.UnsyncedAgeMS)
 		f.Lost += x.Lost
 	}
-	f.DetectionMS, f.FailoverMS, f.BackToPrimaryMS = Summary(det), Summary(fo), Summary(back)
+	f.DetectionMS, f.FailoverMS, f.BackToPrimaryMS, f.DrainMS = Summary(det), Summary(fo), Summary(back), Summary(drain)
 	r.Fleet = f
 }
 
@@ -266,6 +268,7 @@ func Compare(before, now *Run) []Change {
 		lower("failover p95 ms", b.FailoverMS.P95, n.FailoverMS.P95),
 		lower("failover max ms", b.FailoverMS.Max, n.FailoverMS.Max),
 		lower("back to primary max ms", b.BackToPrimaryMS.Max, n.BackToPrimaryMS.Max),
+		lower("drain max ms", b.DrainMS.Max, n.DrainMS.Max),
 		lower("missed", float64(b.Missed), float64(n.Missed)),
 		higher("min availability", b.MinAvailability, n.MinAvailability),
 		lower("max unsynced", float64(b.MaxUnsynced), float64(n.MaxUnsynced)),
