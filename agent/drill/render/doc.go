@@ -25,7 +25,11 @@
 // stopped early); the figures per phase and in total (a duration that
 // was not measured, -1 in the report, shows as "—"); the expectations;
 // and the three plots as data: URIs with alt text. It has inline CSS, no
-// scripts, and reads at phone width.
+// scripts, and reads at phone width. Page writes it around plots already
+// drawn; PageWith lets a server (the fleet console) link the plots it
+// serves apart instead of inlining them, add a link back, and allow the
+// page's inline style sheet by its hash (StyleSource) under a strict
+// Content-Security-Policy.
 //
 // Rendering is robust to odd reports (empty series, one sample, only
 // no-results, huge or non-finite latencies, negative times): it never

@@ -1,10 +1,13 @@
 package render
 
 import (
+	"bytes"
+	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"image/png"
 	"io"
 	"maps"
 	"math"
@@ -34,17 +37,50 @@ func HTML(w io.Writer, r *drill.Report, opt Options) error {
 }
 
 // Page writes the report's page around plots already drawn (PNGs'
-// result), for a caller that keeps them: a console serving the page and
-// its images separately draws them once.
+// result), inline.
 func Page(w io.Writer, r *drill.Report, imgs []Image) error {
+	return PageWith(w, r, imgs, PageOptions{})
+}
+
+// PageOptions adapt the page to a server that serves the plots apart
+// (the fleet console): it draws them once, keeps them, and answers the
+// page and each image from what it kept.
+type PageOptions struct {
+	// ImageURL, when set, gives each image's address (a path on the same
+	// server) for the page to link instead of inlining the PNG.
+	ImageURL func(Image) string
+	// Back, when set, is the address of a link back (the console's
+	// vehicle page); BackText its words ("back" when empty).
+	Back, BackText string
+}
+
+// PageWith writes the report's page around plots already drawn.
+func PageWith(w io.Writer, r *drill.Report, imgs []Image, po PageOptions) error {
 	if r == nil {
 		return ErrNilReport
 	}
-	if err := page.Execute(w, newPageView(r, imgs)); err != nil {
+	v := newPageView(r, imgs, po.ImageURL)
+	v.Back, v.BackText = po.Back, po.BackText
+	if v.Back != "" && v.BackText == "" {
+		v.BackText = "back"
+	}
+	if err := page.Execute(w, v); err != nil {
 		return fmt.Errorf("render: page of report %q: %w", r.ID, err)
 	}
 	return nil
 }
+
+// StyleSource is the Content-Security-Policy source that allows the
+// page's one inline style sheet and nothing else ('sha256-…'), for a
+// server whose policy forbids inline styles. The page has no script.
+func StyleSource() string { return styleSource }
+
+var styleSource = func() string {
+	_, after, _ := strings.Cut(pageSource, "<style>")
+	css, _, _ := strings.Cut(after, "</style>")
+	sum := sha256.Sum256([]byte(css))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
 
 type pageView struct {
 	R        *drill.Report
@@ -55,6 +91,8 @@ type pageView struct {
 	Rows     []row
 	Expect   []string
 	Images   []pageImage
+	Back     string
+	BackText string
 }
 
 // column heads the figures table: a phase or the totals.
@@ -77,11 +115,13 @@ type cell struct {
 }
 
 type pageImage struct {
-	Name, Title string
-	Src         template.URL
+	Name, Title   string
+	Data          template.URL // the PNG inline, or
+	Src           string       // its address
+	Width, Height int          // 0 when the PNG's header does not say
 }
 
-func newPageView(r *drill.Report, imgs []Image) pageView {
+func newPageView(r *drill.Report, imgs []Image, imageURL func(Image) string) pageView {
 	v := pageView{R: r, Started: when(r.Started), Ended: when(r.Ended)}
 	if !r.Started.IsZero() && r.Ended.After(r.Started) {
 		v.Duration = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
@@ -99,11 +139,17 @@ func newPageView(r *drill.Report, imgs []Image) pageView {
 	v.Rows = figureRows(figs)
 	v.Expect = expectations(r.Expect)
 	for _, im := range imgs {
-		v.Images = append(v.Images, pageImage{
-			Name: im.Name, Title: im.Title,
+		pi := pageImage{Name: im.Name, Title: im.Title}
+		if cfg, err := png.DecodeConfig(bytes.NewReader(im.PNG)); err == nil {
+			pi.Width, pi.Height = cfg.Width, cfg.Height
+		}
+		if imageURL != nil {
+			pi.Src = imageURL(im) // html/template checks it as any address
+		} else {
 			// The bytes are ours (PNG, base64): a data URL is safe here.
-			Src: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(im.PNG)),
-		})
+			pi.Data = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(im.PNG))
+		}
+		v.Images = append(v.Images, pi)
 	}
 	return v
 }

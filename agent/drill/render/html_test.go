@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"image/png"
 	"strings"
@@ -170,5 +171,53 @@ func TestHTMLEscapes(t *testing.T) {
 	}
 	if txt := textOf(doc); !strings.Contains(txt, `Drill <script>alert("name")</script> on av"><img`) {
 		t.Errorf("escaped name not shown as text: %q", txt[:200])
+	}
+}
+
+// TestPageWithURLs: a server's page links its images and a way back,
+// and StyleSource allows exactly the style sheet the page holds.
+func TestPageWithURLs(t *testing.T) {
+	r := sampleReport(60)
+	imgs, err := PNGs(r, Options{Width: 600, Height: 240})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	err = PageWith(&buf, r, imgs, PageOptions{
+		ImageURL: func(im Image) string { return "/drills/av-0042/x/" + im.Name },
+		Back:     "/vehicles/av-0042", BackText: "av-0042",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "data:image") {
+		t.Error("page inlines images it was told to link")
+	}
+	doc := parsePage(t, buf.String())
+	var srcs []string
+	var back, css string
+	walk(doc, func(n *html.Node) {
+		switch {
+		case n.Type == html.ElementNode && n.Data == "img":
+			srcs = append(srcs, attr(n, "src"))
+			if attr(n, "width") != "600" || attr(n, "height") != "240" {
+				t.Errorf("img %s: width %q height %q, want 600 and 240", attr(n, "src"), attr(n, "width"), attr(n, "height"))
+			}
+		case n.Type == html.ElementNode && n.Data == "a" && back == "":
+			back = attr(n, "href")
+		case n.Type == html.TextNode && n.Parent != nil && n.Parent.Data == "style":
+			css = n.Data
+		}
+	})
+	want := []string{"/drills/av-0042/x/latency.png", "/drills/av-0042/x/ladder.png", "/drills/av-0042/x/backlog.png"}
+	if strings.Join(srcs, " ") != strings.Join(want, " ") {
+		t.Errorf("img srcs %q, want %q", srcs, want)
+	}
+	if back != "/vehicles/av-0042" {
+		t.Errorf("first link %q, want the way back", back)
+	}
+	sum := sha256.Sum256([]byte(css))
+	if got := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; got != StyleSource() {
+		t.Errorf("StyleSource %s, but the page's style hashes to %s", StyleSource(), got)
 	}
 }
