@@ -83,7 +83,7 @@ func cmdLogLevel(ctx context.Context, g *globals, args []string) error {
 }
 
 func cmdInject(ctx context.Context, g *globals, args []string) error {
-	fs := g.subFlags("inject", "<primary|shadow|degraded> <hang|stuck|latency|error|nan|wrong|none> [flags]",
+	fs := g.subFlags("inject", "<primary|shadow|degraded> <hang|stuck|latency|error|nan|wrong|crash|wedge|leak|none> [flags]",
 		"Drill: inject a fault into a backend (none clears it). The daemon refuses unless its configuration allows drills (drills.allowed) and the vehicle is parked.")
 	prob := fs.Float64("probability", 0, "share of runs affected, 0 meaning all")
 	latency := fs.Duration("latency", 0, "added latency (latency fault)")

@@ -31,9 +31,10 @@ var commands = []command{
 	{"clear", "<primary|shadow|degraded>", "clear a failed backend: it comes back through probation", cmdClear},
 	{"policy", "<hot|warm|cold>", "set the redundancy policy", cmdPolicy},
 	{"vehicle", "<parked|driving>", "report the vehicle's state, as a supervisor does", cmdVehicle},
-	{"inject", "<backend> <fault> [flags]", "drill: inject a fault (hang, stuck, latency, error, nan, wrong, none); refused unless the daemon allows drills and the vehicle is parked", cmdInject},
+	{"inject", "<backend> <fault> [flags]", "drill: inject a fault (hang, stuck, latency, error, nan, wrong, crash, wedge, leak, none); refused unless the daemon allows drills and the vehicle is parked", cmdInject},
 	{"log-level", "<debug|info|warn|error>", "change the daemon's log level", cmdLogLevel},
 	{"checkpoint", "now [--kind K]", "take a checkpoint of the store now (full, incremental or differential) and print its summary", cmdCheckpoint},
+	{"drill", "list|run <name>|report <id>", "drills: list the standard ones and this vehicle's reports, run one on the parked vehicle and print its figures, show a report", cmdDrill},
 }
 
 type globals struct {
