@@ -68,6 +68,7 @@ type Daemon struct {
 	tel          *telemetry // nil when storage is off or unavailable
 	storageState string
 	health       atomic.Pointer[status.HealthStatus]
+	drillGPULost atomic.Bool // a gpu-lost drill runs: readings say the GPU is lost (health.go)
 	sampler      *hw.Sampler
 	cloud        *cloud        // nil when sync is off
 	syncWhy      string        // why sync is off

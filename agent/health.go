@@ -91,7 +91,7 @@ func (d *Daemon) startHealth(ctx context.Context) error {
 			}
 			d.health.Store(hs)
 			if gpu {
-				d.shell.Health(HealthSample(x))
+				d.shell.Health(d.healthSample(x))
 			}
 			if d.tel != nil {
 				if b, err := json.Marshal(rec); err == nil {
@@ -99,18 +99,7 @@ func (d *Daemon) startHealth(ctx context.Context) error {
 				}
 			}
 		},
-		OnEvent: func(e hw.Event) {
-			d.shell.Health(eventHealth(e))
-			d.log.Warn("hardware event", zap.String("kind", string(e.Kind)), zap.Uint32("xid", e.Xid), zap.Bool("fatal", e.Fatal), zap.String("detail", e.Detail))
-			d.tel.event(struct {
-				Type   string `json:"type"`
-				At     string `json:"at"`
-				Kind   string `json:"kind"`
-				Xid    uint32 `json:"xid,omitempty"`
-				Fatal  bool   `json:"fatal,omitempty"`
-				Detail string `json:"detail,omitempty"`
-			}{"hardware", e.At.UTC().Format(time.RFC3339Nano), string(e.Kind), e.Xid, e.Fatal, e.Detail})
-		},
+		OnEvent: d.hardwareEvent,
 	})
 	if err != nil {
 		return errors.Join(err, probe.Close(ctx))
@@ -120,6 +109,32 @@ func (d *Daemon) startHealth(ctx context.Context) error {
 	}
 	d.sampler = s
 	return nil
+}
+
+// hardwareEvent tells the watchdog at once what an event of the GPU probe
+// (or a drill's) says, and logs and records it.
+func (d *Daemon) hardwareEvent(e hw.Event) {
+	d.shell.Health(eventHealth(e))
+	d.log.Warn("hardware event", zap.String("kind", string(e.Kind)), zap.Uint32("xid", e.Xid), zap.Bool("fatal", e.Fatal), zap.String("detail", e.Detail))
+	d.tel.event(struct {
+		Type   string `json:"type"`
+		At     string `json:"at"`
+		Kind   string `json:"kind"`
+		Xid    uint32 `json:"xid,omitempty"`
+		Fatal  bool   `json:"fatal,omitempty"`
+		Detail string `json:"detail,omitempty"`
+	}{"hardware", e.At.UTC().Format(time.RFC3339Nano), string(e.Kind), e.Xid, e.Fatal, e.Detail})
+}
+
+// healthSample is HealthSample(x) with the GPU lost while a gpu-lost
+// drill runs (drillfaults.go): the probe's clean readings must not clear
+// the fault the drill reported. Unused, it costs an atomic load a reading.
+func (d *Daemon) healthSample(x hw.Sample) watchdog.HealthSample {
+	h := HealthSample(x)
+	if d.drillGPULost.Load() {
+		h.GPULost = true
+	}
+	return h
 }
 
 // closeHealth stops the sampler and closes its probe.
