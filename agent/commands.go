@@ -112,6 +112,8 @@ func (d *Daemon) execute(ctx context.Context, env command.Envelope) (json.RawMes
 		return d.executeModelDeploy(ctx, env, log)
 	case command.ModelRollback:
 		return d.executeModelRollback(ctx, env, log)
+	case command.DrillRun:
+		return d.executeDrillRun(env, log)
 	}
 	return nil, cmdlink.BadArgs("command %q is not handled by this daemon", env.Command)
 }

@@ -160,6 +160,7 @@ func (d *Daemon) closeWatchdog(ctx context.Context) error { return d.shell.Close
 // transitions, alerts and plans in the events stream and logs them.
 func (d *Daemon) onReady(now time.Time, rd watchdog.Ready) {
 	d.tel.ready(now, rd)
+	d.drillReady(now, rd)
 	for _, t := range rd.Transitions {
 		d.log.Warn("backend state", zap.Stringer("backend", t.Backend), zap.Stringer("from", t.From),
 			zap.Stringer("to", t.To), zap.String("reason", t.Reason))

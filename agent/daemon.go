@@ -79,6 +79,7 @@ type Daemon struct {
 	slots        *slot.Store   // the slot table; nil when it could not be opened
 	deployWhy    string        // why they are off
 	swap         modelSwapper  // the router's hot swap; nil: promotions fail
+	drills       drills        // the drill runner (drillrun.go)
 
 	// Goroutines of the daemon's own, each ended by its step's stop.
 	serveDone   chan struct{} // the socket's Serve returned
@@ -128,6 +129,7 @@ func (d *Daemon) steps() []step {
 		{"starting watchdog", d.startWatchdog, d.closeWatchdog},
 		{"restoring operator state", d.loadOperatorState, nil},
 		{"starting hardware probe", d.startHealth, d.closeHealth},
+		{"readying drills", d.startDrills, d.closeDrills},
 		{"opening socket", d.openSocket, d.closeSocket},
 		{"opening metrics endpoint", d.startMetrics, d.closeMetrics},
 		{"starting sync", d.startSync, d.closeSync},
