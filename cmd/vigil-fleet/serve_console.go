@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vigil-av/vigil/agent/drill/render"
 	"github.com/vigil-av/vigil/cmd/vigil-fleet/console"
 )
 
@@ -21,7 +22,7 @@ import (
 type consoleFlags struct {
 	fs                                   *flag.FlagSet
 	addr, cert, key, clientCA, tokenFile *string
-	sink, storeDir, rolloutsDir          *string
+	sink, storeDir, rolloutsDir, drills  *string
 	refresh, sinkEvery                   *time.Duration
 }
 
@@ -36,6 +37,7 @@ func addConsoleFlags(fs *flag.FlagSet) consoleFlags {
 		sink:        fs.String("sink", "", "the sink directory of vigil-fleet ingest, read by the console (backlog, serving rung, timeline); optional"),
 		storeDir:    fs.String("store-dir", "", "the fleet's checkpoint store, read by the console; default: the directory "+checkpointDirName+" beside --sink (empty until the ingester makes it)"),
 		rolloutsDir: fs.String("rollouts-dir", "", "the rollouts directory, read by the console; default: the directory "+rolloutsDirName+" beside --sink (empty until a rollout makes it)"),
+		drills:      fs.String("drills", "", "the drill store (as vigil-fleet drill run writes it), read by the console: drill history and report pages with plots; default: the directory "+drillsDirName+" beside --sink (empty until a drill run makes it)"),
 		refresh:     fs.Duration("console-refresh", 10*time.Second, "how often the console's pages reload themselves (0: never)"),
 		sinkEvery:   fs.Duration("console-sink-every", console.DefaultSinkEvery, "how often the console reads the sink's state again"),
 	}
@@ -91,6 +93,13 @@ func (f consoleFlags) build(broker string, tlsCfg *tls.Config, clientID string, 
 	}
 	if rdir != "" {
 		src.Rollouts, src.Info.Rollouts = console.NewRolloutDir(rdir), rdir
+	}
+	ddir, err := siblingOf("drills", *f.drills, *f.sink, drillsDirName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ddir != "" {
+		src.Drills = console.NewDrillDir(ddir, render.Options{})
 	}
 	srv, err := console.New(console.Config{Sources: src, Refresh: *f.refresh, Log: log.Named("console"),
 		Access: console.Access{Addr: *f.addr, TLSCert: *f.cert, TLSKey: *f.key, ClientCA: *f.clientCA, TokenFile: *f.tokenFile}})

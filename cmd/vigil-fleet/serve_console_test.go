@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-av/vigil/agent/drill"
 	"github.com/vigil-av/vigil/cmd/vigil-fleet/console"
+	"github.com/vigil-av/vigil/sync/drillstore"
 	"github.com/vigil-av/vigil/sync/mqtttest"
 )
 
@@ -33,6 +36,7 @@ func TestServeConsoleRefusals(t *testing.T) {
 		{[]string{"--sink", filepath.Join(store, "missing")}, "--sink"},
 		{[]string{"--store-dir", filepath.Join(store, "missing")}, "--store-dir"},
 		{[]string{"--rollouts-dir", filepath.Join(store, "missing")}, "--rollouts-dir"},
+		{[]string{"--drills", filepath.Join(store, "missing")}, "--drills"},
 	} {
 		args := append([]string{"serve", "--bundles", store, "--broker", "tcp://127.0.0.1:1"}, c.args...)
 		_, _, err := fleet(t, args...)
@@ -63,9 +67,21 @@ func TestServeConsole(t *testing.T) {
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "--sink") {
 		t.Fatalf("serve with a missing --sink: %v", err)
 	}
+	// veh-c's drill report, in the drill store the console reads.
+	drills := t.TempDir()
+	ds, err := drillstore.Open(drills)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &drill.Report{Version: drill.ReportVersion, ID: "20261206T030000Z-primary-hang", Name: "primary-hang", Vehicle: "veh-c",
+		Started: time.Now().Add(-time.Minute), Ended: time.Now(), Passed: true,
+		Series: drill.Series{Requests: []drill.RequestSample{{TMS: 5, LatencyMS: 7, ServedBy: "primary", Status: "ok"}}}}
+	if err := ds.SaveReport("veh-c", rep); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		done <- run(ctx, []string{"serve", "--bundles", t.TempDir(), "--broker", broker.URL(), "--console-addr", "127.0.0.1:0",
-			"--progress", "0"}, &out, &errb)
+			"--drills", drills, "--progress", "0"}, &out, &errb)
 	}()
 	re := regexp.MustCompile(`"url": "(http://127\.0\.0\.1:\d+/)"`)
 	var url string
@@ -86,8 +102,18 @@ func TestServeConsole(t *testing.T) {
 		if err := json.NewDecoder(resp.Body).Decode(&f); err != nil {
 			t.Fatal(err)
 		}
-		return len(f.Vehicles) == 1 && f.Vehicles[0].ID == "veh-c" && f.Vehicles[0].State == "offline"
+		return len(f.Vehicles) == 1 && f.Vehicles[0].ID == "veh-c" && f.Vehicles[0].State == "offline" &&
+			len(f.Vehicles[0].Drills) == 1 && f.Vehicles[0].Drills[0].Report == "/drills/veh-c/"+rep.ID+"/"
 	})
+	resp, err := http.Get(url + "drills/veh-c/" + rep.ID + "/latency.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err != nil || img.Bounds().Dx() != 1000 {
+		t.Errorf("veh-c's drill plot: %d, %v", resp.StatusCode, err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve: %v\n%s", err, errb.String())
