@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"reflect"
 	"strings"
@@ -94,6 +95,8 @@ type telemetryFigures struct {
 	noResult    map[string]int
 	detectionMS float64 // -1: no transition of the primary after the injection
 	failoverMS  float64 // -1: no answer by another rung after the injection
+	// reports are the drill reports in the events stream.
+	reports []drill.Report
 }
 
 const edgeSlack = 2 * time.Millisecond
@@ -183,6 +186,13 @@ func checkTelemetry(t *testing.T, cfg Config, rep *drill.Report, budget time.Dur
 		}
 	}
 	for _, r := range readAll(storage.StreamEvents) {
+		var kept struct {
+			Type   string
+			Report drill.Report
+		}
+		if r.Kind == storage.KindData && json.Unmarshal(r.Payload, &kept) == nil && kept.Type == "drill_report" {
+			total.reports = append(total.reports, kept.Report)
+		}
 		var e transitionEvent
 		if r.Kind != storage.KindData || json.Unmarshal(r.Payload, &e) != nil || e.Type != "transition" || e.Backend != "primary" || e.To == "healthy" {
 			continue
@@ -237,7 +247,8 @@ func TestDrillReportMatchesTelemetry(t *testing.T) {
 	}
 
 	total, fault := checkTelemetry(t, cfg, rep, 60*time.Millisecond)
-	t.Logf("telemetry: total %+v, fault phase %+v", total, fault)
+	t.Logf("telemetry: total %d requests, %d ok, %d missed, no-result %v; fault phase %d, %d, %d, %v (%d at its edges), detection %.3f ms, failover %.3f ms",
+		total.requests, total.ok, total.missed, total.noResult, fault.requests, fault.ok, fault.missed, fault.noResult, fault.edge, fault.detectionMS, fault.failoverMS)
 	same := func(what string, rf drill.Figures, tf telemetryFigures) {
 		if !near(rf.Requests, tf.requests, tf.edge) || !near(rf.OK, tf.ok, tf.edge) || !near(rf.Missed, tf.missed, tf.edge) || !sameCounts(rf.NoResult, tf.noResult, tf.edge) {
 			t.Errorf("%s: report requests %d ok %d missed %d no_result %v; telemetry %d %d %d %v (%d at a phase's edge)",
@@ -245,6 +256,9 @@ func TestDrillReportMatchesTelemetry(t *testing.T) {
 		}
 	}
 	same("totals", rep.Totals, total)
+	if len(total.reports) != 1 || total.reports[0].ID != id || !reflect.DeepEqual(total.reports[0].Totals, rep.Totals) {
+		t.Errorf("events stream: %d drill reports, want the one answered", len(total.reports))
+	}
 	same("fault phase", rep.Phases[1].Figures, fault)
 	if total.requests < 100 {
 		t.Errorf("%d requests in 4.5 s at 40 Hz", total.requests)
@@ -372,6 +386,45 @@ func TestDrillAbortedWhenTheVehicleMoves(t *testing.T) {
 	}
 	if len(rep.Phases) < 2 || rep.Phases[1].EndMS > rep.Ended.Sub(rep.Started).Milliseconds()+1 {
 		t.Errorf("phases %+v", rep.Phases)
+	}
+}
+
+// TestDrillAbortedWhenTheDaemonStops: a daemon that stops in the middle
+// of a drill clears its fault, and keeps the report, aborted, in its store
+// for the next start.
+func TestDrillAbortedWhenTheDaemonStops(t *testing.T) {
+	cfg := drillRunConfig(t)
+	log, level, err := NewLogger(cfg.Log, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Start(context.Background(), cfg, log, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(cfg.Socket.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	setVehicle(t, c, client.Parked)
+	id, err := startDrillRun(t, c, "", []byte(shortHang))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // into the fault phase
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f := d.faults[watchdog.Primary].Fault(); f.Kind != inference.FaultNone {
+		t.Errorf("the primary's fault %v is still injected", f.Kind)
+	}
+	_, c2 := startDaemon(t, cfg)
+	rep, _ := waitDrillReport(t, c2, id, time.Second)
+	if rep.Passed || !strings.Contains(rep.Aborted, "daemon is stopping") || len(rep.Phases) != 3 || rep.Phases[2].StartMS != -1 {
+		t.Errorf("report after the restart: passed %v, aborted %q, phases %+v", rep.Passed, rep.Aborted, rep.Phases)
 	}
 }
 
