@@ -129,12 +129,14 @@ func (d *Daemon) steps() []step {
 		{"starting watchdog", d.startWatchdog, d.closeWatchdog},
 		{"restoring operator state", d.loadOperatorState, nil},
 		{"starting hardware probe", d.startHealth, d.closeHealth},
-		{"readying drills", d.startDrills, d.closeDrills},
 		{"opening socket", d.openSocket, d.closeSocket},
 		{"opening metrics endpoint", d.startMetrics, d.closeMetrics},
 		{"starting sync", d.startSync, d.closeSync},
 		{"starting checkpoints", d.startCheckpoints, d.closeCheckpoints},
 		{"resuming model deployments", d.startDeployments, d.closeDeployments},
+		// Late, so that Close stops a drill going on first, with the
+		// link still up for its report; none starts before Start is done.
+		{"readying drills", d.startDrills, d.closeDrills},
 		{"starting systemd watchdog pings", d.startPings, d.stopPings},
 	}
 }
@@ -142,7 +144,8 @@ func (d *Daemon) steps() []step {
 // Start brings the daemon up — the store beside ONNX Runtime and the
 // warmed models, then the router and the watchdog, the operator's
 // standing orders, the hardware probe, the socket, the metrics endpoint,
-// the cloud link, the checkpoints' scheduler and the model deployments —
+// the cloud link, the checkpoints' scheduler, the model deployments and
+// the drill runner —
 // so that it accepts requests only when it can answer them. Storage that
 // cannot be opened leaves the daemon serving without telemetry, and a link
 // that cannot be set up leaves it serving without the cloud, both saying
@@ -266,7 +269,8 @@ func (d *Daemon) ready() {
 func (d *Daemon) Done() <-chan error { return d.serveErr }
 
 // Close shuts down in the reverse of the start order: the systemd pings,
-// the checkpoints (one being written is abandoned, leaving nothing), the
+// a drill going on (its fault cleared, its report kept, aborted), the
+// checkpoints (one being written is abandoned, leaving nothing), the
 // link (what it did not upload stays in the buffer for the next
 // start; no fleet command runs against a closing watchdog), the metrics
 // endpoint, the socket (it stops accepting and finishes the requests in
