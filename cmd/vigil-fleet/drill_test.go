@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -37,6 +38,9 @@ type drillVehicle struct {
 	passed bool
 	silent bool
 	pub    mqtt.Client
+	// forger, when set, publishes a forged report on this vehicle's
+	// drill topic before the real one (another vehicle's identity).
+	forger mqtt.Client
 	wg     sync.WaitGroup
 
 	mu   sync.Mutex
@@ -45,6 +49,10 @@ type drillVehicle struct {
 }
 
 func startDrillVehicle(t *testing.T, b *mqtttest.Broker, id, pubFile string, moving, silent, passed bool, totals drill.Figures) *drillVehicle {
+	return startDrillVehicleTLS(t, b, id, pubFile, moving, silent, passed, totals, nil)
+}
+
+func startDrillVehicleTLS(t *testing.T, b *mqtttest.Broker, id, pubFile string, moving, silent, passed bool, totals drill.Figures, tlsCfg *tls.Config) *drillVehicle {
 	t.Helper()
 	pub, err := cmdlink.ReadPublicKey(pubFile)
 	if err != nil {
@@ -55,7 +63,7 @@ func startDrillVehicle(t *testing.T, b *mqtttest.Broker, id, pubFile string, mov
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &drillVehicle{t: t, id: id, totals: totals, passed: passed, silent: silent, pub: b.Client(t, id+"-drill", nil)}
+	d := &drillVehicle{t: t, id: id, totals: totals, passed: passed, silent: silent, pub: b.Client(t, id+"-drill", tlsCfg)}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	var link *cmdlink.Link
 	r, err := cmdlink.NewReceiver(cmdlink.Config{Vehicle: id, Verifier: v, Exec: cmdlink.ExecutorFunc(d.execute),
@@ -65,7 +73,7 @@ func startDrillVehicle(t *testing.T, b *mqtttest.Broker, id, pubFile string, mov
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if link, err = cmdlink.DialLink(ctx, cmdlink.LinkConfig{Broker: b.URL(), ClientID: id, Log: log}, r.Topics(), r.Handle); err != nil {
+	if link, err = cmdlink.DialLink(ctx, cmdlink.LinkConfig{Broker: b.URL(), ClientID: id, TLS: tlsCfg, Log: log}, r.Topics(), r.Handle); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Start(ctx); err != nil {
@@ -119,6 +127,14 @@ func (d *drillVehicle) execute(_ context.Context, env command.Envelope) (json.Ra
 			defer d.wg.Done()
 			time.Sleep(150 * time.Millisecond)
 			rep.Ended = time.Now().UTC()
+			if d.forger != nil {
+				forged := *rep
+				forged.ID, forged.Passed = "forged", false
+				raw, _ := json.Marshal(forged)
+				if err := mqtttest.Publish(d.forger, drillTopic(d.id), raw, false); err != nil {
+					d.t.Errorf("forged report: %v", err)
+				}
+			}
 			raw, err := json.Marshal(rep)
 			if err == nil {
 				err = mqtttest.Publish(d.pub, drillTopic(d.id), raw, false)
@@ -258,6 +274,32 @@ func TestDrillRunFleetEndToEnd(t *testing.T) {
 	doc = loadRunJSON(t, mustFleet(t, "drill", "show", "--drills", dir, "--json", third))
 	if doc.Previous == nil || doc.Previous.ID == first.ID || doc.Run.ID != third {
 		t.Errorf("show --json: previous %+v", doc.Previous)
+	}
+}
+
+// TestDrillRunOverMutualTLS: under the fleet's ACL (docs/broker/acl)
+// the operator's identity reads a vehicle's drill topic, and another
+// vehicle cannot write there: its forged report never reaches the store.
+func TestDrillRunOverMutualTLS(t *testing.T) {
+	pki := mqtttest.NewPKI(t)
+	b := mqtttest.Start(t, mqtttest.Options{TLS: pki, ACL: mqtttest.FleetACL})
+	key := keygen(t)
+	v := startDrillVehicleTLS(t, b, "veh-1", key+".pub", false, false, true, figures(30, 10), pki.ClientTLS("veh-1"))
+	v.forger = b.Client(t, "veh-2-drill", pki.ClientTLS("veh-2"))
+	op := pki.Client("fleet")
+	dir := t.TempDir()
+	out, stderr, err := fleet(t, "drill", "run", "primary-errors", "--vehicles", "veh-1", "--key", key+".key", "--drills", dir, "--timeout", "10s",
+		"--broker", b.URL(), "--tls-ca", pki.CAFile, "--tls-cert", op.CertFile, "--tls-key", op.KeyFile)
+	if err != nil || !strings.Contains(out, "veh-1    passed") {
+		t.Fatalf("drill run over TLS: %v\n%s%s", err, out, stderr)
+	}
+	s, err := drillstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps, err := s.Reports("veh-1")
+	if err != nil || len(reps) != 1 || reps[0].ID == "forged" || reps[0].Name != "primary-errors" {
+		t.Fatalf("veh-1's reports: %+v, %v", reps, err)
 	}
 }
 
