@@ -16,7 +16,19 @@ import (
 
 var backlogColour = color.RGBA{R: 0x1f, G: 0x4e, B: 0x79, A: 0xff}
 
-// linkSpans shades the stretches when the link was not up.
+// connected says whether the link's state (edge.State's names, or the
+// contract's "up") is a connection to the broker: live or draining its
+// backlog. Offline, connecting, off (no cloud link) and anything else
+// are not.
+func connected(link string) bool {
+	switch link {
+	case "live", "draining", "up":
+		return true
+	}
+	return false
+}
+
+// linkSpans shades the stretches when the link was not connected.
 type linkSpans [][2]float64
 
 func (ls linkSpans) Plot(c draw.Canvas, p *plot.Plot) {
@@ -53,7 +65,7 @@ func backlogPlot(r *drill.Report, tl timeline, _ Options) (*plot.Plot, error) {
 		x := s.TMS / 1000
 		xys[i] = plotter.XY{X: x, Y: float64(s.Unsynced)}
 		top, most = math.Max(top, float64(s.Unsynced)), max(most, s.Unsynced)
-		up := s.Link == "up"
+		up := connected(s.Link)
 		switch {
 		case !up && math.IsNaN(down):
 			down = x
@@ -67,7 +79,7 @@ func backlogPlot(r *drill.Report, tl timeline, _ Options) (*plot.Plot, error) {
 	}
 	p.Add(phases(r.Phases), spans)
 	if len(spans) > 0 {
-		p.Legend.Add("link not up", swatch{linkShade})
+		p.Legend.Add("link not connected", swatch{linkShade})
 	}
 	if len(xys) > 0 {
 		// One sample is a line of one point: extend it to the end so

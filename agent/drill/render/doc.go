@@ -16,7 +16,8 @@
 //     coloured bands (healthy green, suspect amber, failed red, probation
 //     blue, other states grey), with the fault marks.
 //   - backlog.png: the store's unsynced backlog over time as a step line,
-//     the stretches with the link not up shaded, the fault marks. It is
+//     the stretches with the link not connected (neither live nor
+//     draining) shaded, the fault marks. It is
 //     drawn for every report and says "no backlog samples" when there
 //     are none.
 //

@@ -59,9 +59,9 @@ func sampleReport(n int) *drill.Report {
 		{TMS: 7300, Backend: "primary", State: "healthy"},
 	}
 	for t := 0.0; t <= endMS; t += 250 {
-		link, u := "up", uint64(3)
+		link, u := "live", uint64(3)
 		if t >= 9000 && t < 12000 {
-			link, u = "down", uint64((t-9000)/10)
+			link, u = "offline", uint64((t-9000)/10)
 		}
 		r.Series.Backlog = append(r.Series.Backlog, drill.BacklogSample{TMS: t, Unsynced: u, Link: link})
 	}

@@ -52,6 +52,9 @@ type PageOptions struct {
 	// Back, when set, is the address of a link back (the console's
 	// vehicle page); BackText its words ("back" when empty).
 	Back, BackText string
+	// Icon, when set, is the address of the page's icon (else a browser
+	// asks the server for /favicon.ico).
+	Icon string
 }
 
 // PageWith writes the report's page around plots already drawn.
@@ -60,7 +63,7 @@ func PageWith(w io.Writer, r *drill.Report, imgs []Image, po PageOptions) error 
 		return ErrNilReport
 	}
 	v := newPageView(r, imgs, po.ImageURL)
-	v.Back, v.BackText = po.Back, po.BackText
+	v.Back, v.BackText, v.Icon = po.Back, po.BackText, po.Icon
 	if v.Back != "" && v.BackText == "" {
 		v.BackText = "back"
 	}
@@ -93,6 +96,7 @@ type pageView struct {
 	Images   []pageImage
 	Back     string
 	BackText string
+	Icon     string
 }
 
 // column heads the figures table: a phase or the totals.

@@ -185,7 +185,7 @@ func TestPageWithURLs(t *testing.T) {
 	var buf bytes.Buffer
 	err = PageWith(&buf, r, imgs, PageOptions{
 		ImageURL: func(im Image) string { return "/drills/av-0042/x/" + im.Name },
-		Back:     "/vehicles/av-0042", BackText: "av-0042",
+		Back:     "/vehicles/av-0042", BackText: "av-0042", Icon: "/static/favicon.svg",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +212,9 @@ func TestPageWithURLs(t *testing.T) {
 	want := []string{"/drills/av-0042/x/latency.png", "/drills/av-0042/x/ladder.png", "/drills/av-0042/x/backlog.png"}
 	if strings.Join(srcs, " ") != strings.Join(want, " ") {
 		t.Errorf("img srcs %q, want %q", srcs, want)
+	}
+	if !strings.Contains(buf.String(), `<link rel="icon" href="/static/favicon.svg">`) {
+		t.Error("no icon link")
 	}
 	if back != "/vehicles/av-0042" {
 		t.Errorf("first link %q, want the way back", back)

@@ -159,6 +159,12 @@ func TestLadderAndBacklogColours(t *testing.T) {
 		t.Errorf("backlog: %d pixels of the link-down shade, want a band", n)
 	}
 	r := sampleReport(300)
+	for i := range r.Series.Backlog {
+		r.Series.Backlog[i].Link = []string{"live", "draining", "up"}[i%3] // all connected
+	}
+	if n := count(render(t, r, Options{})["backlog.png"], linkShade); n != 0 {
+		t.Errorf("backlog with the link connected throughout: %d pixels of the link-down shade", n)
+	}
 	r.Series.Backlog = nil
 	r.Series.Ladder = r.Series.Ladder[:3] // all healthy
 	imgs = render(t, r, Options{})
