@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/vigil-av/vigil/agent/drill"
 	"github.com/vigil-av/vigil/agent/socket"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/sync/cmdlink"
 	"github.com/vigil-av/vigil/sync/command"
@@ -150,4 +152,24 @@ func (d *Daemon) executeDrillRun(env command.Envelope, log *zap.Logger) (json.Ra
 	}
 	log.Info("drill started by fleet command", zap.String("drill", s.Name), zap.String("id", id))
 	return json.Marshal(map[string]string{"id": id, "name": s.Name})
+}
+
+// drillsStatus is the status document's drills section; nil when drills
+// are off.
+func (d *Daemon) drillsStatus() *status.DrillsStatus {
+	if !d.cfg.Drills.Allowed {
+		return nil
+	}
+	ds := &status.DrillsStatus{}
+	if cur := d.drillCurrent(); cur != nil {
+		ds.Running = &status.DrillRunning{ID: cur.id, Name: cur.name, Phase: *cur.phase.Load()}
+	}
+	reports, err := d.drillReports()
+	if err != nil || len(reports) == 0 {
+		return ds
+	}
+	e := reports[0]
+	ds.Kept = len(reports)
+	ds.Last = &status.DrillLast{ID: e.ID, Name: e.Name, Started: e.Started.UTC().Format(time.RFC3339Nano), Passed: e.Passed, Aborted: e.Aborted}
+	return ds
 }

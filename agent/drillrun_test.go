@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-av/vigil/agent/client"
 	"github.com/vigil-av/vigil/agent/drill"
+	"github.com/vigil-av/vigil/agent/status"
 	"github.com/vigil-av/vigil/agent/wire"
 	"github.com/vigil-av/vigil/inference"
 	"github.com/vigil-av/vigil/storage"
@@ -240,6 +241,19 @@ func TestDrillReportMatchesTelemetry(t *testing.T) {
 	if err != nil || len(l.Reports) != 1 || l.Reports[0].ID != id || l.Current != "" || len(l.Drills) == 0 {
 		t.Fatalf("list: %v %+v", err, l)
 	}
+	// So has the status document, which keeps to its schema.
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	raw, err = c.Status(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateStatus(t, statusSchema(t), raw)
+	var st status.Status
+	if err := json.Unmarshal(raw, &st); err != nil || st.Drills == nil || st.Drills.Last == nil || st.Drills.Last.ID != id ||
+		st.Drills.Kept != 1 || st.Drills.Running != nil || st.Drills.Last.Passed != rep.Passed {
+		t.Errorf("status drills: %v %+v", err, st.Drills)
+	}
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := d.Close(ctx); err != nil {
@@ -341,6 +355,9 @@ func TestDrillRefusals(t *testing.T) {
 	st, err := c.DrillReport(ctx, id)
 	if err != nil || !st.Running || st.Phase == "" {
 		t.Errorf("report of the running drill: %v %+v", err, st)
+	}
+	if ds := fetchStatus(t, c).Drills; ds == nil || ds.Running == nil || ds.Running.ID != id || ds.Running.Name != "short-hang" {
+		t.Errorf("status drills while running: %+v", ds)
 	}
 	waitDrillReport(t, c, id, 20*time.Second)
 

@@ -64,6 +64,7 @@ func (d *Daemon) Status() status.Status {
 		Health:       d.health.Load(),
 		Deployments:  d.deploymentsStatus(),
 		Restored:     d.restoredStatus(),
+		Drills:       d.drillsStatus(),
 	}
 	if d.running.Load() {
 		st.Sync, st.Checkpoints, st.Warnings = d.syncStatus(), d.checkpointStatus(), d.warnings

@@ -36,6 +36,8 @@ type Status struct {
 	Sync         SyncStatus        `json:"sync"`
 	Checkpoints  CheckpointsStatus `json:"checkpoints"`
 	Deployments  DeploymentsStatus `json:"deployments"`
+	// Drills is set when the configuration allows drills.
+	Drills *DrillsStatus `json:"drills,omitempty"`
 	// Restored is set when the store was restored from a checkpoint
 	// (vigild restore): it is a new incarnation of a dead unit's store.
 	Restored *RestoredStatus `json:"restored,omitempty"`
