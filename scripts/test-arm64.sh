@@ -97,11 +97,13 @@ storage_pkgs=(./storage ./storage/checkpoint ./sync/command)
 #    run is in flight) come out the other way;
 #  - ladder: the demo primary and shadow models no longer fit the 33 ms
 #    deadline these tests drive frames with, so every frame fails over to the
-#    degraded model and the watchdog fails the healthy backends;
+#    degraded model and the watchdog fails the healthy backends; on a loaded
+#    machine even the degraded model misses it (TestShadowFailingTooLeaves-
+#    Degraded: 20 of 20 frames NO_RESULT deadline, up to 688 ms);
 #  - bound: TestEverythingFailing holds answers that need no backend to 5 ms,
 #    which an emulated, loaded machine sometimes exceeds.
 heavy='TestDeadlineWhileNativeCallBusy|TestLaneMakesTheNativeCall|TestRouterAnswersWhileNativeCallHangs|TestReplaceLetsRunInFlightFinish|TestReplaceAfterAbandonedRun|TestRouterReplaceWhileRunInFlight'
-ladder='TestRouterHealthyServesPrimary|TestFailoverAndFailback|TestDivergenceVotesOutPrimary|TestGPULostFailsBothGPUBackends|TestWarmPolicyHedges|TestRouterRejectsBadRequests|TestRouterDoesNotAllocate|TestOverloadIsNotAFault|TestRouterReportsRequestTogether|TestRouterReportsUnloadedAsFailedRun|TestPoisonedFramesBlameNobody|TestReplaceUnderStream|TestRouterReplaceRefusals|TestBatchThroughTheRouter|TestBadValuesAreRefused|TestInputChecksConfigured|TestRouterTapSeesServedAnswers|TestWorkerFaultsFailOverAndRecover'
+ladder='TestRouterHealthyServesPrimary|TestFailoverAndFailback|TestDivergenceVotesOutPrimary|TestGPULostFailsBothGPUBackends|TestWarmPolicyHedges|TestRouterRejectsBadRequests|TestRouterDoesNotAllocate|TestOverloadIsNotAFault|TestRouterReportsRequestTogether|TestRouterReportsUnloadedAsFailedRun|TestPoisonedFramesBlameNobody|TestReplaceUnderStream|TestRouterReplaceRefusals|TestBatchThroughTheRouter|TestBadValuesAreRefused|TestInputChecksConfigured|TestRouterTapSeesServedAnswers|TestWorkerFaultsFailOverAndRecover|TestShadowFailingTooLeavesDegraded'
 bound='TestEverythingFailing'
 inference_skip="^($heavy|$ladder|$bound)\$"
 
