@@ -162,16 +162,21 @@ func (f drillRunFlags) run(ctx context.Context, g *globals, s *drillstore.Store,
 // run's, with the vehicle's name.
 func correlationOf(r *drillstore.Run, v string) string { return r.CorrelationID + "-" + v }
 
-// ask sends drill-run to every vehicle at once and sorts the answers:
-// pending (accepted, with the report's id), skipped or refused, no
-// response.
+// drillSendParallel bounds the commands in flight.
+const drillSendParallel = 32
+
+// ask sends drill-run to every vehicle, drillSendParallel at a time, and
+// sorts the answers: pending (accepted, with the report's id), skipped or
+// refused, no response.
 func (f drillRunFlags) ask(ctx context.Context, sender *cmdlink.Sender, priv ed25519.PrivateKey, r *drillstore.Run) []drillstore.VehicleRun {
 	out := make([]drillstore.VehicleRun, len(r.Asked))
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, drillSendParallel)
 	for i, v := range r.Asked {
 		wg.Add(1)
+		slots <- struct{}{}
 		go func() {
-			defer wg.Done()
+			defer func() { <-slots; wg.Done() }()
 			now := time.Now()
 			env := command.Envelope{IssuedAt: now, Expires: now.Add(*f.ttl), Target: v, Command: command.DrillRun,
 				Args: map[string]string{"name": r.Name}, CorrelationID: correlationOf(r, v)}
