@@ -17,11 +17,12 @@ import (
 // command link, is refused while the vehicle moves; on the parked vehicle
 // it answers at once with the report's id, and the report follows on the
 // vehicle's drill topic, as the fleet identity reads it under the fleet's
-// ACL, the same as the one the vehicle keeps.
+// ACL, the same as the one the vehicle keeps; its figures match those
+// computed from the store's records.
 func TestDrillFleetCommand(t *testing.T) {
 	r := newCommandRig(t)
 	r.cfg.Drills.Allowed = true
-	_, c := startDaemon(t, r.cfg)
+	d, c := startDaemon(t, r.cfg)
 	r.waitOnline(c)
 
 	reports := make(chan []byte, 4)
@@ -71,4 +72,13 @@ func TestDrillFleetCommand(t *testing.T) {
 		t.Errorf("kept totals %s, published %s", a, b)
 	}
 	t.Logf("fleet drill: passed %v, failures %v, totals %s", pub.Passed, pub.Failures, b)
+
+	// The standard drill's figures against the store's records.
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	total, fault := checkTelemetry(t, r.cfg, &pub, 33*time.Millisecond)
+	compareTelemetry(t, &pub, total, fault)
 }
