@@ -9,14 +9,16 @@
 //     live from the broker: live.go's Live), TelemetrySource (the
 //     ingester's sink directory: SinkDir), CheckpointSource (the
 //     checkpoint catalog: CatalogDir), RolloutSource (the rollouts
-//     directory: RolloutDir) and DrillSource, the extension point for
-//     drill results, which NoDrills fills with nothing until drills
-//     exist. A source that is not configured is nil, and the pages say
-//     so rather than show anything invented.
+//     directory: RolloutDir) and DrillSource (the drill store: drills.go's
+//     DrillDir, which also serves each report's page and plots under
+//     /drills/, drawn by agent/drill/render; NoDrills when none is
+//     configured). A source that is not configured is nil, and the pages
+//     say so rather than show anything invented.
 //   - collect.go builds the view (view.go: Fleet, Vehicle, Event) from
 //     the sources at one instant; it reads no clock of its own.
 //   - server.go serves the pages and the JSON (/, /vehicles/<id>,
-//     /api/vehicles, /api/vehicles/<id>, /static/console.css), and
+//     /api/vehicles, /api/vehicles/<id>, /static/console.css, and a
+//     drill source's /drills/<vehicle>/<id>/…), and
 //     access.go decides who may ask: loopback only, unless TLS with
 //     client certificates or a bearer token from a file is configured.
 //

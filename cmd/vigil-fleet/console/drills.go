@@ -259,7 +259,7 @@ func (d *DrillDir) servePage(w http.ResponseWriter, vehicle, id string, dr *draw
 	var b bytes.Buffer
 	err := render.PageWith(&b, dr.rep, dr.imgs, render.PageOptions{
 		ImageURL: func(im render.Image) string { return reportPath(vehicle, id) + im.Name },
-		Back:     "/vehicles/" + vehicle, BackText: "vehicle " + vehicle,
+		Back:     "/vehicles/" + vehicle, BackText: "vehicle " + vehicle, Icon: "/static/favicon.svg",
 	})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -180,7 +180,7 @@ func TestDrillPages(t *testing.T) {
 	if !strings.Contains(csp, "style-src "+render.StyleSource()) || !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
 		t.Errorf("report page's CSP %q", csp)
 	}
-	for _, w := range []string{"Drill primary-hang on veh-1", "PASS", `href="/vehicles/veh-1"`, "41.0 ms"} {
+	for _, w := range []string{"Drill primary-hang on veh-1", "PASS", `href="/vehicles/veh-1"`, "41.0 ms", `href="/static/favicon.svg"`} {
 		if !strings.Contains(page, w) {
 			t.Errorf("report page lacks %s", w)
 		}
@@ -288,5 +288,25 @@ func TestDrillPagesNeedAccess(t *testing.T) {
 	resp, b := get(t, h, path, map[string]string{"Authorization": "Bearer " + tok})
 	if resp.StatusCode != 200 || !bytes.HasPrefix([]byte(b), []byte("\x89PNG")) {
 		t.Errorf("with the token: %d", resp.StatusCode)
+	}
+}
+
+// TestDrillReportEvent: the events stream's drill_report (a whole report)
+// is one short timeline line, not the report's JSON.
+func TestDrillReportEvent(t *testing.T) {
+	rep := drillReport(t0, false)
+	rep.Aborted = "the vehicle moved"
+	raw, err := json.Marshal(map[string]any{"type": "drill_report", "report": rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	got := describe("drill_report", m)
+	want := "drill primary-hang (report " + rep.ID + "): FAIL, aborted: the vehicle moved, 1 expectation(s) missed"
+	if got != want {
+		t.Errorf("describe: %q, want %q", got, want)
 	}
 }

@@ -50,7 +50,7 @@ func TestPages(t *testing.T) {
 		`<span class="rung rung-shadow">shadow</span> ok, 2h57m0s ago`,
 		`000002-incremental, 2h0m0s ago, <span class="verify verify-ok">ok</span>`,
 		`pilotnet v3 (primary): failed / trial_failed; rollout pilotnet-3 halted, <span class="breaker tripped">breaker tripped</span>`,
-		`vigild 0.3.1, ONNX Runtime 1.24.3`, `none: drill results do not reach the fleet side yet`,
+		`vigild 0.3.1, ONNX Runtime 1.24.3`, `<dt>Drills</dt><dd>not configured (--drills or --sink)</dd>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/ lacks %s", want)

@@ -43,9 +43,9 @@ type RolloutSource interface {
 	List() ([]*rollout.Rollout, error)
 }
 
-// DrillSource is where drill results will come from: the extension
-// point for the drills of issue 19. Describe says what it reads, for the
-// page; Drills returns one vehicle's results, newest first. A source that
+// DrillSource is where drill results come from (DrillDir: the fleet's
+// drill store). Describe says what it reads, for the page; Drills
+// returns one vehicle's results, newest first. A source that
 // is also an http.Handler serves its report pages and plots under
 // /drills/ (Drill.Report links there), behind the console's access rules
 // and for GET and HEAD only.
@@ -54,13 +54,13 @@ type DrillSource interface {
 	Drills(vehicle string) ([]Drill, error)
 }
 
-// NoDrills is the DrillSource until drills report to the fleet side: it
-// has none, and says so.
+// NoDrills is the DrillSource when no drill store is configured: it has
+// none, and says so.
 type NoDrills struct{}
 
 // Describe implements DrillSource.
 func (NoDrills) Describe() string {
-	return "none: drill results do not reach the fleet side yet"
+	return "not configured (--drills or --sink)"
 }
 
 // Drills implements DrillSource.

@@ -210,6 +210,8 @@ func describe(typ string, m map[string]any) string {
 		return "plan " + str("plan")
 	case "alert":
 		return fmt.Sprintf("alert %s: %s", str("kind"), str("reason"))
+	case "drill_report":
+		return drillEvent(m)
 	case "model_deploy":
 		head = fmt.Sprintf("%s %s v%v: %s → %s", str("role"), str("bundle"), m["version"], str("from"), str("to"))
 		used = append(used, "role", "bundle", "version", "from", "to", "hash", "deployment")
@@ -254,4 +256,24 @@ func (c *collection) timeline(v *Vehicle, events []Event) []Event {
 		out = out[:MaxTimeline]
 	}
 	return out
+}
+
+// drillEvent says a drill_report event (the whole report, as the daemon
+// keeps it) in a line: the drill, its id and its verdict; the report's
+// page is in the vehicle's Drills when the fleet's drill store has it.
+func drillEvent(m map[string]any) string {
+	rep, _ := m["report"].(map[string]any)
+	str := func(k string) string { s, _ := rep[k].(string); return s }
+	verdict := "FAIL"
+	if passed, _ := rep["passed"].(bool); passed && str("aborted") == "" {
+		verdict = "pass"
+	}
+	s := fmt.Sprintf("drill %s (report %s): %s", str("name"), str("id"), verdict)
+	if a := str("aborted"); a != "" {
+		s += ", aborted: " + a
+	}
+	if fs, _ := rep["failures"].([]any); len(fs) > 0 {
+		s += fmt.Sprintf(", %d expectation(s) missed", len(fs))
+	}
+	return s
 }
