@@ -31,4 +31,12 @@
 // their requests are pipelined: each is written as soon as it is made, and
 // a goroutine owned by the Client reads the answers, which may come in any
 // order, and hands each to its caller by request id.
+//
+// Drills (docs/drills.md): DrillRun starts one on the parked vehicle — a
+// standard drill by name or a scenario file's YAML — and returns its
+// report's id at once; DrillReport says whether the run is still going
+// and, once it is over, returns the report's JSON (agent/drill's Report);
+// Drills lists the standard drills and the reports the vehicle keeps. A
+// refusal is a *ControlError (DRILLS_DISABLED, NOT_PARKED, BUSY,
+// NOT_FOUND, INVALID_ARGUMENT naming the scenario's field).
 package client
