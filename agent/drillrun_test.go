@@ -114,35 +114,8 @@ func checkTelemetry(t *testing.T, cfg Config, rep *drill.Report, budget time.Dur
 		t.Fatal(err)
 	}
 	defer st.Close(ctx)
-	readAll := func(stream string) []storage.Record {
-		var out []storage.Record
-		for after := uint64(0); ; {
-			recs, err := st.Read(stream, after, 1000, 4<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(recs) == 0 {
-				return out
-			}
-			out = append(out, recs...)
-			after = recs[len(recs)-1].Seq
-		}
-	}
-	// The fault's marks: its injection starts the phase, its clearing
-	// ends it (the report's phase bounds are in whole milliseconds).
-	var injected, cleared time.Time
-	for _, m := range rep.Series.Marks {
-		at := rep.Started.Add(time.Duration(m.TMS * float64(time.Millisecond)))
-		switch {
-		case strings.HasPrefix(m.Label, "inject "):
-			injected = at
-		case strings.HasPrefix(m.Label, "clear "):
-			cleared = at
-		}
-	}
-	if injected.IsZero() || cleared.IsZero() {
-		t.Fatalf("marks %+v: no injection or clearing", rep.Series.Marks)
-	}
+	readAll := func(stream string) []storage.Record { return readStream(t, st, stream) }
+	injected, cleared := faultMarks(t, rep)
 	total = telemetryFigures{noResult: map[string]int{}, detectionMS: -1, failoverMS: -1, backMS: -1}
 	fault = telemetryFigures{noResult: map[string]int{}, detectionMS: -1, failoverMS: -1, backMS: -1}
 	seqs := map[uint64]bool{}
@@ -194,7 +167,53 @@ func checkTelemetry(t *testing.T, cfg Config, rep *drill.Report, budget time.Dur
 			backAsked, fault.backMS = asked, float64(r.Wall.Sub(cleared))/float64(time.Millisecond)
 		}
 	}
-	for _, r := range readAll(storage.StreamEvents) {
+	eventFigures(t, readAll(storage.StreamEvents), injected, &total, &fault)
+	return total, fault
+}
+
+// readStream reads every record of a stream.
+func readStream(t *testing.T, st *storage.Store, stream string) []storage.Record {
+	t.Helper()
+	var out []storage.Record
+	for after := uint64(0); ; {
+		recs, err := st.Read(stream, after, 1000, 4<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return out
+		}
+		out = append(out, recs...)
+		after = recs[len(recs)-1].Seq
+	}
+}
+
+// faultMarks are the times of the fault's marks: its injection starts
+// the phase, its clearing ends it (the report's phase bounds are in whole
+// milliseconds).
+func faultMarks(t *testing.T, rep *drill.Report) (injected, cleared time.Time) {
+	t.Helper()
+	for _, m := range rep.Series.Marks {
+		at := rep.Started.Add(time.Duration(m.TMS * float64(time.Millisecond)))
+		switch {
+		case strings.HasPrefix(m.Label, "inject "):
+			injected = at
+		case strings.HasPrefix(m.Label, "clear "):
+			cleared = at
+		}
+	}
+	if injected.IsZero() || cleared.IsZero() {
+		t.Fatalf("marks %+v: no injection or clearing", rep.Series.Marks)
+	}
+	return injected, cleared
+}
+
+// eventFigures takes the drill reports and the detection from the events
+// stream: the first transition of the primary away from healthy at or
+// after the injection.
+func eventFigures(t *testing.T, recs []storage.Record, injected time.Time, total, fault *telemetryFigures) {
+	t.Helper()
+	for _, r := range recs {
 		var kept struct {
 			Type   string
 			Report drill.Report
@@ -214,7 +233,6 @@ func checkTelemetry(t *testing.T, cfg Config, rep *drill.Report, budget time.Dur
 			fault.detectionMS = float64(at.Sub(injected)) / float64(time.Millisecond)
 		}
 	}
-	return total, fault
 }
 
 // TestDrillReportMatchesTelemetry is issue 19's acceptance test: a drill
