@@ -28,11 +28,13 @@ import (
 // goroutine. *Backend and *Faulty implement it; the router runs any other
 // Runner through Run.
 type laneRunner interface {
-	// runHere is Run on the calling goroutine, without ctx, watched by w.
+	// runHere is Run on the calling goroutine, without ctx, watched by w,
+	// of a request's inputs in f, which the backend copies into its
+	// session (frame.copyTo; errFrameGone when f was closed first).
 	// It returns errAbandoned when w gave the run up at its deadline: w's
 	// gaveUp has then answered for it, and the caller must touch nothing
 	// of the run (its out, its request) any more.
-	runHere(deadline time.Time, in, out []Tensor, w *runWatch) (Result, error)
+	runHere(deadline time.Time, f *frame, out []Tensor, w *runWatch) (Result, error)
 }
 
 // errAbandoned tells a lane that its run was given up at the deadline and
@@ -88,22 +90,22 @@ func (w *runWatch) expire() {
 }
 
 // runHere is Run made on the calling goroutine (see laneRunner).
-func (b *Backend) runHere(deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
+func (b *Backend) runHere(deadline time.Time, f *frame, out []Tensor, w *runWatch) (Result, error) {
 	if b.w != nil {
 		// The lane waits for the worker with the deadline itself: no
 		// native call holds it, so nothing is abandoned to the watch.
-		return b.w.run(context.Background(), deadline, in, out)
+		return b.w.run(context.Background(), deadline, nil, f, out)
 	}
 	for {
-		res, err := b.runHereOn(b.cur.Load(), deadline, in, out, w)
+		res, err := b.runHereOn(b.cur.Load(), deadline, f, out, w)
 		if err != errReplaced {
 			return res, err
 		}
 	}
 }
 
-func (b *Backend) runHereOn(g *sessionSet, deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
-	s, n, t0, err := b.begin(context.Background(), g, deadline, in, out)
+func (b *Backend) runHereOn(g *sessionSet, deadline time.Time, f *frame, out []Tensor, w *runWatch) (Result, error) {
+	s, n, t0, err := b.begin(context.Background(), g, deadline, nil, f, out)
 	if s == nil {
 		return Result{}, err
 	}

@@ -74,15 +74,13 @@
 // NewRouter takes the three rungs' Runners (nil where not loaded; the
 // degraded one is required), which must share one contract. Router.Infer:
 //
-//  1. checks the request before any backend sees it: the contract, then
-//     the values (InputChecks: NaN and ±Inf in floating-point inputs,
-//     values outside a range a model declares); a refusal is an
-//     *InputError naming the input and its first offending element, and
-//     costs no backend its health;
+//  1. checks the request's tensors against the contract before any
+//     backend sees it; a refusal is an *InputError;
 //  2. with the plan it loaded once, answers NO_RESULT at once when
 //     closing, in MRM, or too close to the deadline;
-//  3. takes a request from a fixed pool (or answers OVERLOADED), copies the
-//     inputs in, and follows the plan: starts each backend at its delay, or
+//  3. takes a request from a fixed pool (or answers OVERLOADED), points its
+//     frame at the caller's inputs (no copy: frame.go), and follows the
+//     plan: starts each backend at its delay, or
 //     at once when all started so far failed, on one of its lanes
 //     (goroutines owned by the router; a backend whose lanes are all taken
 //     is BUSY); serves the most preferred acceptable answer, waiting for a
@@ -92,8 +90,17 @@
 //     for it with its deadline; at the deadline a timer of the lane's asks
 //     ONNX Runtime to stop and, if the call goes on, answers for the run
 //     as a deadline miss and puts a new lane in place of the one left
-//     waiting for the call;
-//  4. fills the Answer (Status, Reason, ServedBy, a BackendReport per rung)
+//     waiting for the call. Each lane copies the inputs straight into its
+//     session (the worker's shared memory for a backend in a worker) and
+//     checks the copy's values (InputChecks: NaN and ±Inf in floating-point
+//     inputs, values outside a range a model declares) before it runs; a
+//     refused copy makes the request's answer an *InputError naming the
+//     input and its first offending element, and costs no backend its
+//     health;
+//  4. closes the frame — waits for the copies in progress; a lane that
+//     has not begun its copy does not run — so that the caller's inputs
+//     are its own again when Infer returns;
+//  5. fills the Answer (Status, Reason, ServedBy, a BackendReport per rung)
 //     and copies out the served outputs. Runs still going are abandoned to
 //     their own deadlines; when the last one ends, finish reports the
 //     request's runs together (Reporter.ReportRequest), compares primary
@@ -101,8 +108,8 @@
 //     asks), and pools the request.
 //
 // SetTap installs a Tap: for every request answered OK, Infer hands it
-// the router's copy of the inputs and the served outputs before it
-// returns, so that a candidate model can be tried beside the live one
+// the request's inputs (the caller's memory) and the served outputs
+// before it returns, so that a candidate model can be tried beside the live one
 // (package inference/trial). The tap must return at once and copy what it
 // keeps; with no tap set the request path pays one atomic load.
 //

@@ -182,22 +182,23 @@ func (f *Faulty) Unwrap() Runner { return f.r }
 
 // Run runs the wrapped backend with the fault in force applied.
 func (f *Faulty) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
-	return f.run(ctx, deadline, in, out, nil)
+	return f.run(ctx, deadline, in, nil, out, nil)
 }
 
 // runHere is Run for a router's lane: the fault in force is applied on the
 // lane's goroutine, and the wrapped backend's native call, when it is made,
 // is made there too (see laneRunner).
-func (f *Faulty) runHere(deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
-	return f.run(context.Background(), deadline, in, out, w)
+func (f *Faulty) runHere(deadline time.Time, fr *frame, out []Tensor, w *runWatch) (Result, error) {
+	return f.run(context.Background(), deadline, nil, fr, out, w)
 }
 
 // inner runs the wrapped backend: on the calling goroutine when w is set
-// and the backend can (runHere), through its Run otherwise.
-func (f *Faulty) inner(ctx context.Context, deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
+// (the router's lanes use Faulty this way only over a laneRunner: runHere
+// with the request's frame fr), through its Run of in otherwise.
+func (f *Faulty) inner(ctx context.Context, deadline time.Time, in []Tensor, fr *frame, out []Tensor, w *runWatch) (Result, error) {
 	if w != nil {
 		if lr, ok := f.r.(laneRunner); ok {
-			return lr.runHere(deadline, in, out, w)
+			return lr.runHere(deadline, fr, out, w)
 		}
 	}
 	return f.r.Run(ctx, deadline, in, out)
@@ -206,10 +207,10 @@ func (f *Faulty) inner(ctx context.Context, deadline time.Time, in, out []Tensor
 // run applies the fault in force around the wrapped backend's run; w is
 // nil for Run. An errAbandoned from the wrapped run goes back unchanged,
 // and nothing of the run is touched after it.
-func (f *Faulty) run(ctx context.Context, deadline time.Time, in, out []Tensor, w *runWatch) (Result, error) {
+func (f *Faulty) run(ctx context.Context, deadline time.Time, in []Tensor, fr *frame, out []Tensor, w *runWatch) (Result, error) {
 	ft := f.fault.Load()
 	if ft == nil || (ft.Probability > 0 && ft.Probability < 1 && rand.Float64() >= ft.Probability) {
-		return f.inner(ctx, deadline, in, out, w)
+		return f.inner(ctx, deadline, in, fr, out, w)
 	}
 	name := f.r.Info().Name
 	switch ft.Kind {
@@ -223,12 +224,12 @@ func (f *Faulty) run(ctx context.Context, deadline time.Time, in, out []Tensor, 
 		}
 		f.mu.Unlock()
 		if stuck == nil { // cleared meanwhile
-			return f.inner(ctx, deadline, in, out, w)
+			return f.inner(ctx, deadline, in, fr, out, w)
 		}
 		if err := waitUntil(ctx, deadline, stuck, name, stage); err != nil {
 			return Result{}, err
 		}
-		return f.inner(ctx, deadline, in, out, w)
+		return f.inner(ctx, deadline, in, fr, out, w)
 	case FaultLatency:
 		d := ft.Latency
 		if ft.Jitter > 0 {
@@ -241,13 +242,13 @@ func (f *Faulty) run(ctx context.Context, deadline time.Time, in, out []Tensor, 
 		if err := waitUntil(ctx, t0.Add(d), nil, name, "running"); !errors.Is(err, ErrDeadline) {
 			return Result{}, err
 		}
-		res, err := f.inner(ctx, deadline, in, out, w)
+		res, err := f.inner(ctx, deadline, in, fr, out, w)
 		res.Latency = time.Since(t0) - res.Wait
 		return res, err
 	case FaultError:
 		return Result{}, fmt.Errorf("backend %s: %w", name, ErrInjected)
 	case FaultNaN:
-		res, err := f.inner(ctx, deadline, in, out, w)
+		res, err := f.inner(ctx, deadline, in, fr, out, w)
 		if err != nil {
 			return res, err
 		}
@@ -259,7 +260,7 @@ func (f *Faulty) run(ctx context.Context, deadline time.Time, in, out []Tensor, 
 		}
 		return res, nil
 	case FaultWrong:
-		res, err := f.inner(ctx, deadline, in, out, w)
+		res, err := f.inner(ctx, deadline, in, fr, out, w)
 		if err != nil {
 			return res, err
 		}
@@ -279,7 +280,7 @@ func (f *Faulty) run(ctx context.Context, deadline time.Time, in, out []Tensor, 
 		}
 		return res, nil
 	}
-	return f.inner(ctx, deadline, in, out, w)
+	return f.inner(ctx, deadline, in, fr, out, w)
 }
 
 // waitUntil blocks until t, ctx's end, or release is closed (nil when there

@@ -11,8 +11,9 @@ import (
 // until the router closes. For a laneRunner (a *Backend, bare or under
 // Faulty) the lane makes the native call itself, watched by watch (see
 // direct.go): the request's caller waits for the lane with its deadline,
-// and that is the only hand-off of the run. Any other Runner runs through
-// Run.
+// and that is the only hand-off of the run; the backend copies the
+// request's inputs from its frame straight into the session. Any other
+// Runner runs through Run, on the lane's own copy of the inputs.
 type lane struct {
 	r     *Router
 	b     watchdog.Backend
@@ -31,32 +32,54 @@ func (l *lane) loop() {
 	r, b := l.r, l.b
 	be := r.backends[b]
 	direct, _ := be.(laneRunner)
+	if backendOf(be) == nil { // a wrapper of some other Runner
+		direct = nil
+	}
+	var own []Tensor // the inputs for a Runner that is not a laneRunner
+	if direct == nil {
+		own = make([]Tensor, len(r.inputs))
+		for i, t := range r.inputs {
+			own[i] = newBuffer(t)
+		}
+	}
 	for q := range r.lanes[b] {
 		var res Result
 		var err error
 		if direct != nil {
 			l.q = q
-			res, err = direct.runHere(q.deadline, q.in, q.out[b], l.watch)
+			res, err = direct.runHere(q.deadline, &q.frame, q.out[b], l.watch)
 			if err == errAbandoned {
 				// gaveUp answered for q at its deadline and started a
 				// lane in this one's place (which r.wg now counts): this
 				// goroutine only waited for the native call to return.
 				return
 			}
-		} else {
-			res, err = be.Run(context.Background(), q.deadline, q.in, q.out[b])
+		} else if err = q.frame.copyInto(own); err == nil {
+			res, err = be.Run(context.Background(), q.deadline, own, q.out[b])
 		}
-		lr := laneResult{outcome: OutcomeOK, latency: res.Latency}
-		lr.run = watchdog.RunResult{Backend: b, Latency: res.Latency, Canary: q.canary}
-		if err != nil {
-			lr.outcome, lr.run.Err, lr.run.Invalid = classify(err)
-			if lr.run.Err == watchdog.RunDeadline {
-				lr.run.Latency = q.deadline.Sub(q.t0)
-			}
-		}
-		l.answer(q, lr)
+		l.answer(q, laneResultOf(b, q, res, err))
 	}
 	r.wg.Done()
+}
+
+// laneResultOf is the lane's result of a run of q on b that returned res
+// and err.
+func laneResultOf(b watchdog.Backend, q *request, res Result, err error) laneResult {
+	lr := laneResult{outcome: OutcomeOK, latency: res.Latency}
+	lr.run = watchdog.RunResult{Backend: b, Latency: res.Latency, Canary: q.canary}
+	switch {
+	case err == nil:
+	case err == errFrameGone:
+		lr.outcome, lr.notRun = OutcomeSkipped, true
+	case isInputError(err):
+		lr.outcome, lr.notRun, lr.refused = OutcomeFailed, true, err
+	default:
+		lr.outcome, lr.run.Err, lr.run.Invalid = classify(err)
+		if lr.run.Err == watchdog.RunDeadline {
+			lr.run.Latency = q.deadline.Sub(q.t0)
+		}
+	}
+	return lr
 }
 
 // gaveUp answers for the request whose native call the watch abandoned at
@@ -77,7 +100,7 @@ func (l *lane) gaveUp() {
 func (l *lane) answer(q *request, lr laneResult) {
 	r, b := l.r, l.b
 	q.result[b] = lr
-	if q.canary && r.rep != nil {
+	if q.canary && r.rep != nil && !lr.notRun {
 		r.rep.ReportRun(lr.run) // serving runs go out together, from finish
 	}
 	// Free the lane before telling the router, so that a request the
@@ -85,6 +108,13 @@ func (l *lane) answer(q *request, lr laneResult) {
 	r.busy[b].Add(-1)
 	q.done <- b
 	r.release(q)
+}
+
+// isInputError reports whether err is an *InputError: a run refused for
+// its inputs' values, which the router blames on the request.
+func isInputError(err error) bool {
+	var e *InputError
+	return errors.As(err, &e)
 }
 
 // classify turns a run's error into the router's outcome and the

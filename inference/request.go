@@ -7,13 +7,14 @@ import (
 	"github.com/vigil-av/vigil/watchdog"
 )
 
-// request is the state of one request, reused: its own copy of the inputs
-// (lanes may still read them after the answer went out), one set of outputs
+// request is the state of one request, reused: the frame its lanes copy
+// the inputs from (the caller's tensors; see frame.go), one set of outputs
 // per backend, and the channel lanes answer on.
 type request struct {
-	in   []Tensor
-	out  [watchdog.NumBackends][]Tensor
-	done chan watchdog.Backend // lanes send their backend when they finish
+	frame frame
+	in    []Tensor // a canary's own inputs; nil for a serving request
+	out   [watchdog.NumBackends][]Tensor
+	done  chan watchdog.Backend // lanes send their backend when they finish
 	// Written by a lane before it sends on done; read by the router after
 	// receiving, and by finish after every lane is over.
 	result   [watchdog.NumBackends]laneResult
@@ -34,15 +35,18 @@ type laneResult struct {
 	outcome Outcome
 	latency time.Duration
 	run     watchdog.RunResult // the watchdog's view of the run
+	// notRun: the lane did not run the model, and the watchdog does not
+	// hear of it — the request was answered before the lane could copy its
+	// inputs (errFrameGone), or refused is set.
+	notRun bool
+	// refused is the *InputError of a copy whose values the checks refuse.
+	refused error
 }
 
 func (r *Router) newRequest() *request {
 	q := &request{done: make(chan watchdog.Backend, watchdog.NumBackends), timer: time.NewTimer(time.Hour)}
 	q.timer.Stop()
-	q.in = make([]Tensor, len(r.inputs))
-	for i, t := range r.inputs {
-		q.in[i] = newBuffer(t)
-	}
+	q.frame = newFrame(len(r.inputs))
 	for b := range q.out {
 		q.out[b] = make([]Tensor, len(r.outputs))
 		for i, t := range r.outputs {
@@ -52,8 +56,24 @@ func (r *Router) newRequest() *request {
 	return q
 }
 
-// setBatch sizes q's inputs for a batch of n frames, within the capacity
-// newRequest gave them.
+// newCanary is a request with inputs of its own, a fixed pattern of one
+// frame, which its frame holds.
+func (r *Router) newCanary(b watchdog.Backend) *request {
+	q := r.newRequest()
+	q.canary, q.canaryOf = true, b
+	q.in = make([]Tensor, len(r.inputs))
+	for i, t := range r.inputs {
+		q.in[i] = newBuffer(t)
+	}
+	fillPattern(q.in)
+	r.setBatch(q, 1)
+	copy(q.frame.in, q.in)
+	q.frame.open(nil, 1)
+	return q
+}
+
+// setBatch sizes a canary's inputs for a batch of n frames, within the
+// capacity newCanary gave them.
 func (r *Router) setBatch(q *request, n int) {
 	for j := range q.in {
 		t, w := &q.in[j], &r.inputs[j]
@@ -87,7 +107,7 @@ func (r *Router) finish(q *request) {
 	if !q.canary && r.rep != nil {
 		var rr watchdog.RequestResult
 		for b := range q.result {
-			if q.started[b] || q.unloaded[b] {
+			if (q.started[b] && !q.result[b].notRun) || q.unloaded[b] {
 				rr.Runs[rr.NumRuns] = q.result[b].run
 				rr.NumRuns++
 			}
@@ -96,7 +116,9 @@ func (r *Router) finish(q *request) {
 			r.rep.ReportRequest(rr)
 		}
 	}
-	ok := func(b watchdog.Backend) bool { return q.started[b] && q.result[b].outcome == OutcomeOK }
+	ok := func(b watchdog.Backend) bool {
+		return q.started[b] && !q.result[b].notRun && q.result[b].outcome == OutcomeOK
+	}
 	if q.compare && r.rep != nil && ok(watchdog.Primary) && ok(watchdog.Shadow) {
 		d := distance(q.out[watchdog.Primary], q.out[watchdog.Shadow])
 		diverged := d > float64(r.cfg.CompareTolerance)

@@ -108,12 +108,8 @@ func NewRouter(cfg RouterConfig, backends [watchdog.NumBackends]Runner, rep Repo
 		r.pool <- r.newRequest()
 	}
 	for b := range r.canaries {
-		q := r.newRequest()
-		q.canary, q.canaryOf = true, watchdog.Backend(b)
-		fillPattern(q.in)
-		r.setBatch(q, 1) // a canary probes with one frame
 		r.canaries[b] = make(chan *request, 1)
-		r.canaries[b] <- q
+		r.canaries[b] <- r.newCanary(watchdog.Backend(b)) // a canary probes with one frame
 	}
 	for b := range r.lanes {
 		if backends[b] == nil {
@@ -160,12 +156,18 @@ func (r *Router) Outputs() []TensorInfo { return r.outputs }
 // Backend returns backend b (nil if not loaded).
 func (r *Router) Backend(b watchdog.Backend) Runner { return r.backends[b] }
 
-// Infer answers one request: it checks the inputs against the contract and
-// their values (see InputChecks), then follows the plan in force until it
-// has the answer to serve or the deadline comes. The winning outputs are
-// copied into out (see Backend.NewOutputs for buffers to reuse). The only
-// error is a bad request (*InputError), which no backend sees and which
-// counts in Stats as an invalid input only; everything else is told by ans.
+// Infer answers one request: it checks the inputs against the contract,
+// then follows the plan in force until it has the answer to serve or the
+// deadline comes. The winning outputs are copied into out (see
+// Backend.NewOutputs for buffers to reuse). The only error is a bad
+// request (*InputError), on which no backend runs and which counts in
+// Stats as an invalid input only; everything else is told by ans.
+//
+// The router keeps no copy of in: each lane copies the inputs straight
+// into its session and checks the copy's values (see InputChecks), so a
+// value check refuses the request once the first lane has copied it. in is
+// read until Infer returns and never after (frame.go): a lane that has not
+// begun its copy by the answer does not run.
 func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor, ans *Answer) error {
 	t0 := time.Now()
 	p := r.plan.Load()
@@ -175,63 +177,83 @@ func (r *Router) Infer(ctx context.Context, deadline time.Time, in, out []Tensor
 	}
 	batch, err := r.checkRequest(in, out)
 	if err != nil {
-		ans.Latency = time.Since(t0)
-		r.stats.refused()
-		return err
+		return r.refuse(ans, t0, err)
 	}
-	defer func() {
-		ans.Latency = time.Since(t0)
-		r.stats.record(ans, deadline)
-		if h := r.observer.Load(); h != nil {
-			h.o.ObserveAnswer(ans.Summary())
-		}
-	}()
+	q, err := r.answer(ctx, p, t0, deadline, batch, in, out, ans)
+	if q != nil {
+		r.release(q)
+	}
+	if err != nil {
+		return r.refuse(ans, t0, err)
+	}
+	ans.Latency = time.Since(t0)
+	r.stats.record(ans, deadline)
+	if h := r.observer.Load(); h != nil {
+		h.o.ObserveAnswer(ans.Summary())
+	}
+	return nil
+}
+
+// refuse answers a bad request: the answer says nothing but its plan, and
+// it counts as an invalid input only.
+func (r *Router) refuse(ans *Answer, t0 time.Time, err error) error {
+	*ans = Answer{PlanSeq: ans.PlanSeq, Policy: ans.Policy, Active: ans.Active, Latency: time.Since(t0)}
+	r.stats.refused()
+	return err
+}
+
+// answer follows the plan for a request whose tensors fit the contract and
+// fills ans; the error is an *InputError when a lane's copy of the inputs
+// held values the checks refuse. The request it returns, when one was
+// taken, is the caller's to release once the answer is recorded; its
+// frame is closed: in is the caller's again.
+func (r *Router) answer(ctx context.Context, p *watchdog.Plan, t0, deadline time.Time, batch int, in, out []Tensor, ans *Answer) (*request, error) {
 	switch {
 	case r.closing.Load():
 		ans.noResult(ReasonClosed)
-		return nil
+		return nil, nil
 	case p.MRM:
 		ans.noResult(ReasonMRM)
 		ans.Detail = p.Reason
-		return nil
+		return nil, nil
 	case !t0.Before(deadline.Add(-r.cfg.AnswerMargin)):
 		ans.noResult(ReasonDeadlinePassed)
-		return nil
+		return nil, nil
 	}
 	var q *request
 	select {
 	case q = <-r.pool:
 	default:
 		ans.noResult(ReasonOverloaded)
-		return nil
+		return nil, nil
 	}
-	r.setBatch(q, batch)
 	for i := range in {
-		j := tensorIndex(r.inputs, in[i].Name, i)
-		copy(q.in[j].Data, in[i].Data)
-		copy(q.in[j].Raw, in[i].Raw)
+		q.frame.in[tensorIndex(r.inputs, in[i].Name, i)] = in[i]
 	}
+	q.frame.open(r.checks, batch)
 	// Backends and the router work to the deadline less the margin, so
 	// that the answer is out before the deadline itself.
 	q.t0, q.deadline = t0, deadline.Add(-r.cfg.AnswerMargin)
 	q.compare, q.vote = p.Compare, p.Vote
 	q.refs.Store(1)
-	served, ok := r.follow(ctx, p, q, ans)
+	served, ok, err := r.follow(ctx, p, q, ans)
 	if ok {
 		for i := range out {
 			copyTensor(&out[i], &q.out[served][i])
 		}
-		// q's inputs and the served outputs stay put until release.
+		// The served outputs stay put until release, and in until Infer
+		// returns.
 		if h := r.tap.Load(); h != nil {
-			h.t.Answered(Tapped{In: q.in, Out: q.out[served], ServedBy: served, Arrived: t0, Deadline: deadline})
+			h.t.Answered(Tapped{In: q.frame.in, Out: q.out[served], ServedBy: served, Arrived: t0, Deadline: deadline})
 		}
 	}
-	r.release(q)
-	return nil
+	q.frame.close()
+	return q, err
 }
 
-// checkRequest checks a request's tensors against the contract, then the
-// values of its inputs, and returns the number of frames it carries.
+// checkRequest checks a request's tensors against the contract and
+// returns the number of frames it carries. Their values are checked on
+// each lane's copy (frame.copyTo).
 func (r *Router) checkRequest(in, out []Tensor) (int, error) {
 	batch, err := checkTensors(r.inputs, r.maxBatch, in)
 	if err != nil {
@@ -239,11 +261,6 @@ func (r *Router) checkRequest(in, out []Tensor) (int, error) {
 	}
 	if len(out) != len(r.outputs) {
 		return 0, &InputError{Expected: fmt.Sprintf("%d output tensors", len(r.outputs)), Got: fmt.Sprint(len(out))}
-	}
-	for i := range in {
-		if err := r.checks[tensorIndex(r.inputs, in[i].Name, i)].checkValues(&in[i]); err != nil {
-			return 0, err
-		}
 	}
 	return batch, nil
 }

@@ -26,7 +26,7 @@ import (
 // that swaps the model meanwhile lets it finish on the old one.
 func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
 	if b.w != nil {
-		return b.w.run(ctx, deadline, in, out)
+		return b.w.run(ctx, deadline, in, nil, out)
 	}
 	for {
 		res, err := b.runOn(ctx, b.cur.Load(), deadline, in, out)
@@ -41,7 +41,7 @@ func (b *Backend) Run(ctx context.Context, deadline time.Time, in, out []Tensor)
 // the session's goroutine, so that the caller can stop waiting at the
 // deadline or when ctx ends.
 func (b *Backend) runOn(ctx context.Context, g *sessionSet, deadline time.Time, in, out []Tensor) (Result, error) {
-	s, n, t0, err := b.begin(ctx, g, deadline, in, out)
+	s, n, t0, err := b.begin(ctx, g, deadline, in, nil, out)
 	if s == nil {
 		return Result{}, err
 	}
@@ -73,14 +73,21 @@ func (b *Backend) runOn(ctx context.Context, g *sessionSet, deadline time.Time, 
 }
 
 // begin checks a run's tensors against g's model, takes a free session of
-// g and copies the inputs into it. It returns the session (nil, with the
-// error, when the run cannot start; errReplaced when g went out of service
+// g and copies the inputs into it: in, or, for a lane, the request's frame
+// f (whose tensors the router checked against the contract; their values
+// are checked on the copy). It returns the session (nil, with the error,
+// when the run cannot start; errReplaced when g went out of service
 // first), the number of frames and when the run began to wait.
-func (b *Backend) begin(ctx context.Context, g *sessionSet, deadline time.Time, in, out []Tensor) (*slot, int, time.Time, error) {
+func (b *Backend) begin(ctx context.Context, g *sessionSet, deadline time.Time, in []Tensor, f *frame, out []Tensor) (*slot, int, time.Time, error) {
 	m := &g.info.Model
-	n, err := checkTensors(m.Inputs, m.MaxBatch, in)
-	if err != nil {
-		return nil, 0, time.Time{}, err
+	var n int
+	if f != nil {
+		n = f.batch
+	} else {
+		var err error
+		if n, err = checkTensors(m.Inputs, m.MaxBatch, in); err != nil {
+			return nil, 0, time.Time{}, err
+		}
 	}
 	if len(out) != len(m.Outputs) {
 		return nil, 0, time.Time{}, &InputError{Expected: fmt.Sprintf("%d output tensors", len(m.Outputs)), Got: fmt.Sprint(len(out))}
@@ -100,6 +107,13 @@ func (b *Backend) begin(ctx context.Context, g *sessionSet, deadline time.Time, 
 	if b.closed.Load() || g.replaced.Load() {
 		g.pool <- s
 		return nil, 0, t0, errReplaced // Run tries again: ErrClosed, or the set in service
+	}
+	if f != nil {
+		if err := f.copyTo(m.Inputs, s.inF32, s.inRaw); err != nil {
+			g.pool <- s
+			return nil, 0, t0, err
+		}
+		return s, n, t0, nil
 	}
 	for i := range in {
 		j := tensorIndex(m.Inputs, in[i].Name, i)

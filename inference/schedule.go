@@ -8,8 +8,9 @@ import (
 )
 
 // follow runs the plan for q and fills ans. It returns the backend whose
-// outputs are served.
-func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *Answer) (watchdog.Backend, bool) {
+// outputs are served, or the *InputError of a lane whose copy of the
+// inputs the value checks refused.
+func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *Answer) (watchdog.Backend, bool, error) {
 	starts, prefer := p.StartList(), p.PreferList()
 	for _, s := range starts {
 		ans.Backends[s.Backend].Outcome = OutcomeSkipped
@@ -46,7 +47,7 @@ func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *
 		}
 		if b, ok := r.choose(q, prefer, final || (!graceEnd.IsZero() && !now.Before(graceEnd))); ok {
 			ans.Status, ans.ServedBy = StatusOK, b
-			return b, true
+			return b, true, nil
 		}
 		if running == 0 && next == len(starts) {
 			if busy == started {
@@ -54,11 +55,11 @@ func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *
 			} else {
 				ans.noResult(ReasonAllFailed)
 			}
-			return 0, false
+			return 0, false, nil
 		}
 		if final {
 			ans.noResult(ReasonDeadline)
-			return 0, false
+			return 0, false, nil
 		}
 		wake := q.deadline
 		if !graceEnd.IsZero() && graceEnd.Before(wake) {
@@ -75,6 +76,10 @@ func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *
 			q.timer.Stop()
 			q.seen[b] = true
 			running--
+			if err := q.result[b].refused; err != nil {
+				r.drain(ctx, q, running)
+				return 0, false, err
+			}
 			rep := &ans.Backends[b]
 			rep.Outcome, rep.Latency = q.result[b].outcome, q.result[b].latency
 			if rep.Outcome != OutcomeOK {
@@ -84,7 +89,28 @@ func (r *Router) follow(ctx context.Context, p *watchdog.Plan, q *request, ans *
 		case <-ctx.Done():
 			q.timer.Stop()
 			ans.noResult(ReasonCancelled)
-			return 0, false
+			return 0, false, nil
+		}
+	}
+}
+
+// drain ends a request whose inputs a lane refused: it closes the frame,
+// so that the lanes that have not copied yet stop at once, and waits for
+// the running lanes (until the deadline), so that a request sent right
+// after the refusal finds them free, as if no backend had seen this one.
+func (r *Router) drain(ctx context.Context, q *request, running int) {
+	q.frame.close()
+	for ; running > 0; running-- {
+		q.timer.Reset(time.Until(q.deadline))
+		select {
+		case b := <-q.done:
+			q.timer.Stop()
+			q.seen[b] = true
+		case <-q.timer.C:
+			return
+		case <-ctx.Done():
+			q.timer.Stop()
+			return
 		}
 	}
 }

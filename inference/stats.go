@@ -85,9 +85,9 @@ type RouterStats struct {
 	// Busy counts backends not started for a request because all their
 	// lanes were taken (load, not a fault).
 	Busy uint64 `json:"busy"`
-	// InvalidInputs counts requests refused before any backend ran, for
-	// tensors that do not fit the contract or values that InputChecks
-	// refuses. They count in Requests but not in availability or latency.
+	// InvalidInputs counts requests refused before any model ran on them,
+	// for tensors that do not fit the contract or values that InputChecks
+	// refuses (checked on each lane's copy). They count in Requests but not in availability or latency.
 	InvalidInputs uint64 `json:"invalid_inputs"`
 	// Failovers counts answers served below the plan's active rung;
 	// LastFailover and MaxFailover are their latencies (request to answer

@@ -14,7 +14,9 @@ import (
 // request answered with StatusOK. It must return at once: never block,
 // never wait for a lock a slow party may hold, and hand work to its own
 // goroutines through a bounded queue that drops when full. The tensors are
-// the router's buffers, reused once Answered returns: copy what you keep.
+// valid only until Answered returns — In is the caller's memory (for a
+// frame in shared memory, the supervisor's buffer), Out the router's
+// buffers: copy what you keep.
 type Tap interface {
 	Answered(Tapped)
 }

@@ -21,7 +21,11 @@ var ErrWorkerDown = errors.New("worker process not serving")
 // deadline it asks the worker to stop the run and returns a
 // *DeadlineError; the session comes back when the worker answers, or the
 // worker is killed when it has not answered within the kill grace.
-func (w *workers) run(ctx context.Context, deadline time.Time, in, out []Tensor) (Result, error) {
+//
+// A lane passes the request's frame f instead of in: its tensors were
+// checked against the contract by the router, and are copied with
+// frame.copyTo (values checked on the copy in the shared memory).
+func (w *workers) run(ctx context.Context, deadline time.Time, in []Tensor, f *frame, out []Tensor) (Result, error) {
 	if w.closed.Load() {
 		return Result{}, ErrClosed
 	}
@@ -30,9 +34,14 @@ func (w *workers) run(ctx context.Context, deadline time.Time, in, out []Tensor)
 		return Result{}, w.downError()
 	}
 	m := &p.info.Model
-	n, err := checkTensors(m.Inputs, m.MaxBatch, in)
-	if err != nil {
-		return Result{}, err
+	n := 0
+	if f != nil {
+		n = f.batch
+	} else {
+		var err error
+		if n, err = checkTensors(m.Inputs, m.MaxBatch, in); err != nil {
+			return Result{}, err
+		}
 	}
 	if len(out) != len(m.Outputs) {
 		return Result{}, &InputError{Expected: fmt.Sprintf("%d output tensors", len(m.Outputs)), Got: fmt.Sprint(len(out))}
@@ -47,6 +56,12 @@ func (w *workers) run(ctx context.Context, deadline time.Time, in, out []Tensor)
 	s, err := p.acquire(deadline)
 	if err != nil {
 		return Result{}, err
+	}
+	if f != nil {
+		if err := f.copyTo(m.Inputs, s.views.inF32, s.views.inRaw); err != nil {
+			p.pool <- s
+			return Result{}, err
+		}
 	}
 	for i := range in {
 		j := tensorIndex(m.Inputs, in[i].Name, i)

@@ -21,8 +21,11 @@ import (
 // them was answered.
 //
 // An INFER_SHARED request's tensors point into the mapping; the handler
-// reads them like the tensors of an INFER_REQUEST, and the daemon's router
-// copies them once into its own input before any backend runs.
+// reads them like the tensors of an INFER_REQUEST. The daemon's router
+// keeps no copy: each backend's lane copies the frame from the mapping
+// straight into its session's input (in the worker's shared memory for a
+// backend in a worker) and checks the copy's values, and no lane reads the
+// mapping after the answer (inference/frame.go): one copy per backend.
 
 // buffers is a connection's registered buffers.
 type buffers struct {
