@@ -215,19 +215,21 @@ func (d *Daemon) sampleDrill(rec *drill.Recorder, quit <-chan struct{}) {
 			pending = pending[1:]
 		}
 	}
-	sampleBacklog(d, rec, time.Now())
+	sampleBacklog(d, rec)
 	for {
 		changed := st.DurableChanged()
 		select {
 		case <-quit:
 			lagNow(time.Now())
 			return
-		case now := <-lag.C:
-			lagNow(now)
+		case <-lag.C:
+			// The time of reading, not the tick's: a tick may wait
+			// while a phase starts, and its reading is after.
+			lagNow(time.Now())
 		case <-changed:
 			lagNow(time.Now())
-		case now := <-backlog.C:
-			stats := sampleBacklog(d, rec, now)
+		case <-backlog.C:
+			stats, now := sampleBacklog(d, rec)
 			if lost := lostRecords(stats); lost > lost0 {
 				rec.Lost(now, lost-lost0)
 				lost0 = lost
@@ -237,9 +239,11 @@ func (d *Daemon) sampleDrill(rec *drill.Recorder, quit <-chan struct{}) {
 }
 
 // sampleBacklog records the records no cloud has acknowledged, over every
-// stream, with the age of the oldest, and the link's state.
-func sampleBacklog(d *Daemon, rec *drill.Recorder, now time.Time) storage.Stats {
+// stream, with the age of the oldest, and the link's state, at the time
+// of the reading (after it: what it saw happened before).
+func sampleBacklog(d *Daemon, rec *drill.Recorder) (storage.Stats, time.Time) {
 	stats := d.tel.store.Stats()
+	now := time.Now()
 	var (
 		unsynced uint64
 		oldest   time.Time
@@ -257,7 +261,7 @@ func sampleBacklog(d *Daemon, rec *drill.Recorder, now time.Time) storage.Stats 
 		link = c.up.State().String()
 	}
 	rec.Backlog(now, unsynced, oldest, link)
-	return stats
+	return stats, now
 }
 
 // lostRecords counts the records the store dropped or evicted unsynced
