@@ -2,6 +2,9 @@ package socket
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -50,5 +53,34 @@ func TestDrillRequests(t *testing.T) {
 	r.sendMsg(6, &wire.Ping{})
 	if f := r.readFrame(); f.h.Type != wire.TypePong {
 		t.Fatalf("after the refusal: %s", f.h.Type)
+	}
+}
+
+// TestPythonClientDrill: pyclient.py, written from docs/protocol.md,
+// sends a DRILL_REQUEST and reads its DRILL_RESPONSE.
+func TestPythonClientDrill(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("VIGIL_REQUIRE_DEPS") == "1" {
+			t.Fatal("python3 is not installed (Debian: apt-get install -y python3; `make test` does it as root)")
+		}
+		t.Skip("python3 is not installed; set VIGIL_REQUIRE_DEPS=1 to fail instead")
+	}
+	s := startServer(t, &drillToy{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "testdata/pyclient.py", s.path, "--drill", `{"op":"list"}`).Output()
+	if err != nil {
+		t.Fatalf("pyclient: %v", err)
+	}
+	var got struct {
+		ID     uint64 `json:"id"`
+		Answer struct {
+			Code int            `json:"code"`
+			Echo map[string]any `json:"echo"`
+		} `json:"answer"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || got.ID != 1 || got.Answer.Code != 0 || got.Answer.Echo["op"] != "list" {
+		t.Fatalf("%v: %s", err, out)
 	}
 }

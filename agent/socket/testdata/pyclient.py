@@ -3,6 +3,7 @@
 
 usage: pyclient.py SOCKET
        pyclient.py SOCKET --shm
+       pyclient.py SOCKET --drill QUERY
 
 Sends a PING, an INFER_REQUEST with one float32 tensor "frame" [1,3,66,200]
 of 0.5s, a STATUS_REQUEST and a CONTROL_REQUEST (DRILL_FAULT), pipelined,
@@ -13,6 +14,9 @@ memfd holding two frames (0.5s, then 0.25s), sends an INFER_SHARED for each
 and the second frame inline too, then tries the bad cases (a memfd without
 the shrink seal, a reference past the end, an unknown buffer), and prints
 the answers and the error codes as one JSON object.
+
+With --drill it sends QUERY (a JSON object such as {"op":"list"}) as a
+DRILL_REQUEST and prints the DRILL_RESPONSE's JSON, or the ERROR's code.
 """
 import fcntl
 import json
@@ -184,9 +188,25 @@ def main_shm():
     print(json.dumps(out))
 
 
+def main_drill(query):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(sys.argv[1])
+    sock.sendall(frame(13, 1, query.encode()))
+    typ, rid, p = read_frame(sock)
+    if typ == 14:
+        print(json.dumps({"id": rid, "answer": json.loads(p)}))
+    elif typ == 127:
+        code, flags, msg = code_text(p)
+        print(json.dumps({"id": rid, "error": code, "message": msg}))
+    else:
+        raise SystemExit("unexpected type %d" % typ)
+
+
 def main():
     if sys.argv[2:] == ["--shm"]:
         return main_shm()
+    if sys.argv[2:3] == ["--drill"]:
+        return main_drill(sys.argv[3])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(sys.argv[1])
     shape = [1, 3, 66, 200]
