@@ -128,15 +128,18 @@ func drillRun(ctx context.Context, g *globals, args []string) error {
 	}
 	var name string
 	var scenario []byte
+	var deadline time.Duration
 	switch {
 	case *file != "" && len(pos) == 0:
 		if scenario, err = os.ReadFile(*file); err != nil {
 			return fmt.Errorf("drill run --file: %w", err)
 		}
 		// Refuse a bad file here, naming it; the daemon checks it again.
-		if _, err := drill.Parse(scenario, *file); err != nil {
+		s, err := drill.Parse(scenario, *file)
+		if err != nil {
 			return err
 		}
+		deadline = s.Load.Deadline
 	case *file == "" && len(pos) == 1:
 		name = pos[0]
 	default:
@@ -166,7 +169,7 @@ func drillRun(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return showReport(g, rep, raw, *asJSON, *html)
+	return showReport(g, rep, raw, *asJSON, *html, deadline)
 }
 
 // waitDrill polls the report until the run is over.
@@ -230,14 +233,14 @@ func drillReport(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return showReport(g, rep, raw, *asJSON, *html)
+	return showReport(g, rep, raw, *asJSON, *html, 0)
 }
 
 // showReport prints the report and returns an error (exit status 1) when
 // the drill did not pass.
-func showReport(g *globals, rep *drill.Report, raw []byte, asJSON bool, html string) error {
+func showReport(g *globals, rep *drill.Report, raw []byte, asJSON bool, html string, deadline time.Duration) error {
 	if html != "" {
-		if err := writeHTML(html, rep); err != nil {
+		if err := writeHTML(html, rep, deadline); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stderr, "report %s written to %s\n", rep.ID, html)
@@ -307,9 +310,15 @@ func noResults(m map[string]int) string {
 }
 
 // writeHTML renders the report's page (agent/drill/render) into path.
-func writeHTML(path string, rep *drill.Report) error {
+// The latency plot's deadline line is the scenario's: deadline when the
+// scenario file is at hand, else the standard drill's of the report's
+// name, else render's default (the report does not carry its load).
+func writeHTML(path string, rep *drill.Report, deadline time.Duration) error {
+	if s, ok := drill.Lookup(rep.Name); ok && deadline == 0 {
+		deadline = s.Load.Deadline
+	}
 	var buf bytes.Buffer
-	if err := render.HTML(&buf, rep, render.Options{}); err != nil {
+	if err := render.HTML(&buf, rep, render.Options{Deadline: deadline}); err != nil {
 		return fmt.Errorf("--html: render report %s: %w", rep.ID, err)
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {

@@ -62,7 +62,7 @@ func TestDrillReportTable(t *testing.T) {
 		}
 	}
 	path := filepath.Join(t.TempDir(), "r.html")
-	if err := writeHTML(path, rep); err != nil {
+	if err := writeHTML(path, rep, 0); err != nil {
 		t.Fatal(err)
 	}
 	page, err := os.ReadFile(path)
