@@ -333,7 +333,7 @@ func checkLayouts(ctx context.Context, t *testing.T, b *browser, f *fleet, art s
 		width, height int
 	}{{"phone", 375, 812}, {"desktop", 1280, 900}} {
 		b.viewport(w.width, w.height)
-		for _, page := range []struct{ name, path string }{{"vehicles", ""}, {"vehicle", "vehicles/demo-1"}} {
+		for _, page := range []struct{ name, path string }{{"vehicles", ""}, {"vehicle", "vehicles/demo-1"}, {"drills", "drills/"}} {
 			b.open(ctx, f.console+page.path)
 			var o overflowResult
 			b.eval(overflow, &o)
@@ -402,6 +402,12 @@ func checkDrill(ctx context.Context, t *testing.T, b *browser, f *fleet, art str
 		return d.Report != ""
 	})
 	b.viewport(1280, 900)
+	b.open(ctx, f.console+"drills/")
+	var runLink string
+	b.eval(`(() => { const a = document.querySelector('tr[data-vehicle="demo-1"] a[href^="/drills/"]'); return a ? a.getAttribute("href") : ""; })()`, &runLink)
+	if runLink != d.Report {
+		t.Errorf("the fleet drills page links demo-1's report at %q, want %q", runLink, d.Report)
+	}
 	b.open(ctx, f.console+"vehicles/demo-1")
 	var href string
 	b.eval(`(() => { const a = document.querySelector('#drills a[href^="/drills/"]'); return a ? a.getAttribute("href") : ""; })()`, &href)

@@ -216,7 +216,7 @@ func TestDrillPages(t *testing.T) {
 		"/drills/veh-9/" + reps[0].ID + "/":             404,
 		"/drills/..%2fetc/" + reps[0].ID + "/":          404,
 		"/drills/veh-1/" + reps[0].ID + "/x/ladder.png": 404,
-		"/drills/": 404,
+		"/drills/veh-1/":                                404,
 	} {
 		if resp, body := get(t, h, path, nil); resp.StatusCode != code {
 			t.Errorf("%s: %d, want %d\n%s", path, resp.StatusCode, code, body)
@@ -308,5 +308,57 @@ func TestDrillReportEvent(t *testing.T) {
 	want := "drill primary-hang (report " + rep.ID + "): FAIL, aborted: the vehicle moved, 1 expectation(s) missed"
 	if got != want {
 		t.Errorf("describe: %q, want %q", got, want)
+	}
+}
+
+// TestDrillRunsPage: /drills/ lists the fleet's runs from the drill
+// store, each vehicle's outcome linking its report, and /api/drills has
+// them as stored.
+func TestDrillRunsPage(t *testing.T) {
+	s, d, reps := drillServer(t, Access{})
+	h := s.Handler()
+	_, body := get(t, h, "/drills/", nil)
+	if !strings.Contains(body, "No fleet drill run yet") {
+		t.Errorf("/drills/ without runs:\n%s", body)
+	}
+	st, _ := drillstore.Open(d.Dir())
+	id, err := st.NewRunID("primary-hang", reps[0].Started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := &drillstore.Run{Version: drillstore.RunVersion, ID: id, Name: "primary-hang", Started: reps[0].Started,
+		Ended: reps[0].Ended, Asked: []string{"veh-1", "veh-2"}, Vehicles: []drillstore.VehicleRun{{Vehicle: "veh-1"},
+			{Vehicle: "veh-2", Outcome: drillstore.Refused, Code: "unsafe", Message: "the vehicle moves", Moving: true}}}
+	run.Vehicles[0].Record(reps[0])
+	run.Summarize()
+	if err := st.SaveRun(run); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, h, "/drills/", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/drills/: %d\n%s", resp.StatusCode, body)
+	}
+	for _, w := range []string{
+		`primary-hang <span class="drill drill-fail">FAIL</span> <small>run ` + id,
+		"1 passed, 1 refused. 1 report: 300 requests, 0 missed, lowest availability 99.667 %",
+		`<td data-label="Figure">failover</td><td data-label="Vehicles">1</td><td data-label="p50">41.0 ms</td>`,
+		`<td data-label="Figure">drain</td><td data-label="Vehicles">0</td><td data-label="p50">—</td>`,
+		`<a href="/drills/veh-1/` + reps[0].ID + `/">report</a>`, `>refused</span></td><td data-label="Report or why">the vehicle moves</td>`,
+		`<code>vigil-fleet drill show ` + id + `</code>`, `<a href="/drills/">Drills</a>`,
+	} {
+		if !strings.Contains(body, w) {
+			t.Errorf("/drills/ lacks %s", w)
+		}
+	}
+	resp, body = get(t, h, "/api/drills", nil)
+	var doc struct{ Runs []drillstore.Run }
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || resp.StatusCode != 200 || len(doc.Runs) != 1 || doc.Runs[0].ID != id {
+		t.Errorf("/api/drills: %d %v\n%s", resp.StatusCode, err, body)
+	}
+
+	// Without a drill store the page says so.
+	plain, _ := newTestServer(t, Access{})
+	if _, body := get(t, plain.Handler(), "/drills/", nil); !strings.Contains(body, "keeps no fleet runs: not configured (--drills or --sink)") {
+		t.Errorf("/drills/ without a drill store:\n%s", body)
 	}
 }

@@ -135,6 +135,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /vehicles/{id}", s.vehiclePage)
 	mux.HandleFunc("GET /api/vehicles", s.vehiclesJSON)
 	mux.HandleFunc("GET /api/vehicles/{id}", s.vehicleJSON)
+	mux.HandleFunc("GET /drills/{$}", s.drillsPage)
+	mux.HandleFunc("GET /api/drills", s.drillsJSON)
 	if h, ok := s.cfg.Sources.Drills.(http.Handler); ok {
 		// The drill source's own pages and plots (Drill.Report links),
 		// under the same access rules and read-only.
@@ -162,6 +164,8 @@ type pageData struct {
 	Fleet   Fleet
 	Vehicle Vehicle
 	Online  int
+	Runs    []DrillRun // the drills page
+	Why     string     // the drills page: why it lists none
 }
 
 func (s *Server) vehiclesPage(w http.ResponseWriter, r *http.Request) {
