@@ -17,8 +17,9 @@
 //   - collect.go builds the view (view.go: Fleet, Vehicle, Event) from
 //     the sources at one instant; it reads no clock of its own.
 //   - server.go serves the pages and the JSON (/, /vehicles/<id>,
-//     /api/vehicles, /api/vehicles/<id>, /static/console.css, and a
-//     drill source's /drills/<vehicle>/<id>/…), and
+//     /api/vehicles, /api/vehicles/<id>, /static/console.css, the fleet's
+//     drill runs at /drills/ and /api/drills (drillruns.go), and a drill
+//     source's /drills/<vehicle>/<id>/…), and
 //     access.go decides who may ask: loopback only, unless TLS with
 //     client certificates or a bearer token from a file is configured.
 //
