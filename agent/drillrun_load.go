@@ -85,34 +85,43 @@ func (ld *drillLoad) stop() {
 // buffer are its own, reused: nothing is allocated per request but the
 // recorder's sample.
 func (ld *drillLoad) worker() {
-	d := ld.d
-	out := d.newOutputs()
-	var (
-		ans inference.Answer
-		sum [summarySize]byte
-	)
-	// Requests end by their deadlines: the run's end does not cut them.
-	ctx := context.Background()
+	w := ld.newWorker()
 	for range ld.ticks {
-		asked := time.Now()
-		seq := DrillFrameSeq + ld.seq.Add(1)
-		err := d.router.Infer(ctx, asked.Add(ld.budget), ld.in, out, &ans)
-		d.tel.request(&sum, seq, &ans, err != nil)
-		latency := ans.Latency
-		servedBy, status, reason := "", "no_result", ""
-		switch {
-		case err != nil:
-			latency, reason = time.Since(asked), wire.ReasonInvalidInput.String()
-		case ans.Status == inference.StatusOK:
-			servedBy, status = ans.ServedBy.String(), "ok"
-		default:
-			reason = wire.Reason(ans.Reason).String()
-		}
-		// Missed: answered after the deadline, on the answer's own
-		// clock at the summary's resolution (the microsecond), so that
-		// the inference stream tells the same.
-		ld.rec.Request(asked, latency, servedBy, status, reason, latency.Truncate(time.Microsecond) > ld.budget)
+		ld.request(w)
 	}
+}
+
+// drillWorker is what one worker reuses from request to request.
+type drillWorker struct {
+	out []inference.Tensor
+	ans inference.Answer
+	sum [summarySize]byte
+}
+
+func (ld *drillLoad) newWorker() *drillWorker { return &drillWorker{out: ld.d.newOutputs()} }
+
+// request sends one request and records its answer.
+func (ld *drillLoad) request(w *drillWorker) {
+	d := ld.d
+	asked := time.Now()
+	seq := DrillFrameSeq + ld.seq.Add(1)
+	// Requests end by their deadlines: the run's end does not cut them.
+	err := d.router.Infer(context.Background(), asked.Add(ld.budget), ld.in, w.out, &w.ans)
+	d.tel.request(&w.sum, seq, &w.ans, err != nil)
+	latency := w.ans.Latency
+	servedBy, status, reason := "", "no_result", ""
+	switch {
+	case err != nil:
+		latency, reason = time.Since(asked), wire.ReasonInvalidInput.String()
+	case w.ans.Status == inference.StatusOK:
+		servedBy, status = w.ans.ServedBy.String(), "ok"
+	default:
+		reason = wire.Reason(w.ans.Reason).String()
+	}
+	// Missed: answered after the deadline, on the answer's own clock at
+	// the summary's resolution (the microsecond), so that the inference
+	// stream tells the same.
+	ld.rec.Request(asked, latency, servedBy, status, reason, latency.Truncate(time.Microsecond) > ld.budget)
 }
 
 // drillFrame is a valid frame for the models' inputs: deterministic
