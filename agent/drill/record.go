@@ -238,6 +238,7 @@ func (r *Recorder) Finish(at time.Time, aborted string) *Report {
 		Origin:   r.origin,
 		Aborted:  aborted,
 		Expect:   r.s.Expect,
+		Load:     r.s.Load,
 	}
 	m.sort()
 	rep.Phases, rep.Totals = m.figures()

@@ -89,6 +89,9 @@ func TestRecorderFigures(t *testing.T) {
 	r := NewRecorder(hangScenario(), "car-1", "v1.2", "vigilctl", t0)
 	hangRun(r)
 	rep := r.Finish(at(5000), "")
+	if rep.Load != hangScenario().Load || rep.Load.Deadline == 0 {
+		t.Errorf("report's load %+v, want the scenario's %+v", rep.Load, hangScenario().Load)
+	}
 	want := []PhaseReport{
 		{Name: "baseline", StartMS: 0, EndMS: 1000, Passed: true, Figures: Figures{
 			Requests: 10, OK: 10, Availability: 1, DetectionMS: -1, FailoverMS: -1, BackToPrimaryMS: -1, DrainMS: -1,

@@ -28,7 +28,10 @@ type Report struct {
 	Phases   []PhaseReport `json:"phases"`
 	Totals   Figures       `json:"totals"`
 	Expect   Expect        `json:"expect"` // the expectations judged against
-	Series   Series        `json:"series"`
+	// Load is the request stream the run drove (absent from reports
+	// written before it was added).
+	Load   Load   `json:"load"`
+	Series Series `json:"series"`
 }
 
 // ReportVersion is the version of the report's JSON form.

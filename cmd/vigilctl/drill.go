@@ -311,9 +311,13 @@ func noResults(m map[string]int) string {
 
 // writeHTML renders the report's page (agent/drill/render) into path.
 // The latency plot's deadline line is the scenario's: deadline when the
-// scenario file is at hand, else the standard drill's of the report's
-// name, else render's default (the report does not carry its load).
+// scenario file is at hand, else the report's own load's, else the
+// standard drill's of the report's name (reports from before they carried
+// their load), else render's default.
 func writeHTML(path string, rep *drill.Report, deadline time.Duration) error {
+	if deadline == 0 {
+		deadline = rep.Load.Deadline
+	}
 	if s, ok := drill.Lookup(rep.Name); ok && deadline == 0 {
 		deadline = s.Load.Deadline
 	}

@@ -34,7 +34,7 @@
 //
 // Rendering is robust to odd reports (empty series, one sample, only
 // no-results, huge or non-finite latencies, negative times): it never
-// panics on them, and a nil report is an error. The report carries no
-// load, so the deadline drawn is Options.Deadline (33 ms by default, the
-// standard drills' deadline).
+// panics on them, and a nil report is an error. The deadline drawn is
+// Options.Deadline when set, else the report's load's (Report.Load), else
+// 33 ms (the standard drills' deadline).
 package render

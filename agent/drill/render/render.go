@@ -22,8 +22,9 @@ import (
 type Options struct {
 	// Width and Height are each PNG's size in pixels; 0 means 1000×360.
 	Width, Height int
-	// Deadline is the load's deadline, drawn on the latency plot; 0
-	// means DefaultDeadline.
+	// Deadline is the deadline drawn on the latency plot; 0 means the
+	// report's own (Report.Load.Deadline), or DefaultDeadline for a
+	// report that does not carry its load.
 	Deadline time.Duration
 }
 
@@ -86,6 +87,9 @@ var pictures = []picture{
 func PNGs(r *drill.Report, opt Options) ([]Image, error) {
 	if r == nil {
 		return nil, ErrNilReport
+	}
+	if opt.Deadline == 0 {
+		opt.Deadline = r.Load.Deadline // the run's own; 0 for a report of version 1 without it
 	}
 	opt, err := opt.normalized()
 	if err != nil {
