@@ -67,7 +67,9 @@ func TestStatusMatchesSchema(t *testing.T) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatal(err)
 	}
-	if w := st.Backends[0].Worker; w == nil || w.Pid <= 0 || w.MemoryLimitBytes != 2048<<20 || w.Down != "" {
+	// The kill grace is the watchdog's: 3 misses × the 33ms deadline.
+	if w := st.Backends[0].Worker; w == nil || w.Pid <= 0 || w.MemoryLimitBytes != 2048<<20 || w.Down != "" ||
+		w.KillGraceMs != 99 || w.KillGraceFrom != "the watchdog's kill grace" {
 		t.Errorf("primary (isolation: process): worker %+v", w)
 	}
 	if w := st.Backends[2].Worker; w != nil {

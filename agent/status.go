@@ -16,7 +16,7 @@ func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecon
 func workerStatus(ws inference.WorkerStats) *status.WorkerStatus {
 	return &status.WorkerStatus{Pid: ws.Pid, Restarts: ws.Restarts, Kills: ws.Kills, Crashes: ws.Crashes,
 		LastEnd: ws.LastEnd, LastRestartMs: msOf(ws.LastRestart), Down: ws.Down,
-		RSSBytes: ws.RSS, MemoryLimitBytes: ws.MemoryLimit}
+		RSSBytes: ws.RSS, MemoryLimitBytes: ws.MemoryLimit, KillGraceMs: msOf(ws.KillGrace), KillGraceFrom: ws.KillGraceFrom}
 }
 
 // Status gathers the daemon's state.

@@ -41,6 +41,11 @@ type WorkerStats struct {
 	// the limit above which it is killed (worker.memory_limit_mb); bytes.
 	RSS         int64 `json:"rss_bytes"`
 	MemoryLimit int64 `json:"memory_limit_bytes"`
+	// KillGrace is the grace a run abandoned now gets before the worker
+	// is killed, and KillGraceFrom where it comes from (worker.kill_grace,
+	// the watchdog's, the default).
+	KillGrace     time.Duration `json:"kill_grace_ns"`
+	KillGraceFrom string        `json:"kill_grace_from"`
 }
 
 // workers runs a backend's sessions in a worker process and replaces the
@@ -114,6 +119,8 @@ func (w *workers) stats() WorkerStats {
 	w.mu.Lock()
 	st.LastEnd, st.Down = w.lastEnd, w.down
 	w.mu.Unlock()
+	g := w.killGrace()
+	st.KillGrace, st.KillGraceFrom = g.d, g.from
 	return st
 }
 

@@ -105,6 +105,11 @@ type WorkerStatus struct {
 	// MemoryLimitBytes the limit above which it is killed.
 	RSSBytes         int64 `json:"rss_bytes"`
 	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
+	// KillGraceMs is how long a run may stay busy past its deadline before
+	// the worker is killed, KillGraceFrom where that comes from:
+	// worker.kill_grace, the watchdog's kill grace, or the default.
+	KillGraceMs   float64 `json:"kill_grace_ms"`
+	KillGraceFrom string  `json:"kill_grace_from,omitempty"`
 }
 
 // Counters since the daemon started.

@@ -342,6 +342,9 @@ func printWorker(w io.Writer, name string, ws *status.WorkerStatus) {
 	}
 	fmt.Fprintf(w, "%s worker: pid %s   restarts %d (kills %d, crashes %d)   memory %d MiB of %d MiB",
 		name, pid, ws.Restarts, ws.Kills, ws.Crashes, ws.RSSBytes>>20, ws.MemoryLimitBytes>>20)
+	if ws.KillGraceFrom != "" {
+		fmt.Fprintf(w, "   kill grace %gms (%s)", ws.KillGraceMs, ws.KillGraceFrom)
+	}
 	if ws.LastEnd != "" {
 		fmt.Fprintf(w, "   last end: %s (replaced in %.0fms)", ws.LastEnd, ws.LastRestartMs)
 	}

@@ -130,7 +130,8 @@ func TestPrintWorker(t *testing.T) {
 	var b bytes.Buffer
 	st := &status.Status{Backends: []status.BackendStatus{
 		{Name: "primary", Loaded: true, State: "healthy", Worker: &status.WorkerStatus{Pid: 4242, Restarts: 3, Kills: 2, Crashes: 1,
-			LastEnd: "a run was still busy 100ms after its deadline", LastRestartMs: 812.4, RSSBytes: 312 << 20, MemoryLimitBytes: 2048 << 20}},
+			LastEnd: "a run was still busy 100ms after its deadline", LastRestartMs: 812.4, RSSBytes: 312 << 20, MemoryLimitBytes: 2048 << 20,
+			KillGraceMs: 99, KillGraceFrom: "the watchdog's kill grace"}},
 		{Name: "shadow", Loaded: true, State: "failed", Worker: &status.WorkerStatus{Crashes: 5, Restarts: 4, MemoryLimitBytes: 1024 << 20,
 			LastEnd: "SIGABRT", Down: "SIGABRT; restarting"}},
 		{Name: "degraded", Loaded: true, State: "healthy"},
@@ -140,7 +141,7 @@ func TestPrintWorker(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"primary worker: pid 4242   restarts 3 (kills 2, crashes 1)   memory 312 MiB of 2048 MiB   last end: a run was still busy 100ms after its deadline (replaced in 812ms)\n",
+		"primary worker: pid 4242   restarts 3 (kills 2, crashes 1)   memory 312 MiB of 2048 MiB   kill grace 99ms (the watchdog's kill grace)   last end: a run was still busy 100ms after its deadline (replaced in 812ms)\n",
 		"shadow worker: pid none   restarts 4 (kills 0, crashes 5)   memory 0 MiB of 1024 MiB   last end: SIGABRT (replaced in 0ms)   DOWN: SIGABRT; restarting\n",
 	} {
 		if !strings.Contains(out, want) {
