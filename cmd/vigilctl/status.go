@@ -135,6 +135,7 @@ func printStatus(w io.Writer, st *status.Status) error {
 	printSync(w, &st.Sync)
 	printCheckpoints(w, &st.Checkpoints)
 	printDeployments(w, &st.Deployments)
+	printDrills(w, st.Drills)
 	if r := st.Restored; r != nil {
 		same := "unknown"
 		if r.ConfigSame != nil {
@@ -174,6 +175,29 @@ func noResult(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printDrills shows the drill going on and the newest report kept (the
+// section is there when the configuration allows drills).
+func printDrills(w io.Writer, s *status.DrillsStatus) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "drill: ")
+	switch r := s.Running; {
+	case r != nil:
+		fmt.Fprintf(w, "%s running (%s), phase %s", r.Name, r.ID, r.Phase)
+	default:
+		fmt.Fprintf(w, "none running")
+	}
+	if l := s.Last; l != nil {
+		verdict := map[bool]string{true: "passed", false: "FAILED"}[l.Passed]
+		if l.Aborted != "" {
+			verdict = "aborted: " + l.Aborted
+		}
+		fmt.Fprintf(w, "   last %s %s at %s: %s", l.Name, l.ID, l.Started, verdict)
+	}
+	fmt.Fprintf(w, "   %d reports kept (vigilctl drill report <id>)\n", s.Kept)
 }
 
 // printDeployments shows each role's latest model deployment.

@@ -64,6 +64,27 @@ func TestPrintRestored(t *testing.T) {
 // with what its state has to show (download progress, trial counts, the
 // health gate, a quarantine, the deadline, a report not yet sent);
 // nothing for a daemon older than deployments.
+func TestPrintDrills(t *testing.T) {
+	var b bytes.Buffer
+	printDrills(&b, nil)
+	if b.Len() != 0 {
+		t.Errorf("no drills section printed %q, want nothing", b.String())
+	}
+	printDrills(&b, &status.DrillsStatus{Running: &status.DrillRunning{ID: "20261206T031500Z-primary-hang", Name: "primary-hang", Phase: "fault"},
+		Last: &status.DrillLast{ID: "20261206T030000Z-link-cut", Name: "link-cut", Started: "2026-12-06T03:00:00Z", Passed: false}, Kept: 3})
+	printDrills(&b, &status.DrillsStatus{Last: &status.DrillLast{ID: "x-gpu-lost", Name: "gpu-lost", Started: "t", Aborted: "the vehicle moved"}, Kept: 1})
+	printDrills(&b, &status.DrillsStatus{})
+	for _, want := range []string{
+		"drill: primary-hang running (20261206T031500Z-primary-hang), phase fault   last link-cut 20261206T030000Z-link-cut at 2026-12-06T03:00:00Z: FAILED   3 reports kept (vigilctl drill report <id>)\n",
+		"drill: none running   last gpu-lost x-gpu-lost at t: aborted: the vehicle moved   1 reports kept",
+		"drill: none running   0 reports kept",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("drills lack %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestPrintDeployments(t *testing.T) {
 	var b bytes.Buffer
 	printDeployments(&b, &status.DeploymentsStatus{State: "on", TrustedKeys: 2, Quarantined: 1, Roles: []status.DeploymentStatus{
