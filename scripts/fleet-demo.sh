@@ -15,9 +15,14 @@
 # (primary-bad.onnx) failing its trial; v4 (primary-slow.onnx) promoted
 # with --skip-trial and rolled back by the health gate — each checked in
 # `vigil-fleet rollout status` and `vigilctl status --json`, with no frame
-# late. Last it checks that every request's telemetry reached the cloud,
-# prints the ingester's report and cleans up. It exits non-zero when any
-# step does not do what it says.
+# late. Then a fleet drill: vigil-fleet drill run link-cut --only-parked
+# sends the signed drill-run to the parked vehicle, waits for its report and
+# prints the fleet table; the report and the run are kept in the drill store
+# (drills/ beside the sink), shown by the console, and copied with the
+# report's HTML page into build/fleet-demo/. Last it checks that every
+# request's telemetry (the drill's load included) reached the cloud, prints
+# the ingester's report, the console's address and the report's files, and
+# cleans up. It exits non-zero when any step does not do what it says.
 #
 # The broker here listens on loopback without TLS to keep the walk-through
 # short; docs/operations.md ("Securing it") and docs/fleet.md say how to run
@@ -112,6 +117,7 @@ deployments:
     timeout_trial: 60s
     timeout_promoted: 60s
   trial: {max_rate: 30}      # candidate runs per second at most
+drills: {allowed: true}      # the fleet drill at the end (docs/drills.md); parked only
 YAML
 cat "$tmp/vigild.yaml" | sed -n '/^sync:/,$p' | sed 's/^/  /'
 "$bin/vigild" --config "$tmp/vigild.yaml" >"$tmp/vigild.log" 2>&1 &
@@ -278,11 +284,49 @@ echo "\$ vigilctl status    # the rungs, the counters and the deployments, as vi
 awk '/^BACKEND/,/^$/ {print; next} /^requests/ {print; next} /^model deployments/ {d=1; print; next} d && /^  / {print; next} {d=0}' \
   "$tmp/status.txt" | sed 's/^/  /'
 grep -q '^requests [0-9]*   invalid inputs 0   deadline misses 0 ' "$tmp/status.txt" || fail "vigild counted deadline misses"
+
+step "9. a fleet drill: link-cut on the parked vehicles (here demo-1), its report in the drill store and on the console"
+# The vehicle is parked since step 7 and vigild allows drills. link-cut
+# holds the cloud link down for 5 s while the drill's own load runs, and
+# measures the backlog (the RPO) and its drain once the link is back.
+drill=link-cut
+echo "\$ vigil-fleet drill run $drill --vehicles demo-1 --only-parked --sink sink --timeout 90s"
+drc=0
+"$bin/vigil-fleet" drill run "$drill" --vehicles demo-1 --only-parked --sink "$tmp/sink" --timeout 90s >"$tmp/drill.out" 2>"$tmp/drill.err" || drc=$?
+sed 's/^/  /' "$tmp/drill.out"
+read -r run_id outcome report_id < <("$bin/vigil-fleet" drill list --sink "$tmp/sink" --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["runs"][0]
+v = r["vehicles"][0]
+print(r["id"], v["outcome"], v.get("report_id") or "-")') || fail "vigil-fleet drill list --json"
+echo "  run $run_id: demo-1 $outcome (vigil-fleet drill run exited $drc)"
+case "$outcome" in
+  passed) [ "$drc" = 0 ] || fail "vigil-fleet drill run exited $drc with the drill passed" ;;
+  failed) echo "  the drill ran and reported, but missed its expectations on this machine: see the report below" ;;
+  *) cat "$tmp/drill.err" >&2; fail "the fleet drill produced no report: demo-1 $outcome" ;;
+esac
+report_file="$tmp/drills/reports/demo-1/$report_id.json"
+[ -s "$report_file" ] || fail "the drill store lacks $report_file"
+keep="$root/build/fleet-demo"
+mkdir -p "$keep"
+cp "$report_file" "$keep/$report_id.json"
+echo "\$ vigilctl drill report $report_id --html $report_id.html    # the vehicle's copy, drawn"
+"$bin/vigilctl" drill report "$report_id" --html "$keep/$report_id.html" >/dev/null || true
+[ -s "$keep/$report_id.html" ] || fail "vigilctl drill report --html wrote nothing"
+console="http://127.0.0.1:8480"
+page="$console/drills/demo-1/$report_id/"
+python3 - "$page" <<'PY' || fail "the console does not serve the drill's page"
+import sys, urllib.request
+for url in (sys.argv[1], sys.argv[1] + "latency.png"):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200 and len(r.read()) > 1000, url
+print("  the console serves the report's page and its plots")
+PY
 kill -TERM "$serve"; reap "$serve" || fail "vigil-fleet serve did not stop cleanly"
 tail -n 1 "$tmp/serve.log" | sed 's/^/  vigil-fleet serve: /'
 grep -q '; 0 refused' "$tmp/serve.log" || fail "vigil-fleet serve refused requests"
 
-step "9. what reached the cloud"
+step "10. what reached the cloud"
 # Once the link is live again every record vigild wrote is acknowledged:
 # the cloud must hold one inference record per request.
 for _ in $(seq 1 100); do
@@ -318,4 +362,7 @@ assert n == want, f"{n} inference records in the cloud, want {want}, one per req
 print(f"  the cloud holds {n} inference records of demo-1")
 PY
 echo
-echo "fleet-demo: done — signed commands carried out; pilotnet v2 committed, v3 failed its trial, v4 rolled back by the health gate, no frame late; telemetry in the cloud"
+echo "fleet-demo: done — signed commands carried out; pilotnet v2 committed, v3 failed its trial, v4 rolled back by the health gate, no frame late; a fleet drill ($drill: $outcome) reported; telemetry in the cloud"
+echo "  the console (vigil-fleet serve, while the demo ran): $console/ — the drill's page: $page"
+echo "  the drill's report: $keep/$report_id.json"
+echo "  drawn (vigilctl drill report --html): $keep/$report_id.html"
