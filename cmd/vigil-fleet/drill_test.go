@@ -303,6 +303,46 @@ func TestDrillRunOverMutualTLS(t *testing.T) {
 	}
 }
 
+// TestDrillRunInterrupted: interrupted while it waits for a report, drill
+// run stores the run finished, the vehicle without a report as no-report,
+// and fails.
+func TestDrillRunInterrupted(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{})
+	key := keygen(t)
+	v := startDrillVehicle(t, b, "veh-1", key+".pub", false, true, true, figures(1, 1))
+	dir := t.TempDir()
+	defer func() {
+		if len(v.executed()) != 1 {
+			t.Errorf("veh-1 executed %d commands", len(v.executed()))
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // interrupt once the run is stored waiting for the report
+		defer cancel()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			s, err := drillstore.Open(dir)
+			if err != nil {
+				return
+			}
+			if runs, _ := s.Runs(); len(runs) == 1 && runs[0].Vehicles[0].Outcome == drillstore.Pending {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	out, _, err := fleetCtx(ctx, "drill", "run", "primary-hang", "--vehicles", "veh-1", "--key", key+".key", "--drills", dir, "--broker", b.URL(), "--timeout", "1m")
+	if err == nil || !strings.Contains(err.Error(), "veh-1 (no-report)") || time.Since(start) > 30*time.Second {
+		t.Fatalf("interrupted run: %v after %v\n%s", err, time.Since(start), out)
+	}
+	s, _ := drillstore.Open(dir)
+	runs, err := s.Runs()
+	if err != nil || len(runs) != 1 || runs[0].Ended.IsZero() || runs[0].Vehicles[0].Outcome != drillstore.NoReport ||
+		runs[0].Vehicles[0].Message != "interrupted while waiting for the report" || runs[0].Vehicles[0].ReportID == "" {
+		t.Fatalf("stored run: %+v, %v", runs, err)
+	}
+}
+
 // TestDrillBadInput: every bad flag or argument is named, before
 // anything is sent.
 func TestDrillBadInput(t *testing.T) {
