@@ -177,7 +177,7 @@ func TestDrillRunFleetEndToEnd(t *testing.T) {
 	silent := startDrillVehicle(t, b, "veh-04", key+".pub", false, true, true, figures(1, 1))
 	sink := filepath.Join(t.TempDir(), "sink")
 	dir := filepath.Join(filepath.Dir(sink), "drills") // the default beside --sink
-	base := []string{"drill", "run", "primary-hang", "--key", key + ".key", "--broker", b.URL(), "--sink", sink, "--timeout", "2s"}
+	base := []string{"drill", "run", "primary-hang", "--key", key + ".key", "--broker", b.URL(), "--sink", sink, "--timeout", "3s"}
 
 	out, stderr, err := fleet(t, append(base, "--vehicles", "veh-01,veh-02,veh-03,veh-04", "--only-parked")...)
 	t.Logf("first run:\n%s%s", out, stderr)
@@ -188,7 +188,7 @@ func TestDrillRunFleetEndToEnd(t *testing.T) {
 		"veh-01   passed     450", "41.0ms", "12.0ms", "1200.0ms", "800.0ms", "100.00%", "310.0ms",
 		"veh-02   failed", "failover 48.0ms over max_failover 33ms",
 		"veh-03   skipped", "the vehicle moves (unsafe_while_moving)",
-		"veh-04   no-report", "no report within 2s",
+		"veh-04   no-report", "no report within 3s",
 		"fleet: 1 passed, 1 failed, 1 skipped, 1 no-report",
 		"detection        2         41.0ms    60.0ms    60.0ms", "failover         2         12.0ms    48.0ms    48.0ms",
 		"no earlier run of primary-hang to compare with", filepath.Join(dir, "reports", "veh-01")} {
