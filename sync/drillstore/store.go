@@ -258,8 +258,8 @@ func readJSON(path string, v any) error {
 // syncFile is (*os.File).Sync; a test may make it fail.
 var syncFile = (*os.File).Sync
 
-// writeFile replaces path with raw: a temporary file beside it, fsynced,
-// renamed over it, the directory fsynced.
+// writeFile replaces path with raw (mode 0644): a temporary file beside
+// it, fsynced, renamed over it, the directory fsynced.
 func writeFile(path string, raw []byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -272,7 +272,10 @@ func writeFile(path string, raw []byte) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(raw); err == nil {
+	if err = f.Chmod(0o644); err == nil { // as the rollouts directory's files: the console may run as another user
+		_, err = f.Write(raw)
+	}
+	if err == nil {
 		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {

@@ -97,6 +97,9 @@ func TestReportsRoundTripNewestFirst(t *testing.T) {
 	if len(ents) != 3 {
 		t.Fatalf("files: %v", ents)
 	}
+	if st, err := os.Stat(s.ReportPath("car-1", mid.ID)); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("report file mode: %v, %v", st.Mode(), err)
+	}
 	if got, _ := s.Report("car-1", mid.ID); !got.Passed {
 		t.Fatal("replaced report not read back")
 	}
