@@ -23,7 +23,7 @@ all: build
 
 help:
 	@echo "make demo     start vigild with the demo models and drive it with vigil-sim for a minute"
-	@echo "make fleet-demo  a broker, vigild with the cloud link, the ingester, signed fleet commands and model rollouts"
+	@echo "make fleet-demo  a broker, vigild with the cloud link, the ingester, signed fleet commands, model rollouts and a fleet drill"
 	@echo "make dr-demo  disaster recovery: checkpoints uploaded, the vehicle's computer lost, restored onto a new unit"
 	@echo "make deps     fetch ONNX Runtime $(ORT_VER) (npm registry) and generate the demo models"
 	@echo "make test     vet, then every test (race detector on concurrent packages); does its own set-up"

@@ -76,6 +76,8 @@ var rules = []rule{
 	{pkgs: "sync/ingest", notLinks: []string{badger}, why: "the cloud side keeps batches in files, not in Badger"},
 	{pkgs: "sync/ckptlink", notLinks: []string{badger}, why: "the checkpoint receiver runs in vigil-fleet, which never links Badger"},
 	{pkgs: "sync/blob", notLinks: []string{badger}, why: "the fleet's checkpoint store keeps chunks in files"},
+	{pkgs: "sync/drillstore", notLinks: []string{onnxruntime, badger, nvml}, why: "the fleet's drill store keeps reports in files"},
+	{pkgs: "agent/drill/...", notLinks: []string{onnxruntime, badger, nvml, paho}, why: "drill scenarios, reports and their pictures are read by vigilctl and vigil-fleet"},
 	{pkgs: "cmd/vigilctl", notLinks: []string{onnxruntime, badger, nvml, paho}, why: "vigilctl talks to the daemon over its socket"},
 	{pkgs: "cmd/vigil-fleet", notLinks: []string{onnxruntime, badger, nvml}, why: "the fleet side runs in the cloud, without a GPU or a vehicle's store"},
 	{pkgs: "hw/sample", stdOnly: true, why: "the reading in the status document, decoded by vigilctl"},
