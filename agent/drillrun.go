@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,20 +118,31 @@ func (d *Daemon) startDrill(s drill.Scenario, origin string) (string, *drillRefu
 	first := "starting"
 	run.phase.Store(&first)
 	d.drills.cur = run
-	rec := drill.NewRecorder(s, d.cfg.VehicleID, Version, origin, started)
 	d.drills.wg.Add(1)
-	go d.runDrill(run, s, rec, started)
+	go d.runDrill(run, s, origin, started)
 	d.log.Warn("drill started", zap.String("drill", s.Name), zap.String("id", id), zap.String("origin", origin))
 	return id, nil
 }
 
-// runDrill drives the load, applies each phase's fault, and keeps the
-// report. The faults are cleared whatever happens.
-func (d *Daemon) runDrill(run *drillRun, s drill.Scenario, rec *drill.Recorder, started time.Time) {
+// runDrill waits for a healthy ladder, drives the load, applies each
+// phase's fault, and keeps the report. The faults are cleared whatever
+// happens.
+func (d *Daemon) runDrill(run *drillRun, s drill.Scenario, origin string, asked time.Time) {
 	defer d.drills.wg.Done()
 	ctx, cancel := context.WithCancelCause(d.drills.ctx)
 	defer cancel(nil)
 	stopWatch := d.watchParked(ctx, cancel)
+	settling := "waiting for a healthy ladder"
+	run.phase.Store(&settling)
+	if why := d.drillSettle(ctx); why != "" {
+		stopWatch()
+		rep := drill.NewRecorder(s, d.cfg.VehicleID, Version, origin, asked).Finish(time.Now(), why)
+		rep.ID = run.id
+		d.finishDrill(rep)
+		return
+	}
+	started := time.Now()
+	rec := drill.NewRecorder(s, d.cfg.VehicleID, Version, origin, started)
 	d.drillLadderStart(rec, started)
 	d.drills.rec.Store(rec)
 	load := d.startDrillLoad(s.Load, rec)
@@ -157,6 +169,11 @@ func (d *Daemon) runDrill(run *drillRun, s drill.Scenario, rec *drill.Recorder, 
 	d.drills.rec.Store(nil)
 	rep := rec.Finish(time.Now(), aborted)
 	rep.ID = run.id
+	d.finishDrill(rep)
+}
+
+// finishDrill keeps a run's report and ends the run.
+func (d *Daemon) finishDrill(rep *drill.Report) {
 	d.keepDrillReport(rep)
 	d.drills.mu.Lock()
 	d.drills.cur = nil
@@ -167,6 +184,48 @@ func (d *Daemon) runDrill(run *drillRun, s drill.Scenario, rec *drill.Recorder, 
 	}
 	lvl("drill ended", zap.String("drill", rep.Name), zap.String("id", rep.ID), zap.Bool("passed", rep.Passed),
 		zap.String("aborted", rep.Aborted), zap.Strings("failures", rep.Failures))
+}
+
+// drillSettleMax bounds how long a run waits, before its first phase, for
+// every loaded rung to be healthy; drillSettlePoll is how often it looks.
+// (Atomic so that tests can shorten it while a daemon runs.)
+var drillSettleMax atomic.Int64 // nanoseconds
+
+func init() { drillSettleMax.Store(int64(15 * time.Second)) }
+
+const drillSettlePoll = 20 * time.Millisecond
+
+// drillSettle waits until every loaded backend is healthy, so that a run
+// measures its own faults and not the end of an earlier one (a rung still
+// in probation, or forced out). It returns "" then, or why the run cannot
+// start: the ladder stayed unhealthy for drillSettleMax, or ctx ended.
+func (d *Daemon) drillSettle(ctx context.Context) string {
+	settleMax := time.Duration(drillSettleMax.Load())
+	limit := time.Now().Add(settleMax)
+	for {
+		ws := d.shell.Status()
+		var sick []string
+		for b := range watchdog.NumBackends {
+			if d.backends[b] == nil {
+				continue
+			}
+			if st := ws.Backends[b].State; st != watchdog.Healthy {
+				sick = append(sick, watchdog.Backend(b).String()+" "+st.String())
+			}
+		}
+		if len(sick) == 0 {
+			return ""
+		}
+		if time.Now().After(limit) {
+			return fmt.Sprintf("not started: the ladder was not healthy %v after the drill was asked for (%s); a drill starts from a healthy ladder (a rung forced out needs vigilctl clear)",
+				settleMax, strings.Join(sick, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return "not started: " + context.Cause(ctx).Error()
+		case <-time.After(drillSettlePoll):
+		}
+	}
 }
 
 // drillClearTimeout bounds the clearing of one fault.

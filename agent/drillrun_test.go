@@ -446,6 +446,58 @@ func TestDrillAbortedWhenTheVehicleMoves(t *testing.T) {
 	}
 }
 
+// TestDrillWaitsForAHealthyLadder: a run starts from a healthy ladder. With
+// a rung forced out it waits, and when the rung is cleared in time it runs
+// from then on; a rung still out at the limit ends it unstarted, saying
+// which rung was not healthy, with no phase run and no fault injected.
+func TestDrillWaitsForAHealthyLadder(t *testing.T) {
+	defer drillSettleMax.Store(drillSettleMax.Load())
+	drillSettleMax.Store(int64(400 * time.Millisecond))
+	cfg := drillRunConfig(t)
+	d, c := startDaemon(t, cfg)
+	setVehicle(t, c, client.Parked)
+	if err := control(t, c, client.ControlRequest{Op: client.OpForceOut, Backend: client.Shadow}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := startDrillRun(t, c, "", []byte(shortHang))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := waitDrillReport(t, c, id, 5*time.Second)
+	if rep.Passed || !strings.Contains(rep.Aborted, "not healthy") || !strings.Contains(rep.Aborted, "shadow") {
+		t.Fatalf("report with the shadow forced out: passed %v, aborted %q", rep.Passed, rep.Aborted)
+	}
+	for _, ph := range rep.Phases {
+		if ph.Requests != 0 {
+			t.Errorf("phase %s has %d requests in a run that never started", ph.Name, ph.Requests)
+		}
+	}
+	if f := d.faults[watchdog.Primary].Fault(); f.Kind != inference.FaultNone {
+		t.Errorf("the primary's fault %v was injected", f.Kind)
+	}
+
+	drillSettleMax.Store(int64(10 * time.Second))
+	id, err = startDrillRun(t, c, "", []byte(shortHang))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.DrillReport(ctx, id)
+	if err != nil || !st.Running || st.Phase != "waiting for a healthy ladder" {
+		t.Fatalf("run while the shadow is out: %+v, %v; want it waiting for a healthy ladder", st, err)
+	}
+	cleared := time.Now()
+	if err := control(t, c, client.ControlRequest{Op: client.OpClear, Backend: client.Shadow}); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ = waitDrillReport(t, c, id, 30*time.Second)
+	if rep.Aborted != "" || rep.Started.Before(cleared) || rep.Totals.Requests == 0 {
+		t.Fatalf("run after the clear: aborted %q, started %v (cleared at %v), %d requests", rep.Aborted, rep.Started, cleared, rep.Totals.Requests)
+	}
+}
+
 // TestDrillAbortedWhenTheDaemonStops: a daemon that stops in the middle
 // of a drill clears its fault, and keeps the report, aborted, in its store
 // for the next start.
