@@ -302,8 +302,10 @@ func (d *Daemon) drillLadderStart(rec *drill.Recorder, at time.Time) {
 // drillReady hands the watchdog's transitions to the run going on. It runs
 // on the watchdog's goroutine (onReady), with the same time the events
 // stream's transition records carry.
+// A fail-back the switch cap deferred goes in as a note: it says why the
+// primary did not come back.
 func (d *Daemon) drillReady(now time.Time, rd watchdog.Ready) {
-	if len(rd.Transitions) == 0 {
+	if len(rd.Transitions) == 0 && len(rd.Alerts) == 0 {
 		return
 	}
 	rec := d.drills.rec.Load()
@@ -312,6 +314,11 @@ func (d *Daemon) drillReady(now time.Time, rd watchdog.Ready) {
 	}
 	for _, t := range rd.Transitions {
 		rec.Ladder(now, t.Backend.String(), t.To.String(), t.Reason)
+	}
+	for _, a := range rd.Alerts {
+		if a.Kind == watchdog.AlertFailbackDeferred {
+			rec.Note(now, "watchdog: "+a.Message)
+		}
 	}
 }
 

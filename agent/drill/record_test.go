@@ -233,6 +233,27 @@ func TestRecorderBoundaries(t *testing.T) {
 			t.Error("nil series: JSON would hold null")
 		}
 	})
+	t.Run("fail-back held back", func(t *testing.T) {
+		s := hangScenario()
+		s.Expect = Expect{MaxBackToPrimary: time.Second}
+		r := NewRecorder(s, "v", "", "", t0)
+		for i := range s.Phases {
+			r.PhaseStarted(i, at(float64(i)*1000))
+			if i == 1 {
+				r.Note(at(1500), "watchdog: primary passed probation; fail-back deferred: 1 switches in the last minute (cap 4)") // before the clearing: not quoted
+			}
+			if i == 2 {
+				r.Note(at(2400), "watchdog: primary passed probation; fail-back deferred: 3 switches in the last minute (cap 4)")
+			}
+			r.PhaseEnded(i, at(float64(i+1)*1000))
+		}
+		rep := r.Finish(at(3000), "")
+		want := "phase fault: back to primary not measured: the primary served no answer after the clearing" +
+			" (the watchdog held it back: watchdog: primary passed probation; fail-back deferred: 3 switches in the last minute (cap 4))"
+		if rep.Passed || !reflect.DeepEqual(rep.Failures, []string{want}) {
+			t.Errorf("failures %q, want %q", rep.Failures, want)
+		}
+	})
 	t.Run("aborted in the fault", func(t *testing.T) {
 		s := hangScenario()
 		s.Expect = Expect{MaxFailover: time.Second}

@@ -2,6 +2,7 @@ package drill
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -40,7 +41,7 @@ func judge(rep *Report, s Scenario, ran []bool) {
 	}
 	for i := range rep.Phases {
 		p := &rep.Phases[i]
-		p.Failures = judgePhase(p, s.Phases[i], e, ran[i])
+		p.Failures = judgePhase(p, s.Phases[i], e, ran[i], deferredAfter(rep.Series.Marks, float64(p.EndMS)))
 		p.Passed = len(p.Failures) == 0
 		for _, f := range p.Failures {
 			fails = append(fails, "phase "+p.Name+": "+f)
@@ -50,8 +51,27 @@ func judge(rep *Report, s Scenario, ran []bool) {
 	rep.Passed = len(fails) == 0
 }
 
-// judgePhase returns the expectations phase p missed.
-func judgePhase(p *PhaseReport, ph Phase, e Expect, ran bool) []string {
+// FailbackDeferred is the word a Note carries when the watchdog held a
+// fail-back back (its switch cap: watchdog.AlertFailbackDeferred's
+// message); the verdict quotes such a note when the primary never came
+// back.
+const FailbackDeferred = "fail-back deferred"
+
+// deferredAfter returns the last note at or after t (ms) saying the
+// watchdog deferred a fail-back, or "".
+func deferredAfter(marks []Mark, t float64) string {
+	last := ""
+	for _, m := range marks {
+		if m.TMS >= t && strings.Contains(m.Label, FailbackDeferred) {
+			last = m.Label
+		}
+	}
+	return last
+}
+
+// judgePhase returns the expectations phase p missed. deferred is the
+// watchdog's word on a fail-back it held back after the phase, if any.
+func judgePhase(p *PhaseReport, ph Phase, e Expect, ran bool, deferred string) []string {
 	if !ran {
 		return []string{"not run"}
 	}
@@ -75,7 +95,11 @@ func judgePhase(p *PhaseReport, ph Phase, e Expect, ran bool) []string {
 		}
 		limit("detection", p.DetectionMS, e.MaxDetection, "the watchdog never moved "+who+" away from healthy after the injection")
 		limit("failover", p.FailoverMS, e.MaxFailover, "no answer from another rung during the fault")
-		limit("back to primary", p.BackToPrimaryMS, e.MaxBackToPrimary, "the primary served no answer after the clearing")
+		never := "the primary served no answer after the clearing"
+		if deferred != "" {
+			never += " (the watchdog held it back: " + deferred + ")"
+		}
+		limit("back to primary", p.BackToPrimaryMS, e.MaxBackToPrimary, never)
 	}
 	limit("drain", p.DrainMS, e.MaxDrain, "records appended before the clearing were still unsynced at the last backlog sample")
 	return fails
