@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/vigil-av/vigil/agent/drill"
 	"github.com/vigil-av/vigil/sync/cmdlink"
@@ -54,40 +51,8 @@ func startDrillVehicle(t *testing.T, b *mqtttest.Broker, id, pubFile string, mov
 
 func startDrillVehicleTLS(t *testing.T, b *mqtttest.Broker, id, pubFile string, moving, silent, passed bool, totals drill.Figures, tlsCfg *tls.Config) *drillVehicle {
 	t.Helper()
-	pub, err := cmdlink.ReadPublicKey(pubFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := command.NewVerifier(command.VerifierConfig{Keys: map[string]ed25519.PublicKey{command.KeyIDOf(pub): pub},
-		Vehicle: id, Now: time.Now, Nonces: command.NewMemoryNonces(time.Now)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := &drillVehicle{t: t, id: id, totals: totals, passed: passed, silent: silent, pub: b.Client(t, id+"-drill", tlsCfg)}
-	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
-	var link *cmdlink.Link
-	r, err := cmdlink.NewReceiver(cmdlink.Config{Vehicle: id, Verifier: v, Exec: cmdlink.ExecutorFunc(d.execute),
-		Moving: func() bool { return moving }, Publish: func(topic string, p []byte) error { return link.Publish(topic, p) }, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if link, err = cmdlink.DialLink(ctx, cmdlink.LinkConfig{Broker: b.URL(), ClientID: id, TLS: tlsCfg, Log: log}, r.Topics(), r.Handle); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		r.Close(ctx)
-		d.wg.Wait()
-		if err := link.Close(ctx); err != nil {
-			t.Errorf("%s: link close: %v", id, err)
-		}
-	})
+	startReceiver(t, b, id, pubFile, tlsCfg, d.execute, func() bool { return moving }, d.wg.Wait)
 	return d
 }
 

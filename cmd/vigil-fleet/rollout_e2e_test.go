@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/vigil-av/vigil/models/bundle"
 	"github.com/vigil-av/vigil/sync/cmdlink"
@@ -61,40 +58,8 @@ func (s *standIn) commands(c command.Command) []command.Envelope {
 
 func startStandIn(t *testing.T, b *mqtttest.Broker, id, pubFile string, fail bool, hold chan struct{}) *standIn {
 	t.Helper()
-	pub, err := cmdlink.ReadPublicKey(pubFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := command.NewVerifier(command.VerifierConfig{Keys: map[string]ed25519.PublicKey{command.KeyIDOf(pub): pub},
-		Vehicle: id, Now: time.Now, Nonces: command.NewMemoryNonces(time.Now)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &standIn{t: t, id: id, fail: fail, hold: hold, pub: b.Client(t, id+"-reports", nil)}
-	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
-	var link *cmdlink.Link
-	r, err := cmdlink.NewReceiver(cmdlink.Config{Vehicle: id, Verifier: v, Exec: cmdlink.ExecutorFunc(s.execute),
-		Moving: func() bool { return false }, Publish: func(topic string, p []byte) error { return link.Publish(topic, p) }, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if link, err = cmdlink.DialLink(ctx, cmdlink.LinkConfig{Broker: b.URL(), ClientID: id, Log: log}, r.Topics(), r.Handle); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		r.Close(ctx)
-		s.wg.Wait()
-		if err := link.Close(ctx); err != nil {
-			t.Errorf("%s: link close: %v", id, err)
-		}
-	})
+	startReceiver(t, b, id, pubFile, nil, s.execute, func() bool { return false }, s.wg.Wait)
 	return s
 }
 
