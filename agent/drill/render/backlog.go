@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"image/color"
 	"math"
-	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -42,21 +41,7 @@ func (ls linkSpans) Plot(c draw.Canvas, p *plot.Plot) {
 func backlogPlot(r *drill.Report, tl timeline, _ Options) (*plot.Plot, error) {
 	p := newPlot(heading(r)+": unsynced telemetry backlog", tl)
 	p.Y.Label.Text = "unsynced records"
-	samples := make([]drill.BacklogSample, 0, len(r.Series.Backlog))
-	for _, s := range r.Series.Backlog {
-		if finite(s.TMS) {
-			samples = append(samples, s)
-		}
-	}
-	slices.SortStableFunc(samples, func(a, b drill.BacklogSample) int {
-		switch {
-		case a.TMS < b.TMS:
-			return -1
-		case a.TMS > b.TMS:
-			return 1
-		}
-		return 0
-	})
+	samples := inTimeOrder(r.Series.Backlog, func(s drill.BacklogSample) float64 { return s.TMS })
 	xys := make(plotter.XYs, len(samples))
 	var spans linkSpans
 	top, most := 0.0, uint64(0)

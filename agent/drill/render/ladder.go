@@ -58,23 +58,9 @@ func (b ladderBands) Plot(c draw.Canvas, p *plot.Plot) {
 
 func ladderPlot(r *drill.Report, tl timeline, _ Options) (*plot.Plot, error) {
 	p := newPlot(heading(r)+": each backend's state", tl)
-	samples := make([]drill.LadderSample, 0, len(r.Series.Ladder))
-	for _, s := range r.Series.Ladder {
-		if finite(s.TMS) {
-			samples = append(samples, s)
-		}
-	}
 	// Transitions in time order; a backend's rows in the order the
 	// report first names them (the ladder's order at T 0).
-	slices.SortStableFunc(samples, func(a, b drill.LadderSample) int {
-		switch {
-		case a.TMS < b.TMS:
-			return -1
-		case a.TMS > b.TMS:
-			return 1
-		}
-		return 0
-	})
+	samples := inTimeOrder(r.Series.Ladder, func(s drill.LadderSample) float64 { return s.TMS })
 	var names []string
 	row := map[string]int{}
 	for _, s := range r.Series.Ladder {

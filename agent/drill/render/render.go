@@ -2,10 +2,12 @@ package render
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"image/png"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,6 +150,19 @@ type timeline struct {
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// inTimeOrder returns the samples whose time (at) is a finite number,
+// sorted by it; samples at the same time keep their order.
+func inTimeOrder[S any](in []S, at func(S) float64) []S {
+	out := make([]S, 0, len(in))
+	for _, s := range in {
+		if finite(at(s)) {
+			out = append(out, s)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b S) int { return cmp.Compare(at(a), at(b)) })
+	return out
+}
 
 // newTimeline spans the run (Started to Ended), every phase and every
 // sample, ignoring values that are not finite numbers.
