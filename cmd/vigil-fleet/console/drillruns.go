@@ -43,6 +43,9 @@ type DrillRun struct {
 	Figures  []RunFigure
 	Totals   string
 	Vehicles []RunVehicle
+	// Earlier is the id of the run of the same drill before this one
+	// ("" for the first): vigil-fleet drill show compares the two.
+	Earlier string
 }
 
 // RunFigure is a figure's spread over the fleet.
@@ -138,7 +141,14 @@ func (s *Server) drillsPage(w http.ResponseWriter, r *http.Request) {
 		d.Fleet.Problems = append(d.Fleet.Problems, "drill runs: "+err.Error())
 	}
 	for i := range runs {
-		d.Runs = append(d.Runs, newDrillRun(&runs[i]))
+		v := newDrillRun(&runs[i])
+		for _, older := range runs[i+1:] { // newest first
+			if older.Name == runs[i].Name {
+				v.Earlier = older.ID
+				break
+			}
+		}
+		d.Runs = append(d.Runs, v)
 	}
 	s.render(w, "drills.html", d)
 }

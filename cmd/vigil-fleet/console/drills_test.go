@@ -344,15 +344,27 @@ func TestDrillRunsPage(t *testing.T) {
 		`<td data-label="Figure">failover</td><td data-label="Vehicles">1</td><td data-label="p50">41.0 ms</td>`,
 		`<td data-label="Figure">drain</td><td data-label="Vehicles">0</td><td data-label="p50">—</td>`,
 		`<a href="/drills/veh-1/` + reps[0].ID + `/">report</a>`, `>refused</span></td><td data-label="Report or why">the vehicle moves</td>`,
-		`<code>vigil-fleet drill show ` + id + `</code>`, `<a href="/drills/">Drills</a>`,
+		`The first run of primary-hang in the drill store: none before it to compare with.`, `<a href="/drills/">Drills</a>`,
 	} {
 		if !strings.Contains(body, w) {
 			t.Errorf("/drills/ lacks %s", w)
 		}
 	}
+	// A second run of the drill is compared with the first.
+	again := *run
+	if again.ID, err = st.NewRunID("primary-hang", reps[0].Started.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	again.Started = again.Started.Add(time.Minute)
+	if err := st.SaveRun(&again); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, h, "/drills/", nil); !strings.Contains(body, `Compared with the run before (`+id+`): <code>vigil-fleet drill show `+again.ID+`</code>`) {
+		t.Errorf("/drills/ with two runs lacks the comparison of the second with the first:\n%s", body)
+	}
 	resp, body = get(t, h, "/api/drills", nil)
 	var doc struct{ Runs []drillstore.Run }
-	if err := json.Unmarshal([]byte(body), &doc); err != nil || resp.StatusCode != 200 || len(doc.Runs) != 1 || doc.Runs[0].ID != id {
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || resp.StatusCode != 200 || len(doc.Runs) != 2 || doc.Runs[0].ID != again.ID || doc.Runs[1].ID != id {
 		t.Errorf("/api/drills: %d %v\n%s", resp.StatusCode, err, body)
 	}
 
